@@ -1,0 +1,273 @@
+// The Python binding: converts arrays and strings, releases the GIL, and
+// nothing else. Validation lives in pyvae/, arithmetic in vae.h.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+
+#include "vae.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace py = pybind11;
+using namespace pyvae;
+
+namespace {
+
+template <class E>
+E parse(const std::string& value, std::initializer_list<std::pair<const char*, E>> options,
+        const char* what) {
+    for (const auto& [name, e] : options)
+        if (value == name) return e;
+    throw std::invalid_argument(std::string("unknown ") + what + ": '" + value + "'");
+}
+
+Config make_config(int n_features, int n_components, std::vector<int> hidden, const std::string& activation,
+                   const std::string& likelihood, const std::string& kl, const std::string& posterior,
+                   const std::string& estimator, int n_mc_samples, double beta, bool missing) {
+    Config c;
+    c.n_features = n_features;
+    c.n_components = n_components;
+    c.hidden_layer_sizes = std::move(hidden);
+    c.activation = parse<Activation>(activation, {{"relu", Activation::relu}, {"tanh", Activation::tanh}}, "activation");
+    c.likelihood = parse<Likelihood>(likelihood, {{"bernoulli", Likelihood::bernoulli}, {"gaussian", Likelihood::gaussian},
+                                                 {"gaussian_isotropic", Likelihood::gaussian_isotropic}}, "likelihood");
+    c.kl = parse<KLMode>(kl, {{"analytic", KLMode::analytic}, {"mc", KLMode::mc}}, "kl");
+    c.posterior = parse<Posterior>(posterior, {{"gaussian", Posterior::gaussian}, {"logistic", Posterior::logistic},
+                                               {"laplace", Posterior::laplace}}, "posterior");
+    c.estimator = parse<Estimator>(estimator, {{"reparameterization", Estimator::reparameterization},
+                                               {"score_function", Estimator::score_function}}, "gradient_estimator");
+    c.n_mc_samples = n_mc_samples;
+    c.beta = beta;
+    c.missing = missing;
+    return c;
+}
+
+// Arrays the core reads: any layout or dtype is converted once, here.
+template <class T>
+using In = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+// Arrays the core updates in place must already be exactly right: a converted
+// copy would silently swallow the update.
+template <class T>
+T* writable(py::array_t<T>& a, int64_t size, const char* name) {
+    if (!(a.flags() & py::array::c_style) || !a.writeable() || a.size() != size)
+        throw std::invalid_argument(std::string(name) + " must be a writable C-contiguous array of " +
+                                    std::to_string(size) + " values of the model's dtype");
+    return a.mutable_data();
+}
+
+template <class T>
+void check_cols(const In<T>& a, int cols, const char* name) {
+    if (a.ndim() != 2 || a.shape(1) != cols)
+        throw std::invalid_argument(std::string(name) + " must have shape (n, " + std::to_string(cols) + ")");
+}
+
+// Ctrl-C: the core asks between batches; the check needs the GIL for a moment.
+bool python_interrupted() {
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+}
+
+template <class T>
+void bind_model(py::module_& m, const char* name) {
+    using M = Model<T>;
+    py::class_<M>(m, name)
+        .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
+                         std::string likelihood, std::string kl, std::string posterior, std::string estimator,
+                         int n_mc_samples, double beta, bool missing, int n_threads) {
+                 auto model = std::make_unique<M>(make_config(n_features, n_components, std::move(hidden), activation,
+                                                              likelihood, kl, posterior, estimator, n_mc_samples,
+                                                              beta, missing));
+                 model->n_threads = std::max(1, n_threads);
+                 return model;
+             }),
+             py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
+             py::arg("likelihood"), py::arg("kl"), py::arg("posterior"), py::arg("gradient_estimator"),
+             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("n_threads"))
+        .def_property_readonly("n_params", &M::n_params)
+        .def_readwrite("n_threads", &M::n_threads)
+        .def("layout", [](const M& self) {
+            // [(name, offset, shape)] of every parameter tensor, in buffer order.
+            py::list out;
+            auto add = [&](const std::string& prefix, const std::vector<Dense>& layers) {
+                for (size_t l = 0; l < layers.size(); ++l) {
+                    const Dense& d = layers[l];
+                    out.append(py::make_tuple(prefix + std::to_string(l) + ".weight", d.w, py::make_tuple(d.n_in, d.n_out)));
+                    out.append(py::make_tuple(prefix + std::to_string(l) + ".bias", d.b, py::make_tuple(d.n_out)));
+                }
+            };
+            add("encoder.", self.layout.encoder);
+            add("decoder.", self.layout.decoder);
+            if (self.layout.n_noise_logvar)
+                out.append(py::make_tuple("decoder.noise_logvar", self.layout.noise_logvar,
+                                          py::make_tuple(self.layout.n_noise_logvar)));
+            return out;
+        })
+        .def("init_params", [](const M& self, uint64_t seed) {
+            py::array_t<T> params(self.n_params());
+            self.init_params(params.mutable_data(), seed);
+            return params;
+        })
+        .def("loss_and_grad", [](const M& self, In<T> params, In<T> x_obs, In<T> x_enc, In<T> noise, double baseline) {
+            // The training objective and its gradient on one batch with given noise (S, N, Z).
+            const int N = int(x_obs.shape(0)), S = self.config.n_mc_samples, Z = self.config.n_components;
+            check_cols(x_obs, self.config.n_features, "x_obs");
+            check_cols(x_enc, self.config.n_features, "x_enc");
+            if (params.size() != self.n_params() || x_enc.shape(0) != N || noise.size() != int64_t(S) * N * Z)
+                throw std::invalid_argument("params, x_enc or noise has the wrong size");
+            py::array_t<T> grad(self.n_params());
+            Workspace<T> ws;
+            BatchStats st;
+            double loss;
+            {
+                py::gil_scoped_release nogil;
+                loss = self.loss_and_grad(params.data(), grad.mutable_data(), x_obs.data(), x_enc.data(),
+                                          noise.data(), N, baseline, ws, &st);
+            }
+            auto per_draw = [&](const std::vector<double>& v) {
+                py::array_t<double> a({int64_t(S), int64_t(N)});
+                std::copy(v.begin(), v.begin() + int64_t(S) * N, a.mutable_data());
+                return a;
+            };
+            py::dict out;
+            out["loss"] = loss;
+            out["grad"] = grad;
+            out["recon"] = per_draw(ws.recon);      // (S, N) log p(x_i | z_si)
+            out["kl_draws"] = per_draw(ws.kl);      // (S, N) log q(z_si | x_i) - log p(z_si)
+            py::array_t<double> kl_analytic(N);
+            std::copy(ws.kl_analytic.begin(), ws.kl_analytic.begin() + N, kl_analytic.mutable_data());
+            if (self.config.kl == KLMode::analytic) out["kl_analytic"] = kl_analytic;  // (N)
+            out["mean_signal"] = st.mean_f;
+            return out;
+        }, py::arg("params"), py::arg("x_obs"), py::arg("x_enc"), py::arg("noise"), py::arg("baseline") = 0.0)
+        .def("adam_update", [](const M& self, py::array_t<T> params, In<T> grad, py::array_t<T> m, py::array_t<T> v,
+                               int64_t step, double learning_rate, double beta1, double beta2, double epsilon,
+                               double alpha) {
+            const int64_t P = self.n_params();
+            if (grad.size() != P) throw std::invalid_argument("grad has the wrong size");
+            self.adam_update(writable(params, P, "params"), grad.data(), writable(m, P, "m"), writable(v, P, "v"), step,
+                             AdamSettings{learning_rate, beta1, beta2, epsilon, alpha});
+        })
+        .def("weight_penalty", [](const M& self, In<T> params) { return double(self.weight_penalty(params.data())); })
+        .def("train_epoch", [](const M& self, py::array_t<T> params, py::array_t<T> m, py::array_t<T> v, int64_t step,
+                               double baseline, In<T> X, py::array_t<int64_t, py::array::c_style | py::array::forcecast> rows,
+                               int batch_size, uint64_t seed, double learning_rate, double beta1, double beta2,
+                               double epsilon, double alpha) {
+            const int64_t P = self.n_params();
+            T* p = writable(params, P, "params");
+            T* mm = writable(m, P, "m");
+            T* vv = writable(v, P, "v");
+            check_cols(X, self.config.n_features, "X");
+            const int64_t* r = rows.data();
+            for (py::ssize_t k = 0; k < rows.size(); ++k)
+                if (r[k] < 0 || r[k] >= X.shape(0)) throw std::out_of_range("row index out of range");
+            AdamSettings adam{learning_rate, beta1, beta2, epsilon, alpha};
+            EpochResult res;
+            {
+                py::gil_scoped_release nogil;
+                res = self.train_epoch(p, mm, vv, &step, &baseline, X.data(), r, rows.size(), batch_size, seed, adam,
+                                       python_interrupted);
+            }
+            if (res.status == EpochStatus::interrupted) throw py::error_already_set();
+            py::dict out;
+            out["finite"] = res.status != EpochStatus::non_finite;
+            out["elbo"] = res.elbo;
+            out["recon"] = res.recon;
+            out["kl"] = res.kl;
+            out["n_rows"] = res.n_rows;
+            out["step"] = step;
+            out["baseline"] = baseline;
+            return out;
+        })
+        .def("encode", [](const M& self, In<T> params, In<T> X) {
+            check_cols(X, self.config.n_features, "X");
+            const int64_t N = X.shape(0);
+            py::array_t<T> mu({N, int64_t(self.config.n_components)}), lv({N, int64_t(self.config.n_components)});
+            {
+                py::gil_scoped_release nogil;
+                self.encode(params.data(), X.data(), N, mu.mutable_data(), lv.mutable_data());
+            }
+            return py::make_tuple(mu, lv);
+        })
+        .def("decode", [](const M& self, In<T> params, In<T> Z) {
+            check_cols(Z, self.config.n_components, "Z");
+            const int64_t N = Z.shape(0);
+            py::array_t<T> out({N, int64_t(self.config.n_features)});
+            {
+                py::gil_scoped_release nogil;
+                self.decode(params.data(), Z.data(), N, out.mutable_data());
+            }
+            return out;
+        })
+        .def("score", [](const M& self, In<T> params, In<T> X, int n_draws, bool importance, uint64_t seed) {
+            check_cols(X, self.config.n_features, "X");
+            const int64_t N = X.shape(0);
+            py::array_t<double> out(N);
+            {
+                py::gil_scoped_release nogil;
+                self.score(params.data(), X.data(), N, n_draws, importance, seed, out.mutable_data(),
+                           python_interrupted);
+            }
+            if (PyErr_Occurred()) throw py::error_already_set();
+            return out;
+        })
+        .def("sample_prior", [](const M& self, int64_t n, uint64_t seed) {
+            py::array_t<T> z({n, int64_t(self.config.n_components)});
+            self.sample_prior(n, seed, z.mutable_data());
+            return z;
+        })
+        .def("sample_observations", [](const M& self, In<T> params, In<T> Z, uint64_t seed) {
+            check_cols(Z, self.config.n_components, "Z");
+            const int64_t N = Z.shape(0);
+            py::array_t<T> out({N, int64_t(self.config.n_features)});
+            {
+                py::gil_scoped_release nogil;
+                self.sample_observations(params.data(), Z.data(), N, seed, out.mutable_data());
+            }
+            return out;
+        })
+        .def("sample_posterior", [](const M& self, In<T> params, In<T> X, int n_samples, uint64_t seed) {
+            check_cols(X, self.config.n_features, "X");
+            const int64_t N = X.shape(0);
+            py::array_t<T> out({int64_t(n_samples), N, int64_t(self.config.n_components)});
+            {
+                py::gil_scoped_release nogil;
+                self.sample_posterior(params.data(), X.data(), N, n_samples, seed, out.mutable_data());
+            }
+            return out;
+        });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "pyvae's C++ core: the VAE's forward and backward passes, Adam, and the epoch loop.";
+    bind_model<float>(m, "Model32");
+    bind_model<double>(m, "Model64");
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::out_of_range& e) {
+            PyErr_SetString(PyExc_IndexError, e.what());
+        }
+    });
+    py::dict config;
+#ifdef _OPENMP
+    config["openmp"] = true;
+    config["max_threads"] = omp_get_max_threads();
+#else
+    config["openmp"] = false;
+    config["max_threads"] = 1;
+#endif
+#ifdef PYVAE_OPENBLAS
+    config["blas"] = "scipy-openblas32";
+#else
+    config["blas"] = "none (naive loops)";
+#endif
+    config["dtypes"] = py::make_tuple("float32", "float64");
+    m.attr("build_config") = config;
+}

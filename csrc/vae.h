@@ -1,0 +1,816 @@
+// The VAE core: MLP encoder q(z|x), reparameterized sampling, MLP decoder
+// p(x|z), the ELBO and its hand-derived gradient, Adam, and the epoch loop.
+// Written once as a template: float32 trains, float64 checks gradients.
+//
+// Shapes: N = rows in a batch, S = Monte Carlo samples per row, D = features,
+// Z = latent dimensions, H = a hidden width. Sample-major stacking: row
+// (s, i) of a decoder buffer is s * N + i, so the decoder sees S*N rows and
+// runs as one matrix product per layer.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "matmul.h"
+#include "rng.h"
+
+namespace pyvae {
+
+enum class Activation { relu, tanh };
+enum class Likelihood { bernoulli, gaussian, gaussian_isotropic };
+enum class KLMode { analytic, mc };
+enum class Posterior { gaussian, logistic, laplace };
+enum class Estimator { reparameterization, score_function };
+
+constexpr double kLog2Pi = 1.8378770664093453;
+
+struct Config {
+    int n_features = 0;
+    int n_components = 2;
+    std::vector<int> hidden_layer_sizes;  // encoder widths; the decoder mirrors them
+    Activation activation = Activation::relu;
+    Likelihood likelihood = Likelihood::gaussian;
+    KLMode kl = KLMode::analytic;
+    Posterior posterior = Posterior::gaussian;
+    Estimator estimator = Estimator::reparameterization;
+    int n_mc_samples = 1;
+    double beta = 1.0;   // weight of the KL term in the training objective
+    bool missing = false;  // NaN marks an unobserved entry
+};
+
+// Offsets of W (n_in, n_out) and b (n_out) in the flat parameter buffer.
+struct Dense {
+    int64_t w, b;
+    int n_in, n_out;
+};
+
+struct Layout {
+    std::vector<Dense> encoder;  // the last one is the head: (.., 2Z) = [mu | logvar]
+    std::vector<Dense> decoder;  // the last one gives logits or the Gaussian mean: (.., D)
+    int64_t noise_logvar = 0;    // Gaussian likelihood: log-variance per feature (or one)
+    int n_noise_logvar = 0;
+    int64_t size = 0;
+};
+
+inline Layout make_layout(const Config& c) {
+    if (c.n_features < 1 || c.n_components < 1 || c.n_mc_samples < 1)
+        throw std::invalid_argument("n_features, n_components and n_mc_samples must be >= 1");
+    if (c.kl == KLMode::analytic && c.posterior != Posterior::gaussian)
+        throw std::invalid_argument("the analytic KL needs a Gaussian posterior; use kl='mc'");
+    Layout L;
+    auto add = [&L](std::vector<Dense>& layers, int n_in, int n_out) {
+        layers.push_back({L.size, L.size + int64_t(n_in) * n_out, n_in, n_out});
+        L.size += int64_t(n_in) * n_out + n_out;
+    };
+    int width = c.n_features;
+    for (int h : c.hidden_layer_sizes) { add(L.encoder, width, h); width = h; }
+    add(L.encoder, width, 2 * c.n_components);
+    width = c.n_components;
+    for (auto h = c.hidden_layer_sizes.rbegin(); h != c.hidden_layer_sizes.rend(); ++h) {
+        add(L.decoder, width, *h);
+        width = *h;
+    }
+    add(L.decoder, width, c.n_features);
+    if (c.likelihood != Likelihood::bernoulli) {
+        L.n_noise_logvar = c.likelihood == Likelihood::gaussian ? c.n_features : 1;
+        L.noise_logvar = L.size;
+        L.size += L.n_noise_logvar;
+    }
+    return L;
+}
+
+// Per-row results of one pass, kept for reporting and for scores.
+struct BatchStats {
+    double recon = 0, kl = 0, mean_f = 0;  // sums over rows (recon, kl: per-row means over S)
+};
+
+template <class T>
+inline T softplus(T a) { return std::max(a, T(0)) + std::log1p(std::exp(-std::abs(a))); }
+
+template <class T>
+inline T sigmoid(T a) {
+    const T e = std::exp(-std::abs(a));
+    return a >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
+}
+
+// ---------------------------------------------------------------------------
+// Layers
+// ---------------------------------------------------------------------------
+
+// out (N, O) = act(inp (N, I) @ W (I, O) + b (O)); act is applied when `hidden`.
+template <class T>
+void dense_forward(T* out, const T* inp, const T* W, const T* b, int N, int I, int O,
+                   bool hidden, Activation act, int n_threads) {
+    matmul<T>(false, false, N, O, I, inp, I, W, O, T(0), out, O, n_threads);
+    // Bias and activation fused in one pass over the output.
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * O > 32768)
+    for (int n = 0; n < N; ++n) {
+        T* y = out + int64_t(n) * O;
+        if (!hidden) {
+            for (int o = 0; o < O; ++o) y[o] += b[o];
+        } else if (act == Activation::relu) {
+            for (int o = 0; o < O; ++o) y[o] = std::max(y[o] + b[o], T(0));
+        } else {
+            for (int o = 0; o < O; ++o) y[o] = std::tanh(y[o] + b[o]);
+        }
+    }
+}
+
+// d_out (N, O) is the gradient w.r.t. the layer's output; for a hidden layer it is
+// first turned in place into the gradient w.r.t. the pre-activation (using the
+// saved output `out`). Accumulates dW (I, O) += inp^T d, db (O) += colsum(d), and
+// writes d_inp (N, I) = d W^T when d_inp is not null.
+template <class T>
+void dense_backward(T* d_inp, T* dW, T* db, T* d_out, const T* out, const T* inp, const T* W,
+                    int N, int I, int O, bool hidden, Activation act, int n_threads) {
+    if (hidden) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * O > 32768)
+        for (int n = 0; n < N; ++n) {
+            T* d = d_out + int64_t(n) * O;
+            const T* y = out + int64_t(n) * O;
+            if (act == Activation::relu) {
+                for (int o = 0; o < O; ++o) d[o] = y[o] > T(0) ? d[o] : T(0);
+            } else {
+                for (int o = 0; o < O; ++o) d[o] *= T(1) - y[o] * y[o];
+            }
+        }
+    }
+    matmul<T>(true, false, I, O, N, inp, I, d_out, O, T(1), dW, O, n_threads);
+    // Column sums by blocks of columns: each sum runs over rows in order, so the
+    // result does not depend on the thread count.
+    const int n_blocks = std::max(1, std::min(n_threads, O / 64));
+#pragma omp parallel for num_threads(n_blocks) schedule(static)
+    for (int blk = 0; blk < n_blocks; ++blk) {
+        const int lo = int(int64_t(O) * blk / n_blocks), hi = int(int64_t(O) * (blk + 1) / n_blocks);
+        for (int n = 0; n < N; ++n) {
+            const T* d = d_out + int64_t(n) * O;
+            for (int o = lo; o < hi; ++o) db[o] += d[o];
+        }
+    }
+    if (d_inp) matmul<T>(false, true, N, I, O, d_out, O, W, O, T(0), d_inp, I, n_threads);
+}
+
+// ---------------------------------------------------------------------------
+// Posterior: noise transform, reparameterization, density of the standardized noise
+// ---------------------------------------------------------------------------
+
+// e = g(u): the standardized posterior draw from the base noise u (design (2):
+// u ~ N(0,1), g the identity; design (1): u ~ U(0,1), g the inverse CDF).
+template <class T>
+inline T standardized_draw(Posterior p, T u) {
+    switch (p) {
+        case Posterior::logistic: return std::log(u) - std::log1p(-u);
+        case Posterior::laplace: return u < T(0.5) ? std::log(2 * u) : -std::log(2 * (1 - u));
+        default: return u;
+    }
+}
+
+// log density of the standardized draw e, and its derivative g = d/de.
+template <class T>
+inline T standardized_log_density(Posterior p, T e) {
+    switch (p) {
+        case Posterior::logistic: return -e - 2 * softplus(-e);
+        case Posterior::laplace: return -std::abs(e) - T(0.6931471805599453);
+        default: return T(-0.5) * e * e - T(0.5 * kLog2Pi);
+    }
+}
+template <class T>
+inline T standardized_score(Posterior p, T e) {
+    switch (p) {
+        case Posterior::logistic: return -std::tanh(e / 2);
+        case Posterior::laplace: return e > 0 ? T(-1) : (e < 0 ? T(1) : T(0));
+        default: return -e;
+    }
+}
+
+inline bool base_noise_is_uniform(Posterior p) { return p != Posterior::gaussian; }
+
+// noise (S, N, Z): row i of every sample draws from the stream keys[i].
+template <class T>
+void fill_noise(T* noise, const uint64_t* keys, int N, int S, int Z, bool uniform, int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
+    for (int i = 0; i < N; ++i)
+        for (int s = 0; s < S; ++s) {
+            T* u = noise + (int64_t(s) * N + i) * Z;
+            for (int j = 0; j < Z; ++j) {
+                const uint64_t counter = uint64_t(s) * Z + j;
+                u[j] = T(uniform ? standard_uniform(keys[i], counter)
+                                 : standard_normal(keys[i], counter));
+            }
+        }
+}
+
+// ---------------------------------------------------------------------------
+// Buffers for one pass; sized once for a capacity of rows, reused every step.
+// ---------------------------------------------------------------------------
+template <class T>
+struct Workspace {
+    int capacity = 0, S = 0;
+    std::vector<std::vector<T>> enc_out;  // (N, width) per encoder layer; the last is the head (N, 2Z)
+    std::vector<std::vector<T>> dec_out;  // (S*N, width) per decoder layer; the last is (S*N, D)
+    std::vector<T> x_obs;                 // (N, D) gathered rows, NaN where missing
+    std::vector<T> x_enc;                 // (N, D) encoder input: missing entries set to 0
+    std::vector<T> noise, eps, z;         // (S, N, Z) base noise, standardized draw, latent
+    std::vector<T> d_a, d_b;              // ping-pong gradient buffers, (S*N, widest)
+    std::vector<T> d_head;                // (N, 2Z)
+    std::vector<T> dz;                    // (S, N, Z)
+    std::vector<double> recon, kl;        // (S*N) per-draw log p(x|z) and log q - log p(z)
+    std::vector<double> kl_analytic;      // (N)
+    std::vector<uint64_t> keys;           // (N)
+
+    void reserve(const Config& c, const Layout& L, int rows, int samples) {
+        if (rows <= capacity && samples == S) return;
+        capacity = rows;
+        S = samples;
+        const int64_t N = rows, SN = int64_t(samples) * rows, D = c.n_features, Z = c.n_components;
+        enc_out.resize(L.encoder.size());
+        for (size_t l = 0; l < L.encoder.size(); ++l) enc_out[l].assign(N * L.encoder[l].n_out, T(0));
+        dec_out.resize(L.decoder.size());
+        int widest = 2 * c.n_components;
+        for (size_t l = 0; l < L.decoder.size(); ++l) {
+            dec_out[l].assign(SN * L.decoder[l].n_out, T(0));
+            widest = std::max(widest, L.decoder[l].n_out);
+        }
+        for (const Dense& d : L.encoder) widest = std::max(widest, d.n_out);
+        x_obs.assign(N * D, T(0));
+        x_enc.assign(N * D, T(0));
+        noise.assign(SN * Z, T(0));
+        eps.assign(SN * Z, T(0));
+        z.assign(SN * Z, T(0));
+        d_a.assign(SN * widest, T(0));
+        d_b.assign(SN * widest, T(0));
+        d_head.assign(N * 2 * Z, T(0));
+        dz.assign(SN * Z, T(0));
+        recon.assign(SN, 0.0);
+        kl.assign(SN, 0.0);
+        kl_analytic.assign(N, 0.0);
+        keys.assign(N, 0);
+    }
+};
+
+struct AdamSettings {
+    double learning_rate = 1e-3, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, alpha = 0.0;
+};
+
+// Status of an epoch: it ran through, Ctrl-C stopped it, or a loss was not finite.
+enum class EpochStatus { ok = 0, interrupted = 1, non_finite = 2 };
+
+struct EpochResult {
+    double elbo = 0, recon = 0, kl = 0;  // sums over rows
+    int64_t n_rows = 0;
+    EpochStatus status = EpochStatus::ok;
+};
+
+template <class T>
+class Model {
+   public:
+    Config config;
+    Layout layout;
+    int n_threads = 1;
+
+    explicit Model(const Config& c) : config(c), layout(make_layout(c)) { init_blas_threads(); }
+
+    int64_t n_params() const { return layout.size; }
+
+    // PyTorch's default for Linear layers: W and b ~ U(-1/sqrt(n_in), 1/sqrt(n_in)).
+    void init_params(T* params, uint64_t seed) const {
+        auto fill = [&](int64_t offset, int64_t n, double bound, uint64_t key) {
+            for (int64_t k = 0; k < n; ++k)
+                params[offset + k] = T((2 * standard_uniform(key, k) - 1) * bound);
+        };
+        uint64_t tensor = 0;
+        for (const auto* layers : {&layout.encoder, &layout.decoder})
+            for (const Dense& d : *layers) {
+                const double bound = 1.0 / std::sqrt(double(d.n_in));
+                fill(d.w, int64_t(d.n_in) * d.n_out, bound, combine_keys(seed, tensor++));
+                fill(d.b, d.n_out, bound, combine_keys(seed, tensor++));
+            }
+        for (int k = 0; k < layout.n_noise_logvar; ++k) params[layout.noise_logvar + k] = T(0);
+    }
+
+    // ---- forward pieces ----------------------------------------------------
+
+    // head (N, 2Z) from x (N, D).
+    const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws) const {
+        const T* inp = x;
+        for (size_t l = 0; l < layout.encoder.size(); ++l) {
+            const Dense& d = layout.encoder[l];
+            const bool hidden = l + 1 < layout.encoder.size();
+            dense_forward(ws.enc_out[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out,
+                          hidden, config.activation, n_threads);
+            inp = ws.enc_out[l].data();
+        }
+        return inp;
+    }
+
+    // eps, z (S, N, Z) from the head (N, 2Z) and base noise (S, N, Z):
+    // z = mu + exp(logvar / 2) * g(u).
+    void reparameterize(const T* head, const T* noise, T* eps, T* z, int N, int S) const {
+        const int Z = config.n_components;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
+        for (int i = 0; i < N; ++i) {
+            const T* mu = head + int64_t(i) * 2 * Z;
+            const T* lv = mu + Z;
+            for (int s = 0; s < S; ++s) {
+                const int64_t r = (int64_t(s) * N + i) * Z;
+                for (int j = 0; j < Z; ++j) {
+                    const T e = standardized_draw(config.posterior, noise[r + j]);
+                    eps[r + j] = e;
+                    z[r + j] = mu[j] + std::exp(T(0.5) * lv[j]) * e;
+                }
+            }
+        }
+    }
+
+    // out (M, D) from z (M, Z): logits (Bernoulli) or the Gaussian mean.
+    const T* decoder_forward(const T* params, const T* z, int M, Workspace<T>& ws) const {
+        const T* inp = z;
+        for (size_t l = 0; l < layout.decoder.size(); ++l) {
+            const Dense& d = layout.decoder[l];
+            const bool hidden = l + 1 < layout.decoder.size();
+            dense_forward(ws.dec_out[l].data(), inp, params + d.w, params + d.b, M, d.n_in, d.n_out,
+                          hidden, config.activation, n_threads);
+            inp = ws.dec_out[l].data();
+        }
+        return inp;
+    }
+
+    // recon (S*N) = log p(x_i | z_si) for out (S*N, D) against x (N, D). When
+    // d_out is not null, also writes d_out = weight * d(-log p)/d(out) and adds
+    // weight * d(-sum log p)/d(noise log-variance) into d_noise_logvar.
+    void likelihood_forward_backward(const T* params, const T* out, const T* x, int N, int S,
+                                     double* recon, T* d_out, T* d_noise_logvar, T weight) const {
+        const int D = config.n_features;
+        const bool bernoulli = config.likelihood == Likelihood::bernoulli;
+        const bool missing = config.missing;
+        const T* noise_lv = params + layout.noise_logvar;
+        const int shared_lv = config.likelihood == Likelihood::gaussian_isotropic;
+        const int64_t SN = int64_t(S) * N;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > 16384)
+        for (int64_t r = 0; r < SN; ++r) {
+            const T* xi = x + (r % N) * D;
+            const T* o = out + r * D;
+            T* d = d_out ? d_out + r * D : nullptr;
+            double row = 0;
+            if (bernoulli) {
+                // log p = x * a - softplus(a), stable for any logit a.
+                T acc = 0;
+                for (int k = 0; k < D; ++k) {
+                    if (missing && std::isnan(xi[k])) { if (d) d[k] = 0; continue; }
+                    const T a = o[k];
+                    const T e = std::exp(-std::abs(a));
+                    acc += xi[k] * a - (std::max(a, T(0)) + std::log1p(e));
+                    if (d) d[k] = weight * ((a >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - xi[k]);
+                }
+                row = acc;
+            } else {
+                T acc = 0;
+                for (int k = 0; k < D; ++k) {
+                    if (missing && std::isnan(xi[k])) { if (d) d[k] = 0; continue; }
+                    const T lv = noise_lv[shared_lv ? 0 : k];
+                    const T inv_var = std::exp(-lv);
+                    const T res = xi[k] - o[k];
+                    acc += T(-0.5) * (T(kLog2Pi) + lv + res * res * inv_var);
+                    if (d) d[k] = -weight * res * inv_var;
+                }
+                row = acc;
+            }
+            recon[r] = row;
+        }
+        if (!d_out || bernoulli) return;
+        // d/d lv_k of -log p = 0.5 (1 - res^2 / var), summed over rows by columns,
+        // each column in row order (thread-count independent).
+        std::vector<T> column(D, T(0));
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > 16384)
+        for (int k = 0; k < D; ++k) {
+            const T lv = noise_lv[shared_lv ? 0 : k];
+            const T inv_var = std::exp(-lv);
+            T acc = 0;
+            for (int64_t r = 0; r < SN; ++r) {
+                const T xv = x[(r % N) * D + k];
+                if (missing && std::isnan(xv)) continue;
+                const T res = xv - out[r * D + k];
+                acc += T(0.5) * (T(1) - res * res * inv_var);
+            }
+            column[k] = weight * acc;
+        }
+        if (shared_lv) {
+            T total = 0;
+            for (int k = 0; k < D; ++k) total += column[k];
+            d_noise_logvar[0] += total;
+        } else {
+            for (int k = 0; k < D; ++k) d_noise_logvar[k] += column[k];
+        }
+    }
+
+    // kl (S*N) = log q(z_si|x_i) - log p(z_si) per draw; kl_analytic (N) = KL(q || N(0, I)).
+    void kl_forward(const T* head, const T* eps, const T* z, int N, int S, double* kl,
+                    double* kl_analytic) const {
+        const int Z = config.n_components;
+        const bool analytic = config.kl == KLMode::analytic;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
+        for (int i = 0; i < N; ++i) {
+            const T* mu = head + int64_t(i) * 2 * Z;
+            const T* lv = mu + Z;
+            if (analytic) {
+                T acc = 0;
+                for (int j = 0; j < Z; ++j) acc += mu[j] * mu[j] + std::exp(lv[j]) - T(1) - lv[j];
+                kl_analytic[i] = 0.5 * double(acc);
+            }
+            for (int s = 0; s < S; ++s) {
+                const int64_t r = int64_t(s) * N + i;
+                const T* e = eps + r * Z;
+                const T* zz = z + r * Z;
+                T acc = 0;
+                for (int j = 0; j < Z; ++j)
+                    acc += standardized_log_density(config.posterior, e[j]) - T(0.5) * lv[j] +
+                           T(0.5) * zz[j] * zz[j] + T(0.5 * kLog2Pi);
+                kl[r] = double(acc);
+            }
+        }
+    }
+
+    // ---- backward pieces ---------------------------------------------------
+
+    // Backward through the decoder from d_out (M, D); writes dz (M, Z) when not null.
+    void decoder_backward(const T* params, T* grad, const T* z, int M, T* d_out, T* dz,
+                          Workspace<T>& ws) const {
+        T* d = d_out;
+        T* spare = (d_out == ws.d_a.data()) ? ws.d_b.data() : ws.d_a.data();
+        for (int l = int(layout.decoder.size()) - 1; l >= 0; --l) {
+            const Dense& L = layout.decoder[l];
+            const bool hidden = l + 1 < int(layout.decoder.size());
+            const T* inp = l > 0 ? ws.dec_out[l - 1].data() : z;
+            T* d_inp = l > 0 ? spare : dz;
+            dense_backward(d_inp, grad + L.w, grad + L.b, d, ws.dec_out[l].data(), inp, params + L.w,
+                           M, L.n_in, L.n_out, hidden, config.activation, n_threads);
+            std::swap(d, spare);
+        }
+    }
+
+    void encoder_backward(const T* params, T* grad, const T* x, int N, Workspace<T>& ws) const {
+        T* d = ws.d_head.data();
+        T* next = ws.d_a.data();
+        for (int l = int(layout.encoder.size()) - 1; l >= 0; --l) {
+            const Dense& L = layout.encoder[l];
+            const bool hidden = l + 1 < int(layout.encoder.size());
+            const T* inp = l > 0 ? ws.enc_out[l - 1].data() : x;
+            T* d_inp = l > 0 ? next : nullptr;  // the data needs no gradient
+            dense_backward(d_inp, grad + L.w, grad + L.b, d, ws.enc_out[l].data(), inp, params + L.w,
+                           N, L.n_in, L.n_out, hidden, config.activation, n_threads);
+            next = (d == ws.d_head.data()) ? ws.d_b.data() : d;
+            d = d_inp;
+        }
+    }
+
+    // d_head (N, 2Z) = d(loss)/d[mu | logvar]: the pathwise (reparameterization)
+    // chain through z, or the score-function estimator with `baseline`, plus the
+    // KL terms. dz (S, N, Z) holds the decoder's gradient w.r.t. z (pathwise only).
+    void posterior_backward(const T* head, const T* eps, const T* z, const T* dz,
+                            const double* recon, const double* kl, int N, int S, double baseline,
+                            T* d_head) const {
+        const int Z = config.n_components;
+        const T beta = T(config.beta);
+        const T w_row = T(1) / T(N), w_draw = T(1) / (T(S) * T(N));
+        const bool mc = config.kl == KLMode::mc;
+        const bool pathwise = config.estimator == Estimator::reparameterization;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
+        for (int i = 0; i < N; ++i) {
+            const T* mu = head + int64_t(i) * 2 * Z;
+            const T* lv = mu + Z;
+            T* dmu = d_head + int64_t(i) * 2 * Z;
+            T* dlv = dmu + Z;
+            for (int j = 0; j < Z; ++j) {
+                if (mc) { dmu[j] = 0; dlv[j] = pathwise ? -T(0.5) * beta * w_row : T(0); }
+                else { dmu[j] = beta * w_row * mu[j]; dlv[j] = beta * w_row * T(0.5) * (std::exp(lv[j]) - T(1)); }
+            }
+            for (int s = 0; s < S; ++s) {
+                const int64_t r = int64_t(s) * N + i;
+                const T* e = eps + r * Z;
+                if (pathwise) {
+                    const T* g = dz + r * Z;
+                    const T* zz = z + r * Z;
+                    for (int j = 0; j < Z; ++j) {
+                        const T dzj = g[j] + (mc ? beta * w_draw * zz[j] : T(0));
+                        dmu[j] += dzj;
+                        dlv[j] += dzj * T(0.5) * std::exp(T(0.5) * lv[j]) * e[j];
+                    }
+                } else {
+                    // d(-f)/d(phi) ~ -(f - b) d log q(z|x)/d(phi), z held fixed.
+                    const double f = recon[r] - (mc ? double(beta) * kl[r] : 0.0);
+                    const T c = -T(f - baseline) * w_draw;
+                    for (int j = 0; j < Z; ++j) {
+                        const T g = standardized_score(config.posterior, e[j]);
+                        dmu[j] += c * (-g * std::exp(T(-0.5) * lv[j]));
+                        dlv[j] += c * T(0.5) * (-g * e[j] - T(1));
+                    }
+                }
+            }
+        }
+    }
+
+    // The training objective on one batch, with its gradient:
+    // loss = (1/N) sum_i [ -(1/S) sum_s log p(x_i|z_si) + beta * KL_i ],
+    // KL_i analytic or the mean over draws of log q - log p(z).
+    // x_obs (N, D) are the targets (NaN = missing), x_enc (N, D) the encoder input,
+    // noise (S, N, Z) the base noise. grad is overwritten.
+    double loss_and_grad(const T* params, T* grad, const T* x_obs, const T* x_enc,
+                         const T* noise, int N, double baseline, Workspace<T>& ws,
+                         BatchStats* stats) const {
+        const int S = config.n_mc_samples;
+        ws.reserve(config, layout, N, S);
+        std::memset(grad, 0, sizeof(T) * layout.size);
+        const T* head = encoder_forward(params, x_enc, N, ws);
+        reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
+        const T* out = decoder_forward(params, ws.z.data(), S * N, ws);
+        const T w_draw = T(1) / (T(S) * T(N));
+        T* d_out = ws.d_a.data();
+        likelihood_forward_backward(params, out, x_obs, N, S, ws.recon.data(), d_out,
+                                    grad + layout.noise_logvar, w_draw);
+        kl_forward(head, ws.eps.data(), ws.z.data(), N, S, ws.kl.data(), ws.kl_analytic.data());
+        const bool pathwise = config.estimator == Estimator::reparameterization;
+        T* dz = pathwise ? ws.dz.data() : nullptr;  // the score-function estimator needs none
+        decoder_backward(params, grad, ws.z.data(), S * N, d_out, dz, ws);
+        posterior_backward(head, ws.eps.data(), ws.z.data(), dz, ws.recon.data(), ws.kl.data(), N, S,
+                           baseline, ws.d_head.data());
+        encoder_backward(params, grad, x_enc, N, ws);
+
+        BatchStats st;
+        double loss = 0;
+        const bool mc = config.kl == KLMode::mc;
+        for (int i = 0; i < N; ++i) {
+            double rec = 0, klm = 0;
+            for (int s = 0; s < S; ++s) {
+                rec += ws.recon[int64_t(s) * N + i];
+                klm += ws.kl[int64_t(s) * N + i];
+            }
+            rec /= S;
+            klm = mc ? klm / S : ws.kl_analytic[i];
+            st.recon += rec;
+            st.kl += klm;
+            loss += -rec + config.beta * klm;
+        }
+        if (stats) {
+            double f = 0;
+            for (int64_t r = 0; r < int64_t(S) * N; ++r) f += ws.recon[r] - (mc ? config.beta * ws.kl[r] : 0.0);
+            st.mean_f = f / (double(S) * N);
+            *stats = st;
+        }
+        return loss / N;
+    }
+
+    // ---- optimizer ---------------------------------------------------------
+
+    // One fused Adam step over the flat buffer, with L2 decay alpha on weight
+    // matrices only (a Gaussian prior on them; biases and noise variances are free).
+    void adam_update(T* params, const T* grad, T* m, T* v, int64_t step, const AdamSettings& a) const {
+        const double bc1 = 1 - std::pow(a.beta1, double(step));
+        const double bc2 = 1 - std::pow(a.beta2, double(step));
+        const T step_size = T(a.learning_rate / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2));
+        const T b1 = T(a.beta1), b2 = T(a.beta2), eps = T(a.epsilon);
+        auto update = [&](int64_t lo, int64_t hi, T decay) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (hi - lo > 65536)
+            for (int64_t k = lo; k < hi; ++k) {
+                const T g = grad[k] + decay * params[k];
+                m[k] = b1 * m[k] + (1 - b1) * g;
+                v[k] = b2 * v[k] + (1 - b2) * g * g;
+                params[k] -= step_size * m[k] / (std::sqrt(v[k]) * inv_sqrt_bc2 + eps);
+            }
+        };
+        for (const auto* layers : {&layout.encoder, &layout.decoder})
+            for (const Dense& d : *layers) {
+                update(d.w, d.b, T(a.alpha));
+                update(d.b, d.b + d.n_out, T(0));
+            }
+        if (layout.n_noise_logvar) update(layout.noise_logvar, layout.noise_logvar + layout.n_noise_logvar, T(0));
+    }
+
+    T weight_penalty(const T* params) const {
+        double acc = 0;
+        for (const auto* layers : {&layout.encoder, &layout.decoder})
+            for (const Dense& d : *layers)
+                for (int64_t k = d.w; k < d.b; ++k) acc += double(params[k]) * params[k];
+        return T(0.5 * acc);
+    }
+
+    // ---- data movement -----------------------------------------------------
+
+    // Copies rows `rows[0..N)` of X (n_total, D) into ws.x_obs and the encoder input.
+    void gather_rows(const T* X, const int64_t* rows, int N, Workspace<T>& ws) const {
+        const int D = config.n_features;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * D > 65536)
+        for (int i = 0; i < N; ++i) {
+            const T* src = X + rows[i] * D;
+            std::memcpy(ws.x_obs.data() + int64_t(i) * D, src, sizeof(T) * D);
+            if (config.missing) {
+                T* enc = ws.x_enc.data() + int64_t(i) * D;
+                for (int k = 0; k < D; ++k) enc[k] = std::isnan(src[k]) ? T(0) : src[k];
+            }
+        }
+    }
+    const T* encoder_input(Workspace<T>& ws) const {
+        return config.missing ? ws.x_enc.data() : ws.x_obs.data();
+    }
+
+    // Encoder input for a contiguous block of rows: the rows themselves, or a
+    // copy with missing entries set to 0.
+    const T* contiguous_encoder_input(const T* X, int N, Workspace<T>& ws) const {
+        if (!config.missing) return X;
+        const int64_t n = int64_t(N) * config.n_features;
+        for (int64_t k = 0; k < n; ++k) ws.x_enc[k] = std::isnan(X[k]) ? T(0) : X[k];
+        return ws.x_enc.data();
+    }
+
+    // ---- training ----------------------------------------------------------
+
+    // One shuffled pass of minibatch Adam over the rows `rows` of X (n_total, D).
+    // step counts Adam updates over the model's life; baseline is the running
+    // mean of the learning signal for the score-function estimator.
+    EpochResult train_epoch(T* params, T* m, T* v, int64_t* step, double* baseline, const T* X,
+                            const int64_t* rows, int64_t n_rows, int batch_size, uint64_t seed,
+                            const AdamSettings& adam, const std::function<bool()>& interrupted) const {
+        EpochResult res;
+        std::vector<int64_t> order(rows, rows + n_rows);
+        const uint64_t shuffle_key = combine_keys(seed, uint64_t(*step) * 0x5851f42d4c957f2dULL + 1);
+        for (int64_t k = n_rows - 1; k > 0; --k) {  // Fisher-Yates
+            const int64_t j = int64_t(mix64(shuffle_key ^ mix64(uint64_t(k))) % uint64_t(k + 1));
+            std::swap(order[k], order[j]);
+        }
+        const int B = int(std::min<int64_t>(batch_size, n_rows));
+        Workspace<T> ws;
+        ws.reserve(config, layout, B, config.n_mc_samples);
+        std::vector<T> grad(layout.size);
+        const bool uniform = base_noise_is_uniform(config.posterior);
+        for (int64_t start = 0; start < n_rows; start += B) {
+            const int N = int(std::min<int64_t>(B, n_rows - start));
+            gather_rows(X, order.data() + start, N, ws);
+            const uint64_t step_key = combine_keys(seed, uint64_t(*step));
+            for (int i = 0; i < N; ++i) ws.keys[i] = combine_keys(step_key, uint64_t(i));
+            fill_noise(ws.noise.data(), ws.keys.data(), N, config.n_mc_samples, config.n_components,
+                       uniform, n_threads);
+            BatchStats st;
+            const double loss = loss_and_grad(params, grad.data(), ws.x_obs.data(), encoder_input(ws),
+                                              ws.noise.data(), N, *baseline, ws, &st);
+            if (!std::isfinite(loss)) { res.status = EpochStatus::non_finite; return res; }
+            *step += 1;
+            adam_update(params, grad.data(), m, v, *step, adam);
+            *baseline = (*step == 1) ? st.mean_f : 0.9 * *baseline + 0.1 * st.mean_f;
+            res.recon += st.recon;
+            res.kl += st.kl;
+            res.elbo += st.recon - st.kl;
+            res.n_rows += N;
+            if (interrupted && interrupted()) { res.status = EpochStatus::interrupted; return res; }
+        }
+        return res;
+    }
+
+    // ---- inference ---------------------------------------------------------
+
+    int chunk_rows(int samples) const { return std::max(1, 4096 / std::max(1, samples)); }
+
+    // mu, logvar (N, Z) of q(z|x) for X (N, D).
+    void encode(const T* params, const T* X, int64_t n_rows, T* mu, T* logvar) const {
+        const int Z = config.n_components, D = config.n_features;
+        Workspace<T> ws;
+        const int C = chunk_rows(1);
+        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1);
+        for (int64_t start = 0; start < n_rows; start += C) {
+            const int N = int(std::min<int64_t>(C, n_rows - start));
+            const T* head = encoder_forward(params, contiguous_encoder_input(X + start * D, N, ws), N, ws);
+            for (int i = 0; i < N; ++i)
+                for (int j = 0; j < Z; ++j) {
+                    mu[(start + i) * Z + j] = head[int64_t(i) * 2 * Z + j];
+                    logvar[(start + i) * Z + j] = head[int64_t(i) * 2 * Z + Z + j];
+                }
+        }
+    }
+
+    // out (N, D): the mean of p(x|z) for Zs (N, Z): sigmoid(logits) or the Gaussian mean.
+    void decode(const T* params, const T* Zs, int64_t n_rows, T* out) const {
+        const int Z = config.n_components, D = config.n_features;
+        Workspace<T> ws;
+        const int C = chunk_rows(1);
+        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1);
+        for (int64_t start = 0; start < n_rows; start += C) {
+            const int N = int(std::min<int64_t>(C, n_rows - start));
+            const T* o = decoder_forward(params, Zs + start * Z, N, ws);
+            T* dst = out + start * D;
+            const int64_t n = int64_t(N) * D;
+            if (config.likelihood == Likelihood::bernoulli) {
+                for (int64_t k = 0; k < n; ++k) dst[k] = sigmoid(o[k]);
+            } else {
+                std::memcpy(dst, o, sizeof(T) * n);
+            }
+        }
+    }
+
+    // z (N, Z) ~ N(0, I), row i from the stream combine_keys(seed, i).
+    void sample_prior(int64_t n_rows, uint64_t seed, T* z) const {
+        const int Z = config.n_components;
+        for (int64_t i = 0; i < n_rows; ++i) {
+            const uint64_t key = combine_keys(seed, uint64_t(i));
+            for (int j = 0; j < Z; ++j) z[i * Z + j] = T(standard_normal(key, uint64_t(j)));
+        }
+    }
+
+    // x (N, D) ~ p(x | z) for Zs (N, Z): Bernoulli draws, or mean + sd * N(0, 1).
+    void sample_observations(const T* params, const T* Zs, int64_t n_rows, uint64_t seed, T* out) const {
+        decode(params, Zs, n_rows, out);
+        const int D = config.n_features;
+        const T* noise_lv = params + layout.noise_logvar;
+        const bool shared_lv = config.likelihood == Likelihood::gaussian_isotropic;
+        for (int64_t i = 0; i < n_rows; ++i) {
+            const uint64_t key = combine_keys(seed, uint64_t(i));
+            T* x = out + i * D;
+            for (int k = 0; k < D; ++k) {
+                if (config.likelihood == Likelihood::bernoulli)
+                    x[k] = standard_uniform(key, uint64_t(k)) < double(x[k]) ? T(1) : T(0);
+                else
+                    x[k] += std::exp(T(0.5) * noise_lv[shared_lv ? 0 : k]) * T(standard_normal(key, uint64_t(k)));
+            }
+        }
+    }
+
+    // z (S, N, Z) ~ q(z | x) for X (N, D), the noise of each row tied to its bytes.
+    void sample_posterior(const T* params, const T* X, int64_t n_rows, int S, uint64_t seed, T* out) const {
+        const int Z = config.n_components, D = config.n_features;
+        const int C = chunk_rows(S);
+        Workspace<T> ws;
+        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), S);
+        for (int64_t start = 0; start < n_rows; start += C) {
+            const int N = int(std::min<int64_t>(C, n_rows - start));
+            const T* x = X + start * D;
+            row_keys(x, N, seed, ws.keys.data());
+            fill_noise(ws.noise.data(), ws.keys.data(), N, S, Z, base_noise_is_uniform(config.posterior), n_threads);
+            const T* head = encoder_forward(params, contiguous_encoder_input(x, N, ws), N, ws);
+            reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, S);
+            for (int s = 0; s < S; ++s)
+                std::memcpy(out + (int64_t(s) * n_rows + start) * Z, ws.z.data() + int64_t(s) * N * Z,
+                            sizeof(T) * N * Z);
+        }
+    }
+
+    // Noise keys for rows: a hash of each row's bytes and the seed, so a row gets
+    // the same draws wherever it stands and whatever else is in the call.
+    void row_keys(const T* X, int N, uint64_t seed, uint64_t* keys) const {
+        const int D = config.n_features;
+        for (int i = 0; i < N; ++i)
+            keys[i] = combine_keys(seed, hash_bytes(X + int64_t(i) * D, sizeof(T) * D));
+    }
+
+    // Per-row scores for X (N, D) with K draws each: the ELBO (K = 1: S draws
+    // averaged, analytic or MC KL as configured; beta is not applied, the score
+    // is a bound in nats), or with importance=true the importance-weighted bound
+    // log (1/K) sum_k p(x, z_k) / q(z_k | x).
+    void score(const T* params, const T* X, int64_t n_rows, int K, bool importance, uint64_t seed,
+               double* out, const std::function<bool()>& interrupted) const {
+        const int Z = config.n_components, D = config.n_features;
+        const int S = importance ? K : config.n_mc_samples;
+        const int C = chunk_rows(S);
+        Workspace<T> ws;
+        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), S);
+        const bool uniform = base_noise_is_uniform(config.posterior);
+        for (int64_t start = 0; start < n_rows; start += C) {
+            const int N = int(std::min<int64_t>(C, n_rows - start));
+            const T* x = X + start * D;
+            row_keys(x, N, seed, ws.keys.data());
+            fill_noise(ws.noise.data(), ws.keys.data(), N, S, Z, uniform, n_threads);
+            const T* head = encoder_forward(params, contiguous_encoder_input(x, N, ws), N, ws);
+            reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, S);
+            const T* o = decoder_forward(params, ws.z.data(), S * N, ws);
+            likelihood_forward_backward(params, o, x, N, S, ws.recon.data(), nullptr, nullptr, T(0));
+            kl_forward(head, ws.eps.data(), ws.z.data(), N, S, ws.kl.data(), ws.kl_analytic.data());
+            for (int i = 0; i < N; ++i) {
+                if (importance) {  // log-mean-exp, shifted by the largest term
+                    double top = -INFINITY;
+                    for (int s = 0; s < S; ++s) {
+                        const int64_t r = int64_t(s) * N + i;
+                        top = std::max(top, ws.recon[r] - ws.kl[r]);
+                    }
+                    double acc = 0;
+                    for (int s = 0; s < S; ++s) {
+                        const int64_t r = int64_t(s) * N + i;
+                        acc += std::exp(ws.recon[r] - ws.kl[r] - top);
+                    }
+                    out[start + i] = top + std::log(acc / S);
+                } else {
+                    double rec = 0, kl = 0;
+                    for (int s = 0; s < S; ++s) {
+                        rec += ws.recon[int64_t(s) * N + i];
+                        kl += ws.kl[int64_t(s) * N + i];
+                    }
+                    kl = config.kl == KLMode::analytic ? ws.kl_analytic[i] : kl / S;
+                    out[start + i] = rec / S - kl;
+                }
+            }
+            if (interrupted && interrupted()) return;
+        }
+    }
+};
+
+}  // namespace pyvae

@@ -1,0 +1,639 @@
+"""The scikit-learn estimator around the C++ core."""
+
+import numbers
+import time
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_array, check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _core
+from ._progress import EpochReporter
+
+# Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).
+_POSTERIOR_STD_PER_SCALE = {"gaussian": 1.0, "logistic": np.pi / np.sqrt(3.0), "laplace": np.sqrt(2.0)}
+
+# The hyperparameters' constraints, in one place: name -> (kind, allowed).
+_INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
+_CONSTRAINTS = {
+    "n_components": (_INT, (1, None)),
+    "activation": (_STR, ("relu", "tanh")),
+    "likelihood": (_STR, ("gaussian", "gaussian_isotropic", "bernoulli")),
+    "kl": (_STR, ("analytic", "mc")),
+    "posterior": (_STR, ("gaussian", "logistic", "laplace")),
+    "gradient_estimator": (_STR, ("reparameterization", "score_function")),
+    "missing": (_STR, ("error", "mask")),
+    "n_mc_samples": (_INT, (1, None)),
+    "beta": (_REAL, (0.0, None)),
+    "batch_size": (_INT, (1, None)),
+    "learning_rate": (_REAL, (0.0, None, "open")),
+    "max_iter": (_INT, (1, None)),
+    "alpha": (_REAL, (0.0, None)),
+    "tol": (_REAL, (0.0, None)),
+    "validation_fraction": (_REAL, (0.0, 1.0, "open")),
+    "n_iter_no_change": (_INT, (1, None)),
+    "early_stopping": (_BOOL, None),
+    "warm_start": (_BOOL, None),
+    "verbose": (_INT, (0, None)),
+}
+
+
+def _check_hyperparameter(name, value, kind, allowed):
+    if kind == _STR:
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"The '{name}' parameter must be one of {list(allowed)}; got {value!r}.")
+        return
+    if kind == _BOOL:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"The '{name}' parameter must be a bool; got {value!r}.")
+        return
+    types = numbers.Integral if kind == _INT else numbers.Real
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, types):
+        what = "an int" if kind == _INT else "a real number"
+        raise ValueError(f"The '{name}' parameter must be {what}; got {value!r} of type {type(value).__name__}.")
+    low, high, *opts = allowed
+    open_low = "open" in opts
+    if not np.isfinite(value) or (low is not None and (value < low or (open_low and value == low))) or (
+        high is not None and value >= high if open_low else high is not None and value > high
+    ):
+        bound = f"> {low}" if open_low else f">= {low}"
+        if high is not None:
+            bound += f" and < {high}" if open_low else f" and <= {high}"
+        raise ValueError(f"The '{name}' parameter must be {bound}; got {value!r}.")
+
+
+class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Variational autoencoder with a hand-derived C++ core.
+
+    Maximizes the evidence lower bound (ELBO) of a latent-variable model
+    p(x, z) = p(x | z) N(z; 0, I) with an MLP encoder q(z | x) (a diagonal
+    Gaussian by default) and an MLP decoder p(x | z), by minibatch Adam with
+    the reparameterization trick z = mu + exp(logvar / 2) * eps.
+
+    Training runs in float32; outputs of ``transform``, ``inverse_transform``
+    and ``sample`` have the dtype of the input (float32 or float64), and
+    ``score_samples`` returns float64.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the latent space.
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+        ``()`` gives linear maps (with ``likelihood="gaussian"``, factor analysis).
+    activation : {"relu", "tanh"}, default="relu"
+        Activation of the hidden layers.
+    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli"}, default="gaussian"
+        p(x | z). ``"gaussian"``: a Gaussian mean from the decoder and a
+        learned log-variance per feature, for general real-valued data (the
+        default, since that is what tabular data in scikit-learn usually is).
+        ``"gaussian_isotropic"``: one shared learned variance.
+        ``"bernoulli"``: logits from the decoder, for data in [0, 1].
+    kl : {"analytic", "mc"}, default="analytic"
+        KL(q(z|x) || p(z)) in closed form, or estimated by Monte Carlo with
+        the same draws as the reconstruction term (log p(z) - log q(z|x)).
+    n_mc_samples : int, default=1
+        Monte Carlo samples S of z per row for the ELBO and its gradient.
+    beta : float, default=1.0
+        Weight of the KL term in the training objective (beta-VAE).
+        Scores always report the true ELBO (beta = 1).
+    posterior : {"gaussian", "logistic", "laplace"}, default="gaussian"
+        Family of q(z | x). The Gaussian draws eps ~ N(0, I); the logistic
+        and Laplace families draw eps ~ U(0, 1) and map it through their
+        inverse CDF. Those need ``kl="mc"``.
+    gradient_estimator : {"reparameterization", "score_function"}, default="reparameterization"
+        How the encoder's gradient is estimated: pathwise through z, or the
+        score-function (REINFORCE) estimator with a running-mean baseline.
+    missing : {"error", "mask"}, default="error"
+        ``"mask"`` accepts NaN entries as missing: they are left out of the
+        reconstruction term and enter the encoder as 0.
+    batch_size : int, default=128
+        Rows per minibatch (capped at the number of rows).
+    learning_rate : float, default=1e-3
+        Adam's step size.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    alpha : float, default=0.0
+        L2 penalty on the weight matrices (a Gaussian prior; MAP estimate):
+        ``alpha / 2 * ||W||^2`` is added to the per-row loss.
+    tol : float, default=1e-4
+        Improvement of the loss (or of the validation score with
+        ``early_stopping``) below which an epoch counts as no progress.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop when their
+        ELBO stops improving; the best parameters are kept.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out with ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without progress before training stops.
+    warm_start : bool, default=False
+        Continue from the previous fit's parameters on ``fit``.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialization, shuffling and every Monte Carlo draw. The same
+        value gives bit-identical results, whatever the thread count.
+    verbose : int, default=0
+        1 prints one line per epoch.
+    n_threads : int or None, default=None
+        Threads of the core; None uses all cores.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+    params_ : ndarray of shape (n_params,), float32
+        Every weight, bias and noise log-variance, in one flat buffer.
+    loss_curve_ : list of float
+        Mean negative ELBO per row of the training rows, per epoch.
+    validation_scores_ : list of float
+        Mean held-out ELBO per epoch (``early_stopping`` only, else empty).
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``.
+    best_loss_ : float
+        Lowest value of ``loss_curve_``.
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Optimizer steps taken.
+    active_units_ : int
+        Latent dimensions whose posterior mean varies across the training
+        rows (variance above 1e-2); few active units signal posterior collapse.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyvae import VAE
+    >>> X = np.random.default_rng(0).normal(size=(200, 5))
+    >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X)
+    >>> vae.transform(X).shape
+    (200, 2)
+    >>> vae.sample(3, random_state=0).shape
+    (3, 5)
+    """
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        likelihood="gaussian",
+        kl="analytic",
+        n_mc_samples=1,
+        beta=1.0,
+        posterior="gaussian",
+        gradient_estimator="reparameterization",
+        missing="error",
+        batch_size=128,
+        learning_rate=1e-3,
+        max_iter=200,
+        alpha=0.0,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        n_threads=None,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.likelihood = likelihood
+        self.kl = kl
+        self.n_mc_samples = n_mc_samples
+        self.beta = beta
+        self.posterior = posterior
+        self.gradient_estimator = gradient_estimator
+        self.missing = missing
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self):
+        for name, (kind, allowed) in _CONSTRAINTS.items():
+            _check_hyperparameter(name, getattr(self, name), kind, allowed)
+        sizes = self.hidden_layer_sizes
+        if isinstance(sizes, (numbers.Integral,)) and not isinstance(sizes, bool):
+            sizes = (sizes,)
+        if not isinstance(sizes, (tuple, list)) or not all(
+            isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in sizes
+        ):
+            raise ValueError(
+                "The 'hidden_layer_sizes' parameter must be a tuple of ints >= 1 (or () for a linear model); "
+                f"got {self.hidden_layer_sizes!r}."
+            )
+        if self.n_threads is not None:
+            _check_hyperparameter("n_threads", self.n_threads, _INT, (1, None))
+        if self.posterior != "gaussian" and self.kl == "analytic":
+            raise ValueError(
+                f"The 'kl' parameter must be 'mc' with posterior={self.posterior!r}: its KL divergence "
+                "to the N(0, I) prior has no closed form."
+            )
+        check_random_state(self.random_state)
+        return tuple(int(h) for h in sizes)
+
+    def _validate_X(self, X, *, reset):
+        allow_nan = self.missing == "mask" if reset else self._fit_config["missing"]
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            dtype=(np.float32, np.float64),
+            ensure_all_finite="allow-nan" if allow_nan else True,
+            ensure_min_samples=1,
+        )
+        if allow_nan and np.isinf(X).any():
+            raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+        likelihood = self.likelihood if reset else self._fit_config["likelihood"]
+        if likelihood == "bernoulli":
+            with np.errstate(invalid="ignore"):
+                outside = (X < 0) | (X > 1)
+            if outside.any():
+                raise ValueError(
+                    "likelihood='bernoulli' needs X in [0, 1]; got values in "
+                    f"[{np.nanmin(X):.4g}, {np.nanmax(X):.4g}]. Scale X (e.g. MinMaxScaler) or use "
+                    "likelihood='gaussian'."
+                )
+        return X
+
+    # ------------------------------------------------------------------ engine
+
+    def _engine(self):
+        """The C++ model for the fitted configuration (cached, rebuilt after unpickling)."""
+        engine = self.__dict__.get("_engine_cache")
+        if engine is None:
+            engine = _core.Model32(n_threads=_resolve_threads(self.n_threads), **self._fit_config)
+            self.__dict__["_engine_cache"] = engine
+        engine.n_threads = _resolve_threads(self.n_threads)
+        return engine
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_engine_cache", None)
+        return state
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y=None):
+        """Fit the model to X by maximizing the ELBO.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data. Values in [0, 1] for ``likelihood="bernoulli"``.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : VAE
+            The fitted estimator.
+        """
+        return self._fit(X, incremental=False)
+
+    def partial_fit(self, X, y=None):
+        """Run one epoch over X, initializing the model on the first call.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : VAE
+            The updated estimator.
+        """
+        return self._fit(X, incremental=True)
+
+    def _fit(self, X, incremental):
+        # A rejected or failed call leaves the estimator exactly as it was:
+        # training works on copies, and validation's side effects are undone.
+        saved = dict(self.__dict__)
+        try:
+            return self._fit_unsafe(X, incremental)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit_unsafe(self, X, incremental):
+        hidden = self._check_params()
+        continuing = hasattr(self, "params_") and (incremental or self.warm_start)
+        X = self._validate_X(X, reset=not continuing)
+        X32 = np.ascontiguousarray(X, dtype=np.float32)
+        n_samples = X32.shape[0]
+        if continuing:
+            config, seed = self._fit_config, self._seed
+            state = _TrainingState.resume(self)
+        else:
+            config = dict(
+                n_features=X32.shape[1],
+                n_components=int(self.n_components),
+                hidden_layer_sizes=list(hidden),
+                activation=self.activation,
+                likelihood=self.likelihood,
+                kl=self.kl,
+                posterior=self.posterior,
+                gradient_estimator=self.gradient_estimator,
+                n_mc_samples=int(self.n_mc_samples),
+                beta=float(self.beta),
+                missing=self.missing == "mask",
+            )
+            rng = check_random_state(self.random_state)
+            seed = int(rng.randint(0, 2**31 - 1)) << 32 | int(rng.randint(0, 2**31 - 1))
+            engine = _core.Model32(n_threads=_resolve_threads(self.n_threads), **config)
+            state = _TrainingState.fresh(engine, seed)
+
+        rows = np.arange(n_samples, dtype=np.int64)
+        validation_rows = None
+        if self.early_stopping and not incremental:
+            n_val = int(np.ceil(self.validation_fraction * n_samples))
+            if n_samples - n_val < 1:
+                raise ValueError(
+                    f"early_stopping with validation_fraction={self.validation_fraction} leaves no training "
+                    f"rows out of n_samples={n_samples}."
+                )
+            permutation = check_random_state(seed & 0x7FFFFFFF).permutation(n_samples)
+            validation_rows = np.sort(permutation[:n_val])
+            rows = np.sort(permutation[n_val:])
+
+        if not continuing:
+            self.__dict__.pop("_engine_cache", None)
+        self._fit_config, self._seed = config, seed
+        engine = self._engine()
+        max_epochs = 1 if incremental else int(self.max_iter)
+        reporter = EpochReporter(self.verbose, max_epochs)
+        X_val = X32[validation_rows] if validation_rows is not None else None
+        no_change = 0
+        try:
+            for _ in range(max_epochs):
+                started = time.perf_counter()
+                epoch = engine.train_epoch(
+                    state.params, state.m, state.v, state.step, state.baseline, X32, rows,
+                    int(self.batch_size), seed, float(self.learning_rate), 0.9, 0.999, 1e-8, float(self.alpha),
+                )
+                if not epoch["finite"] or not np.isfinite(state.params).all():
+                    raise FloatingPointError(
+                        f"Training diverged: the ELBO became NaN or infinite in epoch {state.n_iter + 1} "
+                        f"(learning_rate={self.learning_rate}). Try a smaller learning_rate, standardized "
+                        "features (StandardScaler) or a larger alpha. The estimator is left as it was "
+                        "before this call."
+                    )
+                state.step, state.baseline = epoch["step"], epoch["baseline"]
+                state.n_iter += 1
+                n = epoch["n_rows"]
+                loss = -epoch["elbo"] / n
+                state.loss_curve.append(loss)
+                val_score = None
+                if X_val is not None:
+                    val_score = float(np.mean(engine.score(state.params, X_val, 1, False, seed)))
+                    state.validation_scores.append(val_score)
+                reporter.epoch(state.n_iter, epoch["elbo"] / n, epoch["recon"] / n, epoch["kl"] / n,
+                               time.perf_counter() - started, val_score)
+                if incremental:
+                    break
+                if X_val is not None:
+                    improved = state.best_validation_score is None or val_score > state.best_validation_score + self.tol
+                    if state.best_validation_score is None or val_score > state.best_validation_score:
+                        state.best_validation_score = val_score
+                        state.best_params = state.params.copy()
+                else:
+                    improved = loss < state.best_loss - self.tol
+                state.best_loss = min(state.best_loss, loss)
+                no_change = 0 if improved else no_change + 1
+                if no_change >= self.n_iter_no_change:
+                    break
+            else:
+                if not incremental and max_epochs > 0:
+                    warnings.warn(
+                        f"VAE stopped after max_iter={self.max_iter} epochs without converging "
+                        f"(tol={self.tol}); raise max_iter or tol.",
+                        ConvergenceWarning,
+                    )
+        except KeyboardInterrupt:
+            # Keep the work done: every completed step leaves consistent parameters.
+            state.commit(self)
+            raise
+        finally:
+            reporter.close()
+        if state.best_params is not None:
+            state.params = state.best_params
+        state.commit(self)
+        self.active_units_ = self._count_active_units(X32)
+        return self
+
+    def _count_active_units(self, X32):
+        mu, _ = self._engine().encode(self.params_, X32)
+        return int(np.sum(np.var(mu, axis=0, dtype=np.float64) > 1e-2)) if len(mu) > 1 else 0
+
+    # ------------------------------------------------------------------ inference
+
+    def _prepare(self, X):
+        check_is_fitted(self, "params_")
+        X = self._validate_X(X, reset=False)
+        return X, np.ascontiguousarray(X, dtype=np.float32)
+
+    def transform(self, X, return_std=False):
+        """Posterior mean E[z | x] of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+        return_std : bool, default=False
+            Also return the posterior standard deviation.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            Posterior means, in the dtype of X (float32 or float64).
+        Z_std : ndarray of shape (n_samples, n_components)
+            Posterior standard deviations; only when ``return_std`` is True.
+        """
+        X, X32 = self._prepare(X)
+        mu, logvar = self._engine().encode(self.params_, X32)
+        mu = mu.astype(X.dtype, copy=False)
+        if not return_std:
+            return mu
+        std = np.exp(0.5 * logvar.astype(np.float64)) * _POSTERIOR_STD_PER_SCALE[self._fit_config["posterior"]]
+        return mu, std.astype(X.dtype, copy=False)
+
+    def sample_posterior(self, X, n_samples=1, random_state=None):
+        """Draw z ~ q(z | x) for each row of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+            Data to encode.
+        n_samples : int, default=1
+            Draws per row.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; each row's draws depend on the row and the seed only.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_samples_X, n_components)
+            The draws, in the dtype of X.
+        """
+        X, X32 = self._prepare(X)
+        _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
+        z = self._engine().sample_posterior(self.params_, X32, int(n_samples), _draw_seed(random_state))
+        return z.astype(X.dtype, copy=False)
+
+    def inverse_transform(self, Z):
+        """Decoder mean E[x | z]: probabilities (Bernoulli) or the Gaussian mean.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_components)
+            Latent codes.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_)
+            Decoded means, in the dtype of Z (float32 or float64); in [0, 1]
+            for the Bernoulli likelihood.
+        """
+        check_is_fitted(self, "params_")
+        Z = _check_latent(Z, self._fit_config["n_components"])
+        out = self._engine().decode(self.params_, np.ascontiguousarray(Z, dtype=np.float32))
+        return out.astype(Z.dtype, copy=False)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw x from the model: z ~ N(0, I), then x ~ p(x | z).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of draws.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features_in_), float64
+            Samples; 0/1 values for the Bernoulli likelihood.
+        """
+        check_is_fitted(self, "params_")
+        _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
+        seed = _draw_seed(random_state)
+        engine = self._engine()
+        z = engine.sample_prior(int(n_samples), seed)
+        return engine.sample_observations(self.params_, z, seed ^ 0x9E3779B97F4A7C15).astype(np.float64)
+
+    def score_samples(self, X, n_importance=1):
+        """Per-row lower bound on log p(x), in nats.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        n_importance : int, default=1
+            1 gives the ELBO (``n_mc_samples`` draws, the configured KL);
+            K > 1 gives the importance-weighted bound with K draws, which
+            tightens toward log p(x) as K grows.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,), float64
+            The bound per row. Each row's draws depend only on the row and the
+            fitted seed, so a row scores the same in any batch or order.
+        """
+        _, X32 = self._prepare(X)
+        _check_hyperparameter("n_importance", n_importance, _INT, (1, None))
+        K = int(n_importance)
+        return self._engine().score(self.params_, X32, K, K > 1, self._seed)
+
+    def score(self, X, y=None, n_importance=1):
+        """Mean per-row bound on log p(x) (the ELBO by default), in nats.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+        y : Ignored
+            Not used, present for API consistency by convention.
+        n_importance : int, default=1
+            See :meth:`score_samples`.
+
+        Returns
+        -------
+        score : float
+            Mean of :meth:`score_samples`.
+        """
+        return float(np.mean(self.score_samples(X, n_importance=n_importance)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = self.missing == "mask"
+        return tags
+
+
+class _TrainingState:
+    """Copies of everything a fit updates, committed to the estimator only when
+    the fit ends well (or is interrupted), so a failed fit changes nothing."""
+
+    @classmethod
+    def fresh(cls, engine, seed):
+        s = cls()
+        s.params = engine.init_params(seed)
+        s.m = np.zeros_like(s.params)
+        s.v = np.zeros_like(s.params)
+        s.step, s.baseline, s.n_iter = 0, 0.0, 0
+        s.loss_curve, s.validation_scores = [], []
+        s.best_loss, s.best_validation_score, s.best_params = np.inf, None, None
+        return s
+
+    @classmethod
+    def resume(cls, est):
+        s = cls()
+        s.params, s.m, s.v = est.params_.copy(), est._adam_m.copy(), est._adam_v.copy()
+        s.step, s.baseline, s.n_iter = est.t_, est._baseline, est.n_iter_
+        s.loss_curve, s.validation_scores = list(est.loss_curve_), list(est.validation_scores_)
+        s.best_loss, s.best_validation_score, s.best_params = est.best_loss_, est.best_validation_score_, None
+        return s
+
+    def commit(self, est):
+        est.params_, est._adam_m, est._adam_v = self.params, self.m, self.v
+        est.t_, est._baseline, est.n_iter_ = self.step, self.baseline, self.n_iter
+        est.loss_curve_, est.validation_scores_ = self.loss_curve, self.validation_scores
+        est.best_loss_, est.best_validation_score_ = self.best_loss, self.best_validation_score
+
+
+def _check_latent(Z, n_components):
+    Z = check_array(Z, dtype=(np.float32, np.float64), ensure_min_samples=1, input_name="Z")
+    if Z.shape[1] != n_components:
+        raise ValueError(f"Z has {Z.shape[1]} columns, but the model has n_components={n_components}.")
+    return Z
+
+
+def _draw_seed(random_state):
+    rng = check_random_state(random_state)
+    return int(rng.randint(0, 2**31 - 1)) << 32 | int(rng.randint(0, 2**31 - 1))
+
+
+def _resolve_threads(n_threads):
+    return int(n_threads) if n_threads is not None else int(_core.build_config["max_threads"])
