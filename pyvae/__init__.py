@@ -1,8 +1,9 @@
 """pyvae: variational autoencoders with a hand-derived C++ core and a scikit-learn API."""
 
+from ._persistence import load
 from ._vae import VAE
 
-__all__ = ["VAE", "show_config"]
+__all__ = ["VAE", "load", "show_config"]
 __version__ = "0.1.0"
 
 

@@ -273,6 +273,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
         return X
 
+    @property
+    def _n_features_out(self):
+        # Names the outputs for get_feature_names_out: vae0, vae1, ...
+        return self._fit_config["n_components"]
+
     # ------------------------------------------------------------------ engine
 
     def _engine(self):
@@ -584,6 +589,22 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Mean of :meth:`score_samples`.
         """
         return float(np.mean(self.score_samples(X, n_importance=n_importance)))
+
+    def save(self, path):
+        """Save the fitted model to ``path`` in pyvae's safe .npz format.
+
+        The file holds hyperparameters, weights and optimizer state as arrays
+        and JSON text; :func:`pyvae.load` reads it without executing code.
+        The write is atomic: an interrupted save leaves an existing file intact.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file.
+        """
+        from ._persistence import save
+
+        save(self, path)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

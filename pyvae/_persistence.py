@@ -1,0 +1,127 @@
+"""Saving and loading fitted models in a safe, versioned .npz format.
+
+The file holds arrays and JSON text only and is read with
+``allow_pickle=False``: loading never executes code. Saving writes a temporary
+file beside the target and renames it over the target, so an interrupted
+save leaves any existing file intact.
+"""
+
+import json
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+FORMAT_NAME = "pyvae.VAE"
+FORMAT_VERSION = 1
+
+# Fitted state stored as arrays, and scalars stored in the JSON header.
+_ARRAYS = ("params_", "_adam_m", "_adam_v")
+_SCALARS = ("n_features_in_", "n_iter_", "t_", "_baseline", "_seed", "best_loss_", "best_validation_score_",
+            "active_units_", "loss_curve_", "validation_scores_")
+
+
+def _json_value(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def save(model, path):
+    from sklearn.utils.validation import check_is_fitted
+
+    from . import __version__
+
+    check_is_fitted(model, "params_")
+    hyperparameters = model.get_params()
+    if not isinstance(hyperparameters["random_state"], (int, np.integer, type(None))):
+        hyperparameters["random_state"] = None  # a RandomState instance has no safe text form
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "pyvae_version": __version__,
+        "hyperparameters": {k: _json_value(v) for k, v in hyperparameters.items()},
+        "fit_config": model._fit_config,
+        "state": {k: _json_value(getattr(model, k)) for k in _SCALARS},
+    }
+    header["state"]["loss_curve_"] = [float(v) for v in model.loss_curve_]
+    header["state"]["validation_scores_"] = [float(v) for v in model.validation_scores_]
+    arrays = {name.strip("_"): np.asarray(getattr(model, name)) for name in _ARRAYS}
+    if hasattr(model, "feature_names_in_"):
+        arrays["feature_names_in"] = np.asarray(model.feature_names_in_, dtype=str)
+    arrays["header"] = np.array(json.dumps(header))
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".pyvae-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def load(path):
+    """Load a model written by :meth:`pyvae.VAE.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    model : VAE
+        The fitted estimator, with its optimizer state: it can keep training.
+
+    Raises
+    ------
+    ValueError
+        If the file is truncated, corrupted, not a pyvae model, or of a format
+        version this pyvae cannot read.
+    """
+    from ._vae import VAE
+
+    path = os.fspath(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            contents = {key: data[key] for key in data.files}
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        raise ValueError(f"{path!r} is not a readable pyvae model file (truncated or corrupted?): {exc}") from exc
+    try:
+        header = json.loads(str(contents["header"]))
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path!r} is not a pyvae model file: no valid header") from exc
+    if header.get("format") != FORMAT_NAME:
+        raise ValueError(f"{path!r} is not a pyvae model file (format {header.get('format')!r}).")
+    if header.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path!r} has format version {header.get('format_version')!r}; this pyvae "
+            f"reads version {FORMAT_VERSION}. Load it with the pyvae version that wrote it "
+            f"({header.get('pyvae_version')})."
+        )
+    model = VAE(**header["hyperparameters"])
+    if isinstance(model.hidden_layer_sizes, list):
+        model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
+    model._fit_config = header["fit_config"]
+    for name, value in header["state"].items():
+        setattr(model, name, value)
+    for name in _ARRAYS:
+        array = contents.get(name.strip("_"))
+        if array is None or array.dtype != np.float32 or array.ndim != 1:
+            raise ValueError(f"{path!r} is corrupted: {name} is missing or malformed.")
+        setattr(model, name, np.array(array))
+    if "feature_names_in" in contents:
+        model.feature_names_in_ = contents["feature_names_in"].astype(object)
+    n_params = model._engine().n_params
+    if any(getattr(model, name).size != n_params for name in _ARRAYS):
+        raise ValueError(f"{path!r} is corrupted: the parameter buffers do not match the architecture.")
+    return model
