@@ -671,42 +671,46 @@ class Model {
 
     // ---- inference ---------------------------------------------------------
 
-    int chunk_rows(int samples) const { return std::max(1, 4096 / std::max(1, samples)); }
+    // Rows per inference call: bounded so that S draws per row fit in a few MB.
+    static int chunk_rows(int samples) { return std::max(1, 4096 / std::max(1, samples)); }
+
+    // Calls f(rows, start, n) on consecutive chunks of at most C rows of A (n_rows, width).
+    template <class F>
+    static void for_each_chunk(const T* A, int64_t n_rows, int width, int C, F&& f) {
+        for (int64_t start = 0; start < n_rows; start += C)
+            f(A + start * width, start, int(std::min<int64_t>(C, n_rows - start)));
+    }
 
     // mu, logvar (N, Z) of q(z|x) for X (N, D).
     void encode(const T* params, const T* X, int64_t n_rows, T* mu, T* logvar) const {
-        const int Z = config.n_components, D = config.n_features;
+        const int Z = config.n_components, D = config.n_features, C = chunk_rows(1);
         Workspace<T> ws;
-        const int C = chunk_rows(1);
         ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1);
-        for (int64_t start = 0; start < n_rows; start += C) {
-            const int N = int(std::min<int64_t>(C, n_rows - start));
-            const T* head = encoder_forward(params, contiguous_encoder_input(X + start * D, N, ws), N, ws);
-            for (int i = 0; i < N; ++i)
+        for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
+            const T* head = encoder_forward(params, contiguous_encoder_input(x, n, ws), n, ws);
+            for (int i = 0; i < n; ++i)
                 for (int j = 0; j < Z; ++j) {
                     mu[(start + i) * Z + j] = head[int64_t(i) * 2 * Z + j];
                     logvar[(start + i) * Z + j] = head[int64_t(i) * 2 * Z + Z + j];
                 }
-        }
+        });
     }
 
     // out (N, D): the mean of p(x|z) for Zs (N, Z): sigmoid(logits) or the Gaussian mean.
     void decode(const T* params, const T* Zs, int64_t n_rows, T* out) const {
-        const int Z = config.n_components, D = config.n_features;
+        const int Z = config.n_components, D = config.n_features, C = chunk_rows(1);
         Workspace<T> ws;
-        const int C = chunk_rows(1);
         ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1);
-        for (int64_t start = 0; start < n_rows; start += C) {
-            const int N = int(std::min<int64_t>(C, n_rows - start));
-            const T* o = decoder_forward(params, Zs + start * Z, N, ws);
+        for_each_chunk(Zs, n_rows, Z, C, [&](const T* z, int64_t start, int n) {
+            const T* o = decoder_forward(params, z, n, ws);
             T* dst = out + start * D;
-            const int64_t n = int64_t(N) * D;
+            const int64_t count = int64_t(n) * D;
             if (config.likelihood == Likelihood::bernoulli) {
-                for (int64_t k = 0; k < n; ++k) dst[k] = sigmoid(o[k]);
+                for (int64_t k = 0; k < count; ++k) dst[k] = sigmoid(o[k]);
             } else {
-                std::memcpy(dst, o, sizeof(T) * n);
+                std::memcpy(dst, o, sizeof(T) * count);
             }
-        }
+        });
     }
 
     // z (N, Z) ~ N(0, I), row i from the stream combine_keys(seed, i).
@@ -738,21 +742,25 @@ class Model {
 
     // z (S, N, Z) ~ q(z | x) for X (N, D), the noise of each row tied to its bytes.
     void sample_posterior(const T* params, const T* X, int64_t n_rows, int S, uint64_t seed, T* out) const {
-        const int Z = config.n_components, D = config.n_features;
-        const int C = chunk_rows(S);
+        const int Z = config.n_components, D = config.n_features, C = chunk_rows(S);
         Workspace<T> ws;
         ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), S);
-        for (int64_t start = 0; start < n_rows; start += C) {
-            const int N = int(std::min<int64_t>(C, n_rows - start));
-            const T* x = X + start * D;
-            row_keys(x, N, seed, ws.keys.data());
-            fill_noise(ws.noise.data(), ws.keys.data(), N, S, Z, base_noise_is_uniform(config.posterior), n_threads);
-            const T* head = encoder_forward(params, contiguous_encoder_input(x, N, ws), N, ws);
-            reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, S);
+        for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
+            draw_posterior(params, x, n, S, seed, ws);
             for (int s = 0; s < S; ++s)
-                std::memcpy(out + (int64_t(s) * n_rows + start) * Z, ws.z.data() + int64_t(s) * N * Z,
-                            sizeof(T) * N * Z);
-        }
+                std::memcpy(out + (int64_t(s) * n_rows + start) * Z, ws.z.data() + int64_t(s) * n * Z,
+                            sizeof(T) * n * Z);
+        });
+    }
+
+    // Encodes x (N, D) and draws ws.z (S, N, Z) with noise keyed by each row's bytes.
+    const T* draw_posterior(const T* params, const T* x, int N, int S, uint64_t seed, Workspace<T>& ws) const {
+        row_keys(x, N, seed, ws.keys.data());
+        fill_noise(ws.noise.data(), ws.keys.data(), N, S, config.n_components,
+                   base_noise_is_uniform(config.posterior), n_threads);
+        const T* head = encoder_forward(params, contiguous_encoder_input(x, N, ws), N, ws);
+        reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, S);
+        return head;
     }
 
     // Noise keys for rows: a hash of each row's bytes and the seed, so a row gets
@@ -769,47 +777,40 @@ class Model {
     // log (1/K) sum_k p(x, z_k) / q(z_k | x).
     void score(const T* params, const T* X, int64_t n_rows, int K, bool importance, uint64_t seed,
                double* out, const std::function<bool()>& interrupted) const {
-        const int Z = config.n_components, D = config.n_features;
+        const int D = config.n_features;
         const int S = importance ? K : config.n_mc_samples;
         const int C = chunk_rows(S);
         Workspace<T> ws;
         ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), S);
-        const bool uniform = base_noise_is_uniform(config.posterior);
-        for (int64_t start = 0; start < n_rows; start += C) {
-            const int N = int(std::min<int64_t>(C, n_rows - start));
-            const T* x = X + start * D;
-            row_keys(x, N, seed, ws.keys.data());
-            fill_noise(ws.noise.data(), ws.keys.data(), N, S, Z, uniform, n_threads);
-            const T* head = encoder_forward(params, contiguous_encoder_input(x, N, ws), N, ws);
-            reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, S);
-            const T* o = decoder_forward(params, ws.z.data(), S * N, ws);
-            likelihood_forward_backward(params, o, x, N, S, ws.recon.data(), nullptr, nullptr, T(0));
-            kl_forward(head, ws.eps.data(), ws.z.data(), N, S, ws.kl.data(), ws.kl_analytic.data());
-            for (int i = 0; i < N; ++i) {
+        bool stop = false;
+        for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
+            if (stop) return;
+            const T* head = draw_posterior(params, x, n, S, seed, ws);
+            const T* o = decoder_forward(params, ws.z.data(), S * n, ws);
+            likelihood_forward_backward(params, o, x, n, S, ws.recon.data(), nullptr, nullptr, T(0));
+            kl_forward(head, ws.eps.data(), ws.z.data(), n, S, ws.kl.data(), ws.kl_analytic.data());
+            for (int i = 0; i < n; ++i) {
+                double top = -INFINITY, rec = 0, kl = 0;
+                for (int s = 0; s < S; ++s) {
+                    const int64_t r = int64_t(s) * n + i;
+                    top = std::max(top, ws.recon[r] - ws.kl[r]);
+                    rec += ws.recon[r];
+                    kl += ws.kl[r];
+                }
                 if (importance) {  // log-mean-exp, shifted by the largest term
-                    double top = -INFINITY;
-                    for (int s = 0; s < S; ++s) {
-                        const int64_t r = int64_t(s) * N + i;
-                        top = std::max(top, ws.recon[r] - ws.kl[r]);
-                    }
                     double acc = 0;
                     for (int s = 0; s < S; ++s) {
-                        const int64_t r = int64_t(s) * N + i;
+                        const int64_t r = int64_t(s) * n + i;
                         acc += std::exp(ws.recon[r] - ws.kl[r] - top);
                     }
                     out[start + i] = top + std::log(acc / S);
                 } else {
-                    double rec = 0, kl = 0;
-                    for (int s = 0; s < S; ++s) {
-                        rec += ws.recon[int64_t(s) * N + i];
-                        kl += ws.kl[int64_t(s) * N + i];
-                    }
                     kl = config.kl == KLMode::analytic ? ws.kl_analytic[i] : kl / S;
                     out[start + i] = rec / S - kl;
                 }
             }
-            if (interrupted && interrupted()) return;
-        }
+            stop = interrupted && interrupted();
+        });
     }
 };
 
