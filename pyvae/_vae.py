@@ -657,4 +657,4 @@ def _draw_seed(random_state):
 
 
 def _resolve_threads(n_threads):
-    return int(n_threads) if n_threads is not None else int(_core.build_config["max_threads"])
+    return max(1, int(n_threads)) if n_threads is not None else int(_core.build_config["max_threads"])

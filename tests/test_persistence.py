@@ -1,0 +1,138 @@
+"""Nothing lost: pickle/joblib round trips and the safe .npz format."""
+
+import io
+import json
+import os
+import pickle
+import warnings
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+
+import pyvae
+from pyvae import VAE
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+X = load_digits().data / 16.0
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return VAE(n_components=3, hidden_layer_sizes=(32,), likelihood="bernoulli", kl="mc", n_mc_samples=2,
+               max_iter=3, random_state=0).fit(X)
+
+
+def assert_same_model(a, b):
+    assert np.array_equal(a.transform(X), b.transform(X))
+    assert np.array_equal(a.score_samples(X), b.score_samples(X))
+    assert np.array_equal(a.score_samples(X[:50], n_importance=5), b.score_samples(X[:50], n_importance=5))
+    assert np.array_equal(a.sample(10, random_state=0), b.sample(10, random_state=0))
+    assert np.array_equal(a.inverse_transform(np.ones((2, 3))), b.inverse_transform(np.ones((2, 3))))
+
+
+def test_pickle_round_trip_and_keep_training(fitted):
+    clone = pickle.loads(pickle.dumps(fitted))
+    assert_same_model(fitted, clone)
+    original = pickle.loads(pickle.dumps(fitted))
+    clone.partial_fit(X)
+    original.partial_fit(X)  # same optimizer state -> same next epoch
+    assert np.array_equal(clone.params_, original.params_)
+
+
+def test_joblib_round_trip(fitted, tmp_path):
+    joblib.dump(fitted, tmp_path / "model.joblib")
+    assert_same_model(fitted, joblib.load(tmp_path / "model.joblib"))
+
+
+def test_save_load_round_trip_keeps_everything(fitted, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    loaded = pyvae.load(path)
+    assert_same_model(fitted, loaded)
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.loss_curve_ == fitted.loss_curve_ and loaded.n_iter_ == fitted.n_iter_ and loaded.t_ == fitted.t_
+    copy = pickle.loads(pickle.dumps(fitted))
+    loaded.partial_fit(X)
+    copy.partial_fit(X)
+    assert np.array_equal(loaded.params_, copy.params_)
+
+
+def test_saved_file_loads_without_pickle(fitted, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        assert json.loads(str(data["header"]))["format_version"] == 1
+
+
+def test_feature_names_survive_save(tmp_path):
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(X[:, :5], columns=list("abcde"))
+    model = VAE(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(frame)
+    model.save(tmp_path / "m.npz")
+    assert list(pyvae.load(tmp_path / "m.npz").feature_names_in_) == list("abcde")
+
+
+def test_truncated_file_raises_clear_error(fitted, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="not a readable pyvae model"):
+        pyvae.load(path)
+
+
+def test_corrupted_file_raises_clear_error(fitted, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 3
+    data[middle:middle + 64] = bytes(64)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="pyvae model"):
+        pyvae.load(path)
+
+
+def rewrite_header(path, change):
+    with np.load(path, allow_pickle=False) as data:
+        contents = {k: data[k] for k in data.files}
+    header = json.loads(str(contents["header"]))
+    change(header, contents)
+    contents["header"] = np.array(json.dumps(header))
+    np.savez(path, **contents)
+
+
+def test_wrong_version_raises_clear_error(fitted, tmp_path):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    rewrite_header(path, lambda h, c: h.update(format_version=99))
+    with pytest.raises(ValueError, match="format version 99"):
+        pyvae.load(path)
+
+
+def test_not_a_model_and_mismatched_buffers(fitted, tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, a=np.zeros(3))
+    with pytest.raises(ValueError, match="not a pyvae model"):
+        pyvae.load(path)
+    fitted.save(path)
+    rewrite_header(path, lambda h, c: c.update(params=c["params"][:-1]))
+    with pytest.raises(ValueError, match="corrupted"):
+        pyvae.load(path)
+
+
+def test_interrupted_save_keeps_existing_file(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    good = path.read_bytes()
+
+    def broken_savez(*args, **kwargs):
+        raise KeyboardInterrupt  # as if Ctrl-C hit in the middle of writing
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(KeyboardInterrupt):
+        fitted.save(path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left behind

@@ -1,0 +1,131 @@
+"""Training controls: partial_fit, warm_start, early stopping, divergence,
+Ctrl-C, concurrent inference."""
+
+import signal
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+from pyvae import VAE
+
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+X = load_digits().data / 16.0
+
+
+def vae(**kw):
+    params = dict(n_components=4, hidden_layer_sizes=(32,), likelihood="bernoulli", max_iter=5, random_state=0)
+    params.update(kw)
+    return VAE(**params)
+
+
+def test_partial_fit_runs_one_epoch_per_call():
+    model = vae()
+    model.partial_fit(X[:500])
+    assert model.n_iter_ == 1 and len(model.loss_curve_) == 1 and model.t_ == 4
+    first = model.score(X[500:])
+    for _ in range(5):
+        model.partial_fit(X[:500])
+    assert model.n_iter_ == 6 and model.t_ == 24
+    assert model.score(X[500:]) > first
+
+
+def test_partial_fit_continues_exactly_like_fit():
+    """Epochs are the same whether they come from one fit or several partial_fits."""
+    once = vae(max_iter=3, tol=0.0, n_iter_no_change=100).fit(X[:500])
+    stepwise = vae()
+    for _ in range(3):
+        stepwise.partial_fit(X[:500])
+    assert np.array_equal(once.params_, stepwise.params_)
+
+
+def test_warm_start_continues_from_previous_fit():
+    cold = vae(max_iter=3).fit(X[:500])
+    warm = vae(max_iter=3, warm_start=True).fit(X[:500])
+    params_after_first = warm.params_.copy()
+    warm.fit(X[:500])
+    assert warm.n_iter_ == 6 and not np.array_equal(warm.params_, params_after_first)
+    cold.fit(X[:500])  # without warm_start, fit starts over
+    assert cold.n_iter_ == 3 and np.array_equal(cold.params_, params_after_first)
+
+
+def test_early_stopping_tracks_validation_and_keeps_best():
+    model = vae(max_iter=200, early_stopping=True, n_iter_no_change=3, tol=0.0, validation_fraction=0.2).fit(X)
+    assert model.n_iter_ < 200
+    assert len(model.validation_scores_) == model.n_iter_
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    assert np.isfinite(model.best_loss_) and model.best_loss_ == min(model.loss_curve_)
+
+
+def test_convergence_on_training_loss_stops_early():
+    model = vae(max_iter=500, tol=10.0, n_iter_no_change=2).fit(X[:300])
+    assert model.n_iter_ <= 5  # after the first epochs no epoch improves by 10 nats
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_divergence_raises_and_keeps_previous_model(likelihood):
+    data = X if likelihood == "bernoulli" else (X - X.mean(0)) * 10
+    model = vae(likelihood=likelihood, max_iter=2).fit(data)
+    before = model.transform(data)
+    with pytest.raises(FloatingPointError, match="learning_rate"):
+        model.set_params(learning_rate=1e3, max_iter=50).fit(data)
+    assert np.array_equal(model.transform(data), before)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        vae(likelihood=likelihood, learning_rate=1e3, max_iter=50).fit(data)
+
+
+def test_ctrl_c_stops_fit_and_leaves_a_usable_model():
+    big = np.tile(X, (20, 1))  # ~36k rows: an epoch takes a while
+    model = vae(max_iter=10_000, hidden_layer_sizes=(256,), tol=0.0, n_iter_no_change=10_000)
+    main = threading.main_thread().ident
+
+    def interrupt():
+        time.sleep(0.5)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    threading.Thread(target=interrupt).start()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(big)
+    # Work done before the interrupt is kept, consistently: parameters, optimizer
+    # state and counters describe the same point of training.
+    assert model.n_iter_ < 10_000
+    assert model.t_ >= model.n_iter_ * int(np.ceil(len(big) / 128))
+    assert np.isfinite(model.transform(X)).all() and np.isfinite(model.score(X))
+    model.partial_fit(X)  # and it can keep training
+
+
+def test_concurrent_transform_matches_serial():
+    model = vae(hidden_layer_sizes=(128,)).fit(X)
+    expected_Z, expected_s = model.transform(X), model.score_samples(X, n_importance=4)
+    results = [None] * 6
+
+    def work(k):
+        results[k] = (model.transform(X), model.score_samples(X, n_importance=4))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for Z, s in results:
+        assert np.array_equal(Z, expected_Z) and np.array_equal(s, expected_s)
+
+
+def test_repeated_fit_and_transform_do_not_grow_memory():
+    def rss_kb():
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS"))
+
+    model = vae(hidden_layer_sizes=(64,), max_iter=2)
+    for _ in range(5):  # warm up allocator pools
+        model.fit(X).transform(X)
+    start = rss_kb()
+    for _ in range(40):
+        model.fit(X)
+        model.transform(X)
+        model.score_samples(X, n_importance=3)
+    assert rss_kb() - start < 8 * 1024, f"RSS grew by {rss_kb() - start} kB"
