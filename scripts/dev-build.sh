@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Developer build: compiles the extension into build/dev and drops it into pyvae/,
 # so `PYTHONPATH=$PWD pytest` runs against the working tree. Extra arguments go to
-# CMake (e.g. -DPYVAE_SANITIZE=ON).
+# CMake (e.g. -DPYVAE_SANITIZE=ON); BUILD_DIR picks another build folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build/dev -G Ninja -DSKBUILD_PROJECT_NAME=pyvae -DSKBUILD_PROJECT_VERSION=0.1.0 \
+build="${BUILD_DIR:-build/dev}"
+cmake -S . -B "$build" -G Ninja -DSKBUILD_PROJECT_NAME=pyvae -DSKBUILD_PROJECT_VERSION=0.1.0 \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" "$@" >/dev/null
-cmake --build build/dev
-cp build/dev/_core*.so pyvae/
+cmake --build "$build"
+cp "$build"/_core*.so pyvae/
