@@ -54,11 +54,11 @@ def _check_hyperparameter(name, value, kind, allowed):
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, types):
         what = "an int" if kind == _INT else "a real number"
         raise ValueError(f"The '{name}' parameter must be {what}; got {value!r} of type {type(value).__name__}.")
-    low, high, *opts = allowed
-    open_low = "open" in opts
-    if not np.isfinite(value) or (low is not None and (value < low or (open_low and value == low))) or (
-        high is not None and value >= high if open_low else high is not None and value > high
-    ):
+    low, high, *options = allowed
+    open_low = "open" in options  # open interval at the low end (and at the high end when there is one)
+    too_low = low is not None and (value <= low if open_low else value < low)
+    too_high = high is not None and (value >= high if open_low else value > high)
+    if not np.isfinite(value) or too_low or too_high:
         bound = f"> {low}" if open_low else f">= {low}"
         if high is not None:
             bound += f" and < {high}" if open_low else f" and <= {high}"
