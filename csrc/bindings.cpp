@@ -175,19 +175,14 @@ void bind_model(py::module_& m, const char* name) {
                     py::gil_scoped_acquire gil;
                     allreduce(py::array_t<T>(size, buffer, py::capsule(buffer, [](void*) {})));
                 };
-            // Ctrl-C with several ranks: the flag travels with the gradient, so every rank stops at the same step.
-            auto parallel_interrupted = []() {
-                py::gil_scoped_acquire gil;
-                if (PyErr_CheckSignals() == 0) return false;
-                PyErr_Clear();
-                return true;
-            };
             AdamSettings adam{learning_rate, beta1, beta2, epsilon, alpha};
             EpochResult res;
             {
                 py::gil_scoped_release nogil;
+                // Ctrl-C with several ranks: the Python hook raises the stop flag, which
+                // travels with the gradient, so every rank stops after the same step.
                 res = parallel ? self.train_epoch(p, mm, vv, &step, &baseline, X.data(), r, rows.size(), batch_size,
-                                                  seed, adam, parallel_interrupted, &dp)
+                                                  seed, adam, nullptr, &dp)
                                : self.train_epoch(p, mm, vv, &step, &baseline, X.data(), r, rows.size(), batch_size,
                                                   seed, adam, python_interrupted);
             }

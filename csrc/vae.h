@@ -263,7 +263,8 @@ enum class EpochStatus { ok = 0, interrupted = 1, non_finite = 2 };
 // Data parallelism over ranks (docs/distributed.md): every rank shuffles the same
 // global training rows, takes from each global batch the rows it holds, and
 // `allreduce` sums the flat buffer (grad (P) | step scalars (kStepScalars)) over
-// all ranks in place, once per step. Null means one process.
+// all ranks in place, once per step; it may raise the stop flag (the last
+// scalar) before summing. Null means one process.
 template <class T>
 struct DataParallel {
     int64_t first_row = 0;  // global index of this rank's row 0

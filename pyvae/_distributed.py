@@ -17,6 +17,8 @@ See docs/distributed.md for the design and its cost model.
 
 import functools
 import hashlib
+import signal
+import threading
 
 import numpy as np
 
@@ -32,6 +34,12 @@ class _Local:
     rank, size = 0, 1
     first_row, n_total = 0, 0
     engine_kwargs = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
     def agree(self, est, error=None, n_rows=0, n_features=0, continuing=False):
         self.n_total = n_rows
@@ -76,6 +84,27 @@ class _MPI:
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
         self.first_row = self.n_total = 0
         self.engine_kwargs = {}
+        self.stop, self._previous_handler = False, None
+
+    # ---- Ctrl-C: a flag that travels with the gradient ---------------------------
+
+    def __enter__(self):
+        # A KeyboardInterrupt raised on one rank between two collectives would
+        # leave the others waiting; during fit, SIGINT only sets a flag, the
+        # next step's Allreduce carries it, and every rank stops after that step.
+        if threading.current_thread() is threading.main_thread():
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+        if self.stop and exc_type is None:
+            raise KeyboardInterrupt  # arrived after the last step: not swallowed
+        return False
+
+    def _on_sigint(self, signum, frame):
+        self.stop = True
 
     # ---- before training: agree, or fail together -----------------------------
 
@@ -121,7 +150,10 @@ class _MPI:
     # ---- every step -----------------------------------------------------------
 
     def _allreduce(self, buffer):
-        """The core's per-step hook: sum grad | step scalars over ranks, in place."""
+        """The core's per-step hook: sum grad | step scalars over ranks, in place.
+        The last scalar is the stop flag: any rank's Ctrl-C stops every rank."""
+        if self.stop:
+            buffer[-1] = 1
         self.comm.Allreduce(self.MPI.IN_PLACE, buffer, op=self.MPI.SUM)
 
     # ---- every epoch, and at the end -----------------------------------------

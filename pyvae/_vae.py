@@ -340,7 +340,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # training works on copies, and validation's side effects are undone.
         saved = dict(self.__dict__)
         try:
-            return self._fit_unsafe(X, incremental, _distributed.context(comm))
+            with _distributed.context(comm) as ctx:
+                return self._fit_unsafe(X, incremental, ctx)
         except KeyboardInterrupt:
             raise
         except BaseException:
