@@ -4,6 +4,8 @@ Runs on Dask's local (threaded) scheduler and on a distributed.LocalCluster of
 two worker processes on the loopback interface; skipped without Dask.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -24,12 +26,6 @@ def data():
 @pytest.fixture(scope="module")
 def fitted(data):
     X, _ = data
-    return _fit(X)
-
-
-def _fit(X):
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # three epochs do not converge, and need not
         return VAE(max_iter=3, **KW).fit(X)
