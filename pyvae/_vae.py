@@ -483,7 +483,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to encode.
+            Data to encode. A Dask array gives Dask arrays (lazy, blockwise).
         return_std : bool, default=False
             Also return the posterior standard deviation.
 
@@ -531,7 +531,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         Z : array-like of shape (n_samples, n_components)
-            Latent codes.
+            Latent codes. A Dask array gives a Dask array (lazy, blockwise).
 
         Returns
         -------
@@ -573,7 +573,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to score.
+            Data to score. A Dask array gives a Dask array (lazy, blockwise).
         n_importance : int, default=1
             1 gives the ELBO (``n_mc_samples`` draws, the configured KL);
             K > 1 gives the importance-weighted bound with K draws, which
