@@ -58,10 +58,16 @@ def run_ranks(tmp_path, body, n=2):
 
 
 @needs_mpiexec
-@pytest.mark.parametrize("early_stopping", [False, True])
-def test_two_ranks_match_one_process_on_the_concatenated_data(tmp_path, early_stopping):
+@pytest.mark.parametrize("extra", [
+    {},
+    {"early_stopping": True},
+    # The score-function baseline is a running mean over batches: it must be reduced too.
+    {"gradient_estimator": "score_function", "kl": "mc", "posterior": "logistic", "n_mc_samples": 2},
+], ids=["plain", "early_stopping", "score_function"])
+def test_two_ranks_match_one_process_on_the_concatenated_data(tmp_path, extra):
+    early_stopping = extra.get("early_stopping", False)
     results = run_ranks(tmp_path, f"""
-        kw = dict(KW, early_stopping={early_stopping})
+        kw = dict(KW, **{extra!r})
         dist = VAE(batch_size=16, **kw).fit(X_local, comm=comm)
         single = VAE(batch_size=32, **kw).fit(X)  # the doubled batch, in one process
         report(dist=dist.params_.tolist(), single=single.params_.tolist(), t=[dist.t_, single.t_],
