@@ -113,8 +113,12 @@ def main():
 
     results = [run(r, args) for r in (1, 2)]
     base = None
+    load = os.getloadavg()[0]
     print(f"VAE 784-256-16 (gaussian), {args.rows} rows, batch {args.batch} per rank, {args.epochs} epochs, "
-          "1 thread per rank")
+          f"1 thread per rank; {os.cpu_count()} cores, load average {load:.1f} after the runs")
+    if load > os.cpu_count() - 2:
+        print("warning: the machine is busy; ranks compete for cores, so the 2-rank numbers measure "
+              "time-slicing as much as scaling")
     print(f"{'ranks':>5} {'eff. batch':>10} {'steps/ep':>8} {'samples/s':>10} {'efficiency':>10} "
           f"{'allreduce/step':>14} {'(bare)':>9} {'in allreduce':>12}")
     for r in results:
