@@ -156,23 +156,40 @@ void bind_model(py::module_& m, const char* name) {
         .def("train_epoch", [](const M& self, py::array_t<T> params, py::array_t<T> m, py::array_t<T> v, int64_t step,
                                double baseline, In<T> X, py::array_t<int64_t, py::array::c_style | py::array::forcecast> rows,
                                int batch_size, uint64_t seed, double learning_rate, double beta1, double beta2,
-                               double epsilon, double alpha) {
+                               double epsilon, double alpha, py::object allreduce, int64_t first_row) {
             const int64_t P = self.n_params();
             T* p = writable(params, P, "params");
             T* mm = writable(m, P, "m");
             T* vv = writable(v, P, "v");
             check_cols(X, self.config.n_features, "X");
+            // Data parallel: rows are global and X holds rows [first_row, first_row + len(X)).
+            const bool parallel = !allreduce.is_none();
             const int64_t* r = rows.data();
             for (py::ssize_t k = 0; k < rows.size(); ++k)
-                if (r[k] < 0 || r[k] >= X.shape(0)) throw std::out_of_range("row index out of range");
+                if (r[k] < 0 || (!parallel && r[k] >= X.shape(0))) throw std::out_of_range("row index out of range");
+            if (first_row < 0 || (!parallel && first_row != 0)) throw std::invalid_argument("bad first_row");
+            DataParallel<T> dp{first_row, int64_t(X.shape(0)), nullptr};
+            if (parallel)
+                dp.allreduce = [&allreduce](T* buffer, int64_t size) {
+                    // allreduce(buffer) sums a NumPy view of the buffer in place over all ranks.
+                    py::gil_scoped_acquire gil;
+                    allreduce(py::array_t<T>(size, buffer, py::capsule(buffer, [](void*) {})));
+                };
             AdamSettings adam{learning_rate, beta1, beta2, epsilon, alpha};
             EpochResult res;
             {
                 py::gil_scoped_release nogil;
-                res = self.train_epoch(p, mm, vv, &step, &baseline, X.data(), r, rows.size(), batch_size, seed, adam,
-                                       python_interrupted);
+                // Ctrl-C with several ranks: the Python hook raises the stop flag, which
+                // travels with the gradient, so every rank stops after the same step.
+                res = parallel ? self.train_epoch(p, mm, vv, &step, &baseline, X.data(), r, rows.size(), batch_size,
+                                                  seed, adam, nullptr, &dp)
+                               : self.train_epoch(p, mm, vv, &step, &baseline, X.data(), r, rows.size(), batch_size,
+                                                  seed, adam, python_interrupted);
             }
-            if (res.status == EpochStatus::interrupted) throw py::error_already_set();
+            if (res.status == EpochStatus::interrupted) {
+                if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+                throw py::error_already_set();
+            }
             py::dict out;
             out["finite"] = res.status != EpochStatus::non_finite;
             out["elbo"] = res.elbo;
@@ -182,7 +199,10 @@ void bind_model(py::module_& m, const char* name) {
             out["step"] = step;
             out["baseline"] = baseline;
             return out;
-        })
+        }, py::arg("params"), py::arg("m"), py::arg("v"), py::arg("step"), py::arg("baseline"), py::arg("X"),
+           py::arg("rows"), py::arg("batch_size"), py::arg("seed"), py::arg("learning_rate"), py::arg("beta1"),
+           py::arg("beta2"), py::arg("epsilon"), py::arg("alpha"), py::arg("allreduce") = py::none(),
+           py::arg("first_row") = 0)
         .def("encode", [](const M& self, In<T> params, In<T> X) {
             check_cols(X, self.config.n_features, "X");
             const int64_t N = X.shape(0);

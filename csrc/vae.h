@@ -260,6 +260,21 @@ struct AdamSettings {
 // Status of an epoch: it ran through, Ctrl-C stopped it, or a loss was not finite.
 enum class EpochStatus { ok = 0, interrupted = 1, non_finite = 2 };
 
+// Data parallelism over ranks (docs/distributed.md): every rank shuffles the same
+// global training rows, takes from each global batch the rows it holds, and
+// `allreduce` sums the flat buffer (grad (P) | step scalars (kStepScalars)) over
+// all ranks in place, once per step; it may raise the stop flag (the last
+// scalar) before summing. Null means one process.
+template <class T>
+struct DataParallel {
+    int64_t first_row = 0;  // global index of this rank's row 0
+    int64_t n_local = 0;    // rows this rank holds
+    std::function<void(T* buffer, int64_t size)> allreduce;
+};
+// The scalars that travel with the gradient: rows, loss, recon, KL, learning
+// signal (all sums over the rank's rows) and a stop flag (Ctrl-C on any rank).
+constexpr int kStepScalars = 6;
+
 struct EpochResult {
     double elbo = 0, recon = 0, kl = 0;  // sums over rows
     int64_t n_rows = 0;
@@ -633,7 +648,8 @@ class Model {
     // mean of the learning signal for the score-function estimator.
     EpochResult train_epoch(T* params, T* m, T* v, int64_t* step, double* baseline, const T* X,
                             const int64_t* rows, int64_t n_rows, int batch_size, uint64_t seed,
-                            const AdamSettings& adam, const std::function<bool()>& interrupted) const {
+                            const AdamSettings& adam, const std::function<bool()>& interrupted,
+                            const DataParallel<T>* dp = nullptr) const {
         EpochResult res;
         std::vector<int64_t> order(rows, rows + n_rows);
         const uint64_t shuffle_key = combine_keys(seed, uint64_t(*step) * 0x5851f42d4c957f2dULL + 1);
@@ -644,18 +660,33 @@ class Model {
         const int B = int(std::min<int64_t>(batch_size, n_rows));
         Workspace<T> ws;
         ws.reserve(config, layout, B, config.n_mc_samples);
-        std::vector<T> grad(layout.size);
+        std::vector<T> grad(layout.size + (dp ? kStepScalars : 0));
+        std::vector<int64_t> local(B);  // rows of X in this batch (all of it, with one process)
+        const int64_t lo = dp ? dp->first_row : 0, hi = dp ? lo + dp->n_local : INT64_MAX;
         const bool uniform = base_noise_is_uniform(config.posterior);
         for (int64_t start = 0; start < n_rows; start += B) {
             const int N = int(std::min<int64_t>(B, n_rows - start));
-            gather_rows(X, order.data() + start, N, ws);
+            // Row i of the batch draws its noise from its position i, wherever it is held.
             const uint64_t step_key = combine_keys(seed, uint64_t(*step));
-            for (int i = 0; i < N; ++i) ws.keys[i] = combine_keys(step_key, uint64_t(i));
-            fill_noise(ws.noise.data(), ws.keys.data(), N, config.n_mc_samples, config.n_components,
+            int n = 0;
+            for (int i = 0; i < N; ++i) {
+                const int64_t r = order[start + i];
+                if (r < lo || r >= hi) continue;
+                local[n] = r - lo;
+                ws.keys[n++] = combine_keys(step_key, uint64_t(i));
+            }
+            gather_rows(X, local.data(), n, ws);
+            fill_noise(ws.noise.data(), ws.keys.data(), n, config.n_mc_samples, config.n_components,
                        uniform, n_threads);
             BatchStats st;
-            const double loss = loss_and_grad(params, grad.data(), ws.x_obs.data(), encoder_input(ws),
-                                              ws.noise.data(), N, *baseline, ws, &st);
+            double loss = 0;
+            if (n > 0)
+                loss = loss_and_grad(params, grad.data(), ws.x_obs.data(), encoder_input(ws),
+                                     ws.noise.data(), n, *baseline, ws, &st);
+            else
+                std::fill(grad.begin(), grad.end(), T(0));
+            bool stop = false;
+            if (dp) loss = allreduce_step(*dp, grad.data(), n, N, loss, st, interrupted, &stop);
             if (!std::isfinite(loss)) { res.status = EpochStatus::non_finite; return res; }
             *step += 1;
             adam_update(params, grad.data(), m, v, *step, adam);
@@ -664,9 +695,36 @@ class Model {
             res.kl += st.kl;
             res.elbo += st.recon - st.kl;
             res.n_rows += N;
-            if (interrupted && interrupted()) { res.status = EpochStatus::interrupted; return res; }
+            if (dp ? stop : (interrupted && interrupted())) { res.status = EpochStatus::interrupted; return res; }
         }
         return res;
+    }
+
+    // Data parallel: turns this rank's mean gradient over its n rows into its
+    // share of the mean over the global batch of N rows, then sums the gradient
+    // and the step's scalars over ranks in one call, so every rank sees the same
+    // gradient, loss (NaN included) and stop decision. Returns the batch's loss.
+    double allreduce_step(const DataParallel<T>& dp, T* grad, int n, int N, double loss, BatchStats& st,
+                          const std::function<bool()>& interrupted, bool* stop) const {
+        const int64_t P = layout.size;
+        const T share = T(double(n) / N);
+        for (int64_t k = 0; k < P; ++k) grad[k] *= share;
+        T* s = grad + P;
+        s[0] = T(n);
+        s[1] = T(loss * n);
+        s[2] = T(st.recon);
+        s[3] = T(st.kl);
+        s[4] = T(st.mean_f * n);
+        s[5] = T(interrupted && interrupted() ? 1 : 0);
+        dp.allreduce(grad, P + kStepScalars);
+        if (double(s[0]) != N)
+            throw std::runtime_error("ranks disagree on the batch: " + std::to_string(double(s[0])) +
+                                     " rows instead of " + std::to_string(N) + "; are the shards' first rows right?");
+        st.recon = s[2];
+        st.kl = s[3];
+        st.mean_f = double(s[4]) / N;
+        *stop = s[5] > 0;
+        return double(s[1]) / N;
     }
 
     // ---- inference ---------------------------------------------------------

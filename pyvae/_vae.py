@@ -10,7 +10,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core
+from . import _core, _distributed
+from ._distributed import dask_blockwise
 from ._progress import EpochReporter
 
 # Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).
@@ -296,24 +297,31 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, comm=None):
         """Fit the model to X by maximizing the ELBO.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Training data. Values in [0, 1] for ``likelihood="bernoulli"``.
+            With ``comm``, this rank's shard of the rows.
         y : Ignored
             Not used, present for API consistency by convention.
+        comm : mpi4py.MPI.Comm, default=None
+            Train data-parallel over the communicator's ranks (every rank
+            calls ``fit`` with its own rows): each step, the ranks' gradients
+            are summed by one ``Allreduce``, so every rank ends with the same
+            model. The effective batch is ``batch_size`` x number of ranks.
+            See docs/distributed.md.
 
         Returns
         -------
         self : VAE
             The fitted estimator.
         """
-        return self._fit(X, incremental=False)
+        return self._fit(X, incremental=False, comm=comm)
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y=None, comm=None):
         """Run one epoch over X, initializing the model on the first call.
 
         Parameters
@@ -322,20 +330,23 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             A chunk of training data.
         y : Ignored
             Not used, present for API consistency by convention.
+        comm : mpi4py.MPI.Comm, default=None
+            As in :meth:`fit`: one epoch over every rank's rows.
 
         Returns
         -------
         self : VAE
             The updated estimator.
         """
-        return self._fit(X, incremental=True)
+        return self._fit(X, incremental=True, comm=comm)
 
-    def _fit(self, X, incremental):
+    def _fit(self, X, incremental, comm=None):
         # A rejected or failed call leaves the estimator exactly as it was:
         # training works on copies, and validation's side effects are undone.
         saved = dict(self.__dict__)
         try:
-            return self._fit_unsafe(X, incremental)
+            with _distributed.context(comm) as ctx:
+                return self._fit_unsafe(X, incremental, ctx)
         except KeyboardInterrupt:
             raise
         except BaseException:
@@ -343,12 +354,18 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             self.__dict__.update(saved)
             raise
 
-    def _fit_unsafe(self, X, incremental):
-        hidden = self._check_params()
-        continuing = hasattr(self, "params_") and (incremental or self.warm_start)
-        X = self._validate_X(X, reset=not continuing)
+    def _fit_unsafe(self, X, incremental, ctx):
+        # ctx: the data-parallel hooks (pyvae/_distributed.py); identities for one process.
+        try:
+            hidden = self._check_params()
+            continuing = hasattr(self, "params_") and (incremental or self.warm_start)
+            X = self._validate_X(X, reset=not continuing)
+        except Exception as exc:
+            ctx.agree(self, error=exc)  # with several ranks, every rank raises
+            raise
+        ctx.agree(self, n_rows=X.shape[0], n_features=X.shape[1], continuing=continuing)
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        n_samples = X32.shape[0]
+        n_samples = ctx.n_total
         if continuing:
             config, seed = self._fit_config, self._seed
             state = _TrainingState.resume(self)
@@ -367,9 +384,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 missing=self.missing == "mask",
             )
             rng = check_random_state(self.random_state)
-            seed = int(rng.randint(0, 2**31 - 1)) << 32 | int(rng.randint(0, 2**31 - 1))
+            seed = ctx.bcast(int(rng.randint(0, 2**31 - 1)) << 32 | int(rng.randint(0, 2**31 - 1)))
             engine = _core.Model32(n_threads=_resolve_threads(self.n_threads), **config)
             state = _TrainingState.fresh(engine, seed)
+        ctx.bcast_state(state)
 
         rows = np.arange(n_samples, dtype=np.int64)
         validation_rows = None
@@ -389,15 +407,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self._fit_config, self._seed = config, seed
         engine = self._engine()
         max_epochs = 1 if incremental else int(self.max_iter)
-        reporter = EpochReporter(self.verbose, max_epochs)
-        X_val = X32[validation_rows] if validation_rows is not None else None
+        reporter = EpochReporter(self.verbose if ctx.rank == 0 else 0, max_epochs)
+        X_val = ctx.local_rows(X32, validation_rows) if validation_rows is not None else None
         no_change = 0
         try:
             for _ in range(max_epochs):
                 started = time.perf_counter()
                 epoch = engine.train_epoch(
                     state.params, state.m, state.v, state.step, state.baseline, X32, rows,
-                    int(self.batch_size), seed, float(self.learning_rate), 0.9, 0.999, 1e-8, float(self.alpha),
+                    int(self.batch_size) * ctx.size, seed, float(self.learning_rate), 0.9, 0.999, 1e-8,
+                    float(self.alpha), **ctx.engine_kwargs,
                 )
                 if not epoch["finite"] or not np.isfinite(state.params).all():
                     raise FloatingPointError(
@@ -413,7 +432,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 state.loss_curve.append(loss)
                 val_score = None
                 if X_val is not None:
-                    val_score = float(np.mean(engine.score(state.params, X_val, 1, False, seed)))
+                    val_score = ctx.mean(engine.score(state.params, X_val, 1, False, seed))
                     state.validation_scores.append(val_score)
                 reporter.epoch(state.n_iter, epoch["elbo"] / n, epoch["recon"] / n, epoch["kl"] / n,
                                time.perf_counter() - started, val_score)
@@ -445,13 +464,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             reporter.close()
         if state.best_params is not None:
             state.params = state.best_params
+        ctx.check_same(state.params)
         state.commit(self)
-        self.active_units_ = self._count_active_units(X32)
+        self.active_units_ = self._count_active_units(X32, ctx)
         return self
 
-    def _count_active_units(self, X32):
+    def _count_active_units(self, X32, ctx):
         mu, _ = self._engine().encode(self.params_, X32)
-        return int(np.sum(np.var(mu, axis=0, dtype=np.float64) > 1e-2)) if len(mu) > 1 else 0
+        var, _ = ctx.column_variance(mu)  # over every rank's rows
+        return int(np.sum(var > 1e-2)) if var is not None else 0
 
     # ------------------------------------------------------------------ inference
 
@@ -460,13 +481,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=False)
         return X, np.ascontiguousarray(X, dtype=np.float32)
 
+    @dask_blockwise(lambda est: est._fit_config["n_components"])
     def transform(self, X, return_std=False):
         """Posterior mean E[z | x] of each row.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to encode.
+            Data to encode. A Dask array gives Dask arrays (lazy, blockwise).
         return_std : bool, default=False
             Also return the posterior standard deviation.
 
@@ -507,13 +529,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         z = self._engine().sample_posterior(self.params_, X32, int(n_samples), _draw_seed(random_state))
         return z.astype(X.dtype, copy=False)
 
+    @dask_blockwise(lambda est: est.n_features_in_)
     def inverse_transform(self, Z):
         """Decoder mean E[x | z]: probabilities (Bernoulli) or the Gaussian mean.
 
         Parameters
         ----------
         Z : array-like of shape (n_samples, n_components)
-            Latent codes.
+            Latent codes. A Dask array gives a Dask array (lazy, blockwise).
 
         Returns
         -------
@@ -548,13 +571,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         z = engine.sample_prior(int(n_samples), seed)
         return engine.sample_observations(self.params_, z, seed ^ 0x9E3779B97F4A7C15).astype(np.float64)
 
+    @dask_blockwise(lambda est: None)
     def score_samples(self, X, n_importance=1):
         """Per-row lower bound on log p(x), in nats.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to score.
+            Data to score. A Dask array gives a Dask array (lazy, blockwise).
         n_importance : int, default=1
             1 gives the ELBO (``n_mc_samples`` draws, the configured KL);
             K > 1 gives the importance-weighted bound with K draws, which
