@@ -11,10 +11,16 @@ from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core
-from ._progress import EpochReporter
+from ._progress import EpochReporter, row_progress
 
 # Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).
 _POSTERIOR_STD_PER_SCALE = {"gaussian": 1.0, "logistic": np.pi / np.sqrt(3.0), "laplace": np.sqrt(2.0)}
+
+# score_samples shows progress (with verbose) from this many draws (rows x K) on.
+_SCORE_PROGRESS_MIN_DRAWS = 2**17
+# The core scores rows in blocks of max(1, this // K) rows (chunk_rows in csrc/vae.h);
+# slices for progress are whole blocks, so the results equal one unsliced call.
+_CORE_SCORE_BLOCK_DRAWS = 4096
 
 # The hyperparameters' constraints, in one place: name -> (kind, allowed).
 _INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
@@ -135,7 +141,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Seeds initialization, shuffling and every Monte Carlo draw. The same
         value gives bit-identical results, whatever the thread count.
     verbose : int, default=0
-        1 prints one line per epoch.
+        0 shows nothing. 1 shows a progress bar of the epochs with the ELBO,
+        reconstruction and KL terms (with tqdm installed; otherwise one line per
+        epoch), and of long ``score_samples`` calls. 2 prints one line per epoch.
     n_threads : int or None, default=None
         Threads of the core; None uses all cores.
 
@@ -564,7 +572,24 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         _, X32 = self._prepare(X)
         _check_hyperparameter("n_importance", n_importance, _INT, (1, None))
         K = int(n_importance)
-        return self._engine().score(self.params_, X32, K, K > 1, self._seed)
+        engine = self._engine()
+        if not self.verbose or K == 1 or X32.shape[0] * K < _SCORE_PROGRESS_MIN_DRAWS:
+            return engine.score(self.params_, X32, K, K > 1, self._seed)
+        # Long call: score in slices of rows to show progress. Each slice is a whole
+        # number of the core's own blocks of rows, so every block sees the same rows
+        # as in one call and the result is bit-identical.
+        block = max(1, _CORE_SCORE_BLOCK_DRAWS // K)
+        step = block * max(1, -(-X32.shape[0] // (block * 50)))
+        out = np.empty(X32.shape[0], dtype=np.float64)
+        progress = row_progress(self.verbose, X32.shape[0], f"score_samples (K={K})")
+        try:
+            for start in range(0, X32.shape[0], step):
+                stop = min(start + step, X32.shape[0])
+                out[start:stop] = engine.score(self.params_, X32[start:stop], K, True, self._seed)
+                progress.update(stop - start)
+        finally:
+            progress.close()
+        return out
 
     def score(self, X, y=None, n_importance=1):
         """Mean per-row bound on log p(x) (the ELBO by default), in nats.
