@@ -313,6 +313,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self : VAE
             The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=20, random_state=0).fit(X)
+        >>> vae.n_iter_, len(vae.loss_curve_)
+        (20, 20)
         """
         return self._fit(X, incremental=False)
 
@@ -330,6 +339,17 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self : VAE
             The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), random_state=0)
+        >>> for chunk in np.array_split(X, 4):
+        ...     vae = vae.partial_fit(chunk)
+        >>> vae.n_iter_
+        4
         """
         return self._fit(X, incremental=True)
 
@@ -479,6 +499,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Posterior means, in the dtype of X (float32 or float64).
         Z_std : ndarray of shape (n_samples, n_components)
             Posterior standard deviations; only when ``return_std`` is True.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X)
+        >>> Z, Z_std = vae.transform(X[:3], return_std=True)
+        >>> Z.shape, Z_std.shape, bool((Z_std > 0).all())
+        ((3, 2), (3, 2), True)
         """
         X, X32 = self._prepare(X)
         mu, logvar = self._engine().encode(self.params_, X32)
@@ -504,6 +534,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         Z : ndarray of shape (n_samples, n_samples_X, n_components)
             The draws, in the dtype of X.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X)
+        >>> vae.sample_posterior(X[:3], n_samples=10, random_state=0).shape
+        (10, 3, 2)
         """
         X, X32 = self._prepare(X)
         _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
@@ -523,6 +562,17 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features_in_)
             Decoded means, in the dtype of Z (float32 or float64); in [0, 1]
             for the Bernoulli likelihood.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).random(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), likelihood="bernoulli", max_iter=5,
+        ...           random_state=0).fit(X)
+        >>> X_hat = vae.inverse_transform(vae.transform(X))  # reconstructions
+        >>> X_hat.shape, bool(((0 <= X_hat) & (X_hat <= 1)).all())
+        ((200, 5), True)
         """
         check_is_fitted(self, "params_")
         Z = _check_latent(Z, self._fit_config["n_components"])
@@ -543,6 +593,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         X : ndarray of shape (n_samples, n_features_in_), float64
             Samples; 0/1 values for the Bernoulli likelihood.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).random(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), likelihood="bernoulli", max_iter=5,
+        ...           random_state=0).fit(X)
+        >>> draws = vae.sample(4, random_state=0)
+        >>> draws.shape, np.unique(draws).tolist()
+        ((4, 5), [0.0, 1.0])
+        >>> bool((vae.sample(4, random_state=0) == draws).all())  # same seed, same draws
+        True
         """
         check_is_fitted(self, "params_")
         _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
@@ -568,6 +631,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,), float64
             The bound per row. Each row's draws depend only on the row and the
             fitted seed, so a row scores the same in any batch or order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=20, random_state=0).fit(X)
+        >>> elbo = vae.score_samples(X)
+        >>> bound = vae.score_samples(X, n_importance=100)  # tighter, on average
+        >>> elbo.shape, bool(bound.mean() > elbo.mean())
+        ((200,), True)
+        >>> bool((vae.score_samples(X[:5]) == elbo[:5]).all())  # each row's draws depend on the row only
+        True
         """
         _, X32 = self._prepare(X)
         _check_hyperparameter("n_importance", n_importance, _INT, (1, None))
@@ -607,6 +683,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         score : float
             Mean of :meth:`score_samples`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> untrained = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=1, random_state=0).fit(X)
+        >>> trained = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(X)
+        >>> bool(trained.score(X) > untrained.score(X))
+        True
         """
         return float(np.mean(self.score_samples(X, n_importance=n_importance)))
 

@@ -130,7 +130,7 @@ def plot_loss_curves(model, *, figsize=(6.4, 4.0)):
     >>> X = np.random.default_rng(0).normal(size=(200, 4))
     >>> vae = VAE(hidden_layer_sizes=(8,), max_iter=5, early_stopping=True, random_state=0).fit(X)
     >>> fig = plot_loss_curves(vae)
-    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    >>> [line.get_label() for line in fig.axes[0].get_lines()][:2]
     ['training', 'validation']
     """
     _check_fitted(model)
@@ -440,6 +440,11 @@ def plot_latent_traversal(model, *, dims=None, n_steps=9, span=3.0, z0=None, ima
         ax.set_xticks([])
         ax.set_yticks([1 + r * (n_steps + 1) + (n_steps - 1) / 2 for r in range(len(dims))],
                       [f"z{d + 1}" for d in dims])
-    ax.set_xlabel(f"step along the axis (from z0{' = 0' if z0 is None else ''}, in prior std)")
+    origin = "z0 = 0" if z0 is None else "z0"
+    if shape is not None:
+        ax.set_xlabel(f"step along the axis from {origin}, in prior standard deviations")
+    else:
+        ax.set_xlabel(f"features; each block: {n_steps} steps from {-span:g} to {span:g} along the axis "
+                      f"from {origin}, top to bottom")
     ax.tick_params(length=0)
     return fig
