@@ -5,7 +5,8 @@ imported when a function here is first called, not when this module is.
 
 The figures are plain ``matplotlib.figure.Figure`` objects, not registered with
 pyplot: save one with ``fig.savefig("name.png")``, or leave it as the value of
-a notebook cell to display it. Nothing global (the pyplot figure list, the
+a notebook cell to display it (with the inline backend active, e.g. after
+``import matplotlib.pyplot``). Nothing global (the pyplot figure list, the
 backend) is touched, so they are safe to make in loops and in scripts without
 a display.
 

@@ -47,11 +47,14 @@ def test_readme_keeps_the_two_commands():
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_readme_example_runs(capsys):
+def test_readme_example_runs(capsys, monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)  # the example writes samples.png
     blocks = re.findall(r"```python\n(.*?)```", readme(), flags=re.S)
     assert blocks, "README has no python example"
     exec(compile(blocks[0], "README.md", "exec"), {})
     assert float(capsys.readouterr().out.strip().splitlines()[-1]) < 0  # the printed ELBO
+    assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_readme_api_table_lists_every_public_method_and_function():
