@@ -422,7 +422,10 @@ def plot_latent_traversal(model, *, dims=None, n_steps=9, span=3.0, z0=None, ima
     vrange = _value_range(config, rows)
 
     if figsize is None:
-        figsize = (min(1.0 + 0.75 * n_steps, 12.0), min(1.2 + 0.75 * len(dims), 12.0)) if shape else (8.0, 1.5 + 0.6 * len(dims) * 1.5)
+        if shape is not None:  # about 0.75 inch per image
+            figsize = (min(1.0 + 0.75 * n_steps, 12.0), min(1.2 + 0.75 * len(dims), 12.0))
+        else:
+            figsize = (8.0, min(1.5 + 0.9 * len(dims), 12.0))
     fig = _new_figure(figsize)
     ax = fig.subplots()
     if shape is not None:
