@@ -14,6 +14,15 @@ def show_config():
     -------
     config : dict
         OpenMP on/off and its thread count, the BLAS, the dtypes.
+
+    Examples
+    --------
+    >>> import pyvae
+    >>> config = pyvae.show_config()  # doctest: +ELLIPSIS
+    openmp: ...
+    version: ...
+    >>> config["version"] == pyvae.__version__
+    True
     """
     from . import _core
 

@@ -12,10 +12,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _core, _distributed
 from ._distributed import dask_blockwise
-from ._progress import EpochReporter
+from ._progress import EpochReporter, row_progress
 
 # Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).
 _POSTERIOR_STD_PER_SCALE = {"gaussian": 1.0, "logistic": np.pi / np.sqrt(3.0), "laplace": np.sqrt(2.0)}
+
+# score_samples shows progress (with verbose) from this many draws (rows x K) on.
+_SCORE_PROGRESS_MIN_DRAWS = 2**17
+# The core scores rows in blocks of max(1, this // K) rows (chunk_rows in csrc/vae.h);
+# slices for progress are whole blocks, so the results equal one unsliced call.
+_CORE_SCORE_BLOCK_DRAWS = 4096
 
 # The hyperparameters' constraints, in one place: name -> (kind, allowed).
 _INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
@@ -136,7 +142,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Seeds initialization, shuffling and every Monte Carlo draw. The same
         value gives bit-identical results, whatever the thread count.
     verbose : int, default=0
-        1 prints one line per epoch.
+        0 shows nothing. 1 shows a progress bar of the epochs with the ELBO,
+        reconstruction and KL terms (with tqdm installed; otherwise one line per
+        epoch), and of long ``score_samples`` calls. 2 prints one line per epoch.
     n_threads : int or None, default=None
         Threads of the core; None uses all cores.
 
@@ -318,6 +326,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self : VAE
             The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=20, random_state=0).fit(X)
+        >>> vae.n_iter_, len(vae.loss_curve_)
+        (20, 20)
         """
         return self._fit(X, incremental=False, comm=comm)
 
@@ -337,6 +354,17 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self : VAE
             The updated estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), random_state=0)
+        >>> for chunk in np.array_split(X, 4):
+        ...     vae = vae.partial_fit(chunk)
+        >>> vae.n_iter_
+        4
         """
         return self._fit(X, incremental=True, comm=comm)
 
@@ -498,6 +526,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Posterior means, in the dtype of X (float32 or float64).
         Z_std : ndarray of shape (n_samples, n_components)
             Posterior standard deviations; only when ``return_std`` is True.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X)
+        >>> Z, Z_std = vae.transform(X[:3], return_std=True)
+        >>> Z.shape, Z_std.shape, bool((Z_std > 0).all())
+        ((3, 2), (3, 2), True)
         """
         X, X32 = self._prepare(X)
         mu, logvar = self._engine().encode(self.params_, X32)
@@ -523,6 +561,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         Z : ndarray of shape (n_samples, n_samples_X, n_components)
             The draws, in the dtype of X.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X)
+        >>> vae.sample_posterior(X[:3], n_samples=10, random_state=0).shape
+        (10, 3, 2)
         """
         X, X32 = self._prepare(X)
         _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
@@ -543,6 +590,17 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features_in_)
             Decoded means, in the dtype of Z (float32 or float64); in [0, 1]
             for the Bernoulli likelihood.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).random(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), likelihood="bernoulli", max_iter=5,
+        ...           random_state=0).fit(X)
+        >>> X_hat = vae.inverse_transform(vae.transform(X))  # reconstructions
+        >>> X_hat.shape, bool(((0 <= X_hat) & (X_hat <= 1)).all())
+        ((200, 5), True)
         """
         check_is_fitted(self, "params_")
         Z = _check_latent(Z, self._fit_config["n_components"])
@@ -563,6 +621,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         X : ndarray of shape (n_samples, n_features_in_), float64
             Samples; 0/1 values for the Bernoulli likelihood.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).random(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), likelihood="bernoulli", max_iter=5,
+        ...           random_state=0).fit(X)
+        >>> draws = vae.sample(4, random_state=0)
+        >>> draws.shape, np.unique(draws).tolist()
+        ((4, 5), [0.0, 1.0])
+        >>> bool((vae.sample(4, random_state=0) == draws).all())  # same seed, same draws
+        True
         """
         check_is_fitted(self, "params_")
         _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
@@ -589,11 +660,41 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         scores : ndarray of shape (n_samples,), float64
             The bound per row. Each row's draws depend only on the row and the
             fitted seed, so a row scores the same in any batch or order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=20, random_state=0).fit(X)
+        >>> elbo = vae.score_samples(X)
+        >>> bound = vae.score_samples(X, n_importance=100)  # tighter, on average
+        >>> elbo.shape, bool(bound.mean() > elbo.mean())
+        ((200,), True)
+        >>> bool(np.allclose(vae.score_samples(X[:5]), elbo[:5]))  # draws depend on the row only
+        True
         """
         _, X32 = self._prepare(X)
         _check_hyperparameter("n_importance", n_importance, _INT, (1, None))
         K = int(n_importance)
-        return self._engine().score(self.params_, X32, K, K > 1, self._seed)
+        engine = self._engine()
+        if not self.verbose or K == 1 or X32.shape[0] * K < _SCORE_PROGRESS_MIN_DRAWS:
+            return engine.score(self.params_, X32, K, K > 1, self._seed)
+        # Long call: score in slices of rows to show progress. Each slice is a whole
+        # number of the core's own blocks of rows, so every block sees the same rows
+        # as in one call and the result is bit-identical.
+        block = max(1, _CORE_SCORE_BLOCK_DRAWS // K)
+        step = block * max(1, -(-X32.shape[0] // (block * 50)))
+        out = np.empty(X32.shape[0], dtype=np.float64)
+        progress = row_progress(self.verbose, X32.shape[0], f"score_samples (K={K})")
+        try:
+            for start in range(0, X32.shape[0], step):
+                stop = min(start + step, X32.shape[0])
+                out[start:stop] = engine.score(self.params_, X32[start:stop], K, True, self._seed)
+                progress.update(stop - start)
+        finally:
+            progress.close()
+        return out
 
     def score(self, X, y=None, n_importance=1):
         """Mean per-row bound on log p(x) (the ELBO by default), in nats.
@@ -611,6 +712,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         score : float
             Mean of :meth:`score_samples`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAE
+        >>> X = np.random.default_rng(0).normal(size=(200, 5))
+        >>> untrained = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=1, random_state=0).fit(X)
+        >>> trained = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(X)
+        >>> bool(trained.score(X) > untrained.score(X))
+        True
         """
         return float(np.mean(self.score_samples(X, n_importance=n_importance)))
 
