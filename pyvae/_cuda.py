@@ -8,8 +8,8 @@ pyvae imports and runs on the CPU wherever it is installed.
 import importlib
 
 _BUILD_HINT = (
-    "rebuild pyvae with the CUDA engine: pip install nvidia-cublas, then "
-    "pip install . -Ccmake.define.PYVAE_CUDA=ON (needs nvcc, the CUDA toolkit 12 or 13)"
+    "rebuild pyvae with the CUDA engine: PYVAE_CUDA=1 pip install \".[cuda]\" from its source "
+    "(needs nvcc, the CUDA toolkit 13)"
 )
 
 

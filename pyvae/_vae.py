@@ -287,7 +287,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _engine(self):
         """The C++ model for the fitted configuration (cached, rebuilt after unpickling),
         on the GPU for device="cuda" where one is usable, else on the CPU."""
-        device = "cuda" if self.device == "cuda" and _cuda.cuda_available()[0] else "cpu"
+        device = "cuda" if getattr(self, "device", "cpu") == "cuda" and _cuda.cuda_available()[0] else "cpu"
         cached = self.__dict__.get("_engine_cache")
         if cached is None or cached[0] != device:
             make = _cuda.load_engine if device == "cuda" else _core.Model32
