@@ -13,7 +13,9 @@ def show_config():
     Returns
     -------
     config : dict
-        OpenMP on/off and its thread count, the BLAS, the dtypes.
+        OpenMP on/off and its thread count, the BLAS, the dtypes; whether the
+        CUDA engine was built (``cuda``) and the devices it found, or why none
+        can be used (``cuda_devices``).
 
     Examples
     --------
@@ -25,8 +27,10 @@ def show_config():
     True
     """
     from . import _core
+    from ._cuda import cuda_config
 
     config = dict(_core.build_config)
+    config.update(cuda_config())
     config["version"] = __version__
     for key, value in config.items():
         print(f"{key}: {value}")

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core, _distributed
+from . import _core, _cuda, _distributed
 from ._distributed import dask_blockwise
 from ._progress import EpochReporter, row_progress
 
@@ -45,6 +45,7 @@ _CONSTRAINTS = {
     "early_stopping": (_BOOL, None),
     "warm_start": (_BOOL, None),
     "verbose": (_INT, (0, None)),
+    "device": (_STR, ("cpu", "cuda")),
 }
 
 
@@ -147,6 +148,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         epoch), and of long ``score_samples`` calls. 2 prints one line per epoch.
     n_threads : int or None, default=None
         Threads of the core; None uses all cores.
+    device : {"cpu", "cuda"}, default="cpu"
+        Where to train: ``"cuda"`` runs the same model on an NVIDIA GPU
+        (pyvae built with ``PYVAE_CUDA=ON``; ``fit`` raises a RuntimeError
+        naming what is missing otherwise). The parameters always live in host
+        memory, so a model trained on a GPU saves, pickles and runs anywhere:
+        where no GPU is usable, inference runs on the CPU.
 
     Attributes
     ----------
@@ -209,6 +216,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         n_threads=None,
+        device="cpu",
     ):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -232,6 +240,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.n_threads = n_threads
+        self.device = device
 
     # ------------------------------------------------------------------ checks
 
@@ -290,11 +299,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ engine
 
     def _engine(self):
-        """The C++ model for the fitted configuration (cached, rebuilt after unpickling)."""
-        engine = self.__dict__.get("_engine_cache")
-        if engine is None:
-            engine = _core.Model32(n_threads=_resolve_threads(self.n_threads), **self._fit_config)
-            self.__dict__["_engine_cache"] = engine
+        """The C++ model for the fitted configuration (cached, rebuilt after unpickling),
+        on the GPU for device="cuda" where one is usable, else on the CPU."""
+        device = "cuda" if getattr(self, "device", "cpu") == "cuda" and _cuda.cuda_available()[0] else "cpu"
+        cached = self.__dict__.get("_engine_cache")
+        if cached is None or cached[0] != device:
+            make = _cuda.load_engine if device == "cuda" else _core.Model32
+            cached = (device, make(n_threads=_resolve_threads(self.n_threads), **self._fit_config))
+            self.__dict__["_engine_cache"] = cached
+        engine = cached[1]
         engine.n_threads = _resolve_threads(self.n_threads)
         return engine
 
@@ -386,6 +399,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # ctx: the data-parallel hooks (pyvae/_distributed.py); identities for one process.
         try:
             hidden = self._check_params()
+            if self.device == "cuda":
+                _cuda.require_cuda()
             continuing = hasattr(self, "params_") and (incremental or self.warm_start)
             X = self._validate_X(X, reset=not continuing)
         except Exception as exc:
@@ -490,6 +505,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise
         finally:
             reporter.close()
+            if hasattr(engine, "release_data"):  # the device copy of X
+                engine.release_data()
         if state.best_params is not None:
             state.params = state.best_params
         ctx.check_same(state.params)

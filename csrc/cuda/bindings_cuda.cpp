@@ -1,0 +1,557 @@
+// The CUDA extension `pyvae._cuda_core`: ModelCuda with the Python interface of
+// _core.Model32, the device's status, and `kernels`, a bench that runs each
+// `_cuda` kernel and its CPU twin from vae.h on the same inputs (for tests).
+// Like bindings.cpp it only converts; it imports on a machine without a GPU and
+// reports why none can be used instead of failing.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <string>
+
+#include "model_cuda.h"
+
+namespace py = pybind11;
+using namespace pyvae;
+
+namespace {
+
+template <class E>
+E parse(const std::string& value, std::initializer_list<std::pair<const char*, E>> options, const char* what) {
+    for (const auto& [name, e] : options)
+        if (value == name) return e;
+    throw std::invalid_argument(std::string("unknown ") + what + ": '" + value + "'");
+}
+
+Config make_config(int n_features, int n_components, std::vector<int> hidden, const std::string& activation,
+                   const std::string& likelihood, const std::string& kl, const std::string& posterior,
+                   const std::string& estimator, int n_mc_samples, double beta, bool missing) {
+    Config c;
+    c.n_features = n_features;
+    c.n_components = n_components;
+    c.hidden_layer_sizes = std::move(hidden);
+    c.activation = parse<Activation>(activation, {{"relu", Activation::relu}, {"tanh", Activation::tanh}}, "activation");
+    c.likelihood = parse<Likelihood>(likelihood, {{"bernoulli", Likelihood::bernoulli}, {"gaussian", Likelihood::gaussian},
+                                                 {"gaussian_isotropic", Likelihood::gaussian_isotropic}}, "likelihood");
+    c.kl = parse<KLMode>(kl, {{"analytic", KLMode::analytic}, {"mc", KLMode::mc}}, "kl");
+    c.posterior = parse<Posterior>(posterior, {{"gaussian", Posterior::gaussian}, {"logistic", Posterior::logistic},
+                                               {"laplace", Posterior::laplace}}, "posterior");
+    c.estimator = parse<Estimator>(estimator, {{"reparameterization", Estimator::reparameterization},
+                                               {"score_function", Estimator::score_function}}, "gradient_estimator");
+    c.n_mc_samples = n_mc_samples;
+    c.beta = beta;
+    c.missing = missing;
+    return c;
+}
+
+template <class T>
+using In = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using Arr = In<float>;
+
+template <class T>
+T* writable(py::array_t<T>& a, int64_t size, const char* name) {
+    if (!(a.flags() & py::array::c_style) || !a.writeable() || a.size() != size)
+        throw std::invalid_argument(std::string(name) + " must be a writable C-contiguous array of " +
+                                    std::to_string(size) + " values of the model's dtype");
+    return a.mutable_data();
+}
+
+template <class T>
+void check_cols(const In<T>& a, int cols, const char* name) {
+    if (a.ndim() != 2 || a.shape(1) != cols)
+        throw std::invalid_argument(std::string(name) + " must have shape (n, " + std::to_string(cols) + ")");
+}
+
+bool python_interrupted() {
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+}
+
+// (usable, reason, device count): never raises.
+py::tuple cuda_status() {
+    int count = 0;
+    const cudaError_t e = cudaGetDeviceCount(&count);
+    if (e == cudaErrorInsufficientDriver)
+        return py::make_tuple(false, std::string("no usable NVIDIA driver: libcuda.so.1 is missing or older than the "
+                                                 "CUDA ") + std::to_string(CUDART_VERSION / 1000) + "." +
+                                     std::to_string(CUDART_VERSION % 1000 / 10) +
+                                     " runtime this build needs (" + cudaGetErrorString(e) + ")",
+                              0);
+    if (e == cudaErrorNoDevice || (e == cudaSuccess && count == 0))
+        return py::make_tuple(false, std::string("no CUDA device found (the driver sees no GPU; check "
+                                                 "CUDA_VISIBLE_DEVICES)"),
+                              0);
+    if (e != cudaSuccess)
+        return py::make_tuple(false, std::string("CUDA is not usable: ") + cudaGetErrorString(e), 0);
+    return py::make_tuple(true, std::string(""), count);
+}
+
+py::list device_names() {
+    py::list names;
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess) return names;
+    for (int d = 0; d < count; ++d) {
+        cudaDeviceProp prop;
+        if (cudaGetDeviceProperties(&prop, d) == cudaSuccess)
+            names.append(std::string(prop.name) + " (sm_" + std::to_string(prop.major) + std::to_string(prop.minor) +
+                         ", " + std::to_string(prop.totalGlobalMem >> 20) + " MiB)");
+    }
+    return names;
+}
+
+// The model as Python sees it: ModelCuda plus a reference to the array whose
+// copy is on the device, so its address cannot be reused by another array.
+struct PyModelCuda : ModelCuda {
+    using ModelCuda::ModelCuda;
+    py::object data_owner;
+
+    void ensure_bound(const Arr& X) {
+        if (data_owner.ptr() == X.ptr() && is_bound(X.data(), X.shape(0))) return;
+        {
+            py::gil_scoped_release nogil;
+            bind_data(X.data(), X.shape(0));
+        }
+        data_owner = X;
+    }
+};
+
+void bind_model(py::module_& m) {
+    using M = PyModelCuda;
+    py::class_<M>(m, "ModelCuda", "The VAE on an NVIDIA GPU, float32, with the interface of _core.Model32.")
+        .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
+                         std::string likelihood, std::string kl, std::string posterior, std::string estimator,
+                         int n_mc_samples, double beta, bool missing, int n_threads, int device) {
+                 auto model = std::make_unique<M>(make_config(n_features, n_components, std::move(hidden), activation,
+                                                              likelihood, kl, posterior, estimator, n_mc_samples,
+                                                              beta, missing),
+                                                  device);
+                 model->n_threads = std::max(1, n_threads);
+                 return model;
+             }),
+             py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
+             py::arg("likelihood"), py::arg("kl"), py::arg("posterior"), py::arg("gradient_estimator"),
+             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("n_threads") = 1,
+             py::arg("device") = 0)
+        .def_property_readonly("n_params", &M::n_params)
+        .def_property_readonly("device", &M::device)
+        .def_readwrite("n_threads", &M::n_threads)
+        .def_readwrite("use_graphs", &M::use_graphs, "Replay full training steps as a captured CUDA graph.")
+        .def_property_readonly("graph_in_use", &M::graph_in_use)
+        .def("layout", [](const M& self) {
+            py::list out;
+            auto add = [&](const std::string& prefix, const std::vector<Dense>& layers) {
+                for (size_t l = 0; l < layers.size(); ++l) {
+                    const Dense& d = layers[l];
+                    out.append(py::make_tuple(prefix + std::to_string(l) + ".weight", d.w, py::make_tuple(d.n_in, d.n_out)));
+                    out.append(py::make_tuple(prefix + std::to_string(l) + ".bias", d.b, py::make_tuple(d.n_out)));
+                }
+            };
+            add("encoder.", self.layout.encoder);
+            add("decoder.", self.layout.decoder);
+            if (self.layout.n_noise_logvar)
+                out.append(py::make_tuple("decoder.noise_logvar", self.layout.noise_logvar,
+                                          py::make_tuple(self.layout.n_noise_logvar)));
+            return out;
+        })
+        .def("init_params", [](const M& self, uint64_t seed) {
+            py::array_t<float> params(self.n_params());
+            self.init_params(params.mutable_data(), seed);
+            return params;
+        })
+        .def("loss_and_grad", [](M& self, Arr params, Arr x_obs, Arr x_enc, Arr noise, double baseline) {
+            const int N = int(x_obs.shape(0)), S = self.config.n_mc_samples, Z = self.config.n_components;
+            check_cols(x_obs, self.config.n_features, "x_obs");
+            check_cols(x_enc, self.config.n_features, "x_enc");
+            if (params.size() != self.n_params() || x_enc.shape(0) != N || noise.size() != int64_t(S) * N * Z)
+                throw std::invalid_argument("params, x_enc or noise has the wrong size");
+            py::array_t<float> grad(self.n_params());
+            std::vector<double> recon, kl, kl_analytic;
+            double loss, mean_f;
+            {
+                py::gil_scoped_release nogil;
+                loss = self.loss_and_grad(params.data(), grad.mutable_data(), x_obs.data(), x_enc.data(), noise.data(),
+                                          N, baseline, recon, kl, kl_analytic, &mean_f);
+            }
+            auto per_draw = [&](const std::vector<double>& v) {
+                py::array_t<double> a({int64_t(S), int64_t(N)});
+                std::copy(v.begin(), v.end(), a.mutable_data());
+                return a;
+            };
+            py::dict out;
+            out["loss"] = loss;
+            out["grad"] = grad;
+            out["recon"] = per_draw(recon);
+            out["kl_draws"] = per_draw(kl);
+            if (self.config.kl == KLMode::analytic) {
+                py::array_t<double> a(N);
+                std::copy(kl_analytic.begin(), kl_analytic.end(), a.mutable_data());
+                out["kl_analytic"] = a;
+            }
+            out["mean_signal"] = mean_f;
+            return out;
+        }, py::arg("params"), py::arg("x_obs"), py::arg("x_enc"), py::arg("noise"), py::arg("baseline") = 0.0)
+        .def("adam_update", [](M& self, py::array_t<float> params, Arr grad, py::array_t<float> m, py::array_t<float> v,
+                               int64_t step, double learning_rate, double beta1, double beta2, double epsilon,
+                               double alpha) {
+            const int64_t P = self.n_params();
+            if (grad.size() != P) throw std::invalid_argument("grad has the wrong size");
+            self.adam_update(writable(params, P, "params"), grad.data(), writable(m, P, "m"), writable(v, P, "v"), step,
+                             AdamSettings{learning_rate, beta1, beta2, epsilon, alpha});
+        })
+        .def("weight_penalty", [](const M& self, Arr params) {
+            return double(Model<float>(self.config).weight_penalty(params.data()));
+        })
+        .def("bind_data", [](M& self, Arr X) {
+            check_cols(X, self.config.n_features, "X");
+            self.ensure_bound(X);
+        }, "Copy the training data X to the device (train_epoch does it when given other data).")
+        .def("release_data", [](M& self) {
+            self.release_data();
+            self.data_owner = py::object();
+        }, "Free the device copy of the training data.")
+        .def("train_epoch", [](M& self, py::array_t<float> params, py::array_t<float> m, py::array_t<float> v,
+                               int64_t step, double baseline, Arr X,
+                               py::array_t<int64_t, py::array::c_style | py::array::forcecast> rows, int batch_size,
+                               uint64_t seed, double learning_rate, double beta1, double beta2, double epsilon,
+                               double alpha) {
+            const int64_t P = self.n_params();
+            float* p = writable(params, P, "params");
+            float* mm = writable(m, P, "m");
+            float* vv = writable(v, P, "v");
+            check_cols(X, self.config.n_features, "X");
+            const int64_t* r = rows.data();
+            for (py::ssize_t k = 0; k < rows.size(); ++k)
+                if (r[k] < 0 || r[k] >= X.shape(0)) throw std::out_of_range("row index out of range");
+            if (batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
+            self.ensure_bound(X);
+            AdamSettings adam{learning_rate, beta1, beta2, epsilon, alpha};
+            EpochResult res;
+            {
+                py::gil_scoped_release nogil;
+                res = self.train_epoch(p, mm, vv, &step, &baseline, r, rows.size(), batch_size, seed, adam,
+                                       python_interrupted);
+            }
+            if (res.status == EpochStatus::interrupted) throw py::error_already_set();
+            py::dict out;
+            out["finite"] = res.status != EpochStatus::non_finite;
+            out["elbo"] = res.elbo;
+            out["recon"] = res.recon;
+            out["kl"] = res.kl;
+            out["n_rows"] = res.n_rows;
+            out["step"] = step;
+            out["baseline"] = baseline;
+            return out;
+        })
+        .def("encode", [](M& self, Arr params, Arr X) {
+            check_cols(X, self.config.n_features, "X");
+            const int64_t N = X.shape(0);
+            py::array_t<float> mu({N, int64_t(self.config.n_components)}), lv({N, int64_t(self.config.n_components)});
+            {
+                py::gil_scoped_release nogil;
+                self.encode(params.data(), X.data(), N, mu.mutable_data(), lv.mutable_data());
+            }
+            return py::make_tuple(mu, lv);
+        })
+        .def("decode", [](M& self, Arr params, Arr Z) {
+            check_cols(Z, self.config.n_components, "Z");
+            const int64_t N = Z.shape(0);
+            py::array_t<float> out({N, int64_t(self.config.n_features)});
+            {
+                py::gil_scoped_release nogil;
+                self.decode(params.data(), Z.data(), N, out.mutable_data());
+            }
+            return out;
+        })
+        .def("score", [](M& self, Arr params, Arr X, int n_draws, bool importance, uint64_t seed) {
+            check_cols(X, self.config.n_features, "X");
+            const int64_t N = X.shape(0);
+            py::array_t<double> out(N);
+            {
+                py::gil_scoped_release nogil;
+                self.score(params.data(), X.data(), N, n_draws, importance, seed, out.mutable_data(),
+                           python_interrupted);
+            }
+            if (PyErr_Occurred()) throw py::error_already_set();
+            return out;
+        })
+        .def("sample_prior", [](M& self, int64_t n, uint64_t seed) {
+            py::array_t<float> z({n, int64_t(self.config.n_components)});
+            {
+                py::gil_scoped_release nogil;
+                self.sample_prior(n, seed, z.mutable_data());
+            }
+            return z;
+        })
+        .def("sample_observations", [](M& self, Arr params, Arr Z, uint64_t seed) {
+            check_cols(Z, self.config.n_components, "Z");
+            const int64_t N = Z.shape(0);
+            py::array_t<float> out({N, int64_t(self.config.n_features)});
+            {
+                py::gil_scoped_release nogil;
+                self.sample_observations(params.data(), Z.data(), N, seed, out.mutable_data());
+            }
+            return out;
+        })
+        .def("sample_posterior", [](M& self, Arr params, Arr X, int n_samples, uint64_t seed) {
+            check_cols(X, self.config.n_features, "X");
+            const int64_t N = X.shape(0);
+            py::array_t<float> out({int64_t(n_samples), N, int64_t(self.config.n_components)});
+            {
+                py::gil_scoped_release nogil;
+                self.sample_posterior(params.data(), X.data(), N, n_samples, seed, out.mutable_data());
+            }
+            return out;
+        });
+}
+
+// ---- kernels: each `_cuda` launcher and its CPU twin on the same inputs ------------------
+
+// A device copy of a host array, freed on scope exit.
+template <class T>
+struct Dev {
+    DeviceArray<T> a;
+    int64_t n = 0;
+    explicit Dev(int64_t size) : n(size) { a.reserve(std::max<int64_t>(1, size)); }
+    Dev(const T* host, int64_t size) : Dev(size) {
+        if (size) PYVAE_CUDA_CHECK(cudaMemcpy(a.get(), host, sizeof(T) * size_t(size), cudaMemcpyHostToDevice));
+    }
+    T* get() const { return a.get(); }
+    py::array_t<T> to_host(std::vector<py::ssize_t> shape) const {
+        py::array_t<T> out(shape);
+        PYVAE_CUDA_CHECK(cudaDeviceSynchronize());
+        if (n) PYVAE_CUDA_CHECK(cudaMemcpy(out.mutable_data(), a.get(), sizeof(T) * size_t(n), cudaMemcpyDeviceToHost));
+        return out;
+    }
+};
+
+template <class T>
+py::array_t<T> host_array(const std::vector<T>& v, std::vector<py::ssize_t> shape) {
+    py::array_t<T> out(shape);
+    std::copy(v.begin(), v.end(), out.mutable_data());
+    return out;
+}
+
+struct KernelBench {
+    Model<float> cpu;
+    cublasHandle_t blas = nullptr;
+
+    explicit KernelBench(const Config& c) : cpu(c) {
+        cpu.n_threads = 1;
+        PYVAE_CUBLAS_CHECK(cublasCreate(&blas));
+        PYVAE_CUBLAS_CHECK(cublasSetAtomicsMode(blas, CUBLAS_ATOMICS_NOT_ALLOWED));
+    }
+    ~KernelBench() {
+        if (blas) cublasDestroy(blas);
+    }
+    const Config& cfg() const { return cpu.config; }
+    int Z() const { return cpu.config.n_components; }
+    int D() const { return cpu.config.n_features; }
+};
+
+void bind_kernels(py::module_& parent) {
+    auto m = parent.def_submodule("kernels", "Each `_cuda` kernel beside its CPU twin from vae.h, for tests.");
+    using K = KernelBench;
+    py::class_<K>(m, "KernelBench")
+        .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
+                         std::string likelihood, std::string kl, std::string posterior, std::string estimator,
+                         int n_mc_samples, double beta, bool missing) {
+                 return std::make_unique<K>(make_config(n_features, n_components, std::move(hidden), activation,
+                                                        likelihood, kl, posterior, estimator, n_mc_samples, beta,
+                                                        missing));
+             }),
+             py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
+             py::arg("likelihood"), py::arg("kl"), py::arg("posterior"), py::arg("gradient_estimator"),
+             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"))
+        // dense: out (N, O) from inp (N, I), W (I, O), b (O)
+        .def("dense_forward", [](K& k, Arr inp, Arr W, Arr b, bool hidden) {
+            const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
+            std::vector<float> out(size_t(N) * O);
+            dense_forward<float>(out.data(), inp.data(), W.data(), b.data(), N, I, O, hidden, k.cfg().activation, 1);
+            return host_array(out, {N, O});
+        })
+        .def("dense_forward_cuda", [](K& k, Arr inp, Arr W, Arr b, bool hidden) {
+            const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
+            Dev<float> di(inp.data(), inp.size()), dw(W.data(), W.size()), db(b.data(), b.size()), out(int64_t(N) * O);
+            dense_forward_cuda(k.blas, nullptr, out.get(), di.get(), dw.get(), db.get(), N, I, O, hidden,
+                               k.cfg().activation);
+            return out.to_host({N, O});
+        })
+        // -> (d_inp (N, I), dW (I, O), db (O), d_out turned into the pre-activation gradient)
+        .def("dense_backward", [](K& k, Arr d_out, Arr out, Arr inp, Arr W, Arr dW, Arr db, bool hidden) {
+            const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
+            std::vector<float> d(d_out.data(), d_out.data() + d_out.size()), gW(dW.data(), dW.data() + dW.size()),
+                gb(db.data(), db.data() + db.size()), d_inp(size_t(N) * I);
+            dense_backward<float>(d_inp.data(), gW.data(), gb.data(), d.data(), out.data(), inp.data(), W.data(), N, I,
+                                  O, hidden, k.cfg().activation, 1);
+            return py::make_tuple(host_array(d_inp, {N, I}), host_array(gW, {I, O}), host_array(gb, {O}),
+                                  host_array(d, {N, O}));
+        })
+        .def("dense_backward_cuda", [](K& k, Arr d_out, Arr out, Arr inp, Arr W, Arr dW, Arr db, bool hidden) {
+            const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
+            Dev<float> d(d_out.data(), d_out.size()), y(out.data(), out.size()), x(inp.data(), inp.size()),
+                w(W.data(), W.size()), gW(dW.data(), dW.size()), gb(db.data(), db.size()), d_inp(int64_t(N) * I);
+            std::vector<float> one(size_t(N), 1.f);
+            Dev<float> ones(one.data(), N);
+            dense_backward_cuda(k.blas, nullptr, d_inp.get(), gW.get(), gb.get(), d.get(), y.get(), x.get(), w.get(),
+                                ones.get(), N, I, O, hidden, k.cfg().activation);
+            return py::make_tuple(d_inp.to_host({N, I}), gW.to_host({I, O}), gb.to_host({O}), d.to_host({N, O}));
+        })
+        // noise (S, N, Z) from keys (N)
+        .def("fill_noise", [](K& k, In<uint64_t> keys, int S, bool uniform) {
+            const int N = int(keys.size());
+            std::vector<float> noise(size_t(S) * N * k.Z());
+            fill_noise<float>(noise.data(), keys.data(), N, S, k.Z(), uniform, 1);
+            return host_array(noise, {S, N, k.Z()});
+        })
+        .def("fill_noise_cuda", [](K& k, In<uint64_t> keys, int S, bool uniform) {
+            const int N = int(keys.size());
+            Dev<uint64_t> dk(keys.data(), N);
+            Dev<float> noise(int64_t(S) * N * k.Z());
+            fill_noise_cuda(nullptr, noise.get(), dk.get(), N, S, k.Z(), uniform);
+            return noise.to_host({S, N, k.Z()});
+        })
+        // keys (N) from X (N, D)
+        .def("row_keys", [](K& k, Arr X, uint64_t seed) {
+            const int N = int(X.shape(0));
+            std::vector<uint64_t> keys(static_cast<size_t>(N));
+            k.cpu.row_keys(X.data(), N, seed, keys.data());
+            return host_array(keys, {N});
+        })
+        .def("row_keys_cuda", [](K& k, Arr X, uint64_t seed) {
+            const int N = int(X.shape(0));
+            Dev<float> x(X.data(), X.size());
+            Dev<uint64_t> keys(N);
+            row_keys_cuda(nullptr, keys.get(), x.get(), N, k.D(), seed);
+            return keys.to_host({N});
+        })
+        // (eps, z) (S, N, Z) from head (N, 2Z), noise (S, N, Z)
+        .def("reparameterize", [](K& k, Arr head, Arr noise) {
+            const int N = int(head.shape(0)), S = int(noise.size() / (int64_t(N) * k.Z()));
+            std::vector<float> eps(noise.size()), z(noise.size());
+            k.cpu.reparameterize(head.data(), noise.data(), eps.data(), z.data(), N, S);
+            return py::make_tuple(host_array(eps, {S, N, k.Z()}), host_array(z, {S, N, k.Z()}));
+        })
+        .def("reparameterize_cuda", [](K& k, Arr head, Arr noise) {
+            const int N = int(head.shape(0)), S = int(noise.size() / (int64_t(N) * k.Z()));
+            Dev<float> h(head.data(), head.size()), u(noise.data(), noise.size()), eps(noise.size()), z(noise.size());
+            reparameterize_cuda(nullptr, h.get(), u.get(), eps.get(), z.get(), N, S, k.Z(), k.cfg().posterior);
+            return py::make_tuple(eps.to_host({S, N, k.Z()}), z.to_host({S, N, k.Z()}));
+        })
+        // -> (recon (S*N), d_out (S*N, D), d_noise_logvar) from params, out (S*N, D), x (N, D)
+        .def("likelihood_forward_backward", [](K& k, Arr params, Arr out, Arr x, float weight) {
+            const int N = int(x.shape(0)), D = k.D(), S = int(out.shape(0) / N);
+            const Layout& L = k.cpu.layout;
+            std::vector<double> recon(size_t(S) * N);
+            std::vector<float> d(size_t(S) * N * D), dlv(size_t(std::max(1, L.n_noise_logvar)), 0.f);
+            k.cpu.likelihood_forward_backward(params.data(), out.data(), x.data(), N, S, recon.data(), d.data(),
+                                              dlv.data(), weight);
+            return py::make_tuple(host_array(recon, {S * N}), host_array(d, {S * N, D}),
+                                  host_array(dlv, {py::ssize_t(dlv.size())}));
+        })
+        .def("likelihood_forward_backward_cuda", [](K& k, Arr params, Arr out, Arr x, float weight) {
+            const int N = int(x.shape(0)), D = k.D(), S = int(out.shape(0) / N);
+            const Layout& L = k.cpu.layout;
+            const int64_t SN = int64_t(S) * N;
+            Dev<float> p(params.data(), params.size()), o(out.data(), out.size()), xx(x.data(), x.size()),
+                d(SN * D), lv_terms(SN * D), column(D);
+            std::vector<float> zeros(size_t(std::max(1, L.n_noise_logvar)), 0.f), one(size_t(SN), 1.f);
+            Dev<float> dlv(zeros.data(), int64_t(zeros.size())), ones(one.data(), SN);
+            Dev<double> recon(SN);
+            likelihood_forward_backward_cuda(k.blas, nullptr, k.cfg().likelihood, k.cfg().missing,
+                                             p.get() + L.noise_logvar, o.get(), xx.get(), N, S, D, recon.get(), d.get(),
+                                             dlv.get(), weight, lv_terms.get(), column.get(), ones.get());
+            return py::make_tuple(recon.to_host({SN}), d.to_host({SN, D}), dlv.to_host({py::ssize_t(zeros.size())}));
+        })
+        // -> (kl (S*N), kl_analytic (N))
+        .def("kl_forward", [](K& k, Arr head, Arr eps, Arr z) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            std::vector<double> kl(size_t(S) * N), kla(size_t(N), 0.0);
+            k.cpu.kl_forward(head.data(), eps.data(), z.data(), N, S, kl.data(), kla.data());
+            return py::make_tuple(host_array(kl, {S * N}), host_array(kla, {N}));
+        })
+        .def("kl_forward_cuda", [](K& k, Arr head, Arr eps, Arr z) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            Dev<float> h(head.data(), head.size()), e(eps.data(), eps.size()), zz(z.data(), z.size());
+            std::vector<double> zeros(size_t(N), 0.0);
+            Dev<double> kl(int64_t(S) * N), kla(zeros.data(), N);
+            kl_forward_cuda(nullptr, h.get(), e.get(), zz.get(), N, S, k.Z(), k.cfg().posterior,
+                            k.cfg().kl == KLMode::analytic, kl.get(), kla.get());
+            return py::make_tuple(kl.to_host({int64_t(S) * N}), kla.to_host({N}));
+        })
+        // d_head (N, 2Z)
+        .def("posterior_backward", [](K& k, Arr head, Arr eps, Arr z, Arr dz, In<double> recon, In<double> kl,
+                                      double baseline) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            std::vector<float> d_head(size_t(N) * 2 * k.Z());
+            k.cpu.posterior_backward(head.data(), eps.data(), z.data(), dz.data(), recon.data(), kl.data(), N, S,
+                                     baseline, d_head.data());
+            return host_array(d_head, {N, 2 * k.Z()});
+        })
+        .def("posterior_backward_cuda", [](K& k, Arr head, Arr eps, Arr z, Arr dz, In<double> recon, In<double> kl,
+                                           double baseline) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            Dev<float> h(head.data(), head.size()), e(eps.data(), eps.size()), zz(z.data(), z.size()),
+                g(dz.data(), dz.size()), d_head(int64_t(N) * 2 * k.Z());
+            Dev<double> rc(recon.data(), recon.size()), kk(kl.data(), kl.size()), b(&baseline, 1);
+            const bool pathwise = k.cfg().estimator == Estimator::reparameterization;
+            posterior_backward_cuda(nullptr, h.get(), e.get(), zz.get(), pathwise ? g.get() : nullptr, rc.get(),
+                                    kk.get(), N, S, k.Z(), k.cfg().posterior, k.cfg().kl == KLMode::mc, pathwise,
+                                    float(k.cfg().beta), b.get(), d_head.get());
+            return d_head.to_host({N, 2 * k.Z()});
+        })
+        // -> (params, m, v) after one step
+        .def("adam_update", [](K& k, Arr params, Arr grad, Arr m, Arr v, int64_t step, double lr, double b1, double b2,
+                               double eps, double alpha) {
+            const int64_t P = k.cpu.n_params();
+            std::vector<float> p(params.data(), params.data() + P), mm(m.data(), m.data() + P), vv(v.data(), v.data() + P);
+            k.cpu.adam_update(p.data(), grad.data(), mm.data(), vv.data(), step, AdamSettings{lr, b1, b2, eps, alpha});
+            return py::make_tuple(host_array(p, {P}), host_array(mm, {P}), host_array(vv, {P}));
+        })
+        .def("adam_update_cuda", [](K& k, Arr params, Arr grad, Arr m, Arr v, int64_t step, double lr, double b1,
+                                    double b2, double eps, double alpha) {
+            const int64_t P = k.cpu.n_params();
+            std::vector<uint8_t> decay(size_t(P), 0);
+            for (const auto* layers : {&k.cpu.layout.encoder, &k.cpu.layout.decoder})
+                for (const Dense& d : *layers) std::fill(decay.begin() + d.w, decay.begin() + d.b, uint8_t(1));
+            StepState st;
+            st.step = step, st.learning_rate = lr, st.beta1 = b1, st.beta2 = b2, st.epsilon = eps, st.alpha = alpha;
+            adam_scalars(st);
+            Dev<float> p(params.data(), P), g(grad.data(), P), mm(m.data(), P), vv(v.data(), P);
+            Dev<uint8_t> dec(decay.data(), P);
+            Dev<StepState> s(&st, 1);
+            adam_update_cuda(nullptr, p.get(), g.get(), mm.get(), vv.get(), dec.get(), P, s.get());
+            return py::make_tuple(p.to_host({P}), mm.to_host({P}), vv.to_host({P}));
+        });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_cuda_core, m) {
+    m.doc() = "pyvae's CUDA engine: the VAE's kernels on an NVIDIA GPU (float32).";
+    m.def("cuda_status", &cuda_status,
+          "(usable, reason, device_count): whether a CUDA device can be used, and if not, why. Never raises.");
+    m.def("device_names", &device_names, "Name, compute capability and memory of each visible device.");
+    bind_model(m);
+    bind_kernels(m);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::out_of_range& e) {
+            PyErr_SetString(PyExc_IndexError, e.what());
+        }
+    });
+    int cublas_major = 0, cublas_minor = 0, cublas_patch = 0;
+    cublasGetProperty(MAJOR_VERSION, &cublas_major);
+    cublasGetProperty(MINOR_VERSION, &cublas_minor);
+    cublasGetProperty(PATCH_LEVEL, &cublas_patch);
+    py::dict config;
+    config["cuda_runtime"] = std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10);
+    config["cublas"] = std::to_string(cublas_major) + "." + std::to_string(cublas_minor) + "." +
+                       std::to_string(cublas_patch);
+#ifdef PYVAE_CUDA_ARCHITECTURES
+    config["architectures"] = PYVAE_CUDA_ARCHITECTURES;
+#endif
+    config["noise"] = "counter-based (rng.h on the device), the CPU engine's streams";
+    m.attr("build_config") = config;
+}
