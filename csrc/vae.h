@@ -191,16 +191,20 @@ inline T standardized_score(Posterior p, T e) {
 inline bool base_noise_is_uniform(Posterior p) { return p != Posterior::gaussian; }
 
 // noise (S, N, Z): row i of every sample draws from the stream keys[i].
+// A uniform draw above 1 - 2^-25 rounds to 1 in float32 (about 3 in 10^8 draws,
+// so once in a few MNIST epochs), and the inverse CDF of 1 is +inf: clamp to
+// the largest T below 1 to keep the open interval (0, 1) after the cast.
 template <class T>
 void fill_noise(T* noise, const uint64_t* keys, int N, int S, int Z, bool uniform, int n_threads) {
+    const T below_one = std::nextafter(T(1), T(0));
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
     for (int i = 0; i < N; ++i)
         for (int s = 0; s < S; ++s) {
             T* u = noise + (int64_t(s) * N + i) * Z;
             for (int j = 0; j < Z; ++j) {
                 const uint64_t counter = uint64_t(s) * Z + j;
-                u[j] = T(uniform ? standard_uniform(keys[i], counter)
-                                 : standard_normal(keys[i], counter));
+                u[j] = uniform ? std::min(T(standard_uniform(keys[i], counter)), below_one)
+                               : T(standard_normal(keys[i], counter));
             }
         }
 }

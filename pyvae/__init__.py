@@ -1,8 +1,10 @@
 """pyvae: variational autoencoders with a hand-derived C++ core and a scikit-learn API."""
 
 from ._vae import VAE
+from .datasets import load_mnist
+from .diagnostics import gradient_variance
 
-__all__ = ["VAE", "show_config"]
+__all__ = ["VAE", "gradient_variance", "load_mnist", "show_config"]
 __version__ = "0.1.0"
 
 
