@@ -28,6 +28,7 @@ enum class Posterior { gaussian, logistic, laplace };
 enum class Estimator { reparameterization, score_function };
 
 constexpr double kLog2Pi = 1.8378770664093453;
+constexpr double kLogvarBound = 30.0;  // |log-variance| of q(z|x); see encoder_forward
 
 struct Config {
     int n_features = 0;
@@ -299,7 +300,11 @@ class Model {
 
     // ---- forward pieces ----------------------------------------------------
 
-    // head (N, 2Z) from x (N, D).
+    // head (N, 2Z) from x (N, D), its logvar half clamped to +-kLogvarBound:
+    // far from the training data the raw value can exceed 177, exp(logvar / 2)
+    // overflows float32 and z = mu + inf * eps makes the scores NaN. The clamp
+    // is part of the model (encoder_backward gives it zero gradient outside);
+    // no fitted posterior needs a variance beyond e^(+-30).
     const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws) const {
         const T* inp = x;
         for (size_t l = 0; l < layout.encoder.size(); ++l) {
@@ -309,6 +314,13 @@ class Model {
                           hidden, config.activation, n_threads);
             inp = ws.enc_out[l].data();
         }
+        const int Z = config.n_components;
+        T* head = ws.enc_out.back().data();
+        for (int i = 0; i < N; ++i)
+            for (int j = Z; j < 2 * Z; ++j) {
+                T& lv = head[int64_t(i) * 2 * Z + j];
+                lv = std::min(std::max(lv, T(-kLogvarBound)), T(kLogvarBound));
+            }
         return inp;
     }
 
@@ -459,6 +471,13 @@ class Model {
 
     void encoder_backward(const T* params, T* grad, const T* x, int N, Workspace<T>& ws) const {
         T* d = ws.d_head.data();
+        {  // the logvar clamp of encoder_forward passes no gradient where it holds
+            const int Z = config.n_components;
+            const T* head = ws.enc_out.back().data();
+            for (int i = 0; i < N; ++i)
+                for (int j = Z; j < 2 * Z; ++j)
+                    if (std::abs(head[int64_t(i) * 2 * Z + j]) >= T(kLogvarBound)) d[int64_t(i) * 2 * Z + j] = T(0);
+        }
         T* next = ws.d_a.data();
         for (int l = int(layout.encoder.size()) - 1; l >= 0; --l) {
             const Dense& L = layout.encoder[l];
@@ -801,7 +820,8 @@ class Model {
                         const int64_t r = int64_t(s) * N + i;
                         acc += std::exp(ws.recon[r] - ws.kl[r] - top);
                     }
-                    out[start + i] = top + std::log(acc / S);
+                    // every term -inf (float32 overflow far from the data): the bound is -inf, not NaN
+                    out[start + i] = std::isinf(top) ? top : top + std::log(acc / S);
                 } else {
                     double rec = 0, kl = 0;
                     for (int s = 0; s < S; ++s) {
