@@ -151,6 +151,18 @@ def test_reparameterization_has_lower_variance_on_digits(digits):
     assert a.var[enc].mean() * 2 < b.var[enc].mean()
 
 
+def test_score_function_estimator_trains(digits):
+    """Noisier, but it climbs: the score-function fit ends well above its
+    starting point, and below the reparameterization fit of the same length."""
+    X, X_test = digits
+    common = dict(n_components=8, hidden_layer_sizes=(64,), likelihood="bernoulli", max_iter=30, **FAST)
+    start = fit_quietly(VAE(gradient_estimator="score_function", **dict(common, max_iter=1)), X).score(X_test)
+    sf = fit_quietly(VAE(gradient_estimator="score_function", **common), X)
+    rep = fit_quietly(VAE(**common), X)
+    assert start + 3 < sf.score(X_test) < rep.score(X_test), (start, sf.score(X_test), rep.score(X_test))
+    assert np.isfinite(sf._baseline) and sf._baseline < 0  # the running mean of the learning signal
+
+
 def test_gradient_variance_api(correlated):
     X = correlated[:200].copy()
     X[0, 1] = np.nan
