@@ -28,6 +28,7 @@ enum class Posterior { gaussian, logistic, laplace };
 enum class Estimator { reparameterization, score_function };
 
 constexpr double kLog2Pi = 1.8378770664093453;
+constexpr double kLogvarBound = 30.0;  // |log-variance| of q(z|x); see encoder_forward
 
 struct Config {
     int n_features = 0;
@@ -191,16 +192,20 @@ inline T standardized_score(Posterior p, T e) {
 inline bool base_noise_is_uniform(Posterior p) { return p != Posterior::gaussian; }
 
 // noise (S, N, Z): row i of every sample draws from the stream keys[i].
+// A uniform draw above 1 - 2^-25 rounds to 1 in float32 (about 3 in 10^8 draws,
+// so once in a few MNIST epochs), and the inverse CDF of 1 is +inf: clamp to
+// the largest T below 1 to keep the open interval (0, 1) after the cast.
 template <class T>
 void fill_noise(T* noise, const uint64_t* keys, int N, int S, int Z, bool uniform, int n_threads) {
+    const T below_one = std::nextafter(T(1), T(0));
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
     for (int i = 0; i < N; ++i)
         for (int s = 0; s < S; ++s) {
             T* u = noise + (int64_t(s) * N + i) * Z;
             for (int j = 0; j < Z; ++j) {
                 const uint64_t counter = uint64_t(s) * Z + j;
-                u[j] = T(uniform ? standard_uniform(keys[i], counter)
-                                 : standard_normal(keys[i], counter));
+                u[j] = uniform ? std::min(T(standard_uniform(keys[i], counter)), below_one)
+                               : T(standard_normal(keys[i], counter));
             }
         }
 }
@@ -310,7 +315,11 @@ class Model {
 
     // ---- forward pieces ----------------------------------------------------
 
-    // head (N, 2Z) from x (N, D).
+    // head (N, 2Z) from x (N, D), its logvar half clamped to +-kLogvarBound:
+    // far from the training data the raw value can exceed 177, exp(logvar / 2)
+    // overflows float32 and z = mu + inf * eps makes the scores NaN. The clamp
+    // is part of the model (encoder_backward gives it zero gradient outside);
+    // no fitted posterior needs a variance beyond e^(+-30).
     const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws) const {
         const T* inp = x;
         for (size_t l = 0; l < layout.encoder.size(); ++l) {
@@ -320,6 +329,13 @@ class Model {
                           hidden, config.activation, n_threads);
             inp = ws.enc_out[l].data();
         }
+        const int Z = config.n_components;
+        T* head = ws.enc_out.back().data();
+        for (int i = 0; i < N; ++i)
+            for (int j = Z; j < 2 * Z; ++j) {
+                T& lv = head[int64_t(i) * 2 * Z + j];
+                lv = std::min(std::max(lv, T(-kLogvarBound)), T(kLogvarBound));
+            }
         return inp;
     }
 
@@ -470,6 +486,13 @@ class Model {
 
     void encoder_backward(const T* params, T* grad, const T* x, int N, Workspace<T>& ws) const {
         T* d = ws.d_head.data();
+        {  // the logvar clamp of encoder_forward passes no gradient where it holds
+            const int Z = config.n_components;
+            const T* head = ws.enc_out.back().data();
+            for (int i = 0; i < N; ++i)
+                for (int j = Z; j < 2 * Z; ++j)
+                    if (std::abs(head[int64_t(i) * 2 * Z + j]) >= T(kLogvarBound)) d[int64_t(i) * 2 * Z + j] = T(0);
+        }
         T* next = ws.d_a.data();
         for (int l = int(layout.encoder.size()) - 1; l >= 0; --l) {
             const Dense& L = layout.encoder[l];
@@ -861,7 +884,8 @@ class Model {
                         const int64_t r = int64_t(s) * n + i;
                         acc += std::exp(ws.recon[r] - ws.kl[r] - top);
                     }
-                    out[start + i] = top + std::log(acc / S);
+                    // every term -inf (float32 overflow far from the data): the bound is -inf, not NaN
+                    out[start + i] = std::isinf(top) ? top : top + std::log(acc / S);
                 } else {
                     kl = config.kl == KLMode::analytic ? ws.kl_analytic[i] : kl / S;
                     out[start + i] = rec / S - kl;

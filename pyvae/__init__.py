@@ -2,8 +2,10 @@
 
 from ._persistence import load
 from ._vae import VAE
+from .datasets import load_mnist
+from .diagnostics import gradient_variance
 
-__all__ = ["VAE", "load", "show_config"]
+__all__ = ["VAE", "gradient_variance", "load", "load_mnist", "show_config"]
 __version__ = "0.1.0"
 
 
