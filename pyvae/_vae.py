@@ -753,6 +753,18 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ----------
         path : str or path-like
             Destination file.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import pyvae
+        >>> X = np.random.default_rng(0).normal(size=(100, 4))
+        >>> vae = pyvae.VAE(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X)
+        >>> path = os.path.join(tempfile.mkdtemp(), "vae.npz")
+        >>> vae.save(path)
+        >>> bool((pyvae.load(path).transform(X) == vae.transform(X)).all())
+        True
         """
         from ._persistence import save
 

@@ -12,7 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 import pyvae
 
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
-MODULES = ["pyvae", "pyvae._vae", "pyvae._progress", "pyvae.plot"]
+MODULES = ["pyvae", "pyvae._vae", "pyvae._progress", "pyvae.plot", "pyvae.diagnostics"]
 
 
 @pytest.mark.parametrize("name", MODULES)
