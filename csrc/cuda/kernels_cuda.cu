@@ -124,7 +124,17 @@ __global__ void fill_noise_kernel(float* noise, const uint64_t* keys, int N, int
     const int64_t r = k / Z;  // s * N + i
     const int i = int(r % N), s = int(r / N);
     const uint64_t counter = uint64_t(s) * Z + j;
-    noise[k] = float(uniform ? standard_uniform_cuda(keys[i], counter) : standard_normal_cuda(keys[i], counter));
+    // As fill_noise: a uniform that rounds to 1.0f would make the inverse CDF infinite.
+    noise[k] = uniform ? fminf(float(standard_uniform_cuda(keys[i], counter)), nextafterf(1.f, 0.f))
+                       : float(standard_normal_cuda(keys[i], counter));
+}
+
+// As Model::encoder_forward: the logvar half of the head (N, 2Z) clamped to +-kLogvarBound.
+__global__ void clamp_logvar_kernel(float* head, int N, int Z) {
+    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (k >= int64_t(N) * Z) return;
+    float& lv = head[(k / Z) * 2 * Z + Z + k % Z];
+    lv = fminf(fmaxf(lv, -float(kLogvarBound)), float(kLogvarBound));
 }
 
 __global__ void train_keys_kernel(uint64_t* keys, const StepState* st, int N) {
@@ -277,6 +287,7 @@ __global__ void posterior_backward_kernel(const float* head, const float* eps, c
             dlv += c * 0.5f * (-g * e - 1.f);
         }
     }
+    if (fabsf(lv) >= float(kLogvarBound)) dlv = 0.f;  // the clamp passes no gradient where it holds
     d_head[int64_t(i) * 2 * Z + j] = dmu;
     d_head[int64_t(i) * 2 * Z + Z + j] = dlv;
 }
@@ -393,7 +404,7 @@ __global__ void score_rows_kernel(double* out, const double* recon, const double
             const int64_t r = int64_t(s) * N + i;
             acc += exp(recon[r] - kl[r] - top);
         }
-        out[i] = top + log(acc / S);
+        out[i] = isinf(top) ? top : top + log(acc / S);  // every term -inf: -inf, not NaN
     } else {
         double rec = 0, k = 0;
         for (int s = 0; s < S; ++s) {
@@ -519,6 +530,12 @@ void kl_forward_cuda(cudaStream_t stream, const float* head, const float* eps, c
     kl_forward_kernel<<<blocks_for(SN), kThreads, 0, stream>>>(head, eps, z, N, S, Z, posterior, analytic, kl,
                                                                 kl_analytic);
     check_launch("kl_forward_kernel");
+}
+
+void clamp_logvar_cuda(cudaStream_t stream, float* head, int N, int Z) {
+    const int64_t n = int64_t(N) * Z;
+    if (n == 0) return;
+    clamp_logvar_kernel<<<blocks_for(n), kThreads, 0, stream>>>(head, N, Z);
 }
 
 void posterior_backward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z,

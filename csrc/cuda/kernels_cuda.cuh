@@ -105,6 +105,9 @@ void kl_forward_cuda(cudaStream_t stream, const float* head, const float* eps, c
 
 // d_head (N, 2Z) = d(loss)/d[mu | logvar], pathwise (dz (S, N, Z)) or score
 // function (recon, kl (S*N), *baseline). Twin of Model::posterior_backward.
+// head (N, 2Z): clamps the logvar half to +-kLogvarBound, as Model::encoder_forward.
+void clamp_logvar_cuda(cudaStream_t stream, float* head, int N, int Z);
+
 void posterior_backward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z,
                              const float* dz, const double* recon, const double* kl, int N, int S, int Z,
                              Posterior posterior, bool mc, bool pathwise, float beta, const double* baseline,

@@ -123,6 +123,7 @@ const float* ModelCuda::encoder_forward(const float* x, int N, DeviceWorkspace& 
                            d.n_in, d.n_out, hidden, config.activation);
         inp = ws.enc_out[l].get();
     }
+    clamp_logvar_cuda(stream_, ws.enc_out.back().get(), N, config.n_components);
     return inp;
 }
 
