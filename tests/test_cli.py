@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
@@ -15,8 +16,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pyvae.__file__)))
 def run_cli(*args):
     """`python -m pyvae ARGS` in a fresh interpreter, on the same pyvae as the tests."""
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # Away from the repository root, where `python -m` would find the source tree
+    # (without the compiled core) ahead of the pyvae the tests import.
     return subprocess.run([sys.executable, "-m", "pyvae", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
+                          timeout=300, cwd=tempfile.gettempdir())
 
 
 def test_info_prints_the_build_configuration(capsys):

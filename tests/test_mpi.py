@@ -15,12 +15,15 @@ import textwrap
 import numpy as np
 import pytest
 
+import pyvae
 from pyvae import VAE
 
 mpi4py = pytest.importorskip("mpi4py")
 MPIEXEC = shutil.which("mpiexec")
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install mpich)")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Where the pyvae the tests import lives (the source tree in development, site-packages
+# in CI): the ranks must import the same one.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(pyvae.__file__)))
 TIMEOUT = 120
 
 # Shared by the workers: data, shards of unequal size, and the model.
@@ -28,6 +31,7 @@ PRELUDE = """
 import json, sys, warnings
 import numpy as np
 from mpi4py import MPI
+import pyvae
 from pyvae import VAE
 warnings.simplefilter("ignore")
 comm = MPI.COMM_WORLD
