@@ -408,57 +408,25 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise
         ctx.agree(self, n_rows=X.shape[0], n_features=X.shape[1], continuing=continuing)
         X32 = np.ascontiguousarray(X, dtype=np.float32)
-        n_samples = ctx.n_total
         if continuing:
-            config, seed = self._fit_config, self._seed
             state = _TrainingState.resume(self)
         else:
-            config = dict(
-                n_features=X32.shape[1],
-                n_components=int(self.n_components),
-                hidden_layer_sizes=list(hidden),
-                activation=self.activation,
-                likelihood=self.likelihood,
-                kl=self.kl,
-                posterior=self.posterior,
-                gradient_estimator=self.gradient_estimator,
-                n_mc_samples=int(self.n_mc_samples),
-                beta=float(self.beta),
-                missing=self.missing == "mask",
-            )
-            rng = check_random_state(self.random_state)
-            seed = ctx.bcast(int(rng.randint(0, 2**31 - 1)) << 32 | int(rng.randint(0, 2**31 - 1)))
-            engine = _core.Model32(n_threads=_resolve_threads(self.n_threads), **config)
-            state = _TrainingState.fresh(engine, seed)
-        ctx.bcast_state(state)
-
-        rows = np.arange(n_samples, dtype=np.int64)
-        validation_rows = None
-        if self.early_stopping and not incremental:
-            n_val = int(np.ceil(self.validation_fraction * n_samples))
-            if n_samples - n_val < 1:
-                raise ValueError(
-                    f"early_stopping with validation_fraction={self.validation_fraction} leaves no training "
-                    f"rows out of n_samples={n_samples}."
-                )
-            permutation = check_random_state(seed & 0x7FFFFFFF).permutation(n_samples)
-            validation_rows = np.sort(permutation[:n_val])
-            rows = np.sort(permutation[n_val:])
-
-        if not continuing:
+            self._fit_config = self._new_config(X32.shape[1], hidden)
+            self._seed = ctx.bcast(_draw_seed(self.random_state))
             self.__dict__.pop("_engine_cache", None)
-        self._fit_config, self._seed = config, seed
+            state = _TrainingState.fresh(self._engine(), self._seed)
+        ctx.bcast_state(state)
+        rows, validation_rows = self._split_rows(ctx.n_total, early_stopping=self.early_stopping and not incremental)
+        X_val = ctx.local_rows(X32, validation_rows) if validation_rows is not None else None
         engine = self._engine()
         max_epochs = 1 if incremental else int(self.max_iter)
         reporter = EpochReporter(self.verbose if ctx.rank == 0 else 0, max_epochs)
-        X_val = ctx.local_rows(X32, validation_rows) if validation_rows is not None else None
-        no_change = 0
         try:
             for _ in range(max_epochs):
                 started = time.perf_counter()
                 epoch = engine.train_epoch(
                     state.params, state.m, state.v, state.step, state.baseline, X32, rows,
-                    int(self.batch_size) * ctx.size, seed, float(self.learning_rate), 0.9, 0.999, 1e-8,
+                    int(self.batch_size) * ctx.size, self._seed, float(self.learning_rate), 0.9, 0.999, 1e-8,
                     float(self.alpha), **ctx.engine_kwargs,
                 )
                 if not epoch["finite"] or not np.isfinite(state.params).all():
@@ -468,37 +436,21 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                         "features (StandardScaler) or a larger alpha. The estimator is left as it was "
                         "before this call."
                     )
-                state.step, state.baseline = epoch["step"], epoch["baseline"]
-                state.n_iter += 1
-                n = epoch["n_rows"]
-                loss = -epoch["elbo"] / n
-                state.loss_curve.append(loss)
                 val_score = None
                 if X_val is not None:
-                    val_score = ctx.mean(engine.score(state.params, X_val, 1, False, seed))
-                    state.validation_scores.append(val_score)
-                reporter.epoch(state.n_iter, epoch["elbo"] / n, epoch["recon"] / n, epoch["kl"] / n,
+                    val_score = ctx.mean(engine.score(state.params, X_val, 1, False, self._seed))
+                n = epoch["n_rows"]
+                reporter.epoch(state.n_iter + 1, epoch["elbo"] / n, epoch["recon"] / n, epoch["kl"] / n,
                                time.perf_counter() - started, val_score)
-                if incremental:
-                    break
-                if X_val is not None:
-                    improved = state.best_validation_score is None or val_score > state.best_validation_score + self.tol
-                    if state.best_validation_score is None or val_score > state.best_validation_score:
-                        state.best_validation_score = val_score
-                        state.best_params = state.params.copy()
-                else:
-                    improved = loss < state.best_loss - self.tol
-                state.best_loss = min(state.best_loss, loss)
-                no_change = 0 if improved else no_change + 1
-                if no_change >= self.n_iter_no_change:
+                stalled = state.record_epoch(epoch, val_score, self.tol)
+                if incremental or stalled >= self.n_iter_no_change:
                     break
             else:
-                if not incremental and max_epochs > 0:
-                    warnings.warn(
-                        f"VAE stopped after max_iter={self.max_iter} epochs without converging "
-                        f"(tol={self.tol}); raise max_iter or tol.",
-                        ConvergenceWarning,
-                    )
+                warnings.warn(
+                    f"VAE stopped after max_iter={self.max_iter} epochs without converging "
+                    f"(tol={self.tol}); raise max_iter or tol.",
+                    ConvergenceWarning,
+                )
         except KeyboardInterrupt:
             # Keep the work done: every completed step leaves consistent parameters.
             state.commit(self)
@@ -513,6 +465,36 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         state.commit(self)
         self.active_units_ = self._count_active_units(X32, ctx)
         return self
+
+    def _new_config(self, n_features, hidden):
+        """The architecture and objective a fresh fit builds: what the engine needs."""
+        return dict(
+            n_features=int(n_features),
+            n_components=int(self.n_components),
+            hidden_layer_sizes=list(hidden),
+            activation=self.activation,
+            likelihood=self.likelihood,
+            kl=self.kl,
+            posterior=self.posterior,
+            gradient_estimator=self.gradient_estimator,
+            n_mc_samples=int(self.n_mc_samples),
+            beta=float(self.beta),
+            missing=self.missing == "mask",
+        )
+
+    def _split_rows(self, n_samples, early_stopping):
+        """Training rows and held-out rows (None without early stopping), drawn from the fitted seed."""
+        rows = np.arange(n_samples, dtype=np.int64)
+        if not early_stopping:
+            return rows, None
+        n_val = int(np.ceil(self.validation_fraction * n_samples))
+        if n_samples - n_val < 1:
+            raise ValueError(
+                f"early_stopping with validation_fraction={self.validation_fraction} leaves no training "
+                f"rows out of n_samples={n_samples}."
+            )
+        permutation = check_random_state(self._seed & 0x7FFFFFFF).permutation(n_samples)
+        return np.sort(permutation[n_val:]), np.sort(permutation[:n_val])
 
     def _count_active_units(self, X32, ctx):
         mu, _ = self._engine().encode(self.params_, X32)
@@ -790,6 +772,7 @@ class _TrainingState:
         s.step, s.baseline, s.n_iter = 0, 0.0, 0
         s.loss_curve, s.validation_scores = [], []
         s.best_loss, s.best_validation_score, s.best_params = np.inf, None, None
+        s.stalled = 0
         return s
 
     @classmethod
@@ -799,7 +782,29 @@ class _TrainingState:
         s.step, s.baseline, s.n_iter = est.t_, est._baseline, est.n_iter_
         s.loss_curve, s.validation_scores = list(est.loss_curve_), list(est.validation_scores_)
         s.best_loss, s.best_validation_score, s.best_params = est.best_loss_, est.best_validation_score_, None
+        s.stalled = 0
         return s
+
+    def record_epoch(self, epoch, validation_score, tol):
+        """Books an epoch's results; returns how many epochs in a row made no
+        progress (by more than tol) on the validation score, or on the training
+        loss without one. The best validated parameters are kept."""
+        self.step, self.baseline = epoch["step"], epoch["baseline"]
+        self.n_iter += 1
+        loss = -epoch["elbo"] / epoch["n_rows"]
+        self.loss_curve.append(loss)
+        if validation_score is not None:
+            self.validation_scores.append(validation_score)
+            best = self.best_validation_score
+            improved = best is None or validation_score > best + tol
+            if best is None or validation_score > best:
+                self.best_validation_score = validation_score
+                self.best_params = self.params.copy()
+        else:
+            improved = loss < self.best_loss - tol
+        self.best_loss = min(self.best_loss, loss)
+        self.stalled = 0 if improved else self.stalled + 1
+        return self.stalled
 
     def commit(self, est):
         est.params_, est._adam_m, est._adam_v = self.params, self.m, self.v
