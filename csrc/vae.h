@@ -107,8 +107,19 @@ inline T sigmoid(T a) {
 // std::log1p and is the oracle they are tested against.
 // ---------------------------------------------------------------------------
 
-inline float bits_to_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-inline uint32_t float_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+inline float bits_to_float(uint32_t u) { return __builtin_bit_cast(float, u); }
+inline uint32_t float_to_bits(float f) { return __builtin_bit_cast(uint32_t, f); }
+
+// Branch-free selects on bit patterns: GCC (12) does not if-convert a float
+// ?: inside these loops, and a loop with control flow stays scalar.
+// mask is all ones or all zeros.
+inline float pick_bits(uint32_t mask, float if_set, float if_clear) {
+    return bits_to_float((float_to_bits(if_set) & mask) | (float_to_bits(if_clear) & ~mask));
+}
+inline uint32_t sign_mask(float a) { return uint32_t(int32_t(float_to_bits(a)) >> 31); }
+inline uint32_t nan_mask(float a) {
+    return uint32_t(-int32_t((float_to_bits(a) & 0x7fffffffu) > 0x7f800000u));
+}
 
 // exp(t) for t <= 0 (t = -|a|), relative error < 2 ulp; below -87 the result
 // stays at exp(-87) (a normal number) instead of going subnormal.
@@ -158,13 +169,14 @@ inline T bernoulli_row(const T* x, const T* a, T* d, int D, T weight, bool missi
             for (int k = 0; k < D; ++k) {
                 const float ak = a[k], xk = x[k];
                 const float e = exp_nonpositive(-std::fabs(ak));
-                const float term = xk * ak - (std::max(ak, 0.0f) + log1p_unit(e));
-                const bool seen = !(with_missing && std::isnan(xk));
-                acc += seen ? term : 0.0f;
+                const float relu = ak < 0.0f ? 0.0f : ak;  // std::max(ak, 0), NaN kept
+                const float term = xk * ak - (relu + log1p_unit(e));
+                const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
+                acc += pick_bits(skip, 0.0f, term);
                 if constexpr (decltype(with_grad)::value) {
-                    const float inv = 1.0f / (1.0f + e);
-                    const float sig = ak >= 0.0f ? inv : e * inv;
-                    d[k] = seen ? weight * (sig - xk) : 0.0f;
+                    const float inv = 1.0f / (1.0f + e);  // sigmoid(|a|)
+                    const float sig = pick_bits(sign_mask(ak), e * inv, inv);
+                    d[k] = pick_bits(skip, 0.0f, weight * (sig - xk));
                 }
             }
         };
@@ -202,7 +214,10 @@ void dense_forward(T* out, const T* inp, const T* W, const T* b, int N, int I, i
                 for (int o = c0; o < c1; ++o) y[o] += b[o];
             } else if (act == Activation::relu) {
 #pragma omp simd
-                for (int o = c0; o < c1; ++o) y[o] = std::max(y[o] + b[o], T(0));
+                for (int o = c0; o < c1; ++o) {
+                    const T v = y[o] + b[o];
+                    y[o] = v < T(0) ? T(0) : v;  // std::max(v, 0): NaN stays NaN
+                }
             } else {
                 for (int o = c0; o < c1; ++o) y[o] = std::tanh(y[o] + b[o]);
             }
@@ -245,7 +260,10 @@ void dense_backward(T* d_inp, T* dW, T* db, const T* d_pre, const T* inp, const 
             const T* y = inp + int64_t(n) * I;
             if (act == Activation::relu) {
 #pragma omp simd
-                for (int i = c0; i < c1; ++i) d[i] = y[i] > T(0) ? d[i] : T(0);
+                for (int i = c0; i < c1; ++i) {
+                    const T di = d[i];
+                    d[i] = y[i] > T(0) ? di : T(0);
+                }
             } else {
 #pragma omp simd
                 for (int i = c0; i < c1; ++i) d[i] *= T(1) - y[i] * y[i];
