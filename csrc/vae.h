@@ -341,22 +341,31 @@ struct Workspace {
     std::vector<double> kl_analytic;      // (N)
     std::vector<uint64_t> keys;           // (N)
 
-    void reserve(const Config& c, const Layout& L, int rows, int samples) {
-        if (rows <= capacity && samples == S) return;
-        capacity = rows;
+    // What a pass needs: encode only the encoder's buffers, decode only the
+    // decoder's; training and scoring need everything. Sizing only the parts
+    // in use keeps `encode` from zero-filling ~80 MB of decoder buffers.
+    enum Parts : unsigned { encoder = 1, decoder = 2, all = 3 };
+    unsigned parts = 0;
+
+    void reserve(const Config& c, const Layout& L, int rows, int samples, unsigned want = all) {
+        if (rows <= capacity && samples == S && (want & ~parts) == 0) return;
+        capacity = std::max(rows, capacity);
         S = samples;
+        parts |= want;
+        rows = capacity;
         const int64_t N = rows, SN = int64_t(samples) * rows, D = c.n_features, Z = c.n_components;
         enc_out.resize(L.encoder.size());
-        for (size_t l = 0; l < L.encoder.size(); ++l) enc_out[l].assign(N * L.encoder[l].n_out, T(0));
+        if (parts & encoder)
+            for (size_t l = 0; l < L.encoder.size(); ++l) enc_out[l].assign(N * L.encoder[l].n_out, T(0));
+        x_enc.assign(c.missing ? N * D : 0, T(0));
         dec_out.resize(L.decoder.size());
+        if (parts & decoder)
+            for (size_t l = 0; l < L.decoder.size(); ++l) dec_out[l].assign(SN * L.decoder[l].n_out, T(0));
+        if (parts != all) return;
         int widest = 2 * c.n_components;
-        for (size_t l = 0; l < L.decoder.size(); ++l) {
-            dec_out[l].assign(SN * L.decoder[l].n_out, T(0));
-            widest = std::max(widest, L.decoder[l].n_out);
-        }
+        for (const Dense& d : L.decoder) widest = std::max(widest, d.n_out);
         for (const Dense& d : L.encoder) widest = std::max(widest, d.n_out);
         x_obs.assign(N * D, T(0));
-        x_enc.assign(N * D, T(0));
         noise.assign(SN * Z, T(0));
         eps.assign(SN * Z, T(0));
         z.assign(SN * Z, T(0));
@@ -806,7 +815,7 @@ class Model {
         const int Z = config.n_components, D = config.n_features;
         Workspace<T> ws;
         const int C = chunk_rows(1);
-        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1);
+        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::encoder);
         for (int64_t start = 0; start < n_rows; start += C) {
             const int N = int(std::min<int64_t>(C, n_rows - start));
             const T* head = encoder_forward(params, contiguous_encoder_input(X + start * D, N, ws), N, ws);
@@ -823,7 +832,7 @@ class Model {
         const int Z = config.n_components, D = config.n_features;
         Workspace<T> ws;
         const int C = chunk_rows(1);
-        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1);
+        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
         for (int64_t start = 0; start < n_rows; start += C) {
             const int N = int(std::min<int64_t>(C, n_rows - start));
             const T* o = decoder_forward(params, Zs + start * Z, N, ws);
