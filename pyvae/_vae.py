@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core
+from ._threads import _core
 from ._progress import EpochReporter
 
 # Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).
