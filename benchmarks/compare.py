@@ -380,7 +380,7 @@ def sgemm_peak(threads, n=2048):
     best = np.inf
     with threadpool_limits(threads, user_api="blas"):
         np.matmul(a, b, out=c)
-        for _ in range(5):
+        for _ in range(10):
             t = time.perf_counter()
             np.matmul(a, b, out=c)
             best = min(best, time.perf_counter() - t)
@@ -485,6 +485,7 @@ def main():
     for n in notes:
         print("note:", n)
 
+    load_start = os.getloadavg()
     X, data_name = load_mnist(60000)
     print(f"data: {data_name}, {X.shape}")
     lines = []  # markdown rows
@@ -670,7 +671,8 @@ def main():
                 f"- date: {datetime.date.today().isoformat()}; " + ", ".join(versions),
                 f"- data: {data_name}",
                 f"- command: `{cmd.strip()}`",
-                "- the machine was shared with other jobs: absolute numbers are noisy, ratios come from one run",
+                "- the machine was shared with other jobs: absolute numbers are noisy, ratios come from one run; "
+                f"load average (1 min) {load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
                 *[f"- note: {n}" for n in notes], ""] + lines + [""]
         Path(args.output).write_text("\n".join(text))
         print(f"wrote {args.output}")
