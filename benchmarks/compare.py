@@ -103,6 +103,43 @@ def load_digits01():
 # timing helpers
 # ---------------------------------------------------------------------------
 
+def _cpu_jiffies():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+    with open("/proc/self/stat") as f:
+        own = f.read().rsplit(")", 1)[1].split()
+    return busy, int(own[11]) + int(own[12])  # utime + stime of this process, all threads
+
+
+def others_busy(interval=0.25):
+    """CPUs' worth of work done by other processes over a short interval."""
+    try:
+        b0, o0 = _cpu_jiffies()
+        time.sleep(interval)
+        b1, o1 = _cpu_jiffies()
+    except OSError:
+        return 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    return max(0.0, ((b1 - b0) - (o1 - o0)) / hz / interval)
+
+
+QUIET = {"limit": None, "worst": 0.0}
+
+
+def wait_quiet():
+    """With --quiet-cpus, waits (up to 60 s) until other processes use less than that
+    many CPUs, and records the busiest moment that was let through."""
+    if QUIET["limit"] is None:
+        return
+    deadline = time.time() + 60
+    load = others_busy()
+    while load > QUIET["limit"] and time.time() < deadline:
+        time.sleep(1.0)
+        load = others_busy()
+    QUIET["worst"] = max(QUIET["worst"], load)
+
+
 def best_rate(run_rows, n_rows, repeats):
     """run_rows() processes n_rows rows; returns the best rows/s over repeats."""
     best = 0.0
@@ -469,8 +506,12 @@ def main():
     ap.add_argument("--batches", default="128,1024")
     ap.add_argument("--only", default="", help="comma list among train,encode,digits,gemm,rss,scaling")
     ap.add_argument("--no-peers", action="store_true", help="pyvae and NumPy only")
+    ap.add_argument("--quiet-cpus", type=float, default=0.5,
+                    help="before each timing round wait (up to 60 s) until other processes use less than this "
+                         "many CPUs; negative: never wait")
     ap.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     args = ap.parse_args()
+    QUIET["limit"] = args.quiet_cpus if args.quiet_cpus >= 0 else None
     if args.quick:
         args.seconds, args.repeats = 0.6, 2
     sections = set(args.only.split(",")) if args.only else {"train", "encode", "digits", "gemm", "rss", "scaling", "fit"}
@@ -537,6 +578,7 @@ def main():
                 # on the machine hits one round of each rather than all of one.
                 gemm = 0.0
                 for _ in range(args.repeats):
+                    wait_quiet()
                     for name, tr in trainers.items():
                         with pinned(name == "JAX", threads):
                             n = sizes[name]
@@ -611,6 +653,7 @@ def main():
                 runs["JAX"] = lambda: jax.block_until_ready(jt.encode(Xj))
             gemm = 0.0
             for _ in range(reps):
+                wait_quiet()
                 for name, fn in runs.items():
                     with pinned(name == "JAX", threads):
                         row[name] = max(row.get(name, 0.0), best_rate(fn, len(Xe), 1))
@@ -637,6 +680,7 @@ def main():
             for tr in trainers.values():
                 tr.run(n)
             for _ in range(3 * args.repeats):
+                wait_quiet()
                 for name, tr in trainers.items():
                     k = 5 if name == "pyvae" else 1  # a pyvae epoch of digits takes ~5 ms
                     row[name] = max(row.get(name, 0.0), best_rate(lambda: [tr.run(n) for _ in range(k)], n * k, 1))
@@ -686,7 +730,8 @@ def main():
                 f"- data: {data_name}",
                 f"- command: `{cmd.strip()}`",
                 "- the machine was shared with other jobs: absolute numbers are noisy, ratios come from one run; "
-                f"load average (1 min) {load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end",
+                f"load average (1 min) {load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
+                f"other processes used at most {QUIET['worst']:.2f} CPUs just before a timing round",
                 *[f"- note: {n}" for n in notes], ""] + lines + [""]
         Path(args.output).write_text("\n".join(text))
         print(f"wrote {args.output}")
