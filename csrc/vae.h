@@ -14,6 +14,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "matmul.h"
@@ -100,6 +101,103 @@ inline T sigmoid(T a) {
 }
 
 // ---------------------------------------------------------------------------
+// Vectorizable float math for the Bernoulli pass (784 exp + log1p per row).
+// glibc's scalar expf/log1pf do not vectorize without -ffast-math; these are
+// plain arithmetic the compiler turns into AVX code under `omp simd`. They are
+// used for float only: the float64 build (gradient checks) keeps std::exp and
+// std::log1p and is the oracle they are tested against.
+// ---------------------------------------------------------------------------
+
+inline float bits_to_float(uint32_t u) { return __builtin_bit_cast(float, u); }
+inline uint32_t float_to_bits(float f) { return __builtin_bit_cast(uint32_t, f); }
+
+// Branch-free selects on bit patterns: GCC (12) does not if-convert a float
+// ?: inside these loops, and a loop with control flow stays scalar.
+// mask is all ones or all zeros.
+inline float pick_bits(uint32_t mask, float if_set, float if_clear) {
+    return bits_to_float((float_to_bits(if_set) & mask) | (float_to_bits(if_clear) & ~mask));
+}
+inline uint32_t sign_mask(float a) { return uint32_t(int32_t(float_to_bits(a)) >> 31); }
+inline uint32_t nan_mask(float a) {
+    return uint32_t(-int32_t((float_to_bits(a) & 0x7fffffffu) > 0x7f800000u));
+}
+
+// exp(t) for t <= 0 (t = -|a|), relative error < 2 ulp; below -87 the result
+// stays at exp(-87) (a normal number) instead of going subnormal.
+inline float exp_nonpositive(float t) {
+    t = t < -87.0f ? -87.0f : t;
+    const float magic = 12582912.0f;                     // 1.5 * 2^23: rounds to an integer
+    const float kn = std::fma(t, 1.44269504088896341f, magic);
+    const float n = kn - magic;                          // round(t / ln 2), in [-126, 0]
+    float r = std::fma(n, -0.693145751953125f, t);       // t - n ln2, Cody-Waite in two parts
+    r = std::fma(n, -1.428606765330187045e-06f, r);
+    // e^r on |r| <= ln2/2: Taylor to degree 6 (truncation < 1.3e-7 relative).
+    float p = 1.0f / 720;
+    p = std::fma(p, r, 1.0f / 120);
+    p = std::fma(p, r, 1.0f / 24);
+    p = std::fma(p, r, 1.0f / 6);
+    p = std::fma(p, r, 0.5f);
+    p = std::fma(p, r, 1.0f);
+    p = std::fma(p, r, 1.0f);
+    const uint32_t scale = (float_to_bits(kn) - float_to_bits(magic) + 127u) << 23;  // 2^n
+    return p * bits_to_float(scale);
+}
+
+// log1p(e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) in [0, 1/3]; the odd
+// series to s^13 leaves < 2e-8 relative; no cancellation anywhere.
+inline float log1p_unit(float e) {
+    const float s = e / (2.0f + e);
+    const float s2 = s * s;
+    float p = 1.0f / 13;
+    p = std::fma(p, s2, 1.0f / 11);
+    p = std::fma(p, s2, 1.0f / 9);
+    p = std::fma(p, s2, 1.0f / 7);
+    p = std::fma(p, s2, 1.0f / 5);
+    p = std::fma(p, s2, 1.0f / 3);
+    p = std::fma(p, s2, 1.0f);
+    return 2.0f * s * p;
+}
+
+// Sum over k < D of x log sigmoid(a) + (1 - x) log sigmoid(-a) = x a - softplus(a)
+// for one row, and d[k] = weight * (sigmoid(a) - x) when d is not null. With
+// `missing`, a NaN in x marks an entry that neither counts nor gets a gradient.
+template <class T>
+inline T bernoulli_row(const T* x, const T* a, T* d, int D, T weight, bool missing) {
+    T acc = 0;
+    if constexpr (std::is_same_v<T, float>) {
+        auto body = [&](auto with_grad, auto with_missing) {
+#pragma omp simd reduction(+ : acc)
+            for (int k = 0; k < D; ++k) {
+                const float ak = a[k], xk = x[k];
+                const float e = exp_nonpositive(-std::fabs(ak));
+                const float relu = ak < 0.0f ? 0.0f : ak;  // std::max(ak, 0), NaN kept
+                const float term = xk * ak - (relu + log1p_unit(e));
+                const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
+                acc += pick_bits(skip, 0.0f, term);
+                if constexpr (decltype(with_grad)::value) {
+                    const float inv = 1.0f / (1.0f + e);  // sigmoid(|a|)
+                    const float sig = pick_bits(sign_mask(ak), e * inv, inv);
+                    d[k] = pick_bits(skip, 0.0f, weight * (sig - xk));
+                }
+            }
+        };
+        using yes = std::true_type;
+        using no = std::false_type;
+        if (d) { if (missing) body(yes(), yes()); else body(yes(), no()); }
+        else { if (missing) body(no(), yes()); else body(no(), no()); }
+    } else {
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(x[k])) { if (d) d[k] = 0; continue; }
+            const T ak = a[k];
+            const T e = std::exp(-std::abs(ak));
+            acc += x[k] * ak - (std::max(ak, T(0)) + std::log1p(e));
+            if (d) d[k] = weight * ((ak >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - x[k]);
+        }
+    }
+    return acc;
+}
+
+// ---------------------------------------------------------------------------
 // Layers
 // ---------------------------------------------------------------------------
 
@@ -107,53 +205,73 @@ inline T sigmoid(T a) {
 template <class T>
 void dense_forward(T* out, const T* inp, const T* W, const T* b, int N, int I, int O,
                    bool hidden, Activation act, int n_threads) {
-    matmul<T>(false, false, N, O, I, inp, I, W, O, T(0), out, O, n_threads);
-    // Bias and activation fused in one pass over the output.
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * O > 32768)
-    for (int n = 0; n < N; ++n) {
-        T* y = out + int64_t(n) * O;
-        if (!hidden) {
-            for (int o = 0; o < O; ++o) y[o] += b[o];
-        } else if (act == Activation::relu) {
-            for (int o = 0; o < O; ++o) y[o] = std::max(y[o] + b[o], T(0));
-        } else {
-            for (int o = 0; o < O; ++o) y[o] = std::tanh(y[o] + b[o]);
-        }
-    }
-}
-
-// d_out (N, O) is the gradient w.r.t. the layer's output; for a hidden layer it is
-// first turned in place into the gradient w.r.t. the pre-activation (using the
-// saved output `out`). Accumulates dW (I, O) += inp^T d, db (O) += colsum(d), and
-// writes d_inp (N, I) = d W^T when d_inp is not null.
-template <class T>
-void dense_backward(T* d_inp, T* dW, T* db, T* d_out, const T* out, const T* inp, const T* W,
-                    int N, int I, int O, bool hidden, Activation act, int n_threads) {
-    if (hidden) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * O > 32768)
-        for (int n = 0; n < N; ++n) {
-            T* d = d_out + int64_t(n) * O;
-            const T* y = out + int64_t(n) * O;
-            if (act == Activation::relu) {
-                for (int o = 0; o < O; ++o) d[o] = y[o] > T(0) ? d[o] : T(0);
+    // Bias and activation fused into the product: each block of the output gets
+    // them right after its BLAS call, while it is still in cache.
+    auto bias_act = [=](int r0, int r1, int c0, int c1) {
+        for (int n = r0; n < r1; ++n) {
+            T* y = out + int64_t(n) * O;
+            if (!hidden) {
+#pragma omp simd
+                for (int o = c0; o < c1; ++o) y[o] += b[o];
+            } else if (act == Activation::relu) {
+#pragma omp simd
+                for (int o = c0; o < c1; ++o) {
+                    const T v = y[o] + b[o];
+                    y[o] = v < T(0) ? T(0) : v;  // std::max(v, 0): NaN stays NaN
+                }
             } else {
-                for (int o = 0; o < O; ++o) d[o] *= T(1) - y[o] * y[o];
+                for (int o = c0; o < c1; ++o) y[o] = std::tanh(y[o] + b[o]);
             }
         }
-    }
-    matmul<T>(true, false, I, O, N, inp, I, d_out, O, T(1), dW, O, n_threads);
-    // Column sums by blocks of columns: each sum runs over rows in order, so the
-    // result does not depend on the thread count.
-    const int n_blocks = std::max(1, std::min(n_threads, O / 64));
-#pragma omp parallel for num_threads(n_blocks) schedule(static)
-    for (int blk = 0; blk < n_blocks; ++blk) {
-        const int lo = int(int64_t(O) * blk / n_blocks), hi = int(int64_t(O) * (blk + 1) / n_blocks);
+    };
+    matmul<T>(false, false, N, O, I, inp, I, W, O, T(0), out, O, n_threads, bias_act);
+}
+
+// d_pre (N, O) is the gradient w.r.t. the layer's pre-activation. Accumulates
+// dW (I, O) += inp^T d_pre and db (O) += colsum(d_pre), and writes d_inp (N, I) =
+// d_pre W^T when d_inp is not null. When `inp_act`, inp is itself the output of
+// activation `act` (a hidden layer below), and d_inp is multiplied by its
+// derivative, so it is the gradient w.r.t. that layer's pre-activation.
+template <class T>
+void dense_backward(T* d_inp, T* dW, T* db, const T* d_pre, const T* inp, const T* W, int N, int I, int O,
+                    bool inp_act, Activation act, int n_threads) {
+    // dW by blocks, and the column sums by blocks of columns, in one parallel
+    // pass. Each sum runs over rows in order: the result does not depend on the
+    // thread count.
+    const BlockedGemm<T> g(true, false, I, O, N, inp, I, d_pre, O, T(1), dW, O);
+    const Blocks cols(O);
+    const int n_gemm = g.n_tasks();
+    parallel_tasks(n_gemm + cols.n, n_threads, g.flops(), [&](int k) {
+        if (k < n_gemm) {
+            g.run(k, NoEpilogue());
+            return;
+        }
+        const int lo = cols.lo(k - n_gemm), hi = cols.lo(k - n_gemm + 1);
         for (int n = 0; n < N; ++n) {
-            const T* d = d_out + int64_t(n) * O;
+            const T* d = d_pre + int64_t(n) * O;
+#pragma omp simd
             for (int o = lo; o < hi; ++o) db[o] += d[o];
         }
-    }
-    if (d_inp) matmul<T>(false, true, N, I, O, d_out, O, W, O, T(0), d_inp, I, n_threads);
+    });
+    if (!d_inp) return;
+    auto act_grad = [=](int r0, int r1, int c0, int c1) {
+        if (!inp_act) return;
+        for (int n = r0; n < r1; ++n) {
+            T* d = d_inp + int64_t(n) * I;
+            const T* y = inp + int64_t(n) * I;
+            if (act == Activation::relu) {
+#pragma omp simd
+                for (int i = c0; i < c1; ++i) {
+                    const T di = d[i];
+                    d[i] = y[i] > T(0) ? di : T(0);
+                }
+            } else {
+#pragma omp simd
+                for (int i = c0; i < c1; ++i) d[i] *= T(1) - y[i] * y[i];
+            }
+        }
+    };
+    matmul<T>(false, true, N, I, O, d_pre, O, W, O, T(0), d_inp, I, n_threads, act_grad);
 }
 
 // ---------------------------------------------------------------------------
@@ -198,7 +316,7 @@ inline bool base_noise_is_uniform(Posterior p) { return p != Posterior::gaussian
 template <class T>
 void fill_noise(T* noise, const uint64_t* keys, int N, int S, int Z, bool uniform, int n_threads) {
     const T below_one = std::nextafter(T(1), T(0));
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 1024)  // ~40 ns a draw
     for (int i = 0; i < N; ++i)
         for (int s = 0; s < S; ++s) {
             T* u = noise + (int64_t(s) * N + i) * Z;
@@ -228,22 +346,31 @@ struct Workspace {
     std::vector<double> kl_analytic;      // (N)
     std::vector<uint64_t> keys;           // (N)
 
-    void reserve(const Config& c, const Layout& L, int rows, int samples) {
-        if (rows <= capacity && samples == S) return;
-        capacity = rows;
+    // What a pass needs: encode only the encoder's buffers, decode only the
+    // decoder's; training and scoring need everything. Sizing only the parts
+    // in use keeps `encode` from zero-filling ~80 MB of decoder buffers.
+    enum Parts : unsigned { encoder = 1, decoder = 2, all = 3 };
+    unsigned parts = 0;
+
+    void reserve(const Config& c, const Layout& L, int rows, int samples, unsigned want = all) {
+        if (rows <= capacity && samples == S && (want & ~parts) == 0) return;
+        capacity = std::max(rows, capacity);
         S = samples;
+        parts |= want;
+        rows = capacity;
         const int64_t N = rows, SN = int64_t(samples) * rows, D = c.n_features, Z = c.n_components;
         enc_out.resize(L.encoder.size());
-        for (size_t l = 0; l < L.encoder.size(); ++l) enc_out[l].assign(N * L.encoder[l].n_out, T(0));
+        if (parts & encoder)
+            for (size_t l = 0; l < L.encoder.size(); ++l) enc_out[l].assign(N * L.encoder[l].n_out, T(0));
+        x_enc.assign(c.missing ? N * D : 0, T(0));
         dec_out.resize(L.decoder.size());
+        if (parts & decoder)
+            for (size_t l = 0; l < L.decoder.size(); ++l) dec_out[l].assign(SN * L.decoder[l].n_out, T(0));
+        if (parts != all) return;
         int widest = 2 * c.n_components;
-        for (size_t l = 0; l < L.decoder.size(); ++l) {
-            dec_out[l].assign(SN * L.decoder[l].n_out, T(0));
-            widest = std::max(widest, L.decoder[l].n_out);
-        }
+        for (const Dense& d : L.decoder) widest = std::max(widest, d.n_out);
         for (const Dense& d : L.encoder) widest = std::max(widest, d.n_out);
         x_obs.assign(N * D, T(0));
-        x_enc.assign(N * D, T(0));
         noise.assign(SN * Z, T(0));
         eps.assign(SN * Z, T(0));
         z.assign(SN * Z, T(0));
@@ -390,15 +517,7 @@ class Model {
             double row = 0;
             if (bernoulli) {
                 // log p = x * a - softplus(a), stable for any logit a.
-                T acc = 0;
-                for (int k = 0; k < D; ++k) {
-                    if (missing && std::isnan(xi[k])) { if (d) d[k] = 0; continue; }
-                    const T a = o[k];
-                    const T e = std::exp(-std::abs(a));
-                    acc += xi[k] * a - (std::max(a, T(0)) + std::log1p(e));
-                    if (d) d[k] = weight * ((a >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - xi[k]);
-                }
-                row = acc;
+                row = bernoulli_row(xi, o, d, D, weight, missing);
             } else {
                 T acc = 0;
                 for (int k = 0; k < D; ++k) {
@@ -475,11 +594,10 @@ class Model {
         T* spare = (d_out == ws.d_a.data()) ? ws.d_b.data() : ws.d_a.data();
         for (int l = int(layout.decoder.size()) - 1; l >= 0; --l) {
             const Dense& L = layout.decoder[l];
-            const bool hidden = l + 1 < int(layout.decoder.size());
             const T* inp = l > 0 ? ws.dec_out[l - 1].data() : z;
             T* d_inp = l > 0 ? spare : dz;
-            dense_backward(d_inp, grad + L.w, grad + L.b, d, ws.dec_out[l].data(), inp, params + L.w,
-                           M, L.n_in, L.n_out, hidden, config.activation, n_threads);
+            dense_backward(d_inp, grad + L.w, grad + L.b, d, inp, params + L.w, M, L.n_in, L.n_out,
+                           /*inp_act=*/l > 0, config.activation, n_threads);
             std::swap(d, spare);
         }
     }
@@ -496,11 +614,10 @@ class Model {
         T* next = ws.d_a.data();
         for (int l = int(layout.encoder.size()) - 1; l >= 0; --l) {
             const Dense& L = layout.encoder[l];
-            const bool hidden = l + 1 < int(layout.encoder.size());
             const T* inp = l > 0 ? ws.enc_out[l - 1].data() : x;
             T* d_inp = l > 0 ? next : nullptr;  // the data needs no gradient
-            dense_backward(d_inp, grad + L.w, grad + L.b, d, ws.enc_out[l].data(), inp, params + L.w,
-                           N, L.n_in, L.n_out, hidden, config.activation, n_threads);
+            dense_backward(d_inp, grad + L.w, grad + L.b, d, inp, params + L.w, N, L.n_in, L.n_out,
+                           /*inp_act=*/l > 0, config.activation, n_threads);
             next = (d == ws.d_head.data()) ? ws.d_b.data() : d;
             d = d_inp;
         }
@@ -611,21 +728,41 @@ class Model {
         const double bc2 = 1 - std::pow(a.beta2, double(step));
         const T step_size = T(a.learning_rate / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2));
         const T b1 = T(a.beta1), b2 = T(a.beta2), eps = T(a.epsilon);
-        auto update = [&](int64_t lo, int64_t hi, T decay) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (hi - lo > 65536)
-            for (int64_t k = lo; k < hi; ++k) {
-                const T g = grad[k] + decay * params[k];
-                m[k] = b1 * m[k] + (1 - b1) * g;
-                v[k] = b2 * v[k] + (1 - b2) * g * g;
-                params[k] -= step_size * m[k] / (std::sqrt(v[k]) * inv_sqrt_bc2 + eps);
-            }
+        // Fixed chunks of each tensor, one parallel loop over all of them: where a
+        // chunk starts (and so which elements take the vector or the scalar path)
+        // does not depend on the thread count.
+        constexpr int64_t kChunk = 16384;
+        struct Chunk { int64_t lo, hi; T decay; };
+        std::vector<Chunk> chunks;
+        auto add = [&](int64_t lo, int64_t hi, T decay) {
+            for (int64_t c = lo; c < hi; c += kChunk) chunks.push_back({c, std::min(hi, c + kChunk), decay});
         };
         for (const auto* layers : {&layout.encoder, &layout.decoder})
             for (const Dense& d : *layers) {
-                update(d.w, d.b, T(a.alpha));
-                update(d.b, d.b + d.n_out, T(0));
+                add(d.w, d.b, T(a.alpha));
+                add(d.b, d.b + d.n_out, T(0));
             }
-        if (layout.n_noise_logvar) update(layout.noise_logvar, layout.noise_logvar + layout.n_noise_logvar, T(0));
+        if (layout.n_noise_logvar) add(layout.noise_logvar, layout.noise_logvar + layout.n_noise_logvar, T(0));
+        T* __restrict p = params;
+        const T* __restrict g = grad;
+        T* __restrict mm = m;
+        T* __restrict vv = v;
+        const int n_chunks = int(chunks.size());
+        const int nt = layout.size > 65536 ? std::min(n_threads, n_chunks) : 1;
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (int c = 0; c < n_chunks; ++c) {
+            const int64_t lo = chunks[c].lo, hi = chunks[c].hi;
+            const T decay = chunks[c].decay;
+#pragma omp simd
+            for (int64_t k = lo; k < hi; ++k) {
+                const T gk = g[k] + decay * p[k];
+                const T mk = b1 * mm[k] + (1 - b1) * gk;
+                const T vk = b2 * vv[k] + (1 - b2) * gk * gk;
+                mm[k] = mk;
+                vv[k] = vk;
+                p[k] -= step_size * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
+            }
+        }
     }
 
     T weight_penalty(const T* params) const {
@@ -766,7 +903,7 @@ class Model {
     void encode(const T* params, const T* X, int64_t n_rows, T* mu, T* logvar) const {
         const int Z = config.n_components, D = config.n_features, C = chunk_rows(1);
         Workspace<T> ws;
-        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1);
+        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::encoder);
         for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
             const T* head = encoder_forward(params, contiguous_encoder_input(x, n, ws), n, ws);
             for (int i = 0; i < n; ++i)
@@ -781,7 +918,7 @@ class Model {
     void decode(const T* params, const T* Zs, int64_t n_rows, T* out) const {
         const int Z = config.n_components, D = config.n_features, C = chunk_rows(1);
         Workspace<T> ws;
-        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1);
+        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
         for_each_chunk(Zs, n_rows, Z, C, [&](const T* z, int64_t start, int n) {
             const T* o = decoder_forward(params, z, n, ws);
             T* dst = out + start * D;

@@ -1,5 +1,6 @@
 """pyvae: variational autoencoders with a hand-derived C++ core and a scikit-learn API."""
 
+from . import _threads  # first: loads the C++ core with its OpenMP settings (see _threads.py)
 from ._persistence import load
 from ._vae import VAE
 from .datasets import load_mnist

@@ -10,9 +10,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _core, _cuda, _distributed
+from . import _cuda, _distributed
 from ._distributed import dask_blockwise
 from ._progress import EpochReporter, row_progress
+from ._threads import _core
 
 # Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).
 _POSTERIOR_STD_PER_SCALE = {"gaussian": 1.0, "logistic": np.pi / np.sqrt(3.0), "laplace": np.sqrt(2.0)}
@@ -281,13 +282,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
         likelihood = self.likelihood if reset else self._fit_config["likelihood"]
         if likelihood == "bernoulli":
-            with np.errstate(invalid="ignore"):
-                outside = (X < 0) | (X > 1)
-            if outside.any():
+            # Two reductions, no temporaries the size of X (fit's peak memory).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN X with missing="mask"
+                low, high = (np.nanmin(X), np.nanmax(X)) if allow_nan else (X.min(), X.max())
+            if low < 0 or high > 1:
                 raise ValueError(
-                    "likelihood='bernoulli' needs X in [0, 1]; got values in "
-                    f"[{np.nanmin(X):.4g}, {np.nanmax(X):.4g}]. Scale X (e.g. MinMaxScaler) or use "
-                    "likelihood='gaussian'."
+                    f"likelihood='bernoulli' needs X in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
+                    "Scale X (e.g. MinMaxScaler) or use likelihood='gaussian'."
                 )
         return X
 
