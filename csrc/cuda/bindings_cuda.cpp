@@ -382,8 +382,15 @@ void bind_kernels(py::module_& parent) {
             const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
             std::vector<float> d(d_out.data(), d_out.data() + d_out.size()), gW(dW.data(), dW.data() + dW.size()),
                 gb(db.data(), db.data() + db.size()), d_inp(size_t(N) * I);
-            dense_backward<float>(d_inp.data(), gW.data(), gb.data(), d.data(), out.data(), inp.data(), W.data(), N, I,
-                                  O, hidden, k.cfg().activation, 1);
+            // The CPU kernel takes the pre-activation gradient (the layer above applies
+            // the activation's derivative); turn d_out into it here, as the CUDA twin does.
+            if (hidden) {
+                const float* y = out.data();
+                const bool relu = k.cfg().activation == Activation::relu;
+                for (size_t e = 0; e < d.size(); ++e) d[e] = relu ? (y[e] > 0.f ? d[e] : 0.f) : d[e] * (1.f - y[e] * y[e]);
+            }
+            dense_backward<float>(d_inp.data(), gW.data(), gb.data(), d.data(), inp.data(), W.data(), N, I, O,
+                                  /*inp_act=*/false, k.cfg().activation, 1);
             return py::make_tuple(host_array(d_inp, {N, I}), host_array(gW, {I, O}), host_array(gb, {O}),
                                   host_array(d, {N, O}));
         })
