@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "../binding_util.h"
 #include "model_cuda.h"
 
 namespace py = pybind11;
@@ -17,56 +18,8 @@ using namespace pyvae;
 
 namespace {
 
-template <class E>
-E parse(const std::string& value, std::initializer_list<std::pair<const char*, E>> options, const char* what) {
-    for (const auto& [name, e] : options)
-        if (value == name) return e;
-    throw std::invalid_argument(std::string("unknown ") + what + ": '" + value + "'");
-}
-
-Config make_config(int n_features, int n_components, std::vector<int> hidden, const std::string& activation,
-                   const std::string& likelihood, const std::string& kl, const std::string& posterior,
-                   const std::string& estimator, int n_mc_samples, double beta, bool missing) {
-    Config c;
-    c.n_features = n_features;
-    c.n_components = n_components;
-    c.hidden_layer_sizes = std::move(hidden);
-    c.activation = parse<Activation>(activation, {{"relu", Activation::relu}, {"tanh", Activation::tanh}}, "activation");
-    c.likelihood = parse<Likelihood>(likelihood, {{"bernoulli", Likelihood::bernoulli}, {"gaussian", Likelihood::gaussian},
-                                                 {"gaussian_isotropic", Likelihood::gaussian_isotropic}}, "likelihood");
-    c.kl = parse<KLMode>(kl, {{"analytic", KLMode::analytic}, {"mc", KLMode::mc}}, "kl");
-    c.posterior = parse<Posterior>(posterior, {{"gaussian", Posterior::gaussian}, {"logistic", Posterior::logistic},
-                                               {"laplace", Posterior::laplace}}, "posterior");
-    c.estimator = parse<Estimator>(estimator, {{"reparameterization", Estimator::reparameterization},
-                                               {"score_function", Estimator::score_function}}, "gradient_estimator");
-    c.n_mc_samples = n_mc_samples;
-    c.beta = beta;
-    c.missing = missing;
-    return c;
-}
-
-template <class T>
-using In = py::array_t<T, py::array::c_style | py::array::forcecast>;
+using namespace pyvae::binding;
 using Arr = In<float>;
-
-template <class T>
-T* writable(py::array_t<T>& a, int64_t size, const char* name) {
-    if (!(a.flags() & py::array::c_style) || !a.writeable() || a.size() != size)
-        throw std::invalid_argument(std::string(name) + " must be a writable C-contiguous array of " +
-                                    std::to_string(size) + " values of the model's dtype");
-    return a.mutable_data();
-}
-
-template <class T>
-void check_cols(const In<T>& a, int cols, const char* name) {
-    if (a.ndim() != 2 || a.shape(1) != cols)
-        throw std::invalid_argument(std::string(name) + " must have shape (n, " + std::to_string(cols) + ")");
-}
-
-bool python_interrupted() {
-    py::gil_scoped_acquire gil;
-    return PyErr_CheckSignals() != 0;
-}
 
 // (usable, reason, device count): never raises.
 py::tuple cuda_status() {
