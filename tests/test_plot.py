@@ -135,10 +135,11 @@ def test_bad_arguments(model, digits):
             function(VAE(), *args)
 
 
-def test_matplotlib_is_optional(model, monkeypatch):
-    # Importing pyvae.plot does not import matplotlib...
+def test_matplotlib_is_optional(model, monkeypatch, tmp_path):
+    # Importing pyvae.plot does not import matplotlib... (run away from the repository
+    # root, where `python -c` would import the source tree instead of the tested pyvae)
     code = "import sys, pyvae.plot; print('matplotlib' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
                             env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert result.stdout.strip() == "False", result.stderr
     # ...and without it, a plot function says how to get it.
