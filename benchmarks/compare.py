@@ -713,8 +713,8 @@ def main():
                  f"existed: {mb(r['used'])} = {r['ratio']:.2f}x (data {mb(r['data'])} + model with Adam state and "
                  f"gradient {mb(r['model'])} + one batch of activations {mb(r['acts'])} = {mb(r['budget'])})")
             emit(f"- of which the epoch loop of the core (one `train_epoch` over the same data, no input validation): "
-                 f"{mb(r['core_used'])} = {r['core_ratio']:.2f}x; the rest is the estimator's input checks "
-                 f"(boolean temporaries of the [0, 1] range check in `_validate_X`)")
+                 f"{mb(r['core_used'])} = {r['core_ratio']:.2f}x; the difference is the estimator's own work "
+                 f"(input validation, the active-unit count)")
 
     if not args.quick:
         versions = [f"pyvae {pyvae.__version__} ({_core.build_config['blas']}, OpenMP {_core.build_config['openmp']})",

@@ -69,4 +69,21 @@ inline bool python_interrupted() {
     return PyErr_CheckSignals() != 0;
 }
 
+// [(name, offset, shape)] of every parameter tensor, in buffer order.
+inline py::list describe_layout(const Layout& layout) {
+    py::list out;
+    auto add = [&](const std::string& prefix, const std::vector<Dense>& layers) {
+        for (size_t l = 0; l < layers.size(); ++l) {
+            const Dense& d = layers[l];
+            out.append(py::make_tuple(prefix + std::to_string(l) + ".weight", d.w, py::make_tuple(d.n_in, d.n_out)));
+            out.append(py::make_tuple(prefix + std::to_string(l) + ".bias", d.b, py::make_tuple(d.n_out)));
+        }
+    };
+    add("encoder.", layout.encoder);
+    add("decoder.", layout.decoder);
+    if (layout.n_noise_logvar)
+        out.append(py::make_tuple("decoder.noise_logvar", layout.noise_logvar, py::make_tuple(layout.n_noise_logvar)));
+    return out;
+}
+
 }  // namespace pyvae::binding

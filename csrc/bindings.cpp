@@ -38,23 +38,7 @@ void bind_model(py::module_& m, const char* name) {
              py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("n_threads"))
         .def_property_readonly("n_params", &M::n_params)
         .def_readwrite("n_threads", &M::n_threads)
-        .def("layout", [](const M& self) {
-            // [(name, offset, shape)] of every parameter tensor, in buffer order.
-            py::list out;
-            auto add = [&](const std::string& prefix, const std::vector<Dense>& layers) {
-                for (size_t l = 0; l < layers.size(); ++l) {
-                    const Dense& d = layers[l];
-                    out.append(py::make_tuple(prefix + std::to_string(l) + ".weight", d.w, py::make_tuple(d.n_in, d.n_out)));
-                    out.append(py::make_tuple(prefix + std::to_string(l) + ".bias", d.b, py::make_tuple(d.n_out)));
-                }
-            };
-            add("encoder.", self.layout.encoder);
-            add("decoder.", self.layout.decoder);
-            if (self.layout.n_noise_logvar)
-                out.append(py::make_tuple("decoder.noise_logvar", self.layout.noise_logvar,
-                                          py::make_tuple(self.layout.n_noise_logvar)));
-            return out;
-        })
+        .def("layout", [](const M& self) { return describe_layout(self.layout); })
         .def("init_params", [](const M& self, uint64_t seed) {
             py::array_t<T> params(self.n_params());
             self.init_params(params.mutable_data(), seed);
@@ -100,7 +84,6 @@ void bind_model(py::module_& m, const char* name) {
             self.adam_update(writable(params, P, "params"), grad.data(), writable(m, P, "m"), writable(v, P, "v"), step,
                              AdamSettings{learning_rate, beta1, beta2, epsilon, alpha});
         })
-        .def("weight_penalty", [](const M& self, In<T> params) { return double(self.weight_penalty(params.data())); })
         .def("train_epoch", [](const M& self, py::array_t<T> params, py::array_t<T> m, py::array_t<T> v, int64_t step,
                                double baseline, In<T> X, py::array_t<int64_t, py::array::c_style | py::array::forcecast> rows,
                                int batch_size, uint64_t seed, double learning_rate, double beta1, double beta2,

@@ -765,14 +765,6 @@ class Model {
         }
     }
 
-    T weight_penalty(const T* params) const {
-        double acc = 0;
-        for (const auto* layers : {&layout.encoder, &layout.decoder})
-            for (const Dense& d : *layers)
-                for (int64_t k = d.w; k < d.b; ++k) acc += double(params[k]) * params[k];
-        return T(0.5 * acc);
-    }
-
     // ---- data movement -----------------------------------------------------
 
     // Copies rows `rows[0..N)` of X (n_total, D) into ws.x_obs and the encoder input.

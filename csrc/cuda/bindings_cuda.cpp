@@ -91,22 +91,7 @@ void bind_model(py::module_& m) {
         .def_readwrite("n_threads", &M::n_threads)
         .def_readwrite("use_graphs", &M::use_graphs, "Replay full training steps as a captured CUDA graph.")
         .def_property_readonly("graph_in_use", &M::graph_in_use)
-        .def("layout", [](const M& self) {
-            py::list out;
-            auto add = [&](const std::string& prefix, const std::vector<Dense>& layers) {
-                for (size_t l = 0; l < layers.size(); ++l) {
-                    const Dense& d = layers[l];
-                    out.append(py::make_tuple(prefix + std::to_string(l) + ".weight", d.w, py::make_tuple(d.n_in, d.n_out)));
-                    out.append(py::make_tuple(prefix + std::to_string(l) + ".bias", d.b, py::make_tuple(d.n_out)));
-                }
-            };
-            add("encoder.", self.layout.encoder);
-            add("decoder.", self.layout.decoder);
-            if (self.layout.n_noise_logvar)
-                out.append(py::make_tuple("decoder.noise_logvar", self.layout.noise_logvar,
-                                          py::make_tuple(self.layout.n_noise_logvar)));
-            return out;
-        })
+        .def("layout", [](const M& self) { return describe_layout(self.layout); })
         .def("init_params", [](const M& self, uint64_t seed) {
             py::array_t<float> params(self.n_params());
             self.init_params(params.mutable_data(), seed);
@@ -151,9 +136,6 @@ void bind_model(py::module_& m) {
             if (grad.size() != P) throw std::invalid_argument("grad has the wrong size");
             self.adam_update(writable(params, P, "params"), grad.data(), writable(m, P, "m"), writable(v, P, "v"), step,
                              AdamSettings{learning_rate, beta1, beta2, epsilon, alpha});
-        })
-        .def("weight_penalty", [](const M& self, Arr params) {
-            return double(Model<float>(self.config).weight_penalty(params.data()));
         })
         .def("bind_data", [](M& self, Arr X) {
             check_cols(X, self.config.n_features, "X");
