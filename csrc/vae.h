@@ -448,14 +448,7 @@ class Model {
     // is part of the model (encoder_backward gives it zero gradient outside);
     // no fitted posterior needs a variance beyond e^(+-30).
     const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws) const {
-        const T* inp = x;
-        for (size_t l = 0; l < layout.encoder.size(); ++l) {
-            const Dense& d = layout.encoder[l];
-            const bool hidden = l + 1 < layout.encoder.size();
-            dense_forward(ws.enc_out[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out,
-                          hidden, config.activation, n_threads);
-            inp = ws.enc_out[l].data();
-        }
+        const T* out = mlp_forward(layout.encoder, ws.enc_out, params, x, N);
         const int Z = config.n_components;
         T* head = ws.enc_out.back().data();
         for (int i = 0; i < N; ++i)
@@ -463,7 +456,7 @@ class Model {
                 T& lv = head[int64_t(i) * 2 * Z + j];
                 lv = std::min(std::max(lv, T(-kLogvarBound)), T(kLogvarBound));
             }
-        return inp;
+        return out;
     }
 
     // eps, z (S, N, Z) from the head (N, 2Z) and base noise (S, N, Z):
@@ -487,13 +480,18 @@ class Model {
 
     // out (M, D) from z (M, Z): logits (Bernoulli) or the Gaussian mean.
     const T* decoder_forward(const T* params, const T* z, int M, Workspace<T>& ws) const {
-        const T* inp = z;
-        for (size_t l = 0; l < layout.decoder.size(); ++l) {
-            const Dense& d = layout.decoder[l];
-            const bool hidden = l + 1 < layout.decoder.size();
-            dense_forward(ws.dec_out[l].data(), inp, params + d.w, params + d.b, M, d.n_in, d.n_out,
-                          hidden, config.activation, n_threads);
-            inp = ws.dec_out[l].data();
+        return mlp_forward(layout.decoder, ws.dec_out, params, z, M);
+    }
+
+    // The outputs of `layers` into `outs` (one buffer per layer) from inp (N, first
+    // layer's width): every layer but the last is activated. Returns the last output.
+    const T* mlp_forward(const std::vector<Dense>& layers, std::vector<std::vector<T>>& outs, const T* params,
+                         const T* inp, int N) const {
+        for (size_t l = 0; l < layers.size(); ++l) {
+            const Dense& d = layers[l];
+            dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out,
+                          l + 1 < layers.size(), config.activation, n_threads);
+            inp = outs[l].data();
         }
         return inp;
     }
