@@ -16,9 +16,11 @@ def show_config():
     Returns
     -------
     config : dict
-        OpenMP on/off and its thread count, the BLAS, the dtypes; whether the
-        CUDA engine was built (``cuda``) and the devices it found, or why none
-        can be used (``cuda_devices``).
+        OpenMP on/off, the BLAS the core links and, as loaded now, its version
+        (``blas_version``), the kernel it chose for this CPU (``blas_kernel``)
+        and ``n_threads``, the thread count ``n_threads=None`` uses; the
+        dtypes; whether the CUDA engine was built (``cuda``) and the devices
+        it found, or why none can be used (``cuda_devices``).
 
     Examples
     --------
@@ -31,10 +33,28 @@ def show_config():
     """
     from . import _core
     from ._cuda import cuda_config
+    from ._vae import _resolve_threads
 
     config = dict(_core.build_config)
+    config.update(_blas_runtime(config.get("blas", "")))
+    config["n_threads"] = _resolve_threads(None)
     config.update(cuda_config())
     config["version"] = __version__
     for key, value in config.items():
         print(f"{key}: {value}")
     return config
+
+
+def _blas_runtime(blas):
+    """The loaded BLAS as threadpoolctl sees it: version and the kernel chosen for this CPU."""
+    if not blas.startswith("scipy-openblas32"):
+        return {}
+    from threadpoolctl import threadpool_info
+
+    # The library pyvae links lives in the scipy_openblas32 package (NumPy and
+    # SciPy bring other OpenBLAS copies, possibly with other versions).
+    for lib in threadpool_info():
+        if "scipy_openblas32" in lib.get("filepath", ""):
+            return {"blas_version": lib.get("version"), "blas_kernel": lib.get("architecture"),
+                    "blas_library": lib.get("filepath")}
+    return {"blas_version": None, "blas_kernel": None, "blas_library": None}
