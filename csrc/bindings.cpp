@@ -219,6 +219,7 @@ PYBIND11_MODULE(_core, m) {
 #else
     config["blas"] = "none (naive loops)";
 #endif
+    config["elementwise_isa"] = elementwise_isa();  // the clone of the elementwise kernels in use (dispatch.h)
     config["dtypes"] = py::make_tuple("float32", "float64");
     m.attr("build_config") = config;
 }

@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "dispatch.h"
+
 #ifdef PYVAE_OPENBLAS
 #include <cblas.h>
 #endif

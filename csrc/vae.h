@@ -162,7 +162,7 @@ inline float log1p_unit(float e) {
 // for one row, and d[k] = weight * (sigmoid(a) - x) when d is not null. With
 // `missing`, a NaN in x marks an entry that neither counts nor gets a gradient.
 template <class T>
-inline T bernoulli_row(const T* x, const T* a, T* d, int D, T weight, bool missing) {
+PYVAE_ELEMENTWISE inline T bernoulli_row(const T* x, const T* a, T* d, int D, T weight, bool missing) {
     T acc = 0;
     if constexpr (std::is_same_v<T, float>) {
         auto body = [&](auto with_grad, auto with_missing) {
@@ -721,7 +721,7 @@ class Model {
 
     // One fused Adam step over the flat buffer, with L2 decay alpha on weight
     // matrices only (a Gaussian prior on them; biases and noise variances are free).
-    void adam_update(T* params, const T* grad, T* m, T* v, int64_t step, const AdamSettings& a) const {
+    PYVAE_ELEMENTWISE void adam_update(T* params, const T* grad, T* m, T* v, int64_t step, const AdamSettings& a) const {
         const double bc1 = 1 - std::pow(a.beta1, double(step));
         const double bc2 = 1 - std::pow(a.beta2, double(step));
         const T step_size = T(a.learning_rate / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2));
