@@ -15,6 +15,7 @@
 #include <cstdint>
 
 #include "dispatch.h"
+#include "parallel.h"
 
 #ifdef PYVAE_OPENBLAS
 #include <cblas.h>
@@ -70,10 +71,9 @@ inline void parallel_tasks(int n_tasks, int n_threads, double flops, F&& task) {
         for (int k = 0; k < n_tasks; ++k) task(k);
         return;
     }
-    // Dynamic: tasks are a few tens of microseconds each and a shared machine
-    // may take a core away mid-step; the result does not depend on who runs what.
-#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
-    for (int k = 0; k < n_tasks; ++k) task(k);
+    // Tasks go to whichever thread is free (a shared machine may take a core
+    // away mid-step); the result does not depend on who runs what.
+    ThreadTeam::get().run(n_tasks, nt, task);
 }
 
 // How an output dimension of `extent` is cut: a function of the extent alone.

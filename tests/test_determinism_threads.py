@@ -73,3 +73,38 @@ def test_float32_bernoulli_pass_matches_float64():
     assert np.abs(r64["recon"]).max() > 1e3
     np.testing.assert_allclose(r32["recon"], r64["recon"], rtol=2e-5)
     np.testing.assert_allclose(r32["grad"], r64["grad"], rtol=2e-3, atol=1e-4 * np.abs(r64["grad"]).max())
+
+
+def test_params_identical_across_threads_at_batch_20_with_tanh():
+    # Small products (the IWAE paper's shapes): only some of them are split,
+    # and helpers often arrive after the caller has taken every block.
+    X = binary_data(n_rows=200, seed=2)
+    kwargs = dict(likelihood="bernoulli", activation="tanh", batch_size=20)
+    est = [VAE(hidden_layer_sizes=(200, 200), n_components=50, max_iter=1, random_state=5, n_threads=t, **kwargs)
+           for t in (1, 2, 4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        params = [e.fit(X).params_ for e in est]
+    assert np.array_equal(params[0], params[1])
+    assert np.array_equal(params[0], params[2])
+
+
+def test_fits_from_two_python_threads_at_once_match_one_at_a_time():
+    # The core's thread team serves one caller at a time; a second concurrent
+    # caller runs its work alone, with the same results.
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = binary_data(n_rows=384, seed=4)
+
+    def fit(seed):
+        est = VAE(hidden_layer_sizes=(400,), n_components=20, max_iter=2, batch_size=128, random_state=seed,
+                  n_threads=2, likelihood="bernoulli")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return est.fit(X).params_
+    alone = [fit(seed) for seed in (0, 1)]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(fit, (0, 1)))
+    assert np.array_equal(alone[0], together[0])
+    assert np.array_equal(alone[1], together[1])
+
