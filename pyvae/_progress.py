@@ -3,7 +3,8 @@
 ``verbose=0`` shows nothing at all. ``verbose=1`` shows a bar (on stderr) when
 tqdm can be imported, else one printed line per epoch. ``verbose>=2`` prints one
 line per epoch even where tqdm is installed, which reads better in log files.
-tqdm is an optional dependency (``pip install "pyvae[progress]"``) and is only
+tqdm is an optional dependency (``pip install tqdm``, or ``pip install ".[progress]"``
+in pyvae's repository) and is only
 imported when a bar is about to be shown.
 """
 

@@ -1,6 +1,7 @@
 """Pictures of a fitted :class:`pyvae.VAE`, each returned as a matplotlib Figure.
 
-matplotlib is an optional dependency (``pip install "pyvae[plot]"``); it is
+matplotlib is an optional dependency (``pip install matplotlib``, or
+``pip install ".[plot]"`` in pyvae's repository); it is
 imported when a function here is first called, not when this module is.
 
 The figures are plain ``matplotlib.figure.Figure`` objects, not registered with
@@ -38,8 +39,8 @@ def _new_figure(figsize):
         from matplotlib.figure import Figure
     except ImportError as exc:
         raise ImportError(
-            "pyvae.plot needs matplotlib, an optional dependency: pip install \"pyvae[plot]\" "
-            "(or pip install matplotlib)."
+            "pyvae.plot needs matplotlib, an optional dependency: pip install matplotlib "
+            "(or pip install \".[plot]\" in pyvae's repository)."
         ) from exc
     return Figure(figsize=figsize, layout="constrained")
 
