@@ -76,6 +76,17 @@ def test_readme_example_runs(readme_example_run):
     assert (folder / "samples.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_readme_tabular_example_runs(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pandas")  # load_wine(as_frame=True)
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme(), flags=re.S) if "load_wine" in b]
+    assert len(blocks) == 1, "README has no tabular example"
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "README.md", "exec"), {})
+    for name in ("wine_reconstructions.png", "wine_samples.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
 class OnlyConvergenceWarnings(AssertionError):
     """The README example warned, but only ConvergenceWarning: the training fix of issue 12 is pending."""
 
