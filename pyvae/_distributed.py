@@ -100,7 +100,8 @@ class _MPI:
         try:
             from mpi4py import MPI
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("fit(..., comm=...) needs mpi4py: pip install pyvae[mpi]") from exc
+            raise ImportError("fit(..., comm=...) needs mpi4py: pip install mpi4py mpich "
+                              "(or pip install \".[mpi]\" in pyvae's repository)") from exc
         if not isinstance(comm, MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator (e.g. MPI.COMM_WORLD); got {type(comm).__name__}.")
         self.MPI, self.comm = MPI, comm

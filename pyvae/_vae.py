@@ -97,8 +97,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     the reparameterization trick z = mu + exp(logvar / 2) * eps.
 
     Training runs in float32; outputs of ``transform``, ``inverse_transform``
-    and ``sample`` have the dtype of the input (float32 or float64), and
-    ``score_samples`` returns float64.
+    and ``sample_posterior`` have the dtype of the input (float32 or float64),
+    and ``sample`` and ``score_samples`` return float64.
 
     Parameters
     ----------
@@ -303,16 +303,48 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _validate_X(self, X, *, reset):
         allow_nan = self.missing == "mask" if reset else self._fit_config["missing"]
-        X = validate_data(
-            self,
-            X,
-            reset=reset,
-            dtype=(np.float32, np.float64),
-            ensure_all_finite="allow-nan" if allow_nan else True,
-            ensure_min_samples=1,
-        )
-        if allow_nan and np.isinf(X).any():
-            raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+        try:
+            # NaN passes here and is checked below, where the message can point to missing="mask".
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=(np.float32, np.float64),
+                ensure_all_finite="allow-nan",
+                ensure_min_samples=1,
+            )
+        except (ValueError, TypeError) as exc:
+            found = _first_string_entry(X)
+            if found is None:
+                raise
+            column, row, value = found
+            raise ValueError(
+                f"X has a string in column {column}, row {row}: {value!r} is not a number. VAE needs numeric "
+                "features: encode categorical columns first (e.g. OneHotEncoder in a ColumnTransformer) "
+                "or drop them."
+            ) from exc
+        if allow_nan:
+            if np.isinf(X).any():
+                raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+        elif not np.isfinite(np.sum(X, dtype=np.float64)):  # one reduction; the search runs only on failure
+            nan_rows, nan_columns = np.nonzero(np.isnan(X))
+            if nan_rows.size:
+                names = getattr(self, "feature_names_in_", None)
+                column = f"{names[nan_columns[0]]!r}" if names is not None else f"{nan_columns[0]}"
+                count = nan_rows.size
+                where = (f"{count} NaN entr{'y' if count == 1 else 'ies'}, the first in column {column}, "
+                         f"row {nan_rows[0]}")
+                if reset:
+                    raise ValueError(
+                        f"Input X contains NaN ({where}). To treat NaN as missing entries (left out of the "
+                        "reconstruction term), use VAE(missing='mask'); or impute them first (e.g. "
+                        "sklearn.impute.SimpleImputer)."
+                    )
+                raise ValueError(
+                    f"Input X contains NaN ({where}), but this model was fitted with missing='error'. To "
+                    "treat NaN as missing entries, refit with VAE(missing='mask'); or impute them first "
+                    "(e.g. sklearn.impute.SimpleImputer)."
+                )
         likelihood = self.likelihood if reset else self._fit_config["likelihood"]
         if likelihood in _UNIT_INTERVAL:
             # Two reductions, no temporaries the size of X (fit's peak memory).
@@ -926,6 +958,31 @@ class _TrainingState:
         est.t_, est._baseline, est.n_iter_ = self.step, self.baseline, self.n_iter
         est.loss_curve_, est.validation_scores_ = self.loss_curve, self.validation_scores
         est.best_loss_, est.best_validation_score_ = self.best_loss, self.best_validation_score
+
+
+def _first_string_entry(X):
+    """(column, row, value) of the first string in X that is not a number, or None.
+
+    The column is the name for a DataFrame, else the index; the row is a position."""
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "iloc"):
+        items = ((repr(name), X.iloc[:, j].to_numpy(dtype=object)) for j, name in enumerate(columns))
+    else:
+        try:
+            array = np.asarray(X, dtype=object)
+        except (ValueError, TypeError):  # ragged rows: the original error says it better
+            return None
+        if array.ndim != 2:
+            return None
+        items = ((str(j), array[:, j]) for j in range(array.shape[1]))
+    for column, values in items:
+        for row, value in enumerate(values):
+            if isinstance(value, (str, bytes)):
+                try:
+                    float(value)
+                except ValueError:
+                    return column, row, value
+    return None
 
 
 def _check_latent(Z, n_components):
