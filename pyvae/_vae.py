@@ -109,12 +109,18 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``()`` gives linear maps (with ``likelihood="gaussian"``, factor analysis).
     activation : {"relu", "tanh"}, default="relu"
         Activation of the hidden layers.
-    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli"}, default="gaussian"
+    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli"}, default="gaussian"
         p(x | z). ``"gaussian"``: a Gaussian mean from the decoder and a
-        learned log-variance per feature, for general real-valued data (the
+        learned variance per feature, for general real-valued data (the
         default, since that is what tabular data in scikit-learn usually is).
-        ``"gaussian_isotropic"``: one shared learned variance.
-        ``"bernoulli"``: logits from the decoder, for data in [0, 1].
+        ``"gaussian_isotropic"``: one shared learned variance (probabilistic
+        PCA with no hidden layers).
+        ``"bernoulli"``: logits from the decoder, for binary data; on grey
+        levels in [0, 1] it trains well (the PyTorch example's choice) but its
+        scores are not log-densities there.
+        ``"continuous_bernoulli"`` (Loaiza-Ganem & Cunningham, 2019): the
+        normalized density on [0, 1] with the same logits; use it for data in
+        [0, 1] that is not binary when scores must be log-likelihoods.
     kl : {"analytic", "mc"}, default="analytic"
         KL(q(z|x) || p(z)) in closed form, or estimated by Monte Carlo with
         the same draws as the reconstruction term (log p(z) - log q(z|x)).
@@ -123,6 +129,23 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     beta : float, default=1.0
         Weight of the KL term in the training objective (beta-VAE).
         Scores always report the true ELBO (beta = 1).
+    variance_floor : float, default=1e-6
+        Lower bound of the Gaussian likelihoods' variance, which is
+        ``variance_floor + exp(learned log-variance)``, in the units the core
+        sees (standardized ones by default: a millionth of each feature's
+        variance, as GaussianMixture's ``reg_covar``). Without it a feature the
+        decoder predicts exactly (a constant column) drives its variance and
+        the score toward infinity; with it that feature adds at most
+        ``-0.5 * log(2 pi variance_floor)`` (about 6 nats) to a row's score.
+    standardize : {"auto", True, False}, default="auto"
+        Center and scale each feature inside the model (statistics learned in
+        ``fit``, stored as ``mean_`` and ``scale_``) for the Gaussian
+        likelihoods ("auto"; the Bernoulli likelihoods model [0, 1] as it is).
+        Every output is in the data's own units, and scores are densities of
+        the data itself (they include the log-determinant of the scaling), so
+        raw and standardized copies of a data set give equivalent models.
+        ``"gaussian_isotropic"`` uses one scale for all features, keeping its
+        noise isotropic.
     posterior : {"gaussian", "logistic", "laplace"}, default="gaussian"
         Family of q(z | x). The Gaussian draws eps ~ N(0, I); the logistic
         and Laplace families draw eps ~ U(0, 1) and map it through their
@@ -133,25 +156,38 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     missing : {"error", "mask"}, default="error"
         ``"mask"`` accepts NaN entries as missing: they are left out of the
         reconstruction term and enter the encoder as 0.
-    batch_size : int, default=128
-        Rows per minibatch (capped at the number of rows).
-    learning_rate : float, default=1e-3
-        Adam's step size.
-    max_iter : int, default=200
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch (capped at the number of rows). "auto":
+        ``min(128, max(8, n_rows // 16))``, so that an epoch over a few hundred
+        rows still takes about 16 optimizer steps.
+    learning_rate : float, default=1e-2
+        Adam's (initial) step size.
+    learning_rate_schedule : {"adaptive", "constant"}, default="adaptive"
+        "adaptive": each time training stalls for ``n_iter_no_change`` epochs,
+        the step size is divided by 10, twice (down to ``learning_rate / 100``;
+        Adam's noise around an optimum scales with it); the next stall ends
+        training. "constant": the first stall ends training.
+    max_iter : int, default=1000
         Maximum number of epochs.
     alpha : float, default=0.0
         L2 penalty on the weight matrices (a Gaussian prior; MAP estimate):
         ``alpha / 2 * ||W||^2`` is added to the per-row loss.
     tol : float, default=1e-4
-        Improvement of the loss (or of the validation score with
-        ``early_stopping``) below which an epoch counts as no progress.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows and stop when their
-        ELBO stops improving; the best parameters are kept.
+        Improvement in nats per row of the validation score (with early
+        stopping) or of the training loss averaged over the last 5 epochs
+        (without), below which an epoch counts as no progress. The average
+        keeps the Monte Carlo noise of single epochs from looking like progress.
+    early_stopping : {"auto", True, False}, default="auto"
+        Hold out ``validation_fraction`` of the rows and judge progress by
+        their ELBO (with fixed noise, so it moves only with the parameters);
+        the best parameters are kept. "auto": on for data of at most 10,000
+        rows, where a nonlinear model can memorize the training rows.
+        ``partial_fit`` never holds out rows.
     validation_fraction : float, default=0.1
-        Fraction of rows held out with ``early_stopping``.
-    n_iter_no_change : int, default=10
-        Epochs without progress before training stops.
+        Fraction of rows held out with early stopping.
+    n_iter_no_change : int, default=20
+        Epochs without progress before the step size is reduced or training
+        stops (see ``learning_rate_schedule``).
     warm_start : bool, default=False
         Continue from the previous fit's parameters on ``fit``.
     random_state : int, RandomState instance or None, default=None
@@ -179,9 +215,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     params_ : ndarray of shape (n_params,), float32
         Every weight, bias and noise log-variance, in one flat buffer.
     loss_curve_ : list of float
-        Mean negative ELBO per row of the training rows, per epoch.
+        Mean negative ELBO per row of the training rows, per epoch, in nats
+        of the data in its own units (comparable with ``score``).
     validation_scores_ : list of float
-        Mean held-out ELBO per epoch (``early_stopping`` only, else empty).
+        Mean held-out ELBO per epoch (with early stopping, else empty).
+    mean_ : ndarray of shape (n_features_in_,) or None
+        Per-feature mean the model subtracts (``standardize``), else None.
+    scale_ : ndarray of shape (n_features_in_,) or None
+        Per-feature scale the model divides by (``standardize``), else None.
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
     best_loss_ : float
@@ -222,14 +263,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         gradient_estimator="reparameterization",
         missing="error",
         batch_size="auto",
-        learning_rate=1e-3,
+        learning_rate=1e-2,
         learning_rate_schedule="adaptive",
         max_iter=1000,
         alpha=0.0,
         tol=1e-4,
         early_stopping="auto",
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -531,6 +572,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                         state.stalled = 0
                         continue
                     converged = True
+                    reporter.close(reason=f"converged: no improvement for {self.n_iter_no_change} epochs at "
+                                          f"learning rate {learning_rate:.3g}")
                     break
             if not converged:
                 warnings.warn(
