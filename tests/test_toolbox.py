@@ -15,7 +15,9 @@ from reference import forward
 
 # Every fit runs single-threaded: the machine is shared, and results are
 # bit-identical whatever the thread count anyway.
-FAST = dict(n_threads=1, random_state=0)
+# The settings before issue 12 (fixed step size, 128-row batches, no held-out rows):
+# these tests compare estimators and posteriors on short fits of that kind.
+FAST = dict(n_threads=1, random_state=0, learning_rate=1e-3, batch_size=128, early_stopping=False, learning_rate_schedule="constant", n_iter_no_change=10)
 
 
 @pytest.fixture(scope="module")
