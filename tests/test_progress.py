@@ -111,7 +111,7 @@ def test_epoch_lines_give_each_epochs_duration(X, capsys):
     for line in lines:
         if " stopped at " in line:  # the reason training ended, after the epochs
             continue
-        match = re.search(r", ([0-9.]+) (us|ms|s)$", line)
+        match = re.search(r", ([0-9.]+) (us|ms|s)(,|$)", line)
         assert match, line
         assert float(match.group(1)) > 0, line  # an epoch never reads as "0.00 s"
 
