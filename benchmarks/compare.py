@@ -731,6 +731,15 @@ def plan(args, variants):
     return items
 
 
+def summary(res):
+    """One measurement's result in a few words, for the progress lines."""
+    if "error" in res or "skipped" in res:
+        return res.get("error") or res.get("skipped")
+    if "seconds" in res:
+        return ", ".join(f"{k} {v:.3f} s" for k, v in res["seconds"].items())
+    return fmt(max(res.get("rates") or [0]))
+
+
 def best_of(results, key, field="rates"):
     vals = []
     for r in results.get(key, []):
@@ -996,9 +1005,7 @@ def main():
             for key, spec, _ in quiet_items:
                 res = driver.run(dict(spec))
                 results.setdefault(key, []).append(res)
-                print(f"round {rnd + 1}/{args.rounds} {key}: "
-                      f"{res.get('error') or res.get('skipped') or fmt(max(res.get('rates', [0]) or [0]))}",
-                      flush=True)
+                print(f"round {rnd + 1}/{args.rounds} {key}: {summary(res)}", flush=True)
             if busy_items:
                 driver.wait_quiet()
                 driver.start_busy()
@@ -1006,8 +1013,7 @@ def main():
                     for key, spec, _ in busy_items:
                         res = driver.run(dict(spec), quiet=False)
                         results.setdefault(key, []).append(res)
-                        print(f"round {rnd + 1}/{args.rounds} {key} (busy): "
-                              f"{res.get('error') or fmt(max(res.get('rates', [0]) or [0]))}", flush=True)
+                        print(f"round {rnd + 1}/{args.rounds} {key} (busy): {summary(res)}", flush=True)
                 finally:
                     driver.stop_busy()
         if "rss" in args.sections and "pyvae" in args.frameworks:

@@ -6,7 +6,10 @@
 // OpenBLAS picks its own kernel at run time. With PYVAE_NATIVE (-march=native)
 // or a compiler without the attribute, the mark does nothing.
 //
-// Results on one machine never depend on the thread count. Between machines
+// Mark only leaf kernels that every thread calls: a marked function that itself
+// hands work to the thread team (parallel_for) would run its own clone on the
+// calling thread and an unmarked copy of the lambda on a helper, and the two
+// may round differently. Results on one machine never depend on the thread count. Between machines
 // that pick different clones the last bits may differ (a*b+c contracted to an
 // FMA or not), as they already do between OpenBLAS's kernels for two CPUs.
 #pragma once

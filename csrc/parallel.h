@@ -197,6 +197,12 @@ class ThreadTeam {
     std::vector<std::thread> helpers_;
 };
 
+// Rows per task for a loop over n independent rows: at most 8 tasks, so a helper
+// that arrives late still finds work, and a task stays large enough to be worth
+// a claim. A function of n only (the results never depend on it anyway: each
+// row is computed on its own).
+inline int64_t chunk_for(int64_t n) { return std::max<int64_t>(1, (n + 7) / 8); }
+
 // Runs body(lo, hi) over [0, n) in chunks of `chunk` (fixed by the caller from
 // the shape, never from the thread count) on up to n_threads threads when
 // `parallel` (the work is worth waking helpers for).

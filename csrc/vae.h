@@ -322,16 +322,18 @@ inline bool base_noise_is_uniform(Posterior p) { return p != Posterior::gaussian
 template <class T>
 void fill_noise(T* noise, const uint64_t* keys, int N, int S, int Z, bool uniform, int n_threads) {
     const T below_one = std::nextafter(T(1), T(0));
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 1024)  // ~40 ns a draw
-    for (int i = 0; i < N; ++i)
-        for (int s = 0; s < S; ++s) {
-            T* u = noise + (int64_t(s) * N + i) * Z;
-            for (int j = 0; j < Z; ++j) {
-                const uint64_t counter = uint64_t(s) * Z + j;
-                u[j] = uniform ? std::min(T(standard_uniform(keys[i], counter)), below_one)
-                               : T(standard_normal(keys[i], counter));
+    parallel_for(N, chunk_for(N), n_threads, int64_t(N) * S * Z > 1024, [&](int64_t lo, int64_t hi) {  // ~40 ns a draw
+        for (int i = int(lo); i < int(hi); ++i) {
+            for (int s = 0; s < S; ++s) {
+                T* u = noise + (int64_t(s) * N + i) * Z;
+                for (int j = 0; j < Z; ++j) {
+                    const uint64_t counter = uint64_t(s) * Z + j;
+                    u[j] = uniform ? std::min(T(standard_uniform(keys[i], counter)), below_one)
+                                   : T(standard_normal(keys[i], counter));
+                }
             }
         }
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -469,19 +471,20 @@ class Model {
     // z = mu + exp(logvar / 2) * g(u).
     void reparameterize(const T* head, const T* noise, T* eps, T* z, int N, int S) const {
         const int Z = config.n_components;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
-        for (int i = 0; i < N; ++i) {
-            const T* mu = head + int64_t(i) * 2 * Z;
-            const T* lv = mu + Z;
-            for (int s = 0; s < S; ++s) {
-                const int64_t r = (int64_t(s) * N + i) * Z;
-                for (int j = 0; j < Z; ++j) {
-                    const T e = standardized_draw(config.posterior, noise[r + j]);
-                    eps[r + j] = e;
-                    z[r + j] = mu[j] + std::exp(T(0.5) * lv[j]) * e;
+        parallel_for(N, chunk_for(N), n_threads, int64_t(N) * S * Z > 16384, [&](int64_t lo, int64_t hi) {
+            for (int i = int(lo); i < int(hi); ++i) {
+                const T* mu = head + int64_t(i) * 2 * Z;
+                const T* lv = mu + Z;
+                for (int s = 0; s < S; ++s) {
+                    const int64_t r = (int64_t(s) * N + i) * Z;
+                    for (int j = 0; j < Z; ++j) {
+                        const T e = standardized_draw(config.posterior, noise[r + j]);
+                        eps[r + j] = e;
+                        z[r + j] = mu[j] + std::exp(T(0.5) * lv[j]) * e;
+                    }
                 }
             }
-        }
+        });
     }
 
     // out (M, D) from z (M, Z): logits (Bernoulli) or the Gaussian mean.
@@ -534,50 +537,53 @@ class Model {
         const int64_t SN = int64_t(S) * N;
         if (!is_gaussian(config.likelihood)) {
             const bool continuous = config.likelihood == Likelihood::continuous_bernoulli;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > 16384)
-            for (int64_t r = 0; r < SN; ++r) {
-                const T* xi = x + (r % N) * D;
-                const T* o = out + r * D;
-                T* d = d_out ? d_out + r * D : nullptr;
-                // log p = x * a - softplus(a), stable for any logit a.
-                double row = bernoulli_row(xi, o, d, D, weight, missing);
-                if (continuous) row += continuous_bernoulli_correction(xi, o, d, D, weight, missing);
-                recon[r] = row;
-            }
+            parallel_for(SN, chunk_for(SN), n_threads, SN * D > 16384, [&](int64_t lo, int64_t hi) {
+                for (int64_t r = int64_t(lo); r < int64_t(hi); ++r) {
+                    const T* xi = x + (r % N) * D;
+                    const T* o = out + r * D;
+                    T* d = d_out ? d_out + r * D : nullptr;
+                    // log p = x * a - softplus(a), stable for any logit a.
+                    double row = bernoulli_row(xi, o, d, D, weight, missing);
+                    if (continuous) row += continuous_bernoulli_correction(xi, o, d, D, weight, missing);
+                    recon[r] = row;
+                }
+            });
             return;
         }
         const GaussianNoise g = gaussian_noise(params);
         const T* log_var = g.log_var.data();
         const T* inv_var = g.inv_var.data();
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > 16384)
-        for (int64_t r = 0; r < SN; ++r) {
-            const T* xi = x + (r % N) * D;
-            const T* o = out + r * D;
-            T* d = d_out ? d_out + r * D : nullptr;
-            T acc = 0;
-            for (int k = 0; k < D; ++k) {
-                if (missing && std::isnan(xi[k])) { if (d) d[k] = 0; continue; }
-                const T res = xi[k] - o[k];
-                acc += T(-0.5) * (T(kLog2Pi) + log_var[k] + res * res * inv_var[k]);
-                if (d) d[k] = -weight * res * inv_var[k];
+        parallel_for(SN, chunk_for(SN), n_threads, SN * D > 16384, [&](int64_t lo, int64_t hi) {
+            for (int64_t r = int64_t(lo); r < int64_t(hi); ++r) {
+                const T* xi = x + (r % N) * D;
+                const T* o = out + r * D;
+                T* d = d_out ? d_out + r * D : nullptr;
+                T acc = 0;
+                for (int k = 0; k < D; ++k) {
+                    if (missing && std::isnan(xi[k])) { if (d) d[k] = 0; continue; }
+                    const T res = xi[k] - o[k];
+                    acc += T(-0.5) * (T(kLog2Pi) + log_var[k] + res * res * inv_var[k]);
+                    if (d) d[k] = -weight * res * inv_var[k];
+                }
+                recon[r] = acc;
             }
-            recon[r] = acc;
-        }
+        });
         if (!d_out) return;
         // d/d lv_k of -log p = 0.5 (1 - res^2 / var) exp(lv) / var, summed over
         // rows by columns, each column in row order (thread-count independent).
         std::vector<T> column(D, T(0));
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > 16384)
-        for (int k = 0; k < D; ++k) {
-            T acc = 0;
-            for (int64_t r = 0; r < SN; ++r) {
-                const T xv = x[(r % N) * D + k];
-                if (missing && std::isnan(xv)) continue;
-                const T res = xv - out[r * D + k];
-                acc += T(0.5) * (T(1) - res * res * inv_var[k]);
+        parallel_for(D, chunk_for(D), n_threads, SN * D > 16384, [&](int64_t lo, int64_t hi) {
+            for (int k = int(lo); k < int(hi); ++k) {
+                T acc = 0;
+                for (int64_t r = 0; r < SN; ++r) {
+                    const T xv = x[(r % N) * D + k];
+                    if (missing && std::isnan(xv)) continue;
+                    const T res = xv - out[r * D + k];
+                    acc += T(0.5) * (T(1) - res * res * inv_var[k]);
+                }
+                column[k] = weight * acc * g.learned_share[k];
             }
-            column[k] = weight * acc * g.learned_share[k];
-        }
+        });
         if (config.likelihood == Likelihood::gaussian_isotropic) {
             T total = 0;
             for (int k = 0; k < D; ++k) total += column[k];
@@ -605,26 +611,27 @@ class Model {
                     double* kl_analytic) const {
         const int Z = config.n_components;
         const bool analytic = config.kl == KLMode::analytic;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
-        for (int i = 0; i < N; ++i) {
-            const T* mu = head + int64_t(i) * 2 * Z;
-            const T* lv = mu + Z;
-            if (analytic) {
-                T acc = 0;
-                for (int j = 0; j < Z; ++j) acc += mu[j] * mu[j] + std::exp(lv[j]) - T(1) - lv[j];
-                kl_analytic[i] = 0.5 * double(acc);
+        parallel_for(N, chunk_for(N), n_threads, int64_t(N) * S * Z > 16384, [&](int64_t lo, int64_t hi) {
+            for (int i = int(lo); i < int(hi); ++i) {
+                const T* mu = head + int64_t(i) * 2 * Z;
+                const T* lv = mu + Z;
+                if (analytic) {
+                    T acc = 0;
+                    for (int j = 0; j < Z; ++j) acc += mu[j] * mu[j] + std::exp(lv[j]) - T(1) - lv[j];
+                    kl_analytic[i] = 0.5 * double(acc);
+                }
+                for (int s = 0; s < S; ++s) {
+                    const int64_t r = int64_t(s) * N + i;
+                    const T* e = eps + r * Z;
+                    const T* zz = z + r * Z;
+                    T acc = 0;
+                    for (int j = 0; j < Z; ++j)
+                        acc += standardized_log_density(config.posterior, e[j]) - T(0.5) * lv[j] +
+                               T(0.5) * zz[j] * zz[j] + T(0.5 * kLog2Pi);
+                    kl[r] = double(acc);
+                }
             }
-            for (int s = 0; s < S; ++s) {
-                const int64_t r = int64_t(s) * N + i;
-                const T* e = eps + r * Z;
-                const T* zz = z + r * Z;
-                T acc = 0;
-                for (int j = 0; j < Z; ++j)
-                    acc += standardized_log_density(config.posterior, e[j]) - T(0.5) * lv[j] +
-                           T(0.5) * zz[j] * zz[j] + T(0.5 * kLog2Pi);
-                kl[r] = double(acc);
-            }
-        }
+        });
     }
 
     // ---- backward pieces ---------------------------------------------------
@@ -676,39 +683,40 @@ class Model {
         const T w_row = T(1) / T(N), w_draw = T(1) / (T(S) * T(N));
         const bool mc = config.kl == KLMode::mc;
         const bool pathwise = config.estimator == Estimator::reparameterization;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 16384)
-        for (int i = 0; i < N; ++i) {
-            const T* mu = head + int64_t(i) * 2 * Z;
-            const T* lv = mu + Z;
-            T* dmu = d_head + int64_t(i) * 2 * Z;
-            T* dlv = dmu + Z;
-            for (int j = 0; j < Z; ++j) {
-                if (mc) { dmu[j] = 0; dlv[j] = pathwise ? -T(0.5) * beta * w_row : T(0); }
-                else { dmu[j] = beta * w_row * mu[j]; dlv[j] = beta * w_row * T(0.5) * (std::exp(lv[j]) - T(1)); }
-            }
-            for (int s = 0; s < S; ++s) {
-                const int64_t r = int64_t(s) * N + i;
-                const T* e = eps + r * Z;
-                if (pathwise) {
-                    const T* g = dz + r * Z;
-                    const T* zz = z + r * Z;
-                    for (int j = 0; j < Z; ++j) {
-                        const T dzj = g[j] + (mc ? beta * w_draw * zz[j] : T(0));
-                        dmu[j] += dzj;
-                        dlv[j] += dzj * T(0.5) * std::exp(T(0.5) * lv[j]) * e[j];
-                    }
-                } else {
-                    // d(-f)/d(phi) ~ -(f - b) d log q(z|x)/d(phi), z held fixed.
-                    const double f = recon[r] - (mc ? double(beta) * kl[r] : 0.0);
-                    const T c = -T(f - baseline) * w_draw;
-                    for (int j = 0; j < Z; ++j) {
-                        const T g = standardized_score(config.posterior, e[j]);
-                        dmu[j] += c * (-g * std::exp(T(-0.5) * lv[j]));
-                        dlv[j] += c * T(0.5) * (-g * e[j] - T(1));
+        parallel_for(N, chunk_for(N), n_threads, int64_t(N) * S * Z > 16384, [&](int64_t lo, int64_t hi) {
+            for (int i = int(lo); i < int(hi); ++i) {
+                const T* mu = head + int64_t(i) * 2 * Z;
+                const T* lv = mu + Z;
+                T* dmu = d_head + int64_t(i) * 2 * Z;
+                T* dlv = dmu + Z;
+                for (int j = 0; j < Z; ++j) {
+                    if (mc) { dmu[j] = 0; dlv[j] = pathwise ? -T(0.5) * beta * w_row : T(0); }
+                    else { dmu[j] = beta * w_row * mu[j]; dlv[j] = beta * w_row * T(0.5) * (std::exp(lv[j]) - T(1)); }
+                }
+                for (int s = 0; s < S; ++s) {
+                    const int64_t r = int64_t(s) * N + i;
+                    const T* e = eps + r * Z;
+                    if (pathwise) {
+                        const T* g = dz + r * Z;
+                        const T* zz = z + r * Z;
+                        for (int j = 0; j < Z; ++j) {
+                            const T dzj = g[j] + (mc ? beta * w_draw * zz[j] : T(0));
+                            dmu[j] += dzj;
+                            dlv[j] += dzj * T(0.5) * std::exp(T(0.5) * lv[j]) * e[j];
+                        }
+                    } else {
+                        // d(-f)/d(phi) ~ -(f - b) d log q(z|x)/d(phi), z held fixed.
+                        const double f = recon[r] - (mc ? double(beta) * kl[r] : 0.0);
+                        const T c = -T(f - baseline) * w_draw;
+                        for (int j = 0; j < Z; ++j) {
+                            const T g = standardized_score(config.posterior, e[j]);
+                            dmu[j] += c * (-g * std::exp(T(-0.5) * lv[j]));
+                            dlv[j] += c * T(0.5) * (-g * e[j] - T(1));
+                        }
                     }
                 }
             }
-        }
+        });
     }
 
     // The training objective on one batch, with its gradient:
@@ -765,7 +773,7 @@ class Model {
 
     // One fused Adam step over the flat buffer, with L2 decay alpha on weight
     // matrices only (a Gaussian prior on them; biases and noise variances are free).
-    PYVAE_ELEMENTWISE void adam_update(T* params, const T* grad, T* m, T* v, int64_t step, const AdamSettings& a) const {
+    void adam_update(T* params, const T* grad, T* m, T* v, int64_t step, const AdamSettings& a) const {
         const double bc1 = 1 - std::pow(a.beta1, double(step));
         const double bc2 = 1 - std::pow(a.beta2, double(step));
         const T step_size = T(a.learning_rate / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2));
@@ -785,25 +793,28 @@ class Model {
                 add(d.b, d.b + d.n_out, T(0));
             }
         if (layout.n_noise_logvar) add(layout.noise_logvar, layout.noise_logvar + layout.n_noise_logvar, T(0));
-        T* __restrict p = params;
-        const T* __restrict g = grad;
-        T* __restrict mm = m;
-        T* __restrict vv = v;
-        const int n_chunks = int(chunks.size());
-        const int nt = layout.size > 65536 ? std::min(n_threads, n_chunks) : 1;
-#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
-        for (int c = 0; c < n_chunks; ++c) {
-            const int64_t lo = chunks[c].lo, hi = chunks[c].hi;
-            const T decay = chunks[c].decay;
+        // A helper runs the same clone of the kernel as the caller: results do
+        // not depend on who runs a chunk (nor on the thread count).
+        parallel_for(int64_t(chunks.size()), chunk_for(int64_t(chunks.size())), n_threads, layout.size > 65536,
+                     [&](int64_t first, int64_t last) {
+                         for (int64_t c = first; c < last; ++c)
+                             adam_chunk(params, grad, m, v, chunks[c].lo, chunks[c].hi, chunks[c].decay, b1, b2,
+                                        step_size, inv_sqrt_bc2, eps);
+                     });
+    }
+
+    // Adam on elements [lo, hi) of the flat buffers, with weight decay `decay`.
+    PYVAE_ELEMENTWISE static void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict mm,
+                                             T* __restrict vv, int64_t lo, int64_t hi, T decay, T b1, T b2,
+                                             T step_size, T inv_sqrt_bc2, T eps) {
 #pragma omp simd
-            for (int64_t k = lo; k < hi; ++k) {
-                const T gk = g[k] + decay * p[k];
-                const T mk = b1 * mm[k] + (1 - b1) * gk;
-                const T vk = b2 * vv[k] + (1 - b2) * gk * gk;
-                mm[k] = mk;
-                vv[k] = vk;
-                p[k] -= step_size * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
-            }
+        for (int64_t k = lo; k < hi; ++k) {
+            const T gk = g[k] + decay * p[k];
+            const T mk = b1 * mm[k] + (1 - b1) * gk;
+            const T vk = b2 * vv[k] + (1 - b2) * gk * gk;
+            mm[k] = mk;
+            vv[k] = vk;
+            p[k] -= step_size * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
         }
     }
 
@@ -812,15 +823,16 @@ class Model {
     // Copies rows `rows[0..N)` of X (n_total, D) into ws.x_obs and the encoder input.
     void gather_rows(const T* X, const int64_t* rows, int N, Workspace<T>& ws) const {
         const int D = config.n_features;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * D > 65536)
-        for (int i = 0; i < N; ++i) {
-            const T* src = X + rows[i] * D;
-            std::memcpy(ws.x_obs.data() + int64_t(i) * D, src, sizeof(T) * D);
-            if (config.missing) {
-                T* enc = ws.x_enc.data() + int64_t(i) * D;
-                for (int k = 0; k < D; ++k) enc[k] = std::isnan(src[k]) ? T(0) : src[k];
+        parallel_for(N, chunk_for(N), n_threads, int64_t(N) * D > 65536, [&](int64_t lo, int64_t hi) {
+            for (int i = int(lo); i < int(hi); ++i) {
+                const T* src = X + rows[i] * D;
+                std::memcpy(ws.x_obs.data() + int64_t(i) * D, src, sizeof(T) * D);
+                if (config.missing) {
+                    T* enc = ws.x_enc.data() + int64_t(i) * D;
+                    for (int k = 0; k < D; ++k) enc[k] = std::isnan(src[k]) ? T(0) : src[k];
+                }
             }
-        }
+        });
     }
     const T* encoder_input(Workspace<T>& ws) const {
         return config.missing ? ws.x_enc.data() : ws.x_obs.data();

@@ -96,15 +96,36 @@ def test_fits_from_two_python_threads_at_once_match_one_at_a_time():
 
     X = binary_data(n_rows=384, seed=4)
 
-    def fit(seed):
-        est = VAE(hidden_layer_sizes=(400,), n_components=20, max_iter=2, batch_size=128, random_state=seed,
-                  n_threads=2, likelihood="bernoulli")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return est.fit(X).params_
+    def fit(seed):  # partial_fit: one epoch, no ConvergenceWarning (catch_warnings is not thread-safe)
+        est = VAE(hidden_layer_sizes=(400,), n_components=20, batch_size=128, random_state=seed, n_threads=2,
+                  likelihood="bernoulli")
+        return est.partial_fit(X).partial_fit(X).params_
     alone = [fit(seed) for seed in (0, 1)]
     with ThreadPoolExecutor(2) as pool:
         together = list(pool.map(fit, (0, 1)))
     assert np.array_equal(alone[0], together[0])
     assert np.array_equal(alone[1], together[1])
 
+
+
+def _fit_in_child(queue):
+    X = binary_data(n_rows=256, seed=6)
+    est = fit_params(X, 2, likelihood="bernoulli", batch_size=128)
+    queue.put(est.params_)
+
+
+def test_training_in_a_forked_child_after_the_parent_trained():
+    # The parent's helper threads do not exist in a forked child: the child
+    # must start its own team instead of waiting for them.
+    import multiprocessing
+
+    X = binary_data(n_rows=256, seed=6)
+    parent = fit_params(X, 2, likelihood="bernoulli", batch_size=128).params_
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_fit_in_child, args=(queue,))
+    child.start()
+    params = queue.get(timeout=120)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert np.array_equal(params, parent)
