@@ -127,6 +127,9 @@ void bind_model(py::module_& m, const char* name) {
             out["recon"] = res.recon;
             out["kl"] = res.kl;
             out["n_rows"] = res.n_rows;
+            out["mu_sum"] = py::array_t<double>(int64_t(res.mu_sum.size()), res.mu_sum.data());
+            out["mu_sq_sum"] = py::array_t<double>(int64_t(res.mu_sq_sum.size()), res.mu_sq_sum.data());
+            out["mu_rows"] = res.mu_rows;
             out["step"] = step;
             out["baseline"] = baseline;
             return out;

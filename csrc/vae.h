@@ -418,6 +418,11 @@ constexpr int kStepScalars = 6;
 struct EpochResult {
     double elbo = 0, recon = 0, kl = 0;  // sums over rows
     int64_t n_rows = 0;
+    // Sums of the posterior mean and of its square per latent dimension over the
+    // rows this process encoded (mu_rows): the variance behind active_units_,
+    // without encoding the rows again after the epoch.
+    std::vector<double> mu_sum, mu_sq_sum;
+    int64_t mu_rows = 0;
     EpochStatus status = EpochStatus::ok;
 };
 
@@ -857,6 +862,8 @@ class Model {
                             const AdamSettings& adam, const std::function<bool()>& interrupted,
                             const DataParallel<T>* dp = nullptr) const {
         EpochResult res;
+        res.mu_sum.assign(config.n_components, 0.0);
+        res.mu_sq_sum.assign(config.n_components, 0.0);
         std::vector<int64_t> order(rows, rows + n_rows);
         const uint64_t shuffle_key = combine_keys(seed, uint64_t(*step) * 0x5851f42d4c957f2dULL + 1);
         for (int64_t k = n_rows - 1; k > 0; --k) {  // Fisher-Yates
@@ -886,11 +893,13 @@ class Model {
                        uniform, n_threads);
             BatchStats st;
             double loss = 0;
-            if (n > 0)
+            if (n > 0) {
                 loss = loss_and_grad(params, grad.data(), ws.x_obs.data(), encoder_input(ws),
                                      ws.noise.data(), n, *baseline, ws, &st);
-            else
+                add_posterior_means(ws.enc_out.back().data(), n, res);
+            } else {
                 std::fill(grad.begin(), grad.end(), T(0));
+            }
             bool stop = false;
             if (dp) loss = allreduce_step(*dp, grad.data(), n, N, loss, st, interrupted, &stop);
             if (!std::isfinite(loss)) { res.status = EpochStatus::non_finite; return res; }
@@ -904,6 +913,18 @@ class Model {
             if (dp ? stop : (interrupted && interrupted())) { res.status = EpochStatus::interrupted; return res; }
         }
         return res;
+    }
+
+    // Adds the batch's posterior means, from the head (N, 2Z), to the epoch's sums.
+    void add_posterior_means(const T* head, int N, EpochResult& res) const {
+        const int Z = config.n_components;
+        for (int i = 0; i < N; ++i)
+            for (int j = 0; j < Z; ++j) {
+                const double mu = head[int64_t(i) * 2 * Z + j];
+                res.mu_sum[j] += mu;
+                res.mu_sq_sum[j] += mu * mu;
+            }
+        res.mu_rows += N;
     }
 
     // Data parallel: turns this rank's mean gradient over its n rows into its

@@ -71,6 +71,9 @@ class _Local:
     def mean(self, values):
         return float(np.mean(values))
 
+    def sum(self, values):
+        return np.asarray(values, dtype=np.float64)
+
     def column_moments(self, X):
         """(mean, variance) per column over all rows, NaN entries left out, in float64."""
         counts, sums = _column_sums(X)
@@ -192,6 +195,12 @@ class _MPI:
         total = np.array([np.sum(values, dtype=np.float64), len(values)], dtype=np.float64)
         self.comm.Allreduce(self.MPI.IN_PLACE, total, op=self.MPI.SUM)
         return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+    def sum(self, values):
+        """Elementwise sum over ranks (float64)."""
+        total = np.array(values, dtype=np.float64)
+        self.comm.Allreduce(self.MPI.IN_PLACE, total, op=self.MPI.SUM)
+        return total
 
     def column_moments(self, X):
         """(mean, variance) per column over every rank's rows, NaN entries left out, in float64."""
