@@ -37,7 +37,7 @@ def _core_import_error(exc):
 
 
 try:
-    from . import _threads  # first: loads the C++ core with its OpenMP settings (see _threads.py)
+    from . import _threads  # first: loads the C++ core (see _threads.py)
 except ImportError as _exc:
     raise _core_import_error(_exc)
 from ._persistence import load

@@ -1,30 +1,16 @@
-"""Loads the C++ core with its OpenMP team set to wait passively.
+"""Loads the C++ core.
 
-GNU OpenMP reads its settings once, when the library loads. By default a
-thread that waits at the end of a parallel region spins; on a machine shared
-with other work (or a process that runs several pools) the thread it waits for
-may have lost its core, and the spinning thread then burns the time that thread
-needed: with one busy process beside it, a 2-thread fit on 2 cores ran 2-3x
-slower than with 1 thread. Waiting passively (sleeping) keeps 2 threads at
-least as fast as 1 there, and measured within noise of spinning on an idle
-machine. The setting applies only while the core loads, and only when the
-user has not set OMP_WAIT_POLICY.
+The core runs its parallel work on its own thread team (csrc/parallel.h), not
+on OpenMP parallel regions: helpers join a piece of work when they are free,
+and the calling thread never waits for work no helper has started. So on a
+machine shared with other work a late helper costs nothing, and n_threads=None
+(every core) is never much slower than one thread, whatever the batch size.
+Between pieces of work a helper spins for PYVAE_SPIN_US microseconds (default
+100: a training step hands out its pieces within microseconds of each other),
+then sleeps until the next one: an idle process costs no CPU.
+
+Earlier versions set OMP_WAIT_POLICY=passive while the core loaded; no OpenMP
+runtime thread is started by the core any more, so nothing is set here.
 """
 
-import os
-
-
-def _load_core():
-    key = "OMP_WAIT_POLICY"
-    user_set = key in os.environ
-    if not user_set:
-        os.environ[key] = "passive"
-    try:
-        from . import _core
-    finally:
-        if not user_set:
-            del os.environ[key]
-    return _core
-
-
-_core = _load_core()
+from . import _core  # noqa: F401  (re-exported: `from ._threads import _core`)

@@ -233,7 +233,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Optimizer steps taken.
     active_units_ : int
         Latent dimensions whose posterior mean varies across the training
-        rows (variance above 1e-2); few active units signal posterior collapse.
+        rows (variance above 1e-2, over the posterior means of the last epoch);
+        few active units signal posterior collapse.
 
     Examples
     --------
