@@ -103,16 +103,19 @@ class ThreadTeam {
         done_.store(0, std::memory_order_relaxed);
         const uint64_t gen = ((state_.load(std::memory_order_relaxed) >> 32) + 1) & 0xFFFFFFFFu;
         state_.store(gen << 32 | uint64_t(n_tasks) << 16, std::memory_order_seq_cst);  // publish
-        if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+        ++jobs_;
+        const bool woke = sleepers_.load(std::memory_order_seq_cst) > 0 && jobs_ >= dormant_until_;
+        if (woke) {
             std::lock_guard<std::mutex> lock(mutex_);
             wake_.notify_all();
         }
-        work(gen, fn, ctx);
+        const int by_caller = work(gen, fn, ctx);
         // What is left are tasks helpers started: wait for them, politely.
         for (int spins = 0; done_.load(std::memory_order_acquire) < n_tasks; ++spins) {
             if (spins < 4096) PYVAE_CPU_RELAX();
             else std::this_thread::yield();
         }
+        note_help(woke, by_caller < n_tasks);
         busy_.store(false, std::memory_order_release);
     }
 
@@ -134,17 +137,36 @@ class ThreadTeam {
         return flag;
     }
 
-    // Claims and runs tasks of job `gen` until none is left.
-    void work(uint64_t gen, void (*fn)(void*, int), void* ctx) {
+    // Claims and runs tasks of job `gen` until none is left; returns how many it ran.
+    int work(uint64_t gen, void (*fn)(void*, int), void* ctx) {
+        int ran = 0;
         uint64_t s = state_.load(std::memory_order_acquire);
         while (true) {
             const uint64_t next = s & 0xFFFF, n = (s >> 16) & 0xFFFF;
-            if ((s >> 32) != gen || next >= n) return;
+            if ((s >> 32) != gen || next >= n) return ran;
             if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire))
                 continue;
             fn(ctx, int(next));
+            ++ran;
             done_.fetch_add(1, std::memory_order_release);
             s = state_.load(std::memory_order_acquire);
+        }
+    }
+
+    // Waking a sleeping helper costs a system call, and on a busy machine the
+    // helper may only get a core after the caller has done everything. After
+    // kMisses wake-ups in a row that brought no help, stop waking helpers for
+    // 2, 4, 8, ... up to 1024 jobs (a helper that is awake still joins); any
+    // help resets that. Caller-side state: one caller at a time (busy_).
+    void note_help(bool woke, bool helped) {
+        constexpr int kMisses = 8;
+        if (helped) {
+            misses_ = 0;
+            backoff_ = 0;
+        } else if (woke && ++misses_ >= kMisses) {
+            misses_ = 0;
+            backoff_ = std::min(backoff_ + 1, 10);
+            dormant_until_ = jobs_ + (int64_t(1) << backoff_);
         }
     }
 
@@ -156,6 +178,9 @@ class ThreadTeam {
             const auto until = std::chrono::steady_clock::now() + spin_;
             for (int i = 0; (s >> 32) == seen; ++i) {
                 PYVAE_CPU_RELAX();
+                // Now and then let a thread waiting for this core run: on a busy
+                // machine it may be the caller, whose work is what we wait for.
+                if ((i & 255) == 255) std::this_thread::yield();
                 if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) {
                     std::unique_lock<std::mutex> lock(mutex_);
                     sleepers_.fetch_add(1, std::memory_order_seq_cst);
@@ -191,6 +216,8 @@ class ThreadTeam {
     std::atomic<void (*)(void*, int)> fn_{nullptr};
     std::atomic<void*> ctx_{nullptr};
     std::atomic<int> allowed_{0};
+    int64_t jobs_ = 0, dormant_until_ = 0;
+    int misses_ = 0, backoff_ = 0;
     std::chrono::microseconds spin_;
     std::mutex mutex_, grow_;
     std::condition_variable wake_;
