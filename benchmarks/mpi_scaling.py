@@ -31,7 +31,7 @@ def worker(args):
     import numpy as np
     from mpi4py import MPI
 
-    import pyvae._distributed as dist
+    import pyvae._mpi as dist
     from pyvae import VAE
 
     comm = MPI.COMM_WORLD

@@ -39,6 +39,11 @@ void bind_model(py::module_& m, const char* name) {
         .def_property_readonly("n_params", &M::n_params)
         .def_readwrite("n_threads", &M::n_threads)
         .def("layout", [](const M& self) { return describe_layout(self.layout); })
+        .def_property_readonly("posterior_std_per_scale",
+                               [](const M& self) { return standardized_std(self.config.posterior); },
+                               "Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).")
+        .def("score_block_rows", [](const M&, int n_draws) { return M::chunk_rows(n_draws); },
+             "Rows score() computes together with n_draws draws each: slices of whole blocks score the same.")
         .def("init_params", [](const M& self, uint64_t seed) {
             py::array_t<T> params(self.n_params());
             self.init_params(params.mutable_data(), seed);
@@ -221,4 +226,5 @@ PYBIND11_MODULE(_core, m) {
 #endif
     config["dtypes"] = py::make_tuple("float32", "float64");
     m.attr("build_config") = config;
+    m.attr("__version__") = PYVAE_VERSION;
 }

@@ -309,6 +309,16 @@ inline T standardized_score(Posterior p, T e) {
 
 inline bool base_noise_is_uniform(Posterior p) { return p != Posterior::gaussian; }
 
+// Standard deviation of the standardized draw e: a posterior's std per unit
+// of its scale exp(logvar / 2) (logistic pi / sqrt(3), Laplace sqrt(2)).
+inline double standardized_std(Posterior p) {
+    switch (p) {
+        case Posterior::logistic: return 1.8137993642342178;
+        case Posterior::laplace: return 1.4142135623730951;
+        default: return 1.0;
+    }
+}
+
 // noise (S, N, Z): row i of every sample draws from the stream keys[i].
 // A uniform draw above 1 - 2^-25 rounds to 1 in float32 (about 3 in 10^8 draws,
 // so once in a few MNIST epochs), and the inverse CDF of 1 is +inf: clamp to

@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD_DIR:-build/dev}"
-cmake -S . -B "$build" -G Ninja -DSKBUILD_PROJECT_NAME=pyvae -DSKBUILD_PROJECT_VERSION=0.1.0 \
+# The version is written once, in pyproject.toml.
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)
+cmake -S . -B "$build" -G Ninja -DSKBUILD_PROJECT_NAME=pyvae -DSKBUILD_PROJECT_VERSION="$version" \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" "$@" >/dev/null
 cmake --build "$build"
 cp "$build"/_core*.so pyvae/

@@ -92,6 +92,11 @@ void bind_model(py::module_& m) {
         .def_readwrite("use_graphs", &M::use_graphs, "Replay full training steps as a captured CUDA graph.")
         .def_property_readonly("graph_in_use", &M::graph_in_use)
         .def("layout", [](const M& self) { return describe_layout(self.layout); })
+        .def_property_readonly("posterior_std_per_scale",
+                               [](const M& self) { return standardized_std(self.config.posterior); },
+                               "Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).")
+        .def("score_block_rows", [](const M&, int n_draws) { return M::chunk_rows(n_draws); },
+             "Rows score() computes together with n_draws draws each: slices of whole blocks score the same.")
         .def("init_params", [](const M& self, uint64_t seed) {
             py::array_t<float> params(self.n_params());
             self.init_params(params.mutable_data(), seed);
@@ -167,7 +172,11 @@ void bind_model(py::module_& m) {
                 res = self.train_epoch(p, mm, vv, &step, &baseline, r, rows.size(), batch_size, seed, adam,
                                        python_interrupted);
             }
-            if (res.status == EpochStatus::interrupted) throw py::error_already_set();
+            if (res.status == EpochStatus::interrupted) {
+                // pybind11 refuses to raise error_already_set with no Python error set.
+                if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+                throw py::error_already_set();
+            }
             py::dict out;
             out["finite"] = res.status != EpochStatus::non_finite;
             out["elbo"] = res.elbo;
@@ -474,6 +483,8 @@ PYBIND11_MODULE(_cuda_core, m) {
     m.def("cuda_status", &cuda_status,
           "(usable, reason, device_count): whether a CUDA device can be used, and if not, why. Never raises.");
     m.def("device_names", &device_names, "Name, compute capability and memory of each visible device.");
+    m.def("live_handles", [] { return live_handles().load(); },
+          "Streams and cuBLAS handles the engine holds now (for tests: none may outlive its model).");
     bind_model(m);
     bind_kernels(m);
     py::register_exception_translator([](std::exception_ptr p) {

@@ -14,6 +14,10 @@ namespace pyvae {
 
 void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
     if (e == cudaSuccess) return;
+    // The runtime also keeps the error as the thread's last error; clear it, or
+    // the next launch check would report this one again (a failed cudaMalloc
+    // is not sticky: the model that threw is gone, the next one must work).
+    (void)cudaGetLastError();
     throw std::runtime_error(std::string("CUDA error: ") + cudaGetErrorString(e) + " (" + cudaGetErrorName(e) +
                              ") in " + what + " at " + file + ":" + std::to_string(line));
 }
@@ -134,7 +138,8 @@ __global__ void clamp_logvar_kernel(float* head, int N, int Z) {
     const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     if (k >= int64_t(N) * Z) return;
     float& lv = head[(k / Z) * 2 * Z + Z + k % Z];
-    lv = fminf(fmaxf(lv, -float(kLogvarBound)), float(kLogvarBound));
+    // As the CPU's std::min/std::max: a NaN stays NaN (fminf/fmaxf would turn it into the bound).
+    lv = lv < -float(kLogvarBound) ? -float(kLogvarBound) : (lv > float(kLogvarBound) ? float(kLogvarBound) : lv);
 }
 
 __global__ void train_keys_kernel(uint64_t* keys, const StepState* st, int N) {
@@ -472,7 +477,7 @@ void train_keys_cuda(cudaStream_t stream, uint64_t* keys, const StepState* state
 
 void row_keys_cuda(cudaStream_t stream, uint64_t* keys, const float* X, int N, int D, uint64_t seed) {
     if (N <= 0) return;
-    row_keys_kernel<<<blocks_for(N), 128, 0, stream>>>(keys, X, N, D, seed);
+    row_keys_kernel<<<blocks_for(N), kThreads, 0, stream>>>(keys, X, N, D, seed);
     check_launch("row_keys_kernel");
 }
 
@@ -536,6 +541,7 @@ void clamp_logvar_cuda(cudaStream_t stream, float* head, int N, int Z) {
     const int64_t n = int64_t(N) * Z;
     if (n == 0) return;
     clamp_logvar_kernel<<<blocks_for(n), kThreads, 0, stream>>>(head, N, Z);
+    check_launch("clamp_logvar_kernel");
 }
 
 void posterior_backward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z,

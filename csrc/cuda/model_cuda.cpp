@@ -12,9 +12,6 @@ namespace pyvae {
 
 namespace {
 
-// Rows per inference chunk: S draws of each row are decoded together.
-int chunk_rows(int samples) { return std::max(1, 16384 / std::max(1, samples)); }
-
 bool graphs_enabled_by_env() {
     const char* v = std::getenv("PYVAE_CUDA_GRAPHS");
     return !(v && std::string(v) == "0");
@@ -64,8 +61,12 @@ ModelCuda::ModelCuda(const Config& c, int device) : config(c), layout(make_layou
                                     std::to_string(count) + " found)");
     use_graphs = graphs_enabled_by_env();
     activate();
-    PYVAE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    PYVAE_CUBLAS_CHECK(cublasCreate(&blas_));
+    cudaStream_t stream = nullptr;
+    PYVAE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    stream_.adopt(stream);
+    cublasHandle_t blas = nullptr;
+    PYVAE_CUBLAS_CHECK(cublasCreate(&blas));
+    blas_.adopt(blas);
     PYVAE_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
     // Full FP32 products (no TF32), results that repeat bit for bit (no atomics),
     // and a workspace of our own so that the step can be captured in a graph.
@@ -92,9 +93,10 @@ ModelCuda::ModelCuda(const Config& c, int device) : config(c), layout(make_layou
 ModelCuda::~ModelCuda() {
     cudaSetDevice(device_);
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
-    if (blas_) cublasDestroy(blas_);
-    if (stream_) cudaStreamDestroy(stream_);
+    // The members release the rest, the cuBLAS handle and the stream included.
 }
+
+int ModelCuda::chunk_rows(int samples) { return std::max(1, 16384 / std::max(1, samples)); }
 
 void ModelCuda::activate() const { PYVAE_CUDA_CHECK(cudaSetDevice(device_)); }
 void ModelCuda::sync() const { PYVAE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }

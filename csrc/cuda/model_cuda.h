@@ -11,6 +11,7 @@
 //
 // Not thread-safe by itself: calls on one model are serialized by a mutex.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -48,6 +49,41 @@ class DeviceArray {
    private:
     T* ptr_ = nullptr;
     int64_t size_ = 0;
+};
+
+// Streams and cuBLAS handles alive in this process, for tests: none may leak.
+inline std::atomic<int64_t>& live_handles() {
+    static std::atomic<int64_t> count{0};
+    return count;
+}
+
+// Owns a handle of the CUDA runtime or cuBLAS, destroyed by `Destroy`. As a
+// member it is released even when the constructor that creates it throws
+// part way (a raw handle would leak: no destructor runs for that object).
+template <class Handle, auto Destroy>
+class Owned {
+   public:
+    Owned() = default;
+    Owned(const Owned&) = delete;
+    Owned& operator=(const Owned&) = delete;
+    ~Owned() { reset(); }
+    // Takes over a handle just created.
+    void adopt(Handle h) {
+        reset();
+        handle_ = h;
+        if (handle_) ++live_handles();
+    }
+    void reset() {
+        if (handle_) {
+            Destroy(handle_);
+            --live_handles();
+        }
+        handle_ = nullptr;
+    }
+    operator Handle() const { return handle_; }
+
+   private:
+    Handle handle_ = nullptr;
 };
 
 // Device buffers of one pass, as Workspace<T> in vae.h.
@@ -117,16 +153,22 @@ class ModelCuda {
 
     bool graph_in_use() const { return graph_exec_ != nullptr; }
 
+    // Rows per inference chunk: the S draws of each row are decoded together.
+    // Larger than Model::chunk_rows: a GPU wants wide products.
+    static int chunk_rows(int samples);
+
    private:
     int device_ = 0;
-    cudaStream_t stream_ = nullptr;
-    cublasHandle_t blas_ = nullptr;
+    // Declared so that they are destroyed in this order: the cuBLAS handle, its
+    // workspace, then the stream it runs on (members go in reverse order).
+    Owned<cudaStream_t, cudaStreamDestroy> stream_;
+    DeviceArray<char> blas_workspace_;
+    Owned<cublasHandle_t, cublasDestroy> blas_;
     std::mutex mutex_;
 
     DeviceArray<float> params_, grad_, m_, v_;  // (P)
     DeviceArray<uint8_t> decay_;                // (P) 1 on weight matrices
     DeviceArray<StepState> state_;              // (1)
-    DeviceArray<char> blas_workspace_;
     DeviceArray<float> data_;                   // (n_data, D) bound training data
     int64_t n_data_ = 0;
     const float* data_host_ = nullptr;
