@@ -395,8 +395,8 @@ void bind_kernels(py::module_& parent) {
             const Layout& L = k.cpu.layout;
             std::vector<double> recon(size_t(S) * N);
             std::vector<float> d(size_t(S) * N * D), dlv(size_t(std::max(1, L.n_noise_logvar)), 0.f);
-            k.cpu.likelihood_forward_backward(params.data(), out.data(), x.data(), N, S, recon.data(), d.data(),
-                                              dlv.data(), weight);
+            k.cpu.likelihood_forward(params.data(), out.data(), x.data(), N, S, recon.data());
+            k.cpu.likelihood_backward(params.data(), out.data(), x.data(), N, S, weight, d.data(), dlv.data());
             return py::make_tuple(host_array(recon, {S * N}), host_array(d, {S * N, D}),
                                   host_array(dlv, {py::ssize_t(dlv.size())}));
         })
@@ -434,8 +434,8 @@ void bind_kernels(py::module_& parent) {
         .def("posterior_backward", [](K& k, Arr head, Arr eps, Arr z, Arr dz, In<double> recon, In<double> kl,
                                       double baseline) {
             const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
-            std::vector<float> d_head(size_t(N) * 2 * k.Z());
-            k.cpu.posterior_backward(head.data(), eps.data(), z.data(), dz.data(), recon.data(), kl.data(), N, S,
+            std::vector<float> d_head(size_t(N) * 2 * k.Z()), g(dz.data(), dz.data() + dz.size());
+            k.cpu.posterior_backward(head.data(), eps.data(), z.data(), g.data(), recon.data(), kl.data(), N, S,
                                      baseline, d_head.data());
             return host_array(d_head, {N, 2 * k.Z()});
         })

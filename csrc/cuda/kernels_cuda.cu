@@ -38,50 +38,8 @@ inline unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kTh
 // surface at the next synchronizing call, which is checked too.
 inline void check_launch(const char* what) { check_cuda(cudaGetLastError(), what, __FILE__, __LINE__); }
 
-// ---- rng.h on the device: the same integers, so the same noise ----------------
-
-__device__ __forceinline__ uint64_t mix64_cuda(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-__device__ __forceinline__ uint64_t combine_keys_cuda(uint64_t a, uint64_t b) { return mix64_cuda(a ^ mix64_cuda(b)); }
-__device__ __forceinline__ double uniform_open_cuda(uint64_t bits) { return (double(bits >> 11) + 0.5) * 0x1.0p-53; }
-__device__ __forceinline__ double standard_normal_cuda(uint64_t key, uint64_t counter) {
-    const double u1 = uniform_open_cuda(mix64_cuda(key ^ mix64_cuda(2 * counter)));
-    const double u2 = uniform_open_cuda(mix64_cuda(key ^ mix64_cuda(2 * counter + 1)));
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-__device__ __forceinline__ double standard_uniform_cuda(uint64_t key, uint64_t counter) {
-    return uniform_open_cuda(mix64_cuda(key ^ mix64_cuda(2 * counter)));
-}
-
-// ---- vae.h's scalar helpers on the device ----------------------------------------
-
-__device__ __forceinline__ float softplus_cuda(float a) { return (a < 0.f ? 0.f : a) + log1pf(expf(-fabsf(a))); }
-
-__device__ __forceinline__ float standardized_draw_cuda(Posterior p, float u) {
-    switch (p) {
-        case Posterior::logistic: return logf(u) - log1pf(-u);
-        case Posterior::laplace: return u < 0.5f ? logf(2 * u) : -logf(2 * (1 - u));
-        default: return u;
-    }
-}
-__device__ __forceinline__ float standardized_log_density_cuda(Posterior p, float e) {
-    switch (p) {
-        case Posterior::logistic: return -e - 2 * softplus_cuda(-e);
-        case Posterior::laplace: return -fabsf(e) - 0.6931471805599453f;
-        default: return -0.5f * e * e - float(0.5 * kLog2Pi);
-    }
-}
-__device__ __forceinline__ float standardized_score_cuda(Posterior p, float e) {
-    switch (p) {
-        case Posterior::logistic: return -tanhf(e / 2);
-        case Posterior::laplace: return e > 0 ? -1.f : (e < 0 ? 1.f : 0.f);
-        default: return -e;
-    }
-}
+// The generator (rng.h), the standardized draws (standardized.h) and the scalar
+// math (hd.h) are the CPU's own functions, compiled for the device too.
 
 // Sum over a block of BLOCK threads in a fixed tree (warp shuffles, then the
 // warp sums in one warp): the same order every run. The result is valid in
@@ -127,10 +85,7 @@ __global__ void fill_noise_kernel(float* noise, const uint64_t* keys, int N, int
     const int j = int(k % Z);
     const int64_t r = k / Z;  // s * N + i
     const int i = int(r % N), s = int(r / N);
-    const uint64_t counter = uint64_t(s) * Z + j;
-    // As fill_noise: a uniform that rounds to 1.0f would make the inverse CDF infinite.
-    noise[k] = uniform ? fminf(float(standard_uniform_cuda(keys[i], counter)), nextafterf(1.f, 0.f))
-                       : float(standard_normal_cuda(keys[i], counter));
+    noise[k] = base_noise<float>(keys[i], s, Z, j, uniform);
 }
 
 // As Model::encoder_forward: the logvar half of the head (N, 2Z) clamped to +-kLogvarBound.
@@ -145,17 +100,14 @@ __global__ void clamp_logvar_kernel(float* head, int N, int Z) {
 __global__ void train_keys_kernel(uint64_t* keys, const StepState* st, int N) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) return;
-    keys[i] = combine_keys_cuda(combine_keys_cuda(st->seed, uint64_t(st->step)), uint64_t(i));
+    keys[i] = batch_row_key(st->seed, st->step, i);
 }
 
-// FNV-1a over the row's bytes, as hash_bytes in rng.h.
+// As Model::row_keys: the row's bytes hashed, then combined with the seed.
 __global__ void row_keys_kernel(uint64_t* keys, const float* X, int N, int D, uint64_t seed) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) return;
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(X + int64_t(i) * D);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int64_t k = 0; k < int64_t(sizeof(float)) * D; ++k) h = (h ^ p[k]) * 0x100000001b3ULL;
-    keys[i] = combine_keys_cuda(seed, mix64_cuda(h));
+    keys[i] = combine_keys(seed, hash_bytes(X + int64_t(i) * D, sizeof(float) * size_t(D)));
 }
 
 __global__ void gather_rows_kernel(float* x_obs, float* x_enc, const float* X, const int64_t* order,
@@ -181,7 +133,7 @@ __global__ void reparameterize_kernel(const float* head, const float* noise, flo
     const int j = int(k % Z);
     const int i = int((k / Z) % N);
     const float* mu = head + int64_t(i) * 2 * Z;
-    const float e = standardized_draw_cuda(posterior, noise[k]);
+    const float e = standardized_draw(posterior, noise[k]);
     eps[k] = e;
     z[k] = mu[j] + expf(0.5f * mu[Z + j]) * e;
 }
@@ -252,7 +204,7 @@ __global__ void kl_forward_kernel(const float* head, const float* eps, const flo
     const float* zz = z + r * Z;
     float acc = 0.f;
     for (int j = 0; j < Z; ++j)
-        acc += standardized_log_density_cuda(posterior, e[j]) - 0.5f * lv[j] + 0.5f * zz[j] * zz[j] +
+        acc += standardized_log_density(posterior, e[j]) - 0.5f * lv[j] + 0.5f * zz[j] * zz[j] +
                float(0.5 * kLog2Pi);
     kl[r] = double(acc);
 }
@@ -287,7 +239,7 @@ __global__ void posterior_backward_kernel(const float* head, const float* eps, c
         } else {
             const double f = recon[r] - (mc ? double(beta) * kl[r] : 0.0);
             const float c = -float(f - baseline) * w_draw;
-            const float g = standardized_score_cuda(posterior, e);
+            const float g = standardized_score(posterior, e);
             dmu += c * (-g * expf(-0.5f * lv));
             dlv += c * 0.5f * (-g * e - 1.f);
         }
@@ -366,16 +318,14 @@ __global__ void adam_update_kernel(float* params, const float* grad, float* m, f
 __global__ void sigmoid_kernel(float* out, int64_t n) {
     const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     if (k >= n) return;
-    const float a = out[k];
-    const float e = expf(-fabsf(a));
-    out[k] = a >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
+    out[k] = sigmoid(out[k]);
 }
 
 __global__ void sample_prior_kernel(float* z, int64_t N, int Z, int64_t row0, uint64_t seed) {
     const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     if (k >= N * Z) return;
     const int64_t i = row0 + k / Z;
-    z[k] = float(standard_normal_cuda(combine_keys_cuda(seed, uint64_t(i)), uint64_t(k % Z)));
+    z[k] = float(standard_normal(combine_keys(seed, uint64_t(i)), uint64_t(k % Z)));
 }
 
 __global__ void sample_observations_kernel(float* x, const float* noise_lv, int64_t N, int D, int64_t row0,
@@ -384,12 +334,12 @@ __global__ void sample_observations_kernel(float* x, const float* noise_lv, int6
     if (k >= N * D) return;
     const int64_t i = k / D;
     const int c = int(k % D);
-    const uint64_t key = combine_keys_cuda(seed, uint64_t(row0 + i));
+    const uint64_t key = combine_keys(seed, uint64_t(row0 + i));
     if (likelihood == Likelihood::bernoulli) {
-        x[k] = standard_uniform_cuda(key, uint64_t(c)) < double(x[k]) ? 1.f : 0.f;
+        x[k] = standard_uniform(key, uint64_t(c)) < double(x[k]) ? 1.f : 0.f;
     } else {
         const float lv = noise_lv[likelihood == Likelihood::gaussian_isotropic ? 0 : c];
-        x[k] += expf(0.5f * lv) * float(standard_normal_cuda(key, uint64_t(c)));
+        x[k] += expf(0.5f * lv) * float(standard_normal(key, uint64_t(c)));
     }
 }
 

@@ -361,11 +361,7 @@ EpochResult ModelCuda::train_epoch(float* params, float* m, float* v, int64_t* s
     if (n_rows <= 0) return res;
     // The same shuffle as Model::train_epoch.
     std::vector<int64_t> order(rows, rows + n_rows);
-    const uint64_t shuffle_key = combine_keys(seed, uint64_t(*step) * 0x5851f42d4c957f2dULL + 1);
-    for (int64_t k = n_rows - 1; k > 0; --k) {  // Fisher-Yates
-        const int64_t j = int64_t(mix64(shuffle_key ^ mix64(uint64_t(k))) % uint64_t(k + 1));
-        std::swap(order[k], order[j]);
-    }
+    shuffle_rows(order.data(), n_rows, seed, *step);
     for (int64_t r : order)
         if (r < 0 || r >= n_data_) throw std::out_of_range("row index out of range");
     const int B = int(std::min<int64_t>(batch_size, n_rows));
