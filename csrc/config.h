@@ -8,10 +8,14 @@
 #include <stdexcept>
 #include <vector>
 
+#include "hd.h"
+
 namespace pyvae {
 
 enum class Activation { relu, tanh };
-enum class Likelihood { bernoulli, gaussian, gaussian_isotropic };
+enum class Likelihood { bernoulli, gaussian, gaussian_isotropic, continuous_bernoulli };
+
+PYVAE_HD inline bool is_gaussian(Likelihood l) { return l == Likelihood::gaussian || l == Likelihood::gaussian_isotropic; }
 enum class KLMode { analytic, mc };
 enum class Posterior { gaussian, logistic, laplace };
 enum class Estimator { reparameterization, score_function };
@@ -30,6 +34,7 @@ struct Config {
     int n_mc_samples = 1;
     double beta = 1.0;   // weight of the KL term in the training objective
     bool missing = false;  // NaN marks an unobserved entry
+    double variance_floor = 0.0;  // Gaussian likelihoods: variance = variance_floor + exp(noise log-variance)
 };
 
 // Offsets of W (n_in, n_out) and b (n_out) in the flat parameter buffer.
@@ -65,7 +70,9 @@ inline Layout make_layout(const Config& c) {
         width = *h;
     }
     add(L.decoder, width, c.n_features);
-    if (c.likelihood != Likelihood::bernoulli) {
+    if (c.variance_floor < 0 || !std::isfinite(c.variance_floor))
+        throw std::invalid_argument("variance_floor must be finite and >= 0");
+    if (is_gaussian(c.likelihood)) {
         L.n_noise_logvar = c.likelihood == Likelihood::gaussian ? c.n_features : 1;
         L.noise_logvar = L.size;
         L.size += L.n_noise_logvar;

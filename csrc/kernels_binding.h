@@ -31,21 +31,26 @@ inline Posterior posterior_of(const std::string& name) {
                                    {"laplace", Posterior::laplace}}, "posterior");
 }
 
-// Each likelihood's pair, by name, with one signature: forward(recon, out, x, lv, N, S, D, missing, threads)
-// and backward(d_out, d_lv, out, x, lv, N, S, D, weight, missing, threads).
+// Each likelihood's pair, by name, with one signature: forward(recon, out, x, lv, floor, N, S, D, missing,
+// threads) and backward(d_out, d_lv, out, x, lv, floor, N, S, D, weight, missing, threads).
 struct LikelihoodPair {
-    std::function<void(double*, const F*, const F*, const F*, int, int, int, bool, int)> forward;
-    std::function<void(F*, F*, const F*, const F*, const F*, int, int, int, F, bool, int)> backward;
+    std::function<void(double*, const F*, const F*, const F*, F, int, int, int, bool, int)> forward;
+    std::function<void(F*, F*, const F*, const F*, const F*, F, int, int, int, F, bool, int)> backward;
 };
+template <void (*Forward)(double*, const F*, const F*, int, int, int, bool, int),
+          void (*Backward)(F*, const F*, const F*, int, int, int, F, bool, int)>
+LikelihoodPair logit_pair() {  // the Bernoulli likelihoods: no noise variance
+    return {[](double* r, const F* o, const F* x, const F*, F, int N, int S, int D, bool miss, int nt) {
+                Forward(r, o, x, N, S, D, miss, nt);
+            },
+            [](F* d, F*, const F* o, const F* x, const F*, F, int N, int S, int D, F w, bool miss, int nt) {
+                Backward(d, o, x, N, S, D, w, miss, nt);
+            }};
+}
 inline const LikelihoodPair& likelihood_pair(const std::string& name) {
     static const std::map<std::string, LikelihoodPair> pairs = {
-        {"bernoulli",
-         {[](double* r, const F* o, const F* x, const F*, int N, int S, int D, bool miss, int nt) {
-              bernoulli_forward(r, o, x, N, S, D, miss, nt);
-          },
-          [](F* d, F*, const F* o, const F* x, const F*, int N, int S, int D, F w, bool miss, int nt) {
-              bernoulli_backward(d, o, x, N, S, D, w, miss, nt);
-          }}},
+        {"bernoulli", logit_pair<bernoulli_forward<F>, bernoulli_backward<F>>()},
+        {"continuous_bernoulli", logit_pair<continuous_bernoulli_forward<F>, continuous_bernoulli_backward<F>>()},
         {"gaussian", {gaussian_forward<F>, gaussian_backward<F>}},
         {"gaussian_isotropic", {gaussian_isotropic_forward<F>, gaussian_isotropic_backward<F>}},
     };
@@ -83,22 +88,22 @@ inline void bind_kernels(py::module_& parent) {
                           W.data(), N, I, O, inp_act, activation_of(act), n_threads);
         return py::make_tuple(d_inp, dW, db);
     });
-    // recon (S*N) from out (S*N, D), x (N, D) and the noise log-variances lv.
-    k.def("likelihood_forward", [](const std::string& name, In<F> out, In<F> x, In<F> lv, bool missing,
+    // recon (S*N) from out (S*N, D), x (N, D), the noise log-variances lv and the variance floor.
+    k.def("likelihood_forward", [](const std::string& name, In<F> out, In<F> x, In<F> lv, float floor, bool missing,
                                    int n_threads) {
         const int N = int(x.shape(0)), D = int(x.shape(1)), S = int(out.shape(0) / N);
         py::array_t<double> recon(int64_t(S) * N);
-        likelihood_pair(name).forward(recon.mutable_data(), out.data(), x.data(), lv.data(), N, S, D, missing,
+        likelihood_pair(name).forward(recon.mutable_data(), out.data(), x.data(), lv.data(), floor, N, S, D, missing,
                                       n_threads);
         return recon;
     });
     // (d_out (S*N, D), d_lv) from out, x, lv and the weight of each draw.
-    k.def("likelihood_backward", [](const std::string& name, In<F> out, In<F> x, In<F> lv, float weight,
-                                    bool missing, int n_threads) {
+    k.def("likelihood_backward", [](const std::string& name, In<F> out, In<F> x, In<F> lv, float floor,
+                                    float weight, bool missing, int n_threads) {
         const int N = int(x.shape(0)), D = int(x.shape(1)), S = int(out.shape(0) / N);
         auto d_out = zeros({int64_t(S) * N, D}), d_lv = zeros({lv.size()});
         likelihood_pair(name).backward(d_out.mutable_data(), d_lv.mutable_data(), out.data(), x.data(), lv.data(),
-                                       N, S, D, weight, missing, n_threads);
+                                       floor, N, S, D, weight, missing, n_threads);
         return py::make_tuple(d_out, d_lv);
     });
     // (eps, z) (S, N, Z) from head (N, 2Z) and noise (S, N, Z).

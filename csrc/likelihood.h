@@ -4,7 +4,8 @@
 // and, for the Gaussians, adds weight * d(-sum log p)/d(noise log-variance).
 // Row (s, i) of out is s * N + i. With `missing`, a NaN in x marks an entry
 // that neither counts nor gets a gradient. Model::likelihood_forward and
-// Model::likelihood_backward pick the pair of the configured likelihood.
+// Model::likelihood_backward pick the pair of the configured likelihood; the
+// scalar math shared with the CUDA kernels is in likelihood_math.h.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -13,6 +14,7 @@
 
 #include "fastmath.h"
 #include "hd.h"
+#include "likelihood_math.h"
 
 namespace pyvae {
 
@@ -95,13 +97,72 @@ void bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D,
         bernoulli_row_backward(d_out + r * D, x + (r % N) * D, out + r * D, D, weight, missing);
 }
 
-// ---- Gaussian: log p(x | m) = -(log 2 pi + lv + (x - m)^2 / e^lv) / 2 ---------
-// noise_lv holds one log-variance per feature (gaussian) or one shared by all
-// (gaussian_isotropic): feature k reads noise_lv[k * lv_stride].
+// ---- Continuous Bernoulli: the Bernoulli's log p plus log C(a) (likelihood_math.h) ---
 
 template <class T>
-void gaussian_rows_forward(double* recon, const T* out, const T* x, const T* noise_lv, int lv_stride, int N, int S,
-                           int D, bool missing, int n_threads) {
+void continuous_bernoulli_forward(double* recon, const T* out, const T* x, int N, int S, int D, bool missing,
+                                  int n_threads) {
+    const int64_t SN = int64_t(S) * N;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
+    for (int64_t r = 0; r < SN; ++r) {
+        const T* xi = x + (r % N) * D;
+        const T* a = out + r * D;
+        double row = bernoulli_row_forward(xi, a, D, missing);
+        T acc = 0;
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(xi[k])) continue;
+            acc += continuous_bernoulli_log_norm(a[k]);
+        }
+        row += acc;
+        recon[r] = row;
+    }
+}
+
+// d_out = the Bernoulli's gradient minus weight * d log C / da.
+template <class T>
+void continuous_bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, T weight, bool missing,
+                                   int n_threads) {
+    const int64_t SN = int64_t(S) * N;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
+    for (int64_t r = 0; r < SN; ++r) {
+        const T* xi = x + (r % N) * D;
+        const T* a = out + r * D;
+        T* d = d_out + r * D;
+        bernoulli_row_backward(d, xi, a, D, weight, missing);
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(xi[k])) continue;
+            d[k] -= weight * continuous_bernoulli_log_norm_grad(a[k]);
+        }
+    }
+}
+
+// ---- Gaussian: log p(x | m) = -(log 2 pi + log var + (x - m)^2 / var) / 2 -------
+// var = variance_floor + e^lv (likelihood_math.h's floored_variance), lv one
+// learned log-variance per feature (gaussian) or one shared by all
+// (gaussian_isotropic): feature k reads lv[k * lv_stride].
+
+// Per-feature constants, computed once per call rather than once per entry:
+// log var, 1 / var, and d var / d lv / var = e^lv / var (the share of the
+// variance the learned part holds, which scales the log-variance gradient).
+template <class T>
+struct GaussianNoise {
+    std::vector<T> log_var, inv_var, learned_share;  // (D)
+    GaussianNoise(const T* lv, int lv_stride, int D, T floor) : log_var(D), inv_var(D), learned_share(D) {
+        for (int k = 0; k < D; ++k) {
+            const T learned = std::exp(lv[k * lv_stride]);
+            const T var = floored_variance(lv[k * lv_stride], floor);
+            log_var[k] = std::log(var);
+            inv_var[k] = T(1) / var;
+            learned_share[k] = learned / var;
+        }
+    }
+};
+
+template <class T>
+void gaussian_rows_forward(double* recon, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S, int D,
+                           bool missing, int n_threads) {
+    const T* log_var = g.log_var.data();
+    const T* inv_var = g.inv_var.data();
     const int64_t SN = int64_t(S) * N;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
     for (int64_t r = 0; r < SN; ++r) {
@@ -110,10 +171,8 @@ void gaussian_rows_forward(double* recon, const T* out, const T* x, const T* noi
         T acc = 0;
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(xi[k])) continue;
-            const T lv = noise_lv[k * lv_stride];
-            const T inv_var = std::exp(-lv);
             const T res = xi[k] - o[k];
-            acc += T(-0.5) * (T(kLog2Pi) + lv + res * res * inv_var);
+            acc += T(-0.5) * (T(kLog2Pi) + log_var[k] + res * res * inv_var[k]);
         }
         recon[r] = acc;
     }
@@ -122,8 +181,9 @@ void gaussian_rows_forward(double* recon, const T* out, const T* x, const T* noi
 // d_out (S*N, D), and column (D): weight * d(-sum log p)/d lv_k summed over rows,
 // each column in row order (thread-count independent).
 template <class T>
-void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const T* noise_lv, int lv_stride, int N,
-                            int S, int D, T weight, bool missing, int n_threads) {
+void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S,
+                            int D, T weight, bool missing, int n_threads) {
+    const T* inv_var = g.inv_var.data();
     const int64_t SN = int64_t(S) * N;
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
     for (int64_t r = 0; r < SN; ++r) {
@@ -132,53 +192,53 @@ void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const
         T* d = d_out + r * D;
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(xi[k])) { d[k] = 0; continue; }
-            const T inv_var = std::exp(-noise_lv[k * lv_stride]);
-            d[k] = -weight * (xi[k] - o[k]) * inv_var;
+            d[k] = -weight * (xi[k] - o[k]) * inv_var[k];
         }
     }
-    // d/d lv_k of -log p = 0.5 (1 - res^2 / var).
+    // d/d lv_k of -log p = 0.5 (1 - res^2 / var) e^lv / var.
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
     for (int k = 0; k < D; ++k) {
-        const T inv_var = std::exp(-noise_lv[k * lv_stride]);
         T acc = 0;
         for (int64_t r = 0; r < SN; ++r) {
             const T xv = x[(r % N) * D + k];
             if (missing && std::isnan(xv)) continue;
             const T res = xv - out[r * D + k];
-            acc += T(0.5) * (T(1) - res * res * inv_var);
+            acc += T(0.5) * (T(1) - res * res * inv_var[k]);
         }
-        column[k] = weight * acc;
+        column[k] = weight * acc * g.learned_share[k];
     }
 }
 
-// A log-variance per feature: d_noise_lv (D) += the columns.
+// A log-variance per feature: d_lv (D) += the columns.
 template <class T>
-void gaussian_forward(double* recon, const T* out, const T* x, const T* noise_lv, int N, int S, int D, bool missing,
-                      int n_threads) {
-    gaussian_rows_forward(recon, out, x, noise_lv, 1, N, S, D, missing, n_threads);
+void gaussian_forward(double* recon, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
+                      bool missing, int n_threads) {
+    gaussian_rows_forward(recon, out, x, GaussianNoise<T>(lv, 1, D, floor), N, S, D, missing, n_threads);
 }
 template <class T>
-void gaussian_backward(T* d_out, T* d_noise_lv, const T* out, const T* x, const T* noise_lv, int N, int S, int D,
+void gaussian_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
                        T weight, bool missing, int n_threads) {
     std::vector<T> column(D, T(0));
-    gaussian_rows_backward(d_out, column.data(), out, x, noise_lv, 1, N, S, D, weight, missing, n_threads);
-    for (int k = 0; k < D; ++k) d_noise_lv[k] += column[k];
+    gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 1, D, floor), N, S, D, weight, missing,
+                           n_threads);
+    for (int k = 0; k < D; ++k) d_lv[k] += column[k];
 }
 
-// One log-variance shared by all features: d_noise_lv (1) += the columns' sum.
+// One log-variance shared by all features: d_lv (1) += the columns' sum.
 template <class T>
-void gaussian_isotropic_forward(double* recon, const T* out, const T* x, const T* noise_lv, int N, int S, int D,
+void gaussian_isotropic_forward(double* recon, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
                                 bool missing, int n_threads) {
-    gaussian_rows_forward(recon, out, x, noise_lv, 0, N, S, D, missing, n_threads);
+    gaussian_rows_forward(recon, out, x, GaussianNoise<T>(lv, 0, D, floor), N, S, D, missing, n_threads);
 }
 template <class T>
-void gaussian_isotropic_backward(T* d_out, T* d_noise_lv, const T* out, const T* x, const T* noise_lv, int N, int S,
+void gaussian_isotropic_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor, int N, int S,
                                  int D, T weight, bool missing, int n_threads) {
     std::vector<T> column(D, T(0));
-    gaussian_rows_backward(d_out, column.data(), out, x, noise_lv, 0, N, S, D, weight, missing, n_threads);
+    gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 0, D, floor), N, S, D, weight, missing,
+                           n_threads);
     T total = 0;
     for (int k = 0; k < D; ++k) total += column[k];
-    d_noise_lv[0] += total;
+    d_lv[0] += total;
 }
 
 }  // namespace pyvae

@@ -5,7 +5,7 @@
 //   encoder      mlp_forward -> logvar_clamp_forward          (dense.h, posterior.h)
 //   draws        reparameterize_forward                       (posterior.h)
 //   decoder      mlp_forward                                  (dense.h)
-//   log p(x|z)   <likelihood>_forward                         (likelihood.h)
+//   log p(x|z)   <likelihood>_forward                         (likelihood.h, likelihood_math.h)
 //   KL           kl_analytic_forward / kl_mc_forward          (posterior.h)
 //   ELBO         elbo_forward                                 (elbo.h)
 // and back: <likelihood>_backward, decoder_backward, the KL backward, then
@@ -101,13 +101,15 @@ class Model {
     void likelihood_forward(const T* params, const T* out, const T* x, int N, int S, double* recon) const {
         const int D = config.n_features;
         const T* lv = params + layout.noise_logvar;
+        const T floor = T(config.variance_floor);
+        const bool missing = config.missing;
         switch (config.likelihood) {
-            case Likelihood::bernoulli:
-                return bernoulli_forward(recon, out, x, N, S, D, config.missing, n_threads);
-            case Likelihood::gaussian:
-                return gaussian_forward(recon, out, x, lv, N, S, D, config.missing, n_threads);
+            case Likelihood::bernoulli: return bernoulli_forward(recon, out, x, N, S, D, missing, n_threads);
+            case Likelihood::continuous_bernoulli:
+                return continuous_bernoulli_forward(recon, out, x, N, S, D, missing, n_threads);
+            case Likelihood::gaussian: return gaussian_forward(recon, out, x, lv, floor, N, S, D, missing, n_threads);
             case Likelihood::gaussian_isotropic:
-                return gaussian_isotropic_forward(recon, out, x, lv, N, S, D, config.missing, n_threads);
+                return gaussian_isotropic_forward(recon, out, x, lv, floor, N, S, D, missing, n_threads);
         }
     }
 
@@ -116,15 +118,25 @@ class Model {
                              T* d_noise_logvar) const {
         const int D = config.n_features;
         const T* lv = params + layout.noise_logvar;
+        const T floor = T(config.variance_floor);
+        const bool missing = config.missing;
         switch (config.likelihood) {
-            case Likelihood::bernoulli:
-                return bernoulli_backward(d_out, out, x, N, S, D, weight, config.missing, n_threads);
+            case Likelihood::bernoulli: return bernoulli_backward(d_out, out, x, N, S, D, weight, missing, n_threads);
+            case Likelihood::continuous_bernoulli:
+                return continuous_bernoulli_backward(d_out, out, x, N, S, D, weight, missing, n_threads);
             case Likelihood::gaussian:
-                return gaussian_backward(d_out, d_noise_logvar, out, x, lv, N, S, D, weight, config.missing, n_threads);
+                return gaussian_backward(d_out, d_noise_logvar, out, x, lv, floor, N, S, D, weight, missing,
+                                         n_threads);
             case Likelihood::gaussian_isotropic:
-                return gaussian_isotropic_backward(d_out, d_noise_logvar, out, x, lv, N, S, D, weight,
-                                                   config.missing, n_threads);
+                return gaussian_isotropic_backward(d_out, d_noise_logvar, out, x, lv, floor, N, S, D, weight, missing,
+                                                   n_threads);
         }
+    }
+
+    // The Gaussian likelihoods' per-feature variance terms (likelihood.h).
+    GaussianNoise<T> gaussian_noise(const T* params) const {
+        const int stride = config.likelihood == Likelihood::gaussian_isotropic ? 0 : 1;
+        return GaussianNoise<T>(params + layout.noise_logvar, stride, config.n_features, T(config.variance_floor));
     }
 
     // kl (S*N) = log q(z_si|x_i) - log p(z_si) per draw; kl_analytic (N) = KL(q || N(0, I)) with the analytic KL.

@@ -42,18 +42,21 @@ def bernoulli_grad(x, logits):
     return np.where(observed, 1 / (1 + np.exp(-logits)) - np.where(observed, x, 0.0), 0.0)
 
 
-def gaussian_log_prob(x, mean, logvar):
+def gaussian_log_prob(x, mean, logvar, variance_floor=0.0):
+    """log N(x; mean, variance_floor + e^logvar) per entry; NaN in x (missing) gives 0."""
     observed = ~np.isnan(x)
     x = np.where(observed, x, 0.0)
-    return np.where(observed, -0.5 * (LOG2PI + logvar + (x - mean) ** 2 * np.exp(-logvar)), 0.0)
+    var = variance_floor + np.exp(logvar)
+    return np.where(observed, -0.5 * (LOG2PI + np.log(var) + (x - mean) ** 2 / var), 0.0)
 
 
-def gaussian_grads(x, mean, logvar):
+def gaussian_grads(x, mean, logvar, variance_floor=0.0):
     """(d(-log p)/d mean, d(-log p)/d logvar) per entry; 0 where x is missing."""
     observed = ~np.isnan(x)
     x = np.where(observed, x, 0.0)
-    d_mean = -(x - mean) * np.exp(-logvar)
-    d_logvar = 0.5 * (1 - (x - mean) ** 2 * np.exp(-logvar))
+    var = variance_floor + np.exp(logvar)
+    d_mean = -(x - mean) / var
+    d_logvar = 0.5 * (1 - (x - mean) ** 2 / var) * np.exp(logvar) / var
     return np.where(observed, d_mean, 0.0), np.where(observed, d_logvar, 0.0)
 
 
@@ -79,7 +82,16 @@ def standardized(posterior, u):
     return u, lambda e: -0.5 * e**2 - 0.5 * LOG2PI
 
 
-def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, posterior="gaussian", beta=1.0):
+def continuous_bernoulli_log_norm(a):
+    """log C(lambda) for lambda = sigmoid(a), from its definition 2 atanh(1 - 2 lambda) / (1 - 2 lambda)."""
+    lam = 1 / (1 + np.exp(-a))
+    near_half = np.abs(1 - 2 * lam) < 1e-4
+    safe = np.where(near_half, 0.25, 1 - 2 * lam)
+    return np.where(near_half, np.log(2.0) + a**2 / 12, np.log(2 * np.arctanh(safe) / safe))
+
+
+def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, posterior="gaussian", beta=1.0,
+            variance_floor=0.0):
     """Returns (loss, recon (S, N), kl_draws (S, N), kl_analytic (N))."""
     t = unpack(model, np.asarray(params, dtype=np.float64))
     head = mlp(t, "encoder.", np.asarray(x_enc, np.float64), activation)
@@ -88,10 +100,13 @@ def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, p
     eps, log_density = standardized(posterior, np.asarray(noise, np.float64))
     z = mu + np.exp(0.5 * logvar) * eps  # (S, N, Z)
     out = mlp(t, "decoder.", z, activation)  # (S, N, D)
-    if likelihood == "bernoulli":
+    if likelihood in ("bernoulli", "continuous_bernoulli"):
         recon = bernoulli_log_prob(x_obs, out).sum(-1)
+        if likelihood == "continuous_bernoulli":
+            observed = ~np.isnan(x_obs)
+            recon = recon + np.where(observed, continuous_bernoulli_log_norm(out), 0.0).sum(-1)
     else:
-        recon = gaussian_log_prob(x_obs, out, t["decoder.noise_logvar"]).sum(-1)
+        recon = gaussian_log_prob(x_obs, out, t["decoder.noise_logvar"], variance_floor).sum(-1)
     log_q = (log_density(eps) - 0.5 * logvar).sum(-1)
     log_prior = (-0.5 * z**2 - 0.5 * LOG2PI).sum(-1)
     kl_draws = log_q - log_prior

@@ -80,29 +80,44 @@ def test_dense_backward(N, activation):
     close_sum(d_inp, d_pre.astype(np.float64) @ W1.T.astype(np.float64))
 
 
-@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian", "gaussian_isotropic"])
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"])
 @pytest.mark.parametrize("missing", [False, True], ids=["observed", "missing"])
 def test_likelihood_forward_and_backward(N, likelihood, missing):
     rng, x, _, _ = inputs(N, seed=2)
     S = 2
-    if likelihood != "bernoulli":
+    if likelihood == "continuous_bernoulli":
+        x = f32(rng.random(x.shape))  # grey levels in [0, 1]
+    elif likelihood != "bernoulli":
         x = f32(rng.normal(size=x.shape))
     if missing:
         x[rng.random(x.shape) < 0.1] = np.nan
     out = f32(rng.normal(scale=2.0, size=(S * N, D)))
+    out[0, :8] = [0.0, 1e-4, -1e-3, 0.2, -0.3, 5.0, -12.0, 15.0]  # the continuous Bernoulli's series and tails
     lv = f32(rng.normal(scale=0.3, size=D if likelihood == "gaussian" else 1))
+    floor = 0.05 if likelihood.startswith("gaussian") else 0.0
     x_rows = np.tile(x, (S, 1)).astype(np.float64)  # row (s, i) is s * N + i
+    out64 = out.astype(np.float64)
     weight = 1 / (S * N)
-    recon = K.likelihood_forward(likelihood, out, x, lv, missing, THREADS)
-    d_out, d_lv = K.likelihood_backward(likelihood, out, x, lv, weight, missing, THREADS)
+    recon = K.likelihood_forward(likelihood, out, x, lv, floor, missing, THREADS)
+    d_out, d_lv = K.likelihood_backward(likelihood, out, x, lv, floor, weight, missing, THREADS)
     if likelihood == "bernoulli":
-        close_sum(recon, reference.bernoulli_log_prob(x_rows, out.astype(np.float64)).sum(-1))
-        np.testing.assert_allclose(d_out, weight * reference.bernoulli_grad(x_rows, out.astype(np.float64)),
-                                   rtol=1e-5, atol=1e-6 * weight)
+        close_sum(recon, reference.bernoulli_log_prob(x_rows, out64).sum(-1))
+        np.testing.assert_allclose(d_out, weight * reference.bernoulli_grad(x_rows, out64), rtol=1e-5,
+                                   atol=1e-6 * weight)
+        return
+    if likelihood == "continuous_bernoulli":
+        def log_prob(a):
+            norm = np.where(np.isnan(x_rows), 0.0, reference.continuous_bernoulli_log_norm(a))
+            return reference.bernoulli_log_prob(x_rows, a) + norm
+
+        close_sum(recon, log_prob(out64).sum(-1))
+        h = 1e-6  # central differences of the reference, entry by entry
+        numeric = -(log_prob(out64 + h) - log_prob(out64 - h)) / (2 * h)
+        np.testing.assert_allclose(d_out, weight * numeric, rtol=1e-4, atol=1e-5 * weight)
         return
     lv_full = np.broadcast_to(lv.astype(np.float64), (D,))
-    close_sum(recon, reference.gaussian_log_prob(x_rows, out.astype(np.float64), lv_full).sum(-1))
-    d_mean, d_logvar = reference.gaussian_grads(x_rows, out.astype(np.float64), lv_full)
+    close_sum(recon, reference.gaussian_log_prob(x_rows, out64, lv_full, floor).sum(-1))
+    d_mean, d_logvar = reference.gaussian_grads(x_rows, out64, lv_full, floor)
     close_sum(d_out, weight * d_mean, rtol=1e-5)
     d_lv_want = weight * d_logvar.sum(0)
     close_sum(d_lv, d_lv_want if likelihood == "gaussian" else [d_lv_want.sum()])

@@ -7,14 +7,10 @@ file again with scripts/record-trajectory.py and says why in its commit.
 """
 
 import json
-import os
 
 import pytest
 
 import trajectory
-
-pytestmark = pytest.mark.skipif(not os.path.exists(trajectory.PATH),
-                                reason="tests/data/trajectory.json not recorded yet (scripts/record-trajectory.py)")
 
 
 @pytest.fixture(scope="module")
