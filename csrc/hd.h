@@ -16,18 +16,19 @@
 
 namespace pyvae {
 
-PYVAE_HD inline float hd_exp(float x) { return ::expf(x); }
-PYVAE_HD inline double hd_exp(double x) { return ::exp(x); }
-PYVAE_HD inline float hd_log(float x) { return ::logf(x); }
-PYVAE_HD inline double hd_log(double x) { return ::log(x); }
-PYVAE_HD inline float hd_log1p(float x) { return ::log1pf(x); }
-PYVAE_HD inline double hd_log1p(double x) { return ::log1p(x); }
-PYVAE_HD inline float hd_tanh(float x) { return ::tanhf(x); }
-PYVAE_HD inline double hd_tanh(double x) { return ::tanh(x); }
+// hd_NAME(x): the C library's NAMEf for float, NAME for double.
+#define PYVAE_HD_LIBM(name)                                           \
+    PYVAE_HD inline float hd_##name(float x) { return ::name##f(x); } \
+    PYVAE_HD inline double hd_##name(double x) { return ::name(x); }
+PYVAE_HD_LIBM(exp)
+PYVAE_HD_LIBM(log)
+PYVAE_HD_LIBM(log1p)
+PYVAE_HD_LIBM(tanh)
+PYVAE_HD_LIBM(sqrt)
+PYVAE_HD_LIBM(cos)
+#undef PYVAE_HD_LIBM
 PYVAE_HD inline float hd_abs(float x) { return ::fabsf(x); }
 PYVAE_HD inline double hd_abs(double x) { return ::fabs(x); }
-PYVAE_HD inline double hd_sqrt(double x) { return ::sqrt(x); }
-PYVAE_HD inline double hd_cos(double x) { return ::cos(x); }
 
 constexpr double kLog2Pi = 1.8378770664093453;
 

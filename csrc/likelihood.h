@@ -79,22 +79,28 @@ inline void bernoulli_row_backward(T* d, const T* x, const T* a, int D, T weight
     }
 }
 
+// f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, D), in parallel.
+template <class T, class F>
+void for_each_draw_row(const T* out, const T* x, int N, int S, int D, int n_threads, F&& f) {
+    const int64_t SN = int64_t(S) * N;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
+    for (int64_t r = 0; r < SN; ++r) f(r, x + (r % N) * D, out + r * D);
+}
+
 // recon (S*N) from logits out (S*N, D) against x (N, D).
 template <class T>
 void bernoulli_forward(double* recon, const T* out, const T* x, int N, int S, int D, bool missing, int n_threads) {
-    const int64_t SN = int64_t(S) * N;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
-    for (int64_t r = 0; r < SN; ++r) recon[r] = bernoulli_row_forward(x + (r % N) * D, out + r * D, D, missing);
+    for_each_draw_row(out, x, N, S, D, n_threads,
+                      [&](int64_t r, const T* xi, const T* a) { recon[r] = bernoulli_row_forward(xi, a, D, missing); });
 }
 
 // d_out (S*N, D) from logits out (S*N, D) against x (N, D).
 template <class T>
 void bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, T weight, bool missing,
                         int n_threads) {
-    const int64_t SN = int64_t(S) * N;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
-    for (int64_t r = 0; r < SN; ++r)
-        bernoulli_row_backward(d_out + r * D, x + (r % N) * D, out + r * D, D, weight, missing);
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
+        bernoulli_row_backward(d_out + r * D, xi, a, D, weight, missing);
+    });
 }
 
 // ---- Continuous Bernoulli: the Bernoulli's log p plus log C(a) (likelihood_math.h) ---
@@ -102,38 +108,26 @@ void bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D,
 template <class T>
 void continuous_bernoulli_forward(double* recon, const T* out, const T* x, int N, int S, int D, bool missing,
                                   int n_threads) {
-    const int64_t SN = int64_t(S) * N;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
-    for (int64_t r = 0; r < SN; ++r) {
-        const T* xi = x + (r % N) * D;
-        const T* a = out + r * D;
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
         double row = bernoulli_row_forward(xi, a, D, missing);
         T acc = 0;
-        for (int k = 0; k < D; ++k) {
-            if (missing && std::isnan(xi[k])) continue;
-            acc += continuous_bernoulli_log_norm(a[k]);
-        }
+        for (int k = 0; k < D; ++k)
+            if (!(missing && std::isnan(xi[k]))) acc += continuous_bernoulli_log_norm(a[k]);
         row += acc;
         recon[r] = row;
-    }
+    });
 }
 
 // d_out = the Bernoulli's gradient minus weight * d log C / da.
 template <class T>
 void continuous_bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, T weight, bool missing,
                                    int n_threads) {
-    const int64_t SN = int64_t(S) * N;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
-    for (int64_t r = 0; r < SN; ++r) {
-        const T* xi = x + (r % N) * D;
-        const T* a = out + r * D;
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
         T* d = d_out + r * D;
         bernoulli_row_backward(d, xi, a, D, weight, missing);
-        for (int k = 0; k < D; ++k) {
-            if (missing && std::isnan(xi[k])) continue;
-            d[k] -= weight * continuous_bernoulli_log_norm_grad(a[k]);
-        }
-    }
+        for (int k = 0; k < D; ++k)
+            if (!(missing && std::isnan(xi[k]))) d[k] -= weight * continuous_bernoulli_log_norm_grad(a[k]);
+    });
 }
 
 // ---- Gaussian: log p(x | m) = -(log 2 pi + log var + (x - m)^2 / var) / 2 -------
@@ -163,11 +157,7 @@ void gaussian_rows_forward(double* recon, const T* out, const T* x, const Gaussi
                            bool missing, int n_threads) {
     const T* log_var = g.log_var.data();
     const T* inv_var = g.inv_var.data();
-    const int64_t SN = int64_t(S) * N;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
-    for (int64_t r = 0; r < SN; ++r) {
-        const T* xi = x + (r % N) * D;
-        const T* o = out + r * D;
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
         T acc = 0;
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(xi[k])) continue;
@@ -175,7 +165,7 @@ void gaussian_rows_forward(double* recon, const T* out, const T* x, const Gaussi
             acc += T(-0.5) * (T(kLog2Pi) + log_var[k] + res * res * inv_var[k]);
         }
         recon[r] = acc;
-    }
+    });
 }
 
 // d_out (S*N, D), and column (D): weight * d(-sum log p)/d lv_k summed over rows,
@@ -184,17 +174,14 @@ template <class T>
 void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S,
                             int D, T weight, bool missing, int n_threads) {
     const T* inv_var = g.inv_var.data();
-    const int64_t SN = int64_t(S) * N;
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
-    for (int64_t r = 0; r < SN; ++r) {
-        const T* xi = x + (r % N) * D;
-        const T* o = out + r * D;
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
         T* d = d_out + r * D;
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(xi[k])) { d[k] = 0; continue; }
             d[k] = -weight * (xi[k] - o[k]) * inv_var[k];
         }
-    }
+    });
+    const int64_t SN = int64_t(S) * N;
     // d/d lv_k of -log p = 0.5 (1 - res^2 / var) e^lv / var.
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
     for (int k = 0; k < D; ++k) {

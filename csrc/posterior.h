@@ -76,17 +76,14 @@ void reparameterize_backward(T* d_head, const T* dz, const T* head, const T* eps
                              int n_threads) {
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > kParallelDraws)
     for (int i = 0; i < N; ++i) {
-        const T* lv = head + int64_t(i) * 2 * Z + Z;
-        T* dmu = d_head + int64_t(i) * 2 * Z;
-        T* dlv = dmu + Z;
-        for (int s = 0; s < S; ++s) {
-            const int64_t r = (int64_t(s) * N + i) * Z;
+        const T* h = head + int64_t(i) * 2 * Z;  // [mu | logvar]
+        T* d = d_head + int64_t(i) * 2 * Z;      // [d mu | d logvar]
+        for (int s = 0; s < S; ++s)
             for (int j = 0; j < Z; ++j) {
-                const T dzj = dz[r + j];
-                dmu[j] += dzj;
-                dlv[j] += dzj * T(0.5) * std::exp(T(0.5) * lv[j]) * eps[r + j];
+                const int64_t k = (int64_t(s) * N + i) * Z + j;
+                d[j] += dz[k];
+                d[Z + j] += dz[k] * T(0.5) * std::exp(T(0.5) * h[Z + j]) * eps[k];
             }
-        }
     }
 }
 
