@@ -384,6 +384,33 @@ def test_cuda_with_comm_is_refused_before_any_state_change():
     assert vae.__dict__ == before
 
 
+def test_engines_refuse_options_they_do_not_take():
+    """One binding template serves both engines; an option only one engine has
+    is refused by name by the other (the CPU engine has no device)."""
+    kwargs = dict(n_features=D, n_components=Z, hidden_layer_sizes=[4], activation="relu", likelihood="gaussian",
+                  kl="analytic", posterior="gaussian", gradient_estimator="reparameterization", n_mc_samples=1,
+                  beta=1.0, missing=False)
+    with pytest.raises(TypeError, match="CPU engine takes no option 'device'"):
+        _core.Model32(device=0, **kwargs)
+    try:
+        from pyvae import _cuda_core
+    except ImportError:
+        return  # built without the CUDA engine
+    with pytest.raises(TypeError, match="CUDA engine takes no option 'colour'"):
+        _cuda_core.ModelCuda(colour="red", **kwargs)
+
+
+@gpu
+def test_device_engine_refuses_data_parallel_epochs():
+    _, dev, _ = engines(CONFIGS[1], hidden=(8,))
+    X = small_data(64).astype(np.float32)
+    params = dev.init_params(0)
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    with pytest.raises(ValueError, match="data-parallel"):
+        dev.train_epoch(params, m, v, 0, 0.0, X, np.arange(64), 16, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0,
+                        allreduce=lambda buffer: None, first_row=0)
+
+
 @gpu
 def test_row_keys_cover_chunks_of_many_rows():
     """Every row of a chunk gets its key (the kernel's grid once assumed 256

@@ -1,6 +1,6 @@
 // The CUDA extension `pyvae._cuda_core`: ModelCuda with the Python interface of
 // _core.Model32, the device's status, and `kernels`, a bench that runs each
-// `_cuda` kernel and its CPU twin from vae.h on the same inputs (for tests).
+// `_cuda` kernel and its CPU twin on the same inputs (for tests).
 // Like bindings.cpp it only converts; it imports on a machine without a GPU and
 // reports why none can be used instead of failing.
 #include <pybind11/numpy.h>
@@ -175,7 +175,7 @@ struct KernelBench {
 };
 
 void bind_kernels(py::module_& parent) {
-    auto m = parent.def_submodule("kernels", "Each `_cuda` kernel beside its CPU twin from vae.h, for tests.");
+    auto m = parent.def_submodule("kernels", "Each `_cuda` kernel beside its CPU twin, for tests.");
     using K = KernelBench;
     py::class_<K>(m, "KernelBench")
         .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,

@@ -1,16 +1,18 @@
-// CUDA kernels of the VAE, each the twin of a CPU function in vae.h (see
+// CUDA kernels of the VAE, each the twin of a CPU function of the core (see
 // kernels_cuda.cuh for shapes and contracts). Elementwise work is one thread
 // per element; per-row sums are one block per row reduced by a fixed-shape
 // tree; column sums go to cuBLAS gemv against a vector of ones. Nothing sums
 // floats with atomics, so every run repeats bit for bit.
 #include <cmath>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 
 #include "kernels_cuda.cuh"
+#include "launch_cuda.cuh"
 
 namespace pyvae {
+
+using namespace launch;
 
 void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
     if (e == cudaSuccess) return;
@@ -30,37 +32,8 @@ void check_cublas(cublasStatus_t s, const char* what, const char* file, int line
 
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads); }
-
-// Launch errors (bad configuration) surface at once; faults inside a kernel
-// surface at the next synchronizing call, which is checked too.
-inline void check_launch(const char* what) { check_cuda(cudaGetLastError(), what, __FILE__, __LINE__); }
-
-// The generator (rng.h), the standardized draws (standardized.h) and the scalar
-// math (hd.h) are the CPU's own functions, compiled for the device too.
-
-// Sum over a block of BLOCK threads in a fixed tree (warp shuffles, then the
-// warp sums in one warp): the same order every run. The result is valid in
-// thread 0. Safe to call repeatedly in one kernel.
-template <class T, int BLOCK>
-__device__ T block_sum(T v) {
-    static_assert(BLOCK % 32 == 0 && BLOCK <= 1024, "block of whole warps");
-    __shared__ T warp_sums[BLOCK / 32];
-    __syncthreads();  // a previous call may still read warp_sums
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < BLOCK / 32 ? warp_sums[lane] : T(0);
-        for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    }
-    return v;
-}
-
-// ---- kernels ------------------------------------------------------------------------
+// ---- kernels: the generator (rng.h), the standardized draws (standardized.h) and
+// the scalar math (hd.h) are the CPU's own functions, compiled for the device too.
 
 // y (N, O) = act(y + b): mode 0 none, 1 relu, 2 tanh. relu keeps NaN as the CPU's
 // std::max does (a NaN loss must stay visible).
@@ -323,75 +296,6 @@ __global__ void adam_update_kernel(float* params, const float* grad, float* m, f
     params[k] = p - step_size * mk / (sqrtf(vk) * inv_sqrt_bc2 + eps);
 }
 
-__global__ void sigmoid_kernel(float* out, int64_t n) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= n) return;
-    out[k] = sigmoid(out[k]);
-}
-
-__global__ void continuous_bernoulli_mean_kernel(float* out, int64_t n) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= n) return;
-    out[k] = continuous_bernoulli_mean(out[k]);
-}
-
-__global__ void sample_prior_kernel(float* z, int64_t N, int Z, int64_t row0, uint64_t seed) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= N * Z) return;
-    const int64_t i = row0 + k / Z;
-    z[k] = float(standard_normal(combine_keys(seed, uint64_t(i)), uint64_t(k % Z)));
-}
-
-__global__ void sample_observations_kernel(float* x, const float* noise_lv, float variance_floor, int64_t N, int D,
-                                           int64_t row0, uint64_t seed, Likelihood likelihood) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= N * D) return;
-    const int64_t i = k / D;
-    const int c = int(k % D);
-    const uint64_t key = combine_keys(seed, uint64_t(row0 + i));
-    if (likelihood == Likelihood::bernoulli) {
-        x[k] = standard_uniform(key, uint64_t(c)) < double(x[k]) ? 1.f : 0.f;
-    } else if (likelihood == Likelihood::continuous_bernoulli) {  // x holds the logits here
-        x[k] = continuous_bernoulli_inverse_cdf(x[k], float(standard_uniform(key, uint64_t(c))));
-    } else {
-        const float lv = noise_lv[likelihood == Likelihood::gaussian_isotropic ? 0 : c];
-        x[k] += sqrtf(floored_variance(lv, variance_floor)) * float(standard_normal(key, uint64_t(c)));
-    }
-}
-
-__global__ void score_rows_kernel(double* out, const double* recon, const double* kl, const double* kl_analytic,
-                                  int N, int S, bool importance, bool analytic) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= N) return;
-    if (importance) {  // log-mean-exp, shifted by the largest term
-        double top = -INFINITY;
-        for (int s = 0; s < S; ++s) {
-            const int64_t r = int64_t(s) * N + i;
-            const double t = recon[r] - kl[r];
-            top = top < t ? t : top;
-        }
-        double acc = 0;
-        for (int s = 0; s < S; ++s) {
-            const int64_t r = int64_t(s) * N + i;
-            acc += exp(recon[r] - kl[r] - top);
-        }
-        out[i] = isinf(top) ? top : top + log(acc / S);  // every term -inf: -inf, not NaN
-    } else {
-        double rec = 0, k = 0;
-        for (int s = 0; s < S; ++s) {
-            rec += recon[int64_t(s) * N + i];
-            k += kl[int64_t(s) * N + i];
-        }
-        k = analytic ? kl_analytic[i] : k / S;
-        out[i] = rec / S - k;
-    }
-}
-
-__global__ void fill_kernel(float* p, float value, int64_t n) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k < n) p[k] = value;
-}
-
 }  // namespace
 
 // ---- launchers -------------------------------------------------------------------------
@@ -539,45 +443,6 @@ void adam_scalars(StepState& st) {
     const double bc2 = 1 - std::pow(st.beta2, double(st.step));
     st.step_size = float(st.learning_rate / bc1);
     st.inv_sqrt_bc2 = float(1 / std::sqrt(bc2));
-}
-
-void sigmoid_cuda(cudaStream_t stream, float* out, int64_t n) {
-    if (n <= 0) return;
-    sigmoid_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, n);
-    check_launch("sigmoid_kernel");
-}
-
-void continuous_bernoulli_mean_cuda(cudaStream_t stream, float* out, int64_t n) {
-    if (n <= 0) return;
-    continuous_bernoulli_mean_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, n);
-    check_launch("continuous_bernoulli_mean_kernel");
-}
-
-void sample_prior_cuda(cudaStream_t stream, float* z, int64_t N, int Z, int64_t row0, uint64_t seed) {
-    if (N * Z <= 0) return;
-    sample_prior_kernel<<<blocks_for(N * Z), kThreads, 0, stream>>>(z, N, Z, row0, seed);
-    check_launch("sample_prior_kernel");
-}
-
-void sample_observations_cuda(cudaStream_t stream, float* x, const float* noise_logvar, float variance_floor,
-                              int64_t N, int D, int64_t row0, uint64_t seed, Likelihood likelihood) {
-    if (N * D <= 0) return;
-    sample_observations_kernel<<<blocks_for(N * D), kThreads, 0, stream>>>(x, noise_logvar, variance_floor, N, D,
-                                                                            row0, seed, likelihood);
-    check_launch("sample_observations_kernel");
-}
-
-void score_rows_cuda(cudaStream_t stream, double* out, const double* recon, const double* kl,
-                     const double* kl_analytic, int N, int S, bool importance, bool analytic) {
-    if (N <= 0) return;
-    score_rows_kernel<<<blocks_for(N), kThreads, 0, stream>>>(out, recon, kl, kl_analytic, N, S, importance, analytic);
-    check_launch("score_rows_kernel");
-}
-
-void fill_cuda(cudaStream_t stream, float* p, float value, int64_t n) {
-    if (n <= 0) return;
-    fill_kernel<<<blocks_for(n), kThreads, 0, stream>>>(p, value, n);
-    check_launch("fill_kernel");
 }
 
 }  // namespace pyvae

@@ -1,5 +1,5 @@
 // The VAE on one NVIDIA GPU, float32: the same model, layout, noise streams and
-// epoch loop as Model<float> in vae.h, with every kernel replaced by its `_cuda`
+// epoch loop as Model<float> (model.h), with every kernel replaced by its `_cuda`
 // twin (kernels_cuda.cuh). Host arrays in and out, device buffers inside:
 //
 // - the training data is copied to the device once (bind_data) and minibatches
@@ -86,7 +86,7 @@ class Owned {
     Handle handle_ = nullptr;
 };
 
-// Device buffers of one pass, as Workspace<T> in vae.h.
+// Device buffers of one pass, as Workspace<T> (workspace.h).
 struct DeviceWorkspace {
     int capacity = 0, S = 0;
     uint64_t generation = 0;  // bumped whenever a buffer moves (captured graphs hold raw pointers)
@@ -195,6 +195,9 @@ class ModelCuda {
     void download(T* dst, const T* src, int64_t n) const;
     void upload_params(const float* params);
 
+    // The outputs of `layers` into `outs` from inp (N, first layer's width), as Model::mlp_forward.
+    const float* mlp_forward(const std::vector<Dense>& layers, std::vector<DeviceArray<float>>& outs,
+                             const float* inp, int N);
     const float* encoder_forward(const float* x, int N, DeviceWorkspace& ws);
     const float* decoder_forward(const float* z, int M, DeviceWorkspace& ws);
     void decoder_backward(const float* z, int M, float* d_out, float* dz, DeviceWorkspace& ws);
@@ -205,8 +208,22 @@ class ModelCuda {
     void enqueue_train_step(int N);
     void launch_train_step(int N);
     void drop_graph();
+    // The front of an inference call, under the caller's lock: the device, infer_ sized for
+    // chunks of rows with `samples` draws each, the parameters uploaded. Returns the rows per chunk.
+    int prepare_inference(const float* params, int64_t n_rows, int samples);
+    // decode (seed null) or sample_observations (draws keyed by *seed) over Zs (n_rows, Z) into out (n_rows, D).
+    void decode_chunks(const float* params, const float* Zs, int64_t n_rows, const uint64_t* seed, float* out);
     // The shared front of score and sample_posterior: keys, noise, encoder, z for x (N, D) on the device.
     const float* posterior_draws(const float* x, int N, int S, uint64_t seed, DeviceWorkspace& ws);
 };
+
+template <class T>
+void ModelCuda::upload(T* dst, const T* src, int64_t n) const {
+    if (n > 0) PYVAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * size_t(n), cudaMemcpyHostToDevice, stream_));
+}
+template <class T>
+void ModelCuda::download(T* dst, const T* src, int64_t n) const {
+    if (n > 0) PYVAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * size_t(n), cudaMemcpyDeviceToHost, stream_));
+}
 
 }  // namespace pyvae
