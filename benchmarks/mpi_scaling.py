@@ -109,7 +109,7 @@ def main():
     if args.worker:
         return worker(args)
     if shutil.which("mpiexec") is None:
-        sys.exit("mpiexec not found: pip install pyvae[mpi]")
+        sys.exit("mpiexec not found: pip install \".[mpi]\" (from the repository root)")
 
     results = [run(r, args) for r in (1, 2)]
     base = None
