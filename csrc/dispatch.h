@@ -15,7 +15,7 @@
 #pragma once
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && \
-    !defined(PYVAE_NATIVE) && !defined(__SANITIZE_ADDRESS__)
+    !defined(PYVAE_NATIVE) && !defined(__SANITIZE_ADDRESS__) && !defined(__CUDACC__)
 #define PYVAE_ELEMENTWISE __attribute__((target_clones("default", "arch=x86-64-v3", "arch=x86-64-v4")))
 #define PYVAE_DISPATCH_ISA 1
 #else

@@ -1,6 +1,6 @@
 // Row-major matrix products: C (M, N) = op(A) (M, K) @ op(B) (K, N) + beta * C.
 // With PYVAE_OPENBLAS the work goes to OpenBLAS (the scipy-openblas32 build,
-// whose symbols carry a scipy_ prefix), single-threaded per call; our OpenMP
+// whose symbols carry a scipy_ prefix), single-threaded per call; our thread
 // team is the only thread pool.
 //
 // Determinism: C is cut into blocks of rows or columns whose boundaries depend
@@ -148,7 +148,7 @@ void matmul(bool trans_a, bool trans_b, int M, int N, int K, const T* A, int lda
 
 inline void init_blas_threads() {
 #ifdef PYVAE_OPENBLAS
-    scipy_openblas_set_num_threads(1);  // our OpenMP team is the only pool
+    scipy_openblas_set_num_threads(1);  // our thread team is the only pool (parallel.h)
 #endif
 }
 

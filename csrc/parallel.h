@@ -30,10 +30,10 @@
 #include <thread>
 #include <vector>
 
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && !defined(__CUDACC__)
 #include <immintrin.h>
 #define PYVAE_CPU_RELAX() _mm_pause()
-#elif defined(__aarch64__)
+#elif defined(__aarch64__) && !defined(__CUDACC__)
 #define PYVAE_CPU_RELAX() asm volatile("yield" ::: "memory")
 #else
 #define PYVAE_CPU_RELAX() ((void)0)
