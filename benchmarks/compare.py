@@ -594,7 +594,9 @@ class Driver:
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         cmd = [self.args.python, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
         try:
-            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900,
+            # Its own session: with the kernel's autogroup scheduling (the default on
+            # most desktops), a session is what shares the CPUs fairly with others.
+            p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, start_new_session=True,
                                preexec_fn=lambda: os.sched_setaffinity(0, cpus), cwd=tempfile.gettempdir())
         except subprocess.TimeoutExpired:
             return {"error": "timed out"}
@@ -605,8 +607,11 @@ class Driver:
         return {"error": err}
 
     def start_busy(self):
-        """One CPU-bound process, not pinned: the scheduler puts it where it likes."""
-        self.busy_proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        """One CPU-bound process on the same CPUs, in its own session (another
+        program, as a user would run one beside the training)."""
+        cpus = set(self.cpus)
+        self.busy_proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True,
+                                          preexec_fn=lambda: os.sched_setaffinity(0, cpus))
         time.sleep(0.5)
 
     def stop_busy(self):
