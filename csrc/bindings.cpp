@@ -80,6 +80,7 @@ PYBIND11_MODULE(_core, m) {
     config["blas"] = "none (naive loops)";
 #endif
     config["dtypes"] = py::make_tuple("float32", "float64");
+    config["build_type"] = PYVAE_BUILD_TYPE;
     m.attr("build_config") = config;
     m.attr("__version__") = PYVAE_VERSION;
 }
