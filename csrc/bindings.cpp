@@ -81,6 +81,7 @@ PYBIND11_MODULE(_core, m) {
 #endif
     config["elementwise_isa"] = elementwise_isa();  // the clone of the elementwise kernels in use (dispatch.h)
     config["dtypes"] = py::make_tuple("float32", "float64");
+    config["build_type"] = PYVAE_BUILD_TYPE;
     m.attr("build_config") = config;
     m.attr("__version__") = PYVAE_VERSION;
 }

@@ -128,6 +128,7 @@ def run(name, n_threads=2):
 
 
 def environment():
-    """What the bits depend on besides the code: the CPU and the BLAS."""
+    """What the bits depend on besides the code: the CPU, the BLAS, and the build
+    (optimization flags change how float sums are vectorized and rounded)."""
     return {"machine": platform.machine(), "blas": _core.build_config["blas"],
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "")}
+            "build": _core.build_config["build_type"], "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "")}
