@@ -946,7 +946,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--quick", action="store_true", help="one short round; prints, writes no file")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    ap.add_argument("--rounds", "--repeats", type=int, default=3, help="interleaved rounds (default 3)")
     ap.add_argument("--windows", type=int, default=2, help="timed windows per process (default 2)")
     ap.add_argument("--seconds", type=float, default=1.0, help="length of a timed window (default 1.0)")
     ap.add_argument("--threads", default="1,2")
