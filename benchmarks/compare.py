@@ -49,6 +49,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -610,7 +611,9 @@ class Driver:
         """One CPU-bound process on the same CPUs, in its own session (another
         program, as a user would run one beside the training)."""
         cpus = set(self.cpus)
-        self.busy_proc = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True,
+        # It spins until the driver is gone, even if the driver is killed.
+        spin = "import os\np = os.getppid()\nwhile os.getppid() == p:\n    for _ in range(100000): pass"
+        self.busy_proc = subprocess.Popen([sys.executable, "-c", spin], start_new_session=True,
                                           preexec_fn=lambda: os.sched_setaffinity(0, cpus))
         time.sleep(0.5)
 
@@ -967,6 +970,7 @@ def main():
         return
     started = time.time()
     load_start = os.getloadavg()[0]
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # clean up (busy process, data cache) on kill
     if args.quick:
         args.rounds, args.windows, args.seconds = 1, 1, 0.4
     args.threads = [int(t) for t in args.threads.split(",")]
