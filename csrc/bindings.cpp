@@ -7,6 +7,7 @@
 #include <string>
 
 #include "binding_util.h"
+#include "impute.h"
 #include "vae.h"
 
 #ifdef _OPENMP
@@ -166,6 +167,36 @@ void bind_model(py::module_& m, const char* name) {
             if (PyErr_Occurred()) throw py::error_already_set();
             return out;
         })
+        .def("impute", [](const M& self, In<T> params, In<T> X, int n_draws, uint64_t seed) {
+            // X with its NaN entries replaced by importance-weighted conditional means (impute.h).
+            check_cols(X, self.config.n_features, "X");
+            if (params.size() != self.n_params()) throw std::invalid_argument("params has the wrong size");
+            const int64_t N = X.shape(0);
+            py::array_t<T> out({N, int64_t(self.config.n_features)});
+            {
+                py::gil_scoped_release nogil;
+                impute_forward(self, params.data(), X.data(), N, n_draws, seed, out.mutable_data(),
+                               python_interrupted);
+            }
+            if (PyErr_Occurred()) throw py::error_already_set();
+            return out;
+        }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("seed"))
+        .def("sample_imputations", [](const M& self, In<T> params, In<T> X, int n_draws, int n_imputations,
+                                      uint64_t seed) {
+            // (N, n_imputations, D) draws of the missing entries by importance resampling (impute.h).
+            check_cols(X, self.config.n_features, "X");
+            if (params.size() != self.n_params()) throw std::invalid_argument("params has the wrong size");
+            if (n_imputations < 1) throw std::invalid_argument("n_imputations must be >= 1");
+            const int64_t N = X.shape(0);
+            py::array_t<T> out({N, int64_t(n_imputations), int64_t(self.config.n_features)});
+            {
+                py::gil_scoped_release nogil;
+                sample_imputations_forward(self, params.data(), X.data(), N, n_draws, n_imputations, seed,
+                                           out.mutable_data(), python_interrupted);
+            }
+            if (PyErr_Occurred()) throw py::error_already_set();
+            return out;
+        }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("n_imputations"), py::arg("seed"))
         .def("sample_prior", [](const M& self, int64_t n, uint64_t seed) {
             py::array_t<T> z({n, int64_t(self.config.n_components)});
             self.sample_prior(n, seed, z.mutable_data());
