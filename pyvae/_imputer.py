@@ -289,8 +289,16 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         if int(self.max_iter) > warmup_epochs:
             vae.set_params(warm_start=True, max_iter=int(self.max_iter) - warmup_epochs,
                            n_iter_no_change=int(self.n_iter_no_change))
-            vae.fit(Xs)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                vae.fit(Xs)
             vae.set_params(warm_start=False)
+            if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+                warnings.warn(
+                    f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
+                    f"(tol={self.tol}); raise max_iter or tol.",
+                    ConvergenceWarning,
+                )
         return vae
 
     # ------------------------------------------------------------------ imputing
