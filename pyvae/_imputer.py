@@ -12,6 +12,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._vae import _INT, _REAL, _BOOL, VAE, _check_hyperparameter, _draw_seed
 
+import os
+_LEARNING_RATE_STAGES = int(os.environ.get("LRS", "2"))
+
 # The imputer's own hyperparameters (the VAE checks the ones it receives).
 _CONSTRAINTS = {
     "n_importance": (_INT, (1, None)),
@@ -93,6 +96,8 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         The fitted model, trained on standardized data.
     n_components_ : int
         The latent dimension used.
+    n_iter_ : int
+        Training epochs run.
     mean_ : ndarray of shape (n_features_in_,)
         Mean of each feature's observed entries in ``fit`` (0 for empty features).
     scale_ : ndarray of shape (n_features_in_,)
@@ -254,6 +259,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             indicator = MissingIndicator(missing_values=np.nan, error_on_new=False).fit(X)
         self.vae_ = vae
         self.n_components_ = n_components
+        self.n_iter_ = int(vae.n_iter_)
         self.mean_ = mean
         self.scale_ = scale
         self.indicator_ = indicator
@@ -286,19 +292,26 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)  # the warm-up runs its epochs in full
             vae.fit(Xs)
-        if int(self.max_iter) > warmup_epochs:
-            vae.set_params(warm_start=True, max_iter=int(self.max_iter) - warmup_epochs,
+        # Then train until the loss stalls, and again at a tenth of the step size:
+        # the smaller steps settle the parameters out of Adam's noise.
+        converged = True
+        for rate in [self.learning_rate * 0.1**k for k in range(_LEARNING_RATE_STAGES)]:
+            epochs_left = int(self.max_iter) - vae.n_iter_
+            if epochs_left <= 0:
+                break
+            vae.set_params(warm_start=True, max_iter=epochs_left, learning_rate=rate,
                            n_iter_no_change=int(self.n_iter_no_change))
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
                 vae.fit(Xs)
-            vae.set_params(warm_start=False)
-            if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-                warnings.warn(
-                    f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
-                    f"(tol={self.tol}); raise max_iter or tol.",
-                    ConvergenceWarning,
-                )
+            converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+        vae.set_params(warm_start=False, learning_rate=self.learning_rate)
+        if not converged:
+            warnings.warn(
+                f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
+                f"(tol={self.tol}); raise max_iter or tol.",
+                ConvergenceWarning,
+            )
         return vae
 
     # ------------------------------------------------------------------ imputing
