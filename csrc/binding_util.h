@@ -24,14 +24,16 @@ E parse(const std::string& value, std::initializer_list<std::pair<const char*, E
 
 inline Config make_config(int n_features, int n_components, std::vector<int> hidden, const std::string& activation,
                           const std::string& likelihood, const std::string& kl, const std::string& posterior,
-                          const std::string& estimator, int n_mc_samples, double beta, bool missing) {
+                          const std::string& estimator, int n_mc_samples, double beta, bool missing,
+                          double variance_floor) {
     Config c;
     c.n_features = n_features;
     c.n_components = n_components;
     c.hidden_layer_sizes = std::move(hidden);
     c.activation = parse<Activation>(activation, {{"relu", Activation::relu}, {"tanh", Activation::tanh}}, "activation");
     c.likelihood = parse<Likelihood>(likelihood, {{"bernoulli", Likelihood::bernoulli}, {"gaussian", Likelihood::gaussian},
-                                                 {"gaussian_isotropic", Likelihood::gaussian_isotropic}}, "likelihood");
+                                                 {"gaussian_isotropic", Likelihood::gaussian_isotropic},
+                                                 {"continuous_bernoulli", Likelihood::continuous_bernoulli}}, "likelihood");
     c.kl = parse<KLMode>(kl, {{"analytic", KLMode::analytic}, {"mc", KLMode::mc}}, "kl");
     c.posterior = parse<Posterior>(posterior, {{"gaussian", Posterior::gaussian}, {"logistic", Posterior::logistic},
                                                {"laplace", Posterior::laplace}}, "posterior");
@@ -40,6 +42,7 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
     c.n_mc_samples = n_mc_samples;
     c.beta = beta;
     c.missing = missing;
+    c.variance_floor = variance_floor;
     return c;
 }
 

@@ -27,16 +27,16 @@ void bind_model(py::module_& m, const char* name) {
     py::class_<M>(m, name)
         .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
                          std::string likelihood, std::string kl, std::string posterior, std::string estimator,
-                         int n_mc_samples, double beta, bool missing, int n_threads) {
+                         int n_mc_samples, double beta, bool missing, double variance_floor, int n_threads) {
                  auto model = std::make_unique<M>(make_config(n_features, n_components, std::move(hidden), activation,
                                                               likelihood, kl, posterior, estimator, n_mc_samples,
-                                                              beta, missing));
+                                                              beta, missing, variance_floor));
                  model->n_threads = std::max(1, n_threads);
                  return model;
              }),
              py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
              py::arg("likelihood"), py::arg("kl"), py::arg("posterior"), py::arg("gradient_estimator"),
-             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("n_threads"))
+             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("variance_floor") = 0.0, py::arg("n_threads") = 1)
         .def_property_readonly("n_params", &M::n_params)
         .def_readwrite("n_threads", &M::n_threads)
         .def("layout", [](const M& self) { return describe_layout(self.layout); })

@@ -17,13 +17,16 @@
 #include <type_traits>
 #include <vector>
 
+#include "likelihood_math.h"
 #include "matmul.h"
 #include "rng.h"
 
 namespace pyvae {
 
 enum class Activation { relu, tanh };
-enum class Likelihood { bernoulli, gaussian, gaussian_isotropic };
+enum class Likelihood { bernoulli, gaussian, gaussian_isotropic, continuous_bernoulli };
+
+PYVAE_HD inline bool is_gaussian(Likelihood l) { return l == Likelihood::gaussian || l == Likelihood::gaussian_isotropic; }
 enum class KLMode { analytic, mc };
 enum class Posterior { gaussian, logistic, laplace };
 enum class Estimator { reparameterization, score_function };
@@ -43,6 +46,7 @@ struct Config {
     int n_mc_samples = 1;
     double beta = 1.0;   // weight of the KL term in the training objective
     bool missing = false;  // NaN marks an unobserved entry
+    double variance_floor = 0.0;  // Gaussian likelihoods: variance = variance_floor + exp(noise log-variance)
 };
 
 // Offsets of W (n_in, n_out) and b (n_out) in the flat parameter buffer.
@@ -78,7 +82,9 @@ inline Layout make_layout(const Config& c) {
         width = *h;
     }
     add(L.decoder, width, c.n_features);
-    if (c.likelihood != Likelihood::bernoulli) {
+    if (c.variance_floor < 0 || !std::isfinite(c.variance_floor))
+        throw std::invalid_argument("variance_floor must be finite and >= 0");
+    if (is_gaussian(c.likelihood)) {
         L.n_noise_logvar = c.likelihood == Likelihood::gaussian ? c.n_features : 1;
         L.noise_logvar = L.size;
         L.size += L.n_noise_logvar;
@@ -496,64 +502,102 @@ class Model {
         return inp;
     }
 
+    // Per-feature constants of the Gaussian likelihoods, computed once per call
+    // rather than once per entry: the variance var = floor + exp(lv), log var,
+    // 1 / var, and d var / d lv / var = exp(lv) / var (the share of the variance
+    // the learned part holds, which scales the log-variance gradient).
+    struct GaussianNoise {
+        std::vector<T> log_var, inv_var, learned_share;
+    };
+    GaussianNoise gaussian_noise(const T* params) const {
+        const int D = config.n_features;
+        const T* lv = params + layout.noise_logvar;
+        const bool shared = config.likelihood == Likelihood::gaussian_isotropic;
+        GaussianNoise g{std::vector<T>(D), std::vector<T>(D), std::vector<T>(D)};
+        for (int k = 0; k < D; ++k) {
+            const T learned = std::exp(lv[shared ? 0 : k]);
+            const T var = floored_variance(lv[shared ? 0 : k], T(config.variance_floor));
+            g.log_var[k] = std::log(var);
+            g.inv_var[k] = T(1) / var;
+            g.learned_share[k] = learned / var;
+        }
+        return g;
+    }
+
     // recon (S*N) = log p(x_i | z_si) for out (S*N, D) against x (N, D). When
     // d_out is not null, also writes d_out = weight * d(-log p)/d(out) and adds
     // weight * d(-sum log p)/d(noise log-variance) into d_noise_logvar.
     void likelihood_forward_backward(const T* params, const T* out, const T* x, int N, int S,
                                      double* recon, T* d_out, T* d_noise_logvar, T weight) const {
         const int D = config.n_features;
-        const bool bernoulli = config.likelihood == Likelihood::bernoulli;
         const bool missing = config.missing;
-        const T* noise_lv = params + layout.noise_logvar;
-        const int shared_lv = config.likelihood == Likelihood::gaussian_isotropic;
         const int64_t SN = int64_t(S) * N;
+        if (!is_gaussian(config.likelihood)) {
+            const bool continuous = config.likelihood == Likelihood::continuous_bernoulli;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > 16384)
+            for (int64_t r = 0; r < SN; ++r) {
+                const T* xi = x + (r % N) * D;
+                const T* o = out + r * D;
+                T* d = d_out ? d_out + r * D : nullptr;
+                // log p = x * a - softplus(a), stable for any logit a.
+                double row = bernoulli_row(xi, o, d, D, weight, missing);
+                if (continuous) row += continuous_bernoulli_correction(xi, o, d, D, weight, missing);
+                recon[r] = row;
+            }
+            return;
+        }
+        const GaussianNoise g = gaussian_noise(params);
+        const T* log_var = g.log_var.data();
+        const T* inv_var = g.inv_var.data();
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > 16384)
         for (int64_t r = 0; r < SN; ++r) {
             const T* xi = x + (r % N) * D;
             const T* o = out + r * D;
             T* d = d_out ? d_out + r * D : nullptr;
-            double row = 0;
-            if (bernoulli) {
-                // log p = x * a - softplus(a), stable for any logit a.
-                row = bernoulli_row(xi, o, d, D, weight, missing);
-            } else {
-                T acc = 0;
-                for (int k = 0; k < D; ++k) {
-                    if (missing && std::isnan(xi[k])) { if (d) d[k] = 0; continue; }
-                    const T lv = noise_lv[shared_lv ? 0 : k];
-                    const T inv_var = std::exp(-lv);
-                    const T res = xi[k] - o[k];
-                    acc += T(-0.5) * (T(kLog2Pi) + lv + res * res * inv_var);
-                    if (d) d[k] = -weight * res * inv_var;
-                }
-                row = acc;
+            T acc = 0;
+            for (int k = 0; k < D; ++k) {
+                if (missing && std::isnan(xi[k])) { if (d) d[k] = 0; continue; }
+                const T res = xi[k] - o[k];
+                acc += T(-0.5) * (T(kLog2Pi) + log_var[k] + res * res * inv_var[k]);
+                if (d) d[k] = -weight * res * inv_var[k];
             }
-            recon[r] = row;
+            recon[r] = acc;
         }
-        if (!d_out || bernoulli) return;
-        // d/d lv_k of -log p = 0.5 (1 - res^2 / var), summed over rows by columns,
-        // each column in row order (thread-count independent).
+        if (!d_out) return;
+        // d/d lv_k of -log p = 0.5 (1 - res^2 / var) exp(lv) / var, summed over
+        // rows by columns, each column in row order (thread-count independent).
         std::vector<T> column(D, T(0));
 #pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > 16384)
         for (int k = 0; k < D; ++k) {
-            const T lv = noise_lv[shared_lv ? 0 : k];
-            const T inv_var = std::exp(-lv);
             T acc = 0;
             for (int64_t r = 0; r < SN; ++r) {
                 const T xv = x[(r % N) * D + k];
                 if (missing && std::isnan(xv)) continue;
                 const T res = xv - out[r * D + k];
-                acc += T(0.5) * (T(1) - res * res * inv_var);
+                acc += T(0.5) * (T(1) - res * res * inv_var[k]);
             }
-            column[k] = weight * acc;
+            column[k] = weight * acc * g.learned_share[k];
         }
-        if (shared_lv) {
+        if (config.likelihood == Likelihood::gaussian_isotropic) {
             T total = 0;
             for (int k = 0; k < D; ++k) total += column[k];
             d_noise_logvar[0] += total;
         } else {
             for (int k = 0; k < D; ++k) d_noise_logvar[k] += column[k];
         }
+    }
+
+    // The continuous Bernoulli's normalizing term on top of bernoulli_row: returns
+    // sum_k log C(a_k) for one row and, when d is not null, subtracts
+    // weight * d log C / da from d (which then holds the continuous Bernoulli's gradient).
+    static T continuous_bernoulli_correction(const T* x, const T* a, T* d, int D, T weight, bool missing) {
+        T acc = 0;
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(x[k])) continue;
+            acc += continuous_bernoulli_log_norm(a[k]);
+            if (d) d[k] -= weight * continuous_bernoulli_log_norm_grad(a[k]);
+        }
+        return acc;
     }
 
     // kl (S*N) = log q(z_si|x_i) - log p(z_si) per draw; kl_analytic (N) = KL(q || N(0, I)).
@@ -904,7 +948,8 @@ class Model {
         });
     }
 
-    // out (N, D): the mean of p(x|z) for Zs (N, Z): sigmoid(logits) or the Gaussian mean.
+    // out (N, D): the mean of p(x|z) for Zs (N, Z): sigmoid(logits), the
+    // continuous Bernoulli's mean, or the Gaussian mean.
     void decode(const T* params, const T* Zs, int64_t n_rows, T* out) const {
         const int Z = config.n_components, D = config.n_features, C = chunk_rows(1);
         Workspace<T> ws;
@@ -915,6 +960,8 @@ class Model {
             const int64_t count = int64_t(n) * D;
             if (config.likelihood == Likelihood::bernoulli) {
                 for (int64_t k = 0; k < count; ++k) dst[k] = sigmoid(o[k]);
+            } else if (config.likelihood == Likelihood::continuous_bernoulli) {
+                for (int64_t k = 0; k < count; ++k) dst[k] = continuous_bernoulli_mean(o[k]);
             } else {
                 std::memcpy(dst, o, sizeof(T) * count);
             }
@@ -930,12 +977,31 @@ class Model {
         }
     }
 
-    // x (N, D) ~ p(x | z) for Zs (N, Z): Bernoulli draws, or mean + sd * N(0, 1).
+    // x (N, D) ~ p(x | z) for Zs (N, Z): Bernoulli draws, continuous Bernoulli
+    // draws by the inverse CDF, or mean + sd * N(0, 1).
     void sample_observations(const T* params, const T* Zs, int64_t n_rows, uint64_t seed, T* out) const {
-        decode(params, Zs, n_rows, out);
         const int D = config.n_features;
-        const T* noise_lv = params + layout.noise_logvar;
-        const bool shared_lv = config.likelihood == Likelihood::gaussian_isotropic;
+        if (config.likelihood == Likelihood::continuous_bernoulli) {
+            const int C = chunk_rows(1);  // the inverse CDF needs the logits, not the means
+            Workspace<T> ws;
+            ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
+            for_each_chunk(Zs, n_rows, config.n_components, C, [&](const T* z, int64_t start, int n) {
+                const T* logits = decoder_forward(params, z, n, ws);
+                for (int i = 0; i < n; ++i) {
+                    const uint64_t key = combine_keys(seed, uint64_t(start + i));
+                    for (int k = 0; k < D; ++k)
+                        out[(start + i) * D + k] = continuous_bernoulli_inverse_cdf(
+                            logits[int64_t(i) * D + k], T(standard_uniform(key, uint64_t(k))));
+                }
+            });
+            return;
+        }
+        decode(params, Zs, n_rows, out);
+        std::vector<T> sd(D);
+        if (is_gaussian(config.likelihood)) {
+            const GaussianNoise g = gaussian_noise(params);
+            for (int k = 0; k < D; ++k) sd[k] = std::sqrt(T(1) / g.inv_var[k]);
+        }
         for (int64_t i = 0; i < n_rows; ++i) {
             const uint64_t key = combine_keys(seed, uint64_t(i));
             T* x = out + i * D;
@@ -943,7 +1009,7 @@ class Model {
                 if (config.likelihood == Likelihood::bernoulli)
                     x[k] = standard_uniform(key, uint64_t(k)) < double(x[k]) ? T(1) : T(0);
                 else
-                    x[k] += std::exp(T(0.5) * noise_lv[shared_lv ? 0 : k]) * T(standard_normal(key, uint64_t(k)));
+                    x[k] += sd[k] * T(standard_normal(key, uint64_t(k)));
             }
         }
     }

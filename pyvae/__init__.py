@@ -1,6 +1,45 @@
 """pyvae: variational autoencoders with a hand-derived C++ core and a scikit-learn API."""
 
-from . import _threads  # first: loads the C++ core with its OpenMP settings (see _threads.py)
+import os as _os
+
+
+def _core_import_error(exc):
+    """An ImportError saying why the compiled core did not load and what to do about it."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
+    package_dir = _os.path.dirname(_os.path.abspath(__file__))
+    source_root = _os.path.dirname(package_dir)
+    if any(_os.path.exists(_os.path.join(package_dir, "_core" + suffix)) for suffix in EXTENSION_SUFFIXES):
+        error = ImportError(f"pyvae's compiled core in {package_dir} failed to load: {exc}")
+        error.__cause__ = exc  # the loader's reason (a missing library, say) stays visible
+        return error
+    others = sorted(name for name in _os.listdir(package_dir) if name.startswith("_core."))
+    in_source_tree = _os.path.exists(_os.path.join(source_root, "pyproject.toml")) and _os.path.isdir(
+        _os.path.join(source_root, "csrc"))
+    if in_source_tree:
+        found = f" (only {', '.join(others)}, built for another Python)" if others else ""
+        error = ImportError(
+            f"pyvae was imported from its source tree ({package_dir}), which has no compiled core "
+            f"for this Python{found}. This happens when Python runs in the root of a pyvae clone: the "
+            "folder pyvae/ there hides the installed package. Run Python from another directory (for "
+            "example `cd ..`) to use the installed pyvae, or build the core into the source tree with "
+            "`bash scripts/dev-build.sh` (see the README's Development section)."
+        )
+    else:
+        error = ImportError(
+            f"pyvae's compiled core (_core) for this Python is missing from {package_dir}"
+            + (f" (only {', '.join(others)})" if others else "")
+            + ": reinstall pyvae with this Python (`python -m pip install .` in a clone of the repository)."
+        )
+    # Python's own message for a missing core speaks of a circular import, which misleads.
+    error.__suppress_context__ = True
+    return error
+
+
+try:
+    from . import _threads  # first: loads the C++ core with its OpenMP settings (see _threads.py)
+except ImportError as _exc:
+    raise _core_import_error(_exc)
 from ._persistence import load
 from ._vae import VAE
 from ._imputer import VAEImputer

@@ -37,7 +37,8 @@ def _check_report_dir(out, force):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        raise _Failure("--out needs matplotlib for the pictures: pip install \"pyvae[plot]\"") from None
+        raise _Failure("--out needs matplotlib for the pictures: pip install matplotlib "
+                       "(or pip install \".[plot]\" in pyvae's repository)") from None
     if os.path.exists(out):
         if not os.path.isdir(out):
             raise _Failure(f"--out {out!r} exists and is not a directory")

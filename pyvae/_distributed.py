@@ -23,6 +23,21 @@ import threading
 import numpy as np
 
 
+def _column_sums(X):
+    """(count of observed entries, their sum) per column, float64; NaN entries left out."""
+    observed = ~np.isnan(X)
+    counts = observed.sum(axis=0).astype(np.float64)
+    sums = np.where(observed, X, 0).sum(axis=0, dtype=np.float64) if counts.sum() < X.size else \
+        X.sum(axis=0, dtype=np.float64)
+    return counts, sums
+
+
+def _column_squares(X, mean):
+    """Sum per column of (x - mean)^2 over the observed entries, float64."""
+    deviations = np.asarray(X, dtype=np.float64) - mean
+    return np.nansum(deviations * deviations, axis=0)
+
+
 def context(comm):
     """The fit-time context for ``comm``: one process when it is None."""
     return _Local() if comm is None else _MPI(comm)
@@ -56,6 +71,14 @@ class _Local:
     def mean(self, values):
         return float(np.mean(values))
 
+    def column_moments(self, X):
+        """(mean, variance) per column over all rows, NaN entries left out, in float64."""
+        counts, sums = _column_sums(X)
+        mean = sums / np.maximum(counts, 1)
+        squares = _column_squares(X, mean)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, mean, np.nan), squares / counts
+
     def column_variance(self, values):
         """(variance per column over all rows, row count)."""
         n = len(values)
@@ -77,7 +100,8 @@ class _MPI:
         try:
             from mpi4py import MPI
         except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError("fit(..., comm=...) needs mpi4py: pip install pyvae[mpi]") from exc
+            raise ImportError("fit(..., comm=...) needs mpi4py: pip install mpi4py mpich "
+                              "(or pip install \".[mpi]\" in pyvae's repository)") from exc
         if not isinstance(comm, MPI.Comm):
             raise TypeError(f"comm must be an mpi4py communicator (e.g. MPI.COMM_WORLD); got {type(comm).__name__}.")
         self.MPI, self.comm = MPI, comm
@@ -168,6 +192,17 @@ class _MPI:
         total = np.array([np.sum(values, dtype=np.float64), len(values)], dtype=np.float64)
         self.comm.Allreduce(self.MPI.IN_PLACE, total, op=self.MPI.SUM)
         return float(total[0] / total[1]) if total[1] > 0 else float("nan")
+
+    def column_moments(self, X):
+        """(mean, variance) per column over every rank's rows, NaN entries left out, in float64."""
+        counts, sums = _column_sums(X)
+        self.comm.Allreduce(self.MPI.IN_PLACE, counts, op=self.MPI.SUM)
+        self.comm.Allreduce(self.MPI.IN_PLACE, sums, op=self.MPI.SUM)
+        mean = sums / np.maximum(counts, 1)
+        squares = _column_squares(X, mean)  # two passes: no cancellation
+        self.comm.Allreduce(self.MPI.IN_PLACE, squares, op=self.MPI.SUM)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, mean, np.nan), squares / counts
 
     def column_variance(self, values):
         """(variance per column over every rank's rows, total row count)."""

@@ -14,10 +14,15 @@ import zipfile
 import numpy as np
 
 FORMAT_NAME = "pyvae.VAE"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+# Version 1 (pyvae before internal standardization and the variance floor) reads
+# as a model with neither: exactly what it computed then.
+_READABLE_VERSIONS = (1, 2)
+_VERSION_1_DEFAULTS = {"variance_floor": 0.0, "standardize": False}
 
 # Fitted state stored as arrays, and scalars stored in the JSON header.
 _ARRAYS = ("params_", "_adam_m", "_adam_v")
+_STANDARDIZATION = ("mean_", "scale_")  # float64 arrays, or absent when the model does not standardize
 _SCALARS = ("n_features_in_", "n_iter_", "t_", "_baseline", "_seed", "best_loss_", "best_validation_score_",
             "active_units_", "loss_curve_", "validation_scores_")
 
@@ -48,6 +53,9 @@ def save(model, path):
     header["state"]["loss_curve_"] = [float(v) for v in model.loss_curve_]
     header["state"]["validation_scores_"] = [float(v) for v in model.validation_scores_]
     arrays = {name.strip("_"): np.asarray(getattr(model, name)) for name in _ARRAYS}
+    for name in _STANDARDIZATION:
+        if model.__dict__.get(name) is not None:
+            arrays[name.strip("_")] = np.asarray(getattr(model, name), dtype=np.float64)
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in"] = np.asarray(model.feature_names_in_, dtype=str)
     arrays["header"] = np.array(json.dumps(header))
@@ -102,16 +110,19 @@ def load(path):
         raise ValueError(f"{path!r} is not a pyvae model file: no valid header") from exc
     if header.get("format") != FORMAT_NAME:
         raise ValueError(f"{path!r} is not a pyvae model file (format {header.get('format')!r}).")
-    if header.get("format_version") != FORMAT_VERSION:
+    if header.get("format_version") not in _READABLE_VERSIONS:
         raise ValueError(
             f"{path!r} has format version {header.get('format_version')!r}; this pyvae "
             f"reads version {FORMAT_VERSION}. Load it with the pyvae version that wrote it "
             f"({header.get('pyvae_version')})."
         )
-    model = VAE(**header["hyperparameters"])
+    hyperparameters = header["hyperparameters"]
+    if header["format_version"] == 1:
+        hyperparameters = {**_VERSION_1_DEFAULTS, **hyperparameters}
+    model = VAE(**hyperparameters)
     if isinstance(model.hidden_layer_sizes, list):
         model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
-    model._fit_config = header["fit_config"]
+    model._fit_config = {"variance_floor": 0.0, **header["fit_config"]}
     for name, value in header["state"].items():
         setattr(model, name, value)
     for name in _ARRAYS:
@@ -119,6 +130,13 @@ def load(path):
         if array is None or array.dtype != np.float32 or array.ndim != 1:
             raise ValueError(f"{path!r} is corrupted: {name} is missing or malformed.")
         setattr(model, name, np.array(array))
+    for name in _STANDARDIZATION:
+        array = contents.get(name.strip("_"))
+        if array is not None and (array.dtype != np.float64 or array.shape != (model.n_features_in_,)):
+            raise ValueError(f"{path!r} is corrupted: {name} is malformed.")
+        setattr(model, name, None if array is None else np.array(array))
+    if (model.mean_ is None) != (model.scale_ is None):
+        raise ValueError(f"{path!r} is corrupted: it holds only one of mean_ and scale_.")
     if "feature_names_in" in contents:
         model.feature_names_in_ = contents["feature_names_in"].astype(object)
     n_params = model._engine().n_params

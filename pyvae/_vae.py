@@ -15,8 +15,22 @@ from ._distributed import dask_blockwise
 from ._progress import EpochReporter, row_progress
 from ._threads import _core
 
+_GAUSSIAN = ("gaussian", "gaussian_isotropic")
+_UNIT_INTERVAL = ("bernoulli", "continuous_bernoulli")
+
 # Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).
 _POSTERIOR_STD_PER_SCALE = {"gaussian": 1.0, "logistic": np.pi / np.sqrt(3.0), "laplace": np.sqrt(2.0)}
+
+# early_stopping="auto" holds out validation rows up to this many rows (where a
+# nonlinear model can memorize the training rows); beyond, the smoothed training
+# loss decides.
+_AUTO_VALIDATION_MAX_ROWS = 10_000
+# learning_rate_schedule="adaptive": the step size is divided by this at each
+# plateau, down to learning_rate times the factor below; the next plateau ends training.
+_LEARNING_RATE_DECAY = 10.0
+_MIN_LEARNING_RATE_FACTOR = 0.01
+# Epochs whose training losses are averaged before comparing (Monte Carlo noise).
+_LOSS_SMOOTHING_EPOCHS = 5
 
 # score_samples shows progress (with verbose) from this many draws (rows x K) on.
 _SCORE_PROGRESS_MIN_DRAWS = 2**17
@@ -29,21 +43,21 @@ _INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
 _CONSTRAINTS = {
     "n_components": (_INT, (1, None)),
     "activation": (_STR, ("relu", "tanh")),
-    "likelihood": (_STR, ("gaussian", "gaussian_isotropic", "bernoulli")),
+    "likelihood": (_STR, ("gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli")),
     "kl": (_STR, ("analytic", "mc")),
     "posterior": (_STR, ("gaussian", "logistic", "laplace")),
     "gradient_estimator": (_STR, ("reparameterization", "score_function")),
     "missing": (_STR, ("error", "mask")),
     "n_mc_samples": (_INT, (1, None)),
     "beta": (_REAL, (0.0, None)),
-    "batch_size": (_INT, (1, None)),
+    "variance_floor": (_REAL, (0.0, None)),
+    "learning_rate_schedule": (_STR, ("adaptive", "constant")),
     "learning_rate": (_REAL, (0.0, None, "open")),
     "max_iter": (_INT, (1, None)),
     "alpha": (_REAL, (0.0, None)),
     "tol": (_REAL, (0.0, None)),
     "validation_fraction": (_REAL, (0.0, 1.0, "open")),
     "n_iter_no_change": (_INT, (1, None)),
-    "early_stopping": (_BOOL, None),
     "warm_start": (_BOOL, None),
     "verbose": (_INT, (0, None)),
     "device": (_STR, ("cpu", "cuda")),
@@ -83,8 +97,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     the reparameterization trick z = mu + exp(logvar / 2) * eps.
 
     Training runs in float32; outputs of ``transform``, ``inverse_transform``
-    and ``sample`` have the dtype of the input (float32 or float64), and
-    ``score_samples`` returns float64.
+    and ``sample_posterior`` have the dtype of the input (float32 or float64),
+    and ``sample`` and ``score_samples`` return float64.
 
     Parameters
     ----------
@@ -95,12 +109,18 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``()`` gives linear maps (with ``likelihood="gaussian"``, factor analysis).
     activation : {"relu", "tanh"}, default="relu"
         Activation of the hidden layers.
-    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli"}, default="gaussian"
+    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli"}, default="gaussian"
         p(x | z). ``"gaussian"``: a Gaussian mean from the decoder and a
-        learned log-variance per feature, for general real-valued data (the
+        learned variance per feature, for general real-valued data (the
         default, since that is what tabular data in scikit-learn usually is).
-        ``"gaussian_isotropic"``: one shared learned variance.
-        ``"bernoulli"``: logits from the decoder, for data in [0, 1].
+        ``"gaussian_isotropic"``: one shared learned variance (probabilistic
+        PCA with no hidden layers).
+        ``"bernoulli"``: logits from the decoder, for binary data; on grey
+        levels in [0, 1] it trains well (the PyTorch example's choice) but its
+        scores are not log-densities there.
+        ``"continuous_bernoulli"`` (Loaiza-Ganem & Cunningham, 2019): the
+        normalized density on [0, 1] with the same logits; use it for data in
+        [0, 1] that is not binary when scores must be log-likelihoods.
     kl : {"analytic", "mc"}, default="analytic"
         KL(q(z|x) || p(z)) in closed form, or estimated by Monte Carlo with
         the same draws as the reconstruction term (log p(z) - log q(z|x)).
@@ -109,6 +129,23 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     beta : float, default=1.0
         Weight of the KL term in the training objective (beta-VAE).
         Scores always report the true ELBO (beta = 1).
+    variance_floor : float, default=1e-6
+        Lower bound of the Gaussian likelihoods' variance, which is
+        ``variance_floor + exp(learned log-variance)``, in the units the core
+        sees (standardized ones by default: a millionth of each feature's
+        variance, as GaussianMixture's ``reg_covar``). Without it a feature the
+        decoder predicts exactly (a constant column) drives its variance and
+        the score toward infinity; with it that feature adds at most
+        ``-0.5 * log(2 pi variance_floor)`` (about 6 nats) to a row's score.
+    standardize : {"auto", True, False}, default="auto"
+        Center and scale each feature inside the model (statistics learned in
+        ``fit``, stored as ``mean_`` and ``scale_``) for the Gaussian
+        likelihoods ("auto"; the Bernoulli likelihoods model [0, 1] as it is).
+        Every output is in the data's own units, and scores are densities of
+        the data itself (they include the log-determinant of the scaling), so
+        raw and standardized copies of a data set give equivalent models.
+        ``"gaussian_isotropic"`` uses one scale for all features, keeping its
+        noise isotropic.
     posterior : {"gaussian", "logistic", "laplace"}, default="gaussian"
         Family of q(z | x). The Gaussian draws eps ~ N(0, I); the logistic
         and Laplace families draw eps ~ U(0, 1) and map it through their
@@ -119,25 +156,38 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     missing : {"error", "mask"}, default="error"
         ``"mask"`` accepts NaN entries as missing: they are left out of the
         reconstruction term and enter the encoder as 0.
-    batch_size : int, default=128
-        Rows per minibatch (capped at the number of rows).
-    learning_rate : float, default=1e-3
-        Adam's step size.
-    max_iter : int, default=200
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch (capped at the number of rows). "auto":
+        ``min(128, max(8, n_rows // 16))``, so that an epoch over a few hundred
+        rows still takes about 16 optimizer steps.
+    learning_rate : float, default=1e-2
+        Adam's (initial) step size.
+    learning_rate_schedule : {"adaptive", "constant"}, default="adaptive"
+        "adaptive": each time training stalls for ``n_iter_no_change`` epochs,
+        the step size is divided by 10, twice (down to ``learning_rate / 100``;
+        Adam's noise around an optimum scales with it); the next stall ends
+        training. "constant": the first stall ends training.
+    max_iter : int, default=1000
         Maximum number of epochs.
     alpha : float, default=0.0
         L2 penalty on the weight matrices (a Gaussian prior; MAP estimate):
         ``alpha / 2 * ||W||^2`` is added to the per-row loss.
     tol : float, default=1e-4
-        Improvement of the loss (or of the validation score with
-        ``early_stopping``) below which an epoch counts as no progress.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows and stop when their
-        ELBO stops improving; the best parameters are kept.
+        Improvement in nats per row of the validation score (with early
+        stopping) or of the training loss averaged over the last 5 epochs
+        (without), below which an epoch counts as no progress. The average
+        keeps the Monte Carlo noise of single epochs from looking like progress.
+    early_stopping : {"auto", True, False}, default="auto"
+        Hold out ``validation_fraction`` of the rows and judge progress by
+        their ELBO (with fixed noise, so it moves only with the parameters);
+        the best parameters are kept. "auto": on for data of at most 10,000
+        rows, where a nonlinear model can memorize the training rows.
+        ``partial_fit`` never holds out rows.
     validation_fraction : float, default=0.1
-        Fraction of rows held out with ``early_stopping``.
-    n_iter_no_change : int, default=10
-        Epochs without progress before training stops.
+        Fraction of rows held out with early stopping.
+    n_iter_no_change : int, default=20
+        Epochs without progress before the step size is reduced or training
+        stops (see ``learning_rate_schedule``).
     warm_start : bool, default=False
         Continue from the previous fit's parameters on ``fit``.
     random_state : int, RandomState instance or None, default=None
@@ -165,9 +215,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     params_ : ndarray of shape (n_params,), float32
         Every weight, bias and noise log-variance, in one flat buffer.
     loss_curve_ : list of float
-        Mean negative ELBO per row of the training rows, per epoch.
+        Mean negative ELBO per row of the training rows, per epoch, in nats
+        of the data in its own units (comparable with ``score``).
     validation_scores_ : list of float
-        Mean held-out ELBO per epoch (``early_stopping`` only, else empty).
+        Mean held-out ELBO per epoch (with early stopping, else empty).
+    mean_ : ndarray of shape (n_features_in_,) or None
+        Per-feature mean the model subtracts (``standardize``), else None.
+    scale_ : ndarray of shape (n_features_in_,) or None
+        Per-feature scale the model divides by (``standardize``), else None.
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
     best_loss_ : float
@@ -202,17 +257,20 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         kl="analytic",
         n_mc_samples=1,
         beta=1.0,
+        variance_floor=1e-6,
+        standardize="auto",
         posterior="gaussian",
         gradient_estimator="reparameterization",
         missing="error",
-        batch_size=128,
-        learning_rate=1e-3,
-        max_iter=200,
+        batch_size="auto",
+        learning_rate=1e-2,
+        learning_rate_schedule="adaptive",
+        max_iter=1000,
         alpha=0.0,
         tol=1e-4,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -226,11 +284,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.kl = kl
         self.n_mc_samples = n_mc_samples
         self.beta = beta
+        self.variance_floor = variance_floor
+        self.standardize = standardize
         self.posterior = posterior
         self.gradient_estimator = gradient_estimator
         self.missing = missing
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
         self.max_iter = max_iter
         self.alpha = alpha
         self.tol = tol
@@ -260,6 +321,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         if self.n_threads is not None:
             _check_hyperparameter("n_threads", self.n_threads, _INT, (1, None))
+        if self.batch_size != "auto":
+            _check_hyperparameter("batch_size", self.batch_size, _INT, (1, None))
+        if not (isinstance(self.early_stopping, (bool, np.bool_)) or self.early_stopping == "auto"):
+            raise ValueError(
+                f"The 'early_stopping' parameter must be 'auto', True or False; got {self.early_stopping!r}."
+            )
+        if not (isinstance(self.standardize, (bool, np.bool_)) or self.standardize == "auto"):
+            raise ValueError(f"The 'standardize' parameter must be 'auto', True or False; got {self.standardize!r}.")
+        if self.standardize is True and self.likelihood not in _GAUSSIAN:
+            raise ValueError(
+                f"standardize=True needs a Gaussian likelihood; likelihood={self.likelihood!r} models data in "
+                "[0, 1] as it is. Use standardize='auto' or False."
+            )
         if self.posterior != "gaussian" and self.kl == "analytic":
             raise ValueError(
                 f"The 'kl' parameter must be 'mc' with posterior={self.posterior!r}: its KL divergence "
@@ -270,25 +344,57 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _validate_X(self, X, *, reset):
         allow_nan = self.missing == "mask" if reset else self._fit_config["missing"]
-        X = validate_data(
-            self,
-            X,
-            reset=reset,
-            dtype=(np.float32, np.float64),
-            ensure_all_finite="allow-nan" if allow_nan else True,
-            ensure_min_samples=1,
-        )
-        if allow_nan and np.isinf(X).any():
-            raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+        try:
+            # NaN passes here and is checked below, where the message can point to missing="mask".
+            X = validate_data(
+                self,
+                X,
+                reset=reset,
+                dtype=(np.float32, np.float64),
+                ensure_all_finite="allow-nan",
+                ensure_min_samples=1,
+            )
+        except (ValueError, TypeError) as exc:
+            found = _first_string_entry(X)
+            if found is None:
+                raise
+            column, row, value = found
+            raise ValueError(
+                f"X has a string in column {column}, row {row}: {value!r} is not a number. VAE needs numeric "
+                "features: encode categorical columns first (e.g. OneHotEncoder in a ColumnTransformer) "
+                "or drop them."
+            ) from exc
+        if allow_nan:
+            if np.isinf(X).any():
+                raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+        elif not np.isfinite(np.sum(X, dtype=np.float64)):  # one reduction; the search runs only on failure
+            nan_rows, nan_columns = np.nonzero(np.isnan(X))
+            if nan_rows.size:
+                names = getattr(self, "feature_names_in_", None)
+                column = f"{names[nan_columns[0]]!r}" if names is not None else f"{nan_columns[0]}"
+                count = nan_rows.size
+                where = (f"{count} NaN entr{'y' if count == 1 else 'ies'}, the first in column {column}, "
+                         f"row {nan_rows[0]}")
+                if reset:
+                    raise ValueError(
+                        f"Input X contains NaN ({where}). To treat NaN as missing entries (left out of the "
+                        "reconstruction term), use VAE(missing='mask'); or impute them first (e.g. "
+                        "sklearn.impute.SimpleImputer)."
+                    )
+                raise ValueError(
+                    f"Input X contains NaN ({where}), but this model was fitted with missing='error'. To "
+                    "treat NaN as missing entries, refit with VAE(missing='mask'); or impute them first "
+                    "(e.g. sklearn.impute.SimpleImputer)."
+                )
         likelihood = self.likelihood if reset else self._fit_config["likelihood"]
-        if likelihood == "bernoulli":
+        if likelihood in _UNIT_INTERVAL:
             # Two reductions, no temporaries the size of X (fit's peak memory).
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN X with missing="mask"
                 low, high = (np.nanmin(X), np.nanmax(X)) if allow_nan else (X.min(), X.max())
             if low < 0 or high > 1:
                 raise ValueError(
-                    f"likelihood='bernoulli' needs X in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
+                    f"likelihood={likelihood!r} needs X in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
                     "Scale X (e.g. MinMaxScaler) or use likelihood='gaussian'."
                 )
         return X
@@ -409,45 +515,67 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             ctx.agree(self, error=exc)  # with several ranks, every rank raises
             raise
         ctx.agree(self, n_rows=X.shape[0], n_features=X.shape[1], continuing=continuing)
-        X32 = np.ascontiguousarray(X, dtype=np.float32)
         if continuing:
             state = _TrainingState.resume(self)
         else:
-            self._fit_config = self._new_config(X32.shape[1], hidden)
+            self._fit_config = self._new_config(X.shape[1], hidden)
+            self.mean_, self.scale_ = self._learn_standardization(X, ctx)
             self._seed = ctx.bcast(_draw_seed(self.random_state))
             self.__dict__.pop("_engine_cache", None)
             state = _TrainingState.fresh(self._engine(), self._seed)
+        X32 = self._model_units(X)
         ctx.bcast_state(state)
-        rows, validation_rows = self._split_rows(ctx.n_total, early_stopping=self.early_stopping and not incremental)
+        early_stopping = not incremental and (
+            self.early_stopping is True or (self.early_stopping == "auto" and ctx.n_total <= _AUTO_VALIDATION_MAX_ROWS)
+        )
+        rows, validation_rows = self._split_rows(ctx.n_total, early_stopping=early_stopping)
         X_val = ctx.local_rows(X32, validation_rows) if validation_rows is not None else None
+        # Scores and losses are reported in nats of x in the user's units.
+        val_jacobian = self._log_jacobian(ctx.local_rows(X, validation_rows)) if X_val is not None else None
+        train_jacobian = ctx.mean(self._log_jacobian(X))
+        batch_size = self._resolved_batch_size(len(rows))
         engine = self._engine()
         max_epochs = 1 if incremental else int(self.max_iter)
+        adaptive = self.learning_rate_schedule == "adaptive" and not incremental
+        learning_rate = float(self.learning_rate)
         reporter = EpochReporter(self.verbose if ctx.rank == 0 else 0, max_epochs)
+        converged = incremental
         try:
             for _ in range(max_epochs):
                 started = time.perf_counter()
                 epoch = engine.train_epoch(
                     state.params, state.m, state.v, state.step, state.baseline, X32, rows,
-                    int(self.batch_size) * ctx.size, self._seed, float(self.learning_rate), 0.9, 0.999, 1e-8,
+                    batch_size * ctx.size, self._seed, learning_rate, 0.9, 0.999, 1e-8,
                     float(self.alpha), **ctx.engine_kwargs,
                 )
                 if not epoch["finite"] or not np.isfinite(state.params).all():
                     raise FloatingPointError(
                         f"Training diverged: the ELBO became NaN or infinite in epoch {state.n_iter + 1} "
-                        f"(learning_rate={self.learning_rate}). Try a smaller learning_rate, standardized "
-                        "features (StandardScaler) or a larger alpha. The estimator is left as it was "
-                        "before this call."
+                        f"(learning_rate={learning_rate:.3g}). Try a smaller learning_rate, a larger alpha or "
+                        "variance_floor, or standardized features. The estimator is left as it was before "
+                        "this call."
                     )
                 val_score = None
                 if X_val is not None:
-                    val_score = ctx.mean(engine.score(state.params, X_val, 1, False, self._seed))
+                    val_score = ctx.mean(engine.score(state.params, X_val, 1, False, self._seed) + val_jacobian)
                 n = epoch["n_rows"]
+                epoch["elbo"] += train_jacobian * n
                 reporter.epoch(state.n_iter + 1, epoch["elbo"] / n, epoch["recon"] / n, epoch["kl"] / n,
                                time.perf_counter() - started, val_score)
                 stalled = state.record_epoch(epoch, val_score, self.tol)
-                if incremental or stalled >= self.n_iter_no_change:
+                if incremental:
                     break
-            else:
+                if stalled >= self.n_iter_no_change:
+                    if adaptive and learning_rate > float(self.learning_rate) * _MIN_LEARNING_RATE_FACTOR:
+                        # A plateau at this step size: Adam's noise floor scales with it.
+                        learning_rate /= _LEARNING_RATE_DECAY
+                        state.stalled = 0
+                        continue
+                    converged = True
+                    reporter.close(reason=f"converged: no improvement for {self.n_iter_no_change} epochs at "
+                                          f"learning rate {learning_rate:.3g}")
+                    break
+            if not converged:
                 warnings.warn(
                     f"VAE stopped after max_iter={self.max_iter} epochs without converging "
                     f"(tol={self.tol}); raise max_iter or tol.",
@@ -482,7 +610,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_mc_samples=int(self.n_mc_samples),
             beta=float(self.beta),
             missing=self.missing == "mask",
+            variance_floor=float(self.variance_floor) if self.likelihood in _GAUSSIAN else 0.0,
         )
+
+    def _resolved_batch_size(self, n_train):
+        """batch_size="auto": 128 rows, or fewer on small data so that an epoch
+        still takes about 16 optimizer steps."""
+        if self.batch_size != "auto":
+            return int(self.batch_size)
+        return int(min(128, max(8, n_train // 16)))
 
     def _split_rows(self, n_samples, early_stopping):
         """Training rows and held-out rows (None without early stopping), drawn from the fitted seed."""
@@ -503,12 +639,58 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         var, _ = ctx.column_variance(mu)  # over every rank's rows
         return int(np.sum(var > 1e-2)) if var is not None else 0
 
+    # ------------------------------------------------------------------ units
+
+    def _standardizes(self):
+        return self.standardize is True or (self.standardize == "auto" and self.likelihood in _GAUSSIAN)
+
+    def _learn_standardization(self, X, ctx):
+        """(mean_, scale_) per feature for the Gaussian likelihoods, None otherwise.
+        A constant (or entirely missing) column keeps scale 1, as in StandardScaler."""
+        if not self._standardizes():
+            return None, None
+        mean, var = ctx.column_moments(X)
+        if self.likelihood == "gaussian_isotropic":
+            # One scale for every feature: per-feature scales would make the noise
+            # anisotropic in the data's units (no longer probabilistic PCA).
+            var = np.full_like(var, np.nanmean(var) if np.isfinite(var).any() else np.nan)
+        scale = np.sqrt(var)
+        degenerate = ~(scale > 1e-12 * np.maximum(np.abs(mean), 1.0))  # NaN included
+        scale[degenerate] = 1.0
+        mean[np.isnan(mean)] = 0.0
+        return mean, scale
+
+    def _model_units(self, X, dtype=np.float32):
+        """X as the core sees it: C-contiguous, standardized when the model standardizes."""
+        mean, scale = self.__dict__.get("mean_"), self.__dict__.get("scale_")
+        if mean is None:
+            return np.ascontiguousarray(X, dtype=dtype)
+        return np.ascontiguousarray((X - mean) / scale, dtype=dtype)
+
+    def _user_units(self, X_model, dtype):
+        """Decoder outputs or draws (float32, model units) in the user's units and dtype."""
+        mean, scale = self.__dict__.get("mean_"), self.__dict__.get("scale_")
+        if mean is None:
+            return X_model.astype(dtype, copy=False)
+        return (X_model * scale + mean).astype(dtype, copy=False)
+
+    def _log_jacobian(self, X):
+        """Per row, log |d x_model / d x| over the observed entries: what turns a
+        density of the standardized data into a density of X (in nats)."""
+        scale = self.__dict__.get("scale_")
+        if scale is None:
+            return np.zeros(X.shape[0])
+        log_scale = np.log(scale)
+        if not self._fit_config["missing"]:
+            return np.full(X.shape[0], -log_scale.sum())
+        return -((~np.isnan(X)) @ log_scale)
+
     # ------------------------------------------------------------------ inference
 
     def _prepare(self, X):
         check_is_fitted(self, "params_")
         X = self._validate_X(X, reset=False)
-        return X, np.ascontiguousarray(X, dtype=np.float32)
+        return X, self._model_units(X)
 
     @dask_blockwise(lambda est: est._fit_config["n_components"])
     def transform(self, X, return_std=False):
@@ -606,7 +788,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "params_")
         Z = _check_latent(Z, self._fit_config["n_components"])
         out = self._engine().decode(self.params_, np.ascontiguousarray(Z, dtype=np.float32))
-        return out.astype(Z.dtype, copy=False)
+        return self._user_units(out, Z.dtype)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw x from the model: z ~ N(0, I), then x ~ p(x | z).
@@ -641,7 +823,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         seed = _draw_seed(random_state)
         engine = self._engine()
         z = engine.sample_prior(int(n_samples), seed)
-        return engine.sample_observations(self.params_, z, seed ^ 0x9E3779B97F4A7C15).astype(np.float64)
+        return self._user_units(engine.sample_observations(self.params_, z, seed ^ 0x9E3779B97F4A7C15), np.float64)
 
     @dask_blockwise(lambda est: None)
     def score_samples(self, X, n_importance=1):
@@ -675,12 +857,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         >>> bool(np.allclose(vae.score_samples(X[:5]), elbo[:5]))  # draws depend on the row only
         True
         """
-        _, X32 = self._prepare(X)
+        X, X32 = self._prepare(X)
         _check_hyperparameter("n_importance", n_importance, _INT, (1, None))
         K = int(n_importance)
         engine = self._engine()
         if not self.verbose or K == 1 or X32.shape[0] * K < _SCORE_PROGRESS_MIN_DRAWS:
-            return engine.score(self.params_, X32, K, K > 1, self._seed)
+            return engine.score(self.params_, X32, K, K > 1, self._seed) + self._log_jacobian(X)
         # Long call: score in slices of rows to show progress. Each slice is a whole
         # number of the core's own blocks of rows, so every block sees the same rows
         # as in one call and the result is bit-identical.
@@ -695,7 +877,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 progress.update(stop - start)
         finally:
             progress.close()
-        return out
+        return out + self._log_jacobian(X)
 
     def score(self, X, y=None, n_importance=1):
         """Mean per-row bound on log p(x) (the ELBO by default), in nats.
@@ -775,6 +957,7 @@ class _TrainingState:
         s.loss_curve, s.validation_scores = [], []
         s.best_loss, s.best_validation_score, s.best_params = np.inf, None, None
         s.stalled = 0
+        s.best_smoothed_loss = np.inf
         return s
 
     @classmethod
@@ -785,12 +968,13 @@ class _TrainingState:
         s.loss_curve, s.validation_scores = list(est.loss_curve_), list(est.validation_scores_)
         s.best_loss, s.best_validation_score, s.best_params = est.best_loss_, est.best_validation_score_, None
         s.stalled = 0
+        s.best_smoothed_loss = np.inf
         return s
 
     def record_epoch(self, epoch, validation_score, tol):
         """Books an epoch's results; returns how many epochs in a row made no
-        progress (by more than tol) on the validation score, or on the training
-        loss without one. The best validated parameters are kept."""
+        progress (by more than tol) on the validation score, or on the smoothed
+        training loss without one. The best validated parameters are kept."""
         self.step, self.baseline = epoch["step"], epoch["baseline"]
         self.n_iter += 1
         loss = -epoch["elbo"] / epoch["n_rows"]
@@ -803,7 +987,11 @@ class _TrainingState:
                 self.best_validation_score = validation_score
                 self.best_params = self.params.copy()
         else:
-            improved = loss < self.best_loss - tol
+            # The mean of the last few epochs: one epoch's loss carries the Monte
+            # Carlo noise of its draws, which a plain running minimum mistakes for progress.
+            smoothed = float(np.mean(self.loss_curve[-_LOSS_SMOOTHING_EPOCHS:]))
+            improved = smoothed < self.best_smoothed_loss - tol
+            self.best_smoothed_loss = min(self.best_smoothed_loss, smoothed)
         self.best_loss = min(self.best_loss, loss)
         self.stalled = 0 if improved else self.stalled + 1
         return self.stalled
@@ -813,6 +1001,31 @@ class _TrainingState:
         est.t_, est._baseline, est.n_iter_ = self.step, self.baseline, self.n_iter
         est.loss_curve_, est.validation_scores_ = self.loss_curve, self.validation_scores
         est.best_loss_, est.best_validation_score_ = self.best_loss, self.best_validation_score
+
+
+def _first_string_entry(X):
+    """(column, row, value) of the first string in X that is not a number, or None.
+
+    The column is the name for a DataFrame, else the index; the row is a position."""
+    columns = getattr(X, "columns", None)
+    if columns is not None and hasattr(X, "iloc"):
+        items = ((repr(name), X.iloc[:, j].to_numpy(dtype=object)) for j, name in enumerate(columns))
+    else:
+        try:
+            array = np.asarray(X, dtype=object)
+        except (ValueError, TypeError):  # ragged rows: the original error says it better
+            return None
+        if array.ndim != 2:
+            return None
+        items = ((str(j), array[:, j]) for j in range(array.shape[1]))
+    for column, values in items:
+        for row, value in enumerate(values):
+            if isinstance(value, (str, bytes)):
+                try:
+                    float(value)
+                except ValueError:
+                    return column, row, value
+    return None
 
 
 def _check_latent(Z, n_components):

@@ -69,7 +69,7 @@ def gradient_variance(model, X, *, estimator="reparameterization", n_draws=100, 
     cls = _core.Model64 if dtype == np.float64 else _core.Model32
     engine = cls(n_threads=_resolve_threads(model.n_threads), **config)
 
-    x_obs = np.ascontiguousarray(X, dtype=dtype)
+    x_obs = model._model_units(X, dtype=dtype)
     x_enc = np.nan_to_num(x_obs, nan=0.0)
     params = np.ascontiguousarray(model.params_, dtype=dtype)
     baseline = float(model._baseline)

@@ -6,6 +6,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build="${BUILD_DIR:-build/dev}"
+
+# What the build needs, checked first so a missing piece is named instead of
+# surfacing as a CMake error: pip-installable tools, and a C++ compiler with OpenMP.
+missing=()
+command -v cmake >/dev/null || missing+=("cmake")
+command -v ninja >/dev/null || missing+=("ninja")
+python -m pybind11 --cmakedir >/dev/null 2>&1 || missing+=('"pybind11>=2.12"')
+python -c "import scipy_openblas32" 2>/dev/null || missing+=('"scipy-openblas32>=0.3.28,<0.4"')
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "dev-build: missing build tools; install them with:" >&2
+  echo "  python -m pip install ${missing[*]}" >&2
+  exit 1
+fi
+cxx="${CXX:-c++}"
+# (Apple's clang takes OpenMP flags of its own; there CMake's FindOpenMP does the check.)
+if [ "$(uname)" != Darwin ] && ! echo 'int main() { return 0; }' | "$cxx" -fopenmp -x c++ - -o /dev/null 2>/dev/null; then
+  echo "dev-build: no C++ compiler with OpenMP found ($cxx -fopenmp failed): install one" >&2
+  echo "  (apt install g++ on Debian/Ubuntu, dnf install gcc-c++ on Fedora), or set CXX to one." >&2
+  exit 1
+fi
+
 cmake -S . -B "$build" -G Ninja -DSKBUILD_PROJECT_NAME=pyvae -DSKBUILD_PROJECT_VERSION=0.1.0 \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" "$@" >/dev/null
 cmake --build "$build"

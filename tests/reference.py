@@ -32,7 +32,16 @@ def standardized(posterior, u):
     return u, lambda e: -0.5 * e**2 - 0.5 * LOG2PI
 
 
-def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, posterior="gaussian", beta=1.0):
+def continuous_bernoulli_log_norm(a):
+    """log C(lambda) for lambda = sigmoid(a), from its definition 2 atanh(1 - 2 lambda) / (1 - 2 lambda)."""
+    lam = 1 / (1 + np.exp(-a))
+    near_half = np.abs(1 - 2 * lam) < 1e-4
+    safe = np.where(near_half, 0.25, 1 - 2 * lam)
+    return np.where(near_half, np.log(2.0) + a**2 / 12, np.log(2 * np.arctanh(safe) / safe))
+
+
+def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, posterior="gaussian", beta=1.0,
+            variance_floor=0.0):
     """Returns (loss, recon (S, N), kl_draws (S, N), kl_analytic (N))."""
     t = unpack(model, np.asarray(params, dtype=np.float64))
     head = mlp(t, "encoder.", np.asarray(x_enc, np.float64), activation)
@@ -43,11 +52,13 @@ def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, p
     out = mlp(t, "decoder.", z, activation)  # (S, N, D)
     observed = ~np.isnan(x_obs)
     x = np.where(observed, x_obs, 0.0)
-    if likelihood == "bernoulli":
+    if likelihood in ("bernoulli", "continuous_bernoulli"):
         lp = x * out - np.logaddexp(0, out)
+        if likelihood == "continuous_bernoulli":
+            lp = lp + continuous_bernoulli_log_norm(out)
     else:
-        lv = t["decoder.noise_logvar"]
-        lp = -0.5 * (LOG2PI + lv + (x - out) ** 2 * np.exp(-lv))
+        var = variance_floor + np.exp(t["decoder.noise_logvar"])
+        lp = -0.5 * (LOG2PI + np.log(var) + (x - out) ** 2 / var)
     recon = np.where(observed, lp, 0.0).sum(-1)
     log_q = (log_density(eps) - 0.5 * logvar).sum(-1)
     log_prior = (-0.5 * z**2 - 0.5 * LOG2PI).sum(-1)

@@ -24,7 +24,8 @@ def fit_quietly(model, X):
 
 
 def bernoulli_vae(**kw):
-    params = dict(n_components=8, hidden_layer_sizes=(64,), likelihood="bernoulli", max_iter=30, random_state=0)
+    params = dict(n_components=8, hidden_layer_sizes=(64,), likelihood="bernoulli", max_iter=30, random_state=0,
+                  batch_size=128, early_stopping=False)
     params.update(kw)
     return VAE(**params)
 

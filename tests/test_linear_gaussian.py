@@ -35,12 +35,18 @@ def tensors(vae):
             for name, o, s in vae._engine().layout()}
 
 
+def noise_variance(vae):
+    """Psi (D,): the learned variance above the floor, in the model's (standardized) units."""
+    return vae.variance_floor + np.exp(tensors(vae)["decoder.noise_logvar"]) * np.ones(D)
+
+
 def model_moments(vae):
-    """Mean b (D,) and covariance W W^T + Psi (D, D) of the VAE's marginal p(x)."""
+    """Mean b (D,) and covariance W W^T + Psi (D, D) of the VAE's marginal p(x),
+    in the data's units: the model sees (x - mean_) / scale_."""
     t = tensors(vae)
     W = t["decoder.0.weight"].T  # (D, K): x = z @ decoder weight + bias
-    psi = np.exp(t["decoder.noise_logvar"]) * np.ones(D)
-    return t["decoder.0.bias"], W @ W.T + np.diag(psi)
+    cov = W @ W.T + np.diag(noise_variance(vae))
+    return vae.mean_ + vae.scale_ * t["decoder.0.bias"], cov * np.outer(vae.scale_, vae.scale_)
 
 
 def exact_log_likelihood(vae, X):
@@ -58,15 +64,16 @@ def exact_elbo(vae, X):
     """E_q[log p(x|z)] - KL(q || N(0, I)) in closed form, with q = N(mu, diag(exp(logvar)))
     from the linear encoder."""
     t = tensors(vae)
+    X = (X - vae.mean_) / vae.scale_
     head = X @ t["encoder.0.weight"] + t["encoder.0.bias"]
     mu, logvar = head[:, :K], head[:, K:]
     Wd, bd = t["decoder.0.weight"], t["decoder.0.bias"]
-    noise_logvar = t["decoder.noise_logvar"] * np.ones(D)
+    psi = noise_variance(vae)
     mean = mu @ Wd + bd
     spread = np.exp(logvar) @ Wd**2  # (N, D): variance of the decoder mean under q
-    recon = -0.5 * (np.log(2 * np.pi) + noise_logvar + ((X - mean) ** 2 + spread) / np.exp(noise_logvar)).sum(1)
+    recon = -0.5 * (np.log(2 * np.pi) + np.log(psi) + ((X - mean) ** 2 + spread) / psi).sum(1)
     kl = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(1)
-    return recon - kl
+    return recon - kl - np.log(vae.scale_).sum()  # the density of x, not of the standardized x
 
 
 def draw(isotropic, seed):

@@ -39,7 +39,7 @@ rank = comm.Get_rank()
 X = np.random.default_rng(0).normal(size=(250, 6)).astype(np.float32)
 cuts = [0, 140, 250]  # unequal shards: 140 and 110 rows
 X_local = X[cuts[rank]:cuts[rank + 1]]
-KW = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=4, random_state=0, n_threads=1)
+KW = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=4, random_state=0, n_threads=1, early_stopping=False)
 def report(**kw):  # one file per rank: printed lines of two ranks can interleave
     with open(f"result{rank}.json", "w") as f:
         json.dump(dict(rank=rank, **kw), f)

@@ -64,7 +64,7 @@ def test_saved_file_loads_without_pickle(fitted, tmp_path):
     path = tmp_path / "model.npz"
     fitted.save(path)
     with np.load(path, allow_pickle=False) as data:
-        assert json.loads(str(data["header"]))["format_version"] == 1
+        assert json.loads(str(data["header"]))["format_version"] == 2
 
 
 def test_feature_names_survive_save(tmp_path):
@@ -136,3 +136,30 @@ def test_interrupted_save_keeps_existing_file(fitted, tmp_path, monkeypatch):
         fitted.save(path)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left behind
+
+
+def test_version_1_file_loads_as_the_model_it_was(tmp_path):
+    """Files written before internal standardization and the variance floor
+    (format 1: neither in the header) load as a model with neither."""
+    old = VAE(hidden_layer_sizes=(4,), max_iter=2, standardize=False, variance_floor=0.0, random_state=0).fit(X)
+    path = tmp_path / "v1.npz"
+    old.save(path)
+
+    def as_version_1(header, contents):
+        header["format_version"] = 1
+        for key in ("variance_floor", "standardize"):
+            del header["hyperparameters"][key]
+        del header["fit_config"]["variance_floor"]
+
+    rewrite_header(path, as_version_1)
+    loaded = pyvae.load(path)
+    assert loaded.variance_floor == 0.0 and loaded.standardize is False and loaded.mean_ is None
+    np.testing.assert_array_equal(loaded.score_samples(X), old.score_samples(X))
+
+
+def test_standardization_survives_save(tmp_path):
+    model = VAE(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X * 100 + 7)
+    model.save(tmp_path / "m.npz")
+    loaded = pyvae.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded.scale_, model.scale_)
+    np.testing.assert_array_equal(loaded.sample(5, random_state=0), model.sample(5, random_state=0))

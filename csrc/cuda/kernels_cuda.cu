@@ -184,15 +184,16 @@ __global__ void reparameterize_kernel(const float* head, const float* noise, flo
 // One block per draw row r: recon[r], d_out row r, and for the Gaussian the
 // per-entry noise log-variance terms 0.5 (1 - res^2 / var) into lv_terms.
 template <int BLOCK>
-__global__ void likelihood_kernel(Likelihood likelihood, bool missing, const float* noise_lv, const float* out,
-                                  const float* x, int N, int D, double* recon, float* d_out, float* lv_terms,
-                                  float weight) {
+__global__ void likelihood_kernel(Likelihood likelihood, bool missing, float variance_floor, const float* noise_lv,
+                                  const float* out, const float* x, int N, int D, double* recon, float* d_out,
+                                  float* lv_terms, float weight) {
     const int64_t r = blockIdx.x;
     const float* xi = x + (r % N) * D;
     const float* o = out + r * D;
     float* d = d_out ? d_out + r * D : nullptr;
     float* t = lv_terms ? lv_terms + r * D : nullptr;
-    const bool bernoulli = likelihood == Likelihood::bernoulli;
+    const bool bernoulli = !is_gaussian(likelihood);
+    const bool continuous = likelihood == Likelihood::continuous_bernoulli;
     const bool shared_lv = likelihood == Likelihood::gaussian_isotropic;
     float acc = 0.f;
     for (int k = threadIdx.x; k < D; k += BLOCK) {
@@ -207,14 +208,21 @@ __global__ void likelihood_kernel(Likelihood likelihood, bool missing, const flo
             const float a = o[k];
             const float e = expf(-fabsf(a));
             acc += xv * a - ((a < 0.f ? 0.f : a) + log1pf(e));
-            if (d) d[k] = weight * ((a >= 0.f ? 1.f / (1.f + e) : e / (1.f + e)) - xv);
+            float g = (a >= 0.f ? 1.f / (1.f + e) : e / (1.f + e)) - xv;
+            if (continuous) {
+                acc += continuous_bernoulli_log_norm(a);
+                g -= continuous_bernoulli_log_norm_grad(a);
+            }
+            if (d) d[k] = weight * g;
         } else {
             const float lv = noise_lv[shared_lv ? 0 : k];
-            const float inv_var = expf(-lv);
+            const float learned = expf(lv);
+            const float var = floored_variance(lv, variance_floor);
+            const float inv_var = 1.f / var;
             const float res = xv - o[k];
-            acc += -0.5f * (float(kLog2Pi) + lv + res * res * inv_var);
+            acc += -0.5f * (float(kLog2Pi) + logf(var) + res * res * inv_var);
             if (d) d[k] = -weight * res * inv_var;
-            if (t) t[k] = 0.5f * (1.f - res * res * inv_var);
+            if (t) t[k] = 0.5f * (1.f - res * res * inv_var) * learned * inv_var;
         }
     }
     acc = block_sum<float, BLOCK>(acc);
@@ -366,6 +374,12 @@ __global__ void sigmoid_kernel(float* out, int64_t n) {
     out[k] = a >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
 }
 
+__global__ void continuous_bernoulli_mean_kernel(float* out, int64_t n) {
+    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (k >= n) return;
+    out[k] = continuous_bernoulli_mean(out[k]);
+}
+
 __global__ void sample_prior_kernel(float* z, int64_t N, int Z, int64_t row0, uint64_t seed) {
     const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     if (k >= N * Z) return;
@@ -373,8 +387,8 @@ __global__ void sample_prior_kernel(float* z, int64_t N, int Z, int64_t row0, ui
     z[k] = float(standard_normal_cuda(combine_keys_cuda(seed, uint64_t(i)), uint64_t(k % Z)));
 }
 
-__global__ void sample_observations_kernel(float* x, const float* noise_lv, int64_t N, int D, int64_t row0,
-                                           uint64_t seed, Likelihood likelihood) {
+__global__ void sample_observations_kernel(float* x, const float* noise_lv, float variance_floor, int64_t N, int D,
+                                           int64_t row0, uint64_t seed, Likelihood likelihood) {
     const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     if (k >= N * D) return;
     const int64_t i = k / D;
@@ -382,9 +396,11 @@ __global__ void sample_observations_kernel(float* x, const float* noise_lv, int6
     const uint64_t key = combine_keys_cuda(seed, uint64_t(row0 + i));
     if (likelihood == Likelihood::bernoulli) {
         x[k] = standard_uniform_cuda(key, uint64_t(c)) < double(x[k]) ? 1.f : 0.f;
+    } else if (likelihood == Likelihood::continuous_bernoulli) {  // x holds the logits here
+        x[k] = continuous_bernoulli_inverse_cdf(x[k], float(standard_uniform_cuda(key, uint64_t(c))));
     } else {
         const float lv = noise_lv[likelihood == Likelihood::gaussian_isotropic ? 0 : c];
-        x[k] += expf(0.5f * lv) * float(standard_normal_cuda(key, uint64_t(c)));
+        x[k] += sqrtf(floored_variance(lv, variance_floor)) * float(standard_normal_cuda(key, uint64_t(c)));
     }
 }
 
@@ -499,15 +515,14 @@ void reparameterize_cuda(cudaStream_t stream, const float* head, const float* no
 }
 
 void likelihood_forward_backward_cuda(cublasHandle_t blas, cudaStream_t stream, Likelihood likelihood, bool missing,
-                                      const float* noise_logvar, const float* out, const float* x, int N, int S, int D,
+                                      float variance_floor, const float* noise_logvar, const float* out, const float* x, int N, int S, int D,
                                       double* recon, float* d_out, float* d_noise_logvar, float weight,
                                       float* lv_terms, float* column, const float* ones) {
     const int64_t SN = int64_t(S) * N;
     if (SN <= 0) return;
-    const bool bernoulli = likelihood == Likelihood::bernoulli;
-    const bool lv_grad = d_out && !bernoulli;
+    const bool lv_grad = d_out && is_gaussian(likelihood);
     constexpr int B = 128;
-    likelihood_kernel<B><<<unsigned(SN), B, 0, stream>>>(likelihood, missing, noise_logvar, out, x, N, D, recon, d_out,
+    likelihood_kernel<B><<<unsigned(SN), B, 0, stream>>>(likelihood, missing, variance_floor, noise_logvar, out, x, N, D, recon, d_out,
                                                          lv_grad ? lv_terms : nullptr, weight);
     check_launch("likelihood_kernel");
     if (!lv_grad) return;
@@ -576,17 +591,23 @@ void sigmoid_cuda(cudaStream_t stream, float* out, int64_t n) {
     check_launch("sigmoid_kernel");
 }
 
+void continuous_bernoulli_mean_cuda(cudaStream_t stream, float* out, int64_t n) {
+    if (n <= 0) return;
+    continuous_bernoulli_mean_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, n);
+    check_launch("continuous_bernoulli_mean_kernel");
+}
+
 void sample_prior_cuda(cudaStream_t stream, float* z, int64_t N, int Z, int64_t row0, uint64_t seed) {
     if (N * Z <= 0) return;
     sample_prior_kernel<<<blocks_for(N * Z), kThreads, 0, stream>>>(z, N, Z, row0, seed);
     check_launch("sample_prior_kernel");
 }
 
-void sample_observations_cuda(cudaStream_t stream, float* x, const float* noise_logvar, int64_t N, int D,
-                              int64_t row0, uint64_t seed, Likelihood likelihood) {
+void sample_observations_cuda(cudaStream_t stream, float* x, const float* noise_logvar, float variance_floor,
+                              int64_t N, int D, int64_t row0, uint64_t seed, Likelihood likelihood) {
     if (N * D <= 0) return;
-    sample_observations_kernel<<<blocks_for(N * D), kThreads, 0, stream>>>(x, noise_logvar, N, D, row0, seed,
-                                                                            likelihood);
+    sample_observations_kernel<<<blocks_for(N * D), kThreads, 0, stream>>>(x, noise_logvar, variance_floor, N, D,
+                                                                            row0, seed, likelihood);
     check_launch("sample_observations_kernel");
 }
 

@@ -94,7 +94,7 @@ void reparameterize_cuda(cudaStream_t stream, const float* head, const float* no
 // log p)/d(noise log-variance). Scratch: lv_terms (S*N, D) and column (D) for
 // the Gaussian likelihoods, ones (S*N). Twin of Model::likelihood_forward_backward.
 void likelihood_forward_backward_cuda(cublasHandle_t blas, cudaStream_t stream, Likelihood likelihood, bool missing,
-                                      const float* noise_logvar, const float* out, const float* x, int N, int S, int D,
+                                      float variance_floor, const float* noise_logvar, const float* out, const float* x, int N, int S, int D,
                                       double* recon, float* d_out, float* d_noise_logvar, float weight,
                                       float* lv_terms, float* column, const float* ones);
 
@@ -140,10 +140,13 @@ void sigmoid_cuda(cudaStream_t stream, float* out, int64_t n);
 // z (N, Z) ~ N(0, I), row i from combine_keys(seed, row0 + i). Twin of Model::sample_prior.
 void sample_prior_cuda(cudaStream_t stream, float* z, int64_t N, int Z, int64_t row0, uint64_t seed);
 
-// x (N, D): decoder means in, draws of p(x|z) out (row keys combine_keys(seed, i),
+// out (n) = the continuous Bernoulli's mean at logits out, in place. Twin of the loop in Model::decode.
+void continuous_bernoulli_mean_cuda(cudaStream_t stream, float* out, int64_t n);
+
+// x (N, D): decoder means in (logits for the continuous Bernoulli), draws of p(x|z) out (row keys combine_keys(seed, i),
 // i counted from row0). Twin of the loop in Model::sample_observations.
-void sample_observations_cuda(cudaStream_t stream, float* x, const float* noise_logvar, int64_t N, int D,
-                              int64_t row0, uint64_t seed, Likelihood likelihood);
+void sample_observations_cuda(cudaStream_t stream, float* x, const float* noise_logvar, float variance_floor,
+                              int64_t N, int D, int64_t row0, uint64_t seed, Likelihood likelihood);
 
 // out (N) per-row bound: the ELBO from recon/kl (S*N) and kl_analytic (N), or
 // the importance-weighted bound. Twin of the loop in Model::score.

@@ -46,7 +46,7 @@ void DeviceWorkspace::reserve(const Config& c, const Layout& L, int rows, int sa
     d_a.reserve(SN * widest);
     d_b.reserve(SN * widest);
     d_head.reserve(N * 2 * Z);
-    if (c.likelihood != Likelihood::bernoulli) lv_terms.reserve(SN * D);
+    if (is_gaussian(c.likelihood)) lv_terms.reserve(SN * D);
     column.reserve(D);
     if (ones.reserve(std::max(SN, N))) fill_cuda(stream, ones.get(), 1.f, ones.size());
     recon.reserve(SN);
@@ -177,7 +177,7 @@ void ModelCuda::forward_backward(const float* x_obs, const float* x_enc, int N) 
     const float* out = decoder_forward(ws.z.get(), S * N, ws);
     const float w_draw = 1.f / (float(S) * float(N));
     float* d_out = ws.d_a.get();
-    likelihood_forward_backward_cuda(blas_, stream_, config.likelihood, config.missing,
+    likelihood_forward_backward_cuda(blas_, stream_, config.likelihood, config.missing, float(config.variance_floor),
                                      params_.get() + layout.noise_logvar, out, x_obs, N, S, D, ws.recon.get(), d_out,
                                      grad_.get() + layout.noise_logvar, w_draw, ws.lv_terms.get(), ws.column.get(),
                                      ws.ones.get());
@@ -450,6 +450,8 @@ void ModelCuda::decode(const float* params, const float* Zs, int64_t n_rows, flo
         upload(infer_.z.get(), Zs + start * Z, int64_t(N) * Z);
         float* o = const_cast<float*>(decoder_forward(infer_.z.get(), N, infer_));
         if (config.likelihood == Likelihood::bernoulli) sigmoid_cuda(stream_, o, int64_t(N) * D);
+        if (config.likelihood == Likelihood::continuous_bernoulli)
+            continuous_bernoulli_mean_cuda(stream_, o, int64_t(N) * D);
         download(out + start * D, o, int64_t(N) * D);
         sync();
     }
@@ -483,8 +485,8 @@ void ModelCuda::sample_observations(const float* params, const float* Zs, int64_
         upload(infer_.z.get(), Zs + start * Z, int64_t(N) * Z);
         float* o = const_cast<float*>(decoder_forward(infer_.z.get(), N, infer_));
         if (config.likelihood == Likelihood::bernoulli) sigmoid_cuda(stream_, o, int64_t(N) * D);
-        sample_observations_cuda(stream_, o, params_.get() + layout.noise_logvar, N, D, start, seed,
-                                 config.likelihood);
+        sample_observations_cuda(stream_, o, params_.get() + layout.noise_logvar, float(config.variance_floor), N, D,
+                                 start, seed, config.likelihood);
         download(out + start * D, o, int64_t(N) * D);
         sync();
     }
@@ -537,7 +539,7 @@ void ModelCuda::score(const float* params, const float* X, int64_t n_rows, int K
         upload(infer_.x_obs.get(), X + start * D, int64_t(N) * D);
         const float* head = posterior_draws(infer_.x_obs.get(), N, S, seed, infer_);
         const float* o = decoder_forward(infer_.z.get(), S * N, infer_);
-        likelihood_forward_backward_cuda(blas_, stream_, config.likelihood, config.missing,
+        likelihood_forward_backward_cuda(blas_, stream_, config.likelihood, config.missing, float(config.variance_floor),
                                          params_.get() + layout.noise_logvar, o, infer_.x_obs.get(), N, S, D,
                                          infer_.recon.get(), nullptr, nullptr, 0.f, nullptr, nullptr, nullptr);
         kl_forward_cuda(stream_, head, infer_.eps.get(), infer_.z.get(), N, S, Z, config.posterior, analytic,
