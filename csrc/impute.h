@@ -62,10 +62,15 @@ inline void importance_weights_forward(const double* recon, const double* kl, in
     }
 }
 
-// The mean of p(x_k | z) from the decoder output a: sigmoid(a) or the Gaussian mean.
+// The mean of p(x_k | z) from the decoder output a: sigmoid(a), the continuous
+// Bernoulli's mean, or the Gaussian mean a itself.
 template <class T>
 inline T observation_mean(Likelihood likelihood, T a) {
-    return likelihood == Likelihood::bernoulli ? sigmoid(a) : a;
+    switch (likelihood) {
+        case Likelihood::bernoulli: return sigmoid(a);
+        case Likelihood::continuous_bernoulli: return continuous_bernoulli_mean(a);
+        default: return a;
+    }
 }
 
 // Encodes, decodes and weighs K draws for the chunk x (N, D): after the call
@@ -120,7 +125,8 @@ void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t 
 // out (N, M, D): M multiple imputations of each row of X (N, D) by
 // sampling-importance-resampling from K weighted posterior draws: draw k with
 // probability w_k, then each missing entry from p(x_m | z_k) (Gaussian: mean +
-// sd * N(0, 1); Bernoulli: 0 or 1). The M imputations of a row share its K
+// sd * N(0, 1) with the floored variance; Bernoulli: 0 or 1; continuous
+// Bernoulli: its inverse CDF). The M imputations of a row share its K
 // proposals; observed entries are copied unchanged.
 template <class T>
 void sample_imputations_forward(const Model<T>& model, const T* params, const T* X, int64_t n_rows, int K, int M,
@@ -129,8 +135,11 @@ void sample_imputations_forward(const Model<T>& model, const T* params, const T*
     if (K < 1 || M < 1) throw std::invalid_argument("the numbers of importance draws and imputations must be >= 1");
     const int D = model.config.n_features, C = Model<T>::chunk_rows(K);
     const Likelihood likelihood = model.config.likelihood;
-    const bool shared_lv = likelihood == Likelihood::gaussian_isotropic;
-    const T* noise_lv = params + model.layout.noise_logvar;
+    std::vector<T> sd(D, T(0));
+    if (is_gaussian(likelihood)) {
+        const auto noise = model.gaussian_noise(params);
+        for (int d = 0; d < D; ++d) sd[d] = std::sqrt(T(1) / noise.inv_var[d]);
+    }
     Workspace<T> ws;
     ws.reserve(model.config, model.layout, int(std::min<int64_t>(C, n_rows)), K);
     std::vector<double> weights(int64_t(std::min<int64_t>(C, n_rows)) * K);
@@ -150,16 +159,17 @@ void sample_imputations_forward(const Model<T>& model, const T* params, const T*
                 const double u = standard_uniform(pick_key, uint64_t(m));
                 int k = 0;
                 for (double cum = w[0]; k + 1 < K && cum < u; cum += w[++k]) {}
-                const T* mean = dec + (int64_t(k) * n + i) * D;
+                const T* decoded = dec + (int64_t(k) * n + i) * D;  // logits or Gaussian means
                 const uint64_t noise_key = combine_keys(combine_keys(keys[i], kNoiseStream), uint64_t(m));
                 T* yi = out + ((start + i) * M + m) * D;
                 for (int d = 0; d < D; ++d) {
                     if (!std::isnan(xi[d])) { yi[d] = xi[d]; continue; }
                     if (likelihood == Likelihood::bernoulli)
-                        yi[d] = standard_uniform(noise_key, uint64_t(d)) < double(sigmoid(mean[d])) ? T(1) : T(0);
+                        yi[d] = standard_uniform(noise_key, uint64_t(d)) < double(sigmoid(decoded[d])) ? T(1) : T(0);
+                    else if (likelihood == Likelihood::continuous_bernoulli)
+                        yi[d] = continuous_bernoulli_inverse_cdf(decoded[d], T(standard_uniform(noise_key, uint64_t(d))));
                     else
-                        yi[d] = mean[d] + std::exp(T(0.5) * noise_lv[shared_lv ? 0 : d]) *
-                                              T(standard_normal(noise_key, uint64_t(d)));
+                        yi[d] = decoded[d] + sd[d] * T(standard_normal(noise_key, uint64_t(d)));
                 }
             }
         }

@@ -12,23 +12,13 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._vae import _INT, _REAL, _BOOL, VAE, _check_hyperparameter, _draw_seed
 
-import os
-_LEARNING_RATE_STAGES = int(os.environ.get("LRS", "2"))
-
 # The imputer's own hyperparameters (the VAE checks the ones it receives).
 _CONSTRAINTS = {
     "n_importance": (_INT, (1, None)),
     "add_indicator": (_BOOL, None),
     "keep_empty_features": (_BOOL, None),
-    "max_iter": (_INT, (1, None)),
-    "min_steps": (_INT, (0, None)),
-    "batch_size": (_INT, (1, None)),
-    "learning_rate": (_REAL, (0.0, None, "open")),
-    "alpha": (_REAL, (0.0, None)),
-    "tol": (_REAL, (0.0, None)),
-    "n_iter_no_change": (_INT, (1, None)),
-    "verbose": (_INT, (0, None)),
 }
+# The training hyperparameters go to the VAE, which checks them.
 
 
 class VAEImputer(TransformerMixin, BaseEstimator):
@@ -148,13 +138,15 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         hidden_layer_sizes=(128, 128),
         activation="tanh",
         n_importance=100,
-        max_iter=2000,
-        min_steps=2000,
+        variance_floor=1e-6,
         batch_size=64,
         learning_rate=1e-3,
+        max_iter=1000,
         alpha=0.0,
         tol=1e-4,
-        n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
         add_indicator=False,
         keep_empty_features=False,
         random_state=None,
@@ -165,12 +157,14 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.n_importance = n_importance
-        self.max_iter = max_iter
-        self.min_steps = min_steps
+        self.variance_floor = variance_floor
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.max_iter = max_iter
         self.alpha = alpha
         self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.add_indicator = add_indicator
         self.keep_empty_features = keep_empty_features
@@ -269,44 +263,29 @@ class VAEImputer(TransformerMixin, BaseEstimator):
 
     def _train(self, Xs, n_components, seed):
         """The VAE fitted to the standardized data Xs (NaN = missing)."""
-        rows = Xs.shape[0]
-        steps_per_epoch = -(-rows // min(int(self.batch_size), rows))
-        # Small data sets get min_steps Adam updates before the stopping rule may
-        # stop training: a few hundred rows must not mean a few hundred steps.
-        warmup_epochs = min(int(self.max_iter), -(-int(self.min_steps) // steps_per_epoch))
         vae = VAE(
             n_components=n_components,
-            hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes),
+            hidden_layer_sizes=self.hidden_layer_sizes,
             activation=self.activation,
             missing="mask",
-            batch_size=int(self.batch_size),
+            standardize=False,  # Xs is standardized here, with the statistics of every feature
+            variance_floor=self.variance_floor,
+            batch_size=self.batch_size,
             learning_rate=self.learning_rate,
-            max_iter=max(1, warmup_epochs),
+            max_iter=self.max_iter,
             alpha=self.alpha,
             tol=self.tol,
-            n_iter_no_change=max(1, warmup_epochs) + 1,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change,
             random_state=seed & 0x7FFFFFFF,
             verbose=self.verbose,
             n_threads=self.n_threads,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)  # the warm-up runs its epochs in full
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
             vae.fit(Xs)
-        # Then train until the loss stalls, and again at a tenth of the step size:
-        # the smaller steps settle the parameters out of Adam's noise.
-        converged = True
-        for rate in [self.learning_rate * 0.1**k for k in range(_LEARNING_RATE_STAGES)]:
-            epochs_left = int(self.max_iter) - vae.n_iter_
-            if epochs_left <= 0:
-                break
-            vae.set_params(warm_start=True, max_iter=epochs_left, learning_rate=rate,
-                           n_iter_no_change=int(self.n_iter_no_change))
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", ConvergenceWarning)
-                vae.fit(Xs)
-            converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        vae.set_params(warm_start=False, learning_rate=self.learning_rate)
-        if not converged:
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
             warnings.warn(
                 f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
                 f"(tol={self.tol}); raise max_iter or tol.",

@@ -18,7 +18,7 @@ from pyvae import VAEImputer, _core
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 # Small and quick: the checks fit dozens of times.
-QUICK = dict(hidden_layer_sizes=(16,), max_iter=5, min_steps=0, n_importance=10, n_threads=1)
+QUICK = dict(hidden_layer_sizes=(16,), max_iter=5, n_importance=10, n_threads=1)
 
 
 def quick_imputer(**kw):
@@ -44,7 +44,7 @@ def low_rank(n=400, d=8, rank=2, noise=0.05, rate=0.2, seed=0):
 @pytest.fixture(scope="module")
 def fitted():
     X, X_missing = low_rank()
-    imputer = VAEImputer(hidden_layer_sizes=(32,), max_iter=300, min_steps=1000, random_state=0, n_threads=1)
+    imputer = VAEImputer(hidden_layer_sizes=(32,), max_iter=300, random_state=0, n_threads=1)
     return X, X_missing, imputer.fit(X_missing)
 
 
