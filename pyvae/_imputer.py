@@ -41,30 +41,39 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int or None, default=None
-        Dimension of the latent space. None uses
-        ``max(2, min(n_features - 1, ...))``; see ``n_components_``.
+        Dimension of the latent space. None uses ``min(10, n_features - 1)``
+        (at least 1), counting the features observed in ``fit``.
     hidden_layer_sizes : tuple of int, default=(128, 128)
         Widths of the encoder's hidden layers; the decoder mirrors them.
     activation : {"relu", "tanh"}, default="tanh"
         Activation of the hidden layers.
     n_importance : int, default=100
         Importance draws K per row for the conditional means and for
-        :meth:`sample_imputations`.
-    max_iter : int, default=2000
-        Maximum number of training epochs.
-    min_steps : int, default=...
-        Optimizer steps taken before the stopping rule may stop training:
-        small data sets get enough updates, whatever their number of rows.
-    batch_size : int, default=64
+        :meth:`sample_imputations`. The cost of ``transform`` grows linearly
+        with K; the estimate's bias shrinks as 1/K.
+    variance_floor : float, default=1e-6
+        Lower bound on the Gaussian likelihood's variance, in standardized
+        units (see :class:`VAE`).
+    batch_size : int or "auto", default=64
         Rows per minibatch.
     learning_rate : float, default=1e-3
-        Adam's step size.
+        Adam's initial step size; it is divided by 10 at each plateau of the
+        training loss, twice, before training stops (:class:`VAE`'s adaptive
+        schedule).
+    max_iter : int, default=1000
+        Maximum number of training epochs.
     alpha : float, default=0.0
         L2 penalty on the weight matrices.
     tol : float, default=1e-4
-        Improvement of the training loss below which an epoch counts as no progress.
-    n_iter_no_change : int, default=10
-        Epochs without progress before training stops.
+        Improvement of the (smoothed) loss below which an epoch counts as no progress.
+    early_stopping : {"auto", True, False}, default=False
+        Hold out rows and judge progress by their ELBO (see :class:`VAE`).
+        Off by default: an imputer is fit on the very rows it fills, and
+        every observed entry is worth training on.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out with ``early_stopping``.
+    n_iter_no_change : int, default=20
+        Epochs without progress before the step size drops or training stops.
     add_indicator : bool, default=False
         Append a :class:`~sklearn.impute.MissingIndicator`'s columns (features
         with missing entries in fit) to the output.
@@ -216,6 +225,16 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         -------
         self : VAEImputer
             The fitted imputer.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAEImputer
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> X[::7, 1] = np.nan
+        >>> imputer = VAEImputer(max_iter=10, random_state=0).fit(X)
+        >>> imputer.n_features_in_, imputer.n_components_
+        (3, 2)
         """
         # A rejected or failed fit leaves the imputer exactly as it was.
         saved = dict(self.__dict__)
@@ -340,6 +359,17 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             float64); observed entries unchanged. Features entirely missing in
             fit are dropped (unless ``keep_empty_features``); the indicator's
             columns follow with ``add_indicator``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAEImputer
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> X[::7, 1] = np.nan
+        >>> imputer = VAEImputer(max_iter=10, random_state=0).fit(X)
+        >>> X_filled = imputer.transform(X)
+        >>> X_filled.shape, bool(np.isnan(X_filled).any())
+        ((100, 3), False)
         """
         X, Xs = self._prepare(X)
         engine = self.vae_._engine()
@@ -403,6 +433,16 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         -------
         feature_names_out : ndarray of str objects
             The kept input features, then the indicator's features with ``add_indicator``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAEImputer
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> X[::7, 1] = np.nan
+        >>> imputer = VAEImputer(max_iter=10, add_indicator=True, random_state=0).fit(X)
+        >>> imputer.get_feature_names_out().tolist()
+        ['x0', 'x1', 'x2', 'missingindicator_x1']
         """
         check_is_fitted(self, "vae_")
         input_features = self._input_feature_names(input_features)

@@ -287,3 +287,12 @@ def test_bad_input_raises_and_changes_nothing(fitted):
     assert np.array_equal(imputer.transform(X_missing[:20]), before)
     with pytest.raises(ValueError, match="n_imputations"):
         imputer.sample_imputations(X_missing[:3], n_imputations=0)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import pyvae._imputer
+
+    result = doctest.testmod(pyvae._imputer, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 10 and result.failed == 0
