@@ -10,7 +10,7 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._vae import _INT, _REAL, _BOOL, VAE, _check_hyperparameter, _draw_seed
+from ._vae import _BOOL, _INT, VAE, _check_hyperparameter, _draw_seed, _resolve_threads
 
 # The imputer's own hyperparameters (the VAE checks the ones it receives).
 _CONSTRAINTS = {
@@ -325,6 +325,12 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         Xs = (X[:, observed] - self.mean_[observed]) / self.scale_[observed]
         return X, np.ascontiguousarray(Xs, dtype=np.float32)
 
+    def _engine(self):
+        # The imputer's n_threads, as set now (results do not depend on it).
+        engine = self.vae_._engine()
+        engine.n_threads = _resolve_threads(self.n_threads)
+        return engine
+
     def _finish(self, X, filled_standardized):
         """The output for X: X's observed entries, its missing ones from
         filled_standardized (n, n_observed_features) in the user's units, the
@@ -375,7 +381,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         ((100, 3), False)
         """
         X, Xs = self._prepare(X)
-        engine = self.vae_._engine()
+        engine = self._engine()
         filled = engine.impute(self.vae_.params_, Xs, int(self.n_importance), self._seed)
         return self._finish(X, filled)
 
@@ -419,7 +425,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         """
         X, Xs = self._prepare(X)
         _check_hyperparameter("n_imputations", n_imputations, _INT, (1, None))
-        engine = self.vae_._engine()
+        engine = self._engine()
         seed = _draw_seed(random_state)
         draws = engine.sample_imputations(self.vae_.params_, Xs, int(self.n_importance), int(n_imputations), seed)
         return np.stack([self._finish(X, draws[:, m]) for m in range(int(n_imputations))], axis=1)

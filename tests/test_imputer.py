@@ -296,3 +296,14 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(pyvae._imputer, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 10 and result.failed == 0
+
+
+def test_imputations_do_not_depend_on_the_thread_count(fitted):
+    _, X_missing, imputer = fitted
+    results = []
+    for n_threads in (1, 2):
+        imputer.set_params(n_threads=n_threads)
+        results.append((imputer.transform(X_missing), imputer.sample_imputations(X_missing, 3, random_state=0)))
+    imputer.set_params(n_threads=1)
+    assert np.array_equal(results[0][0], results[1][0])
+    assert np.array_equal(results[0][1], results[1][1])
