@@ -31,7 +31,7 @@ def worker(args):
     import numpy as np
     from mpi4py import MPI
 
-    import pyvae._distributed as dist
+    import pyvae._mpi as dist
     from pyvae import VAE
 
     comm = MPI.COMM_WORLD
@@ -109,7 +109,7 @@ def main():
     if args.worker:
         return worker(args)
     if shutil.which("mpiexec") is None:
-        sys.exit("mpiexec not found: pip install pyvae[mpi]")
+        sys.exit("mpiexec not found: pip install \".[mpi]\" (from the repository root)")
 
     results = [run(r, args) for r in (1, 2)]
     base = None

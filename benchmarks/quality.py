@@ -17,9 +17,10 @@ Two settings:
   ``--iwae-schedule short`` runs the first stages only and scores a subset of
   the test set; ``full`` runs the paper's schedule (about a day here).
 
-Examples::
+Data: ``pyvae.load_mnist`` (the IDX files in ``--data-home``, else in
+``$PYVAE_MNIST_DIR``, else downloaded). Examples::
 
-    python benchmarks/quality.py --setting pytorch
+    PYVAE_MNIST_DIR=/path/to/mnist python benchmarks/quality.py --setting pytorch --seeds 0 1 2
     python benchmarks/quality.py --setting iwae --iwae-schedule short
     python benchmarks/quality.py --setting iwae --iwae-schedule full --iwae-test-rows 10000
 """
@@ -39,6 +40,8 @@ PUBLISHED = {
     "pytorch_issue5": 105.4,  # held-out -ELBO measured with PyTorch 2.13 CPU when issue 5 was filed
     "iwae_vae_k1": -86.76,  # Burda et al. 2015, Table 1, VAE, 1 stochastic layer, k = 1
 }
+# Issue 12: pyvae's mean held-out -ELBO over the seeds must be within this of PyTorch's (same run).
+TOLERANCE_NATS = 0.3
 
 
 def log(msg):
@@ -50,9 +53,13 @@ def log(msg):
 # --------------------------------------------------------------------------
 
 def pyvae_pytorch_setting(data, epochs, threads, seed):
+    # Every training hyperparameter is explicit: pyvae's defaults (step size 1e-2
+    # with an adaptive schedule, automatic batch size and early stopping) are
+    # for small data, the example's setting is fixed: batch 128, Adam at a
+    # constant 1e-3, exactly `epochs` epochs on all 60,000 rows.
     vae = VAE(n_components=20, hidden_layer_sizes=(400,), activation="relu", likelihood="bernoulli",
-              batch_size=128, learning_rate=1e-3, max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1,
-              random_state=seed, n_threads=threads)
+              batch_size=128, learning_rate=1e-3, learning_rate_schedule="constant", early_stopping=False,
+              max_iter=epochs, tol=0.0, n_iter_no_change=epochs + 1, random_state=seed, n_threads=threads)
     started = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # ConvergenceWarning: the epoch count is the setting
@@ -128,8 +135,8 @@ def run_pytorch_setting(data, args):
     if "torch" in results:
         theirs = np.mean([r["neg_elbo"] for r in results["torch"]])
         lines.append(f"{'PyTorch (same run)':24s}{theirs:14.2f}{np.mean([r['train_s'] for r in results['torch']]):11.0f}")
-        verdict = "PASS" if abs(ours - theirs) <= 0.5 else "FAIL"
-        lines.append(f"pyvae - PyTorch: {ours - theirs:+.2f} nats ({verdict}: must be within 0.5); "
+        verdict = "PASS" if abs(ours - theirs) <= TOLERANCE_NATS else "FAIL"
+        lines.append(f"pyvae - PyTorch: {ours - theirs:+.2f} nats ({verdict}: must be within {TOLERANCE_NATS}); "
                      f"time ratio pyvae/PyTorch {np.mean([r['train_s'] for r in results['pyvae']]) / np.mean([r['train_s'] for r in results['torch']]):.2f}")
     lines.append(f"{'issue 5 (PyTorch 2.13)':24s}{PUBLISHED['pytorch_issue5']:14.2f}")
     log("\n".join(lines))
@@ -154,8 +161,10 @@ def run_iwae_setting(data, args):
     log(f"== IWAE paper setting: 784-200-200-50 tanh, dynamic binarization, batch {args.iwae_batch}, "
         f"{n_epochs} epochs ({args.iwae_schedule}), K = {args.k} on {args.iwae_test_rows} test images")
     rng = np.random.default_rng(args.seeds[0])
+    # partial_fit runs one epoch at the step size set below (no schedule, no held-out rows).
     vae = VAE(n_components=50, hidden_layer_sizes=(200, 200), activation="tanh", likelihood="bernoulli",
-              batch_size=args.iwae_batch, random_state=args.seeds[0], n_threads=args.threads)
+              batch_size=args.iwae_batch, learning_rate_schedule="constant", early_stopping=False,
+              random_state=args.seeds[0], n_threads=args.threads)
     X_train = data.X_train
     # The test set is binarized once, with a fixed draw.
     X_test = (np.random.default_rng(12345).uniform(size=data.X_test.shape) < data.X_test).astype(np.float32)

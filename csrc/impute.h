@@ -10,7 +10,7 @@
 // prior predictive mean E_p(z)[E[x | z]].
 //
 // Free functions over Model's public pieces (draw_posterior, decoder_forward,
-// likelihood_forward_backward, kl_forward): the model itself is not changed.
+// likelihood_forward, kl_forward): the model itself is not changed.
 // Rows are processed in chunks like Model::score, and each row's noise is keyed
 // by its bytes and the seed, so a row gets the same result in any call.
 #pragma once
@@ -81,7 +81,7 @@ void weighted_draws_forward(const Model<T>& model, const T* params, const T* x, 
                             Workspace<T>& ws, double* weights) {
     const T* head = model.draw_posterior(params, x, N, K, seed, ws);
     const T* out = model.decoder_forward(params, ws.z.data(), K * N, ws);
-    model.likelihood_forward_backward(params, out, x, N, K, ws.recon.data(), nullptr, nullptr, T(0));
+    model.likelihood_forward(params, out, x, N, K, ws.recon.data());
     model.kl_forward(head, ws.eps.data(), ws.z.data(), N, K, ws.kl.data(), ws.kl_analytic.data());
     importance_weights_forward(ws.recon.data(), ws.kl.data(), N, K, weights, model.n_threads);
 }

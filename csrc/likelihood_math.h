@@ -13,21 +13,9 @@
 #pragma once
 #include <cmath>
 
-#ifdef __CUDACC__
-#define PYVAE_HD __host__ __device__
-#else
-#define PYVAE_HD
-#endif
+#include "hd.h"
 
 namespace pyvae {
-
-// exp, log and log1p by the argument's precision, callable on host and device.
-PYVAE_HD inline float hd_exp(float x) { return ::expf(x); }
-PYVAE_HD inline double hd_exp(double x) { return ::exp(x); }
-PYVAE_HD inline float hd_log(float x) { return ::logf(x); }
-PYVAE_HD inline double hd_log(double x) { return ::log(x); }
-PYVAE_HD inline float hd_log1p(float x) { return ::log1pf(x); }
-PYVAE_HD inline double hd_log1p(double x) { return ::log1p(x); }
 
 // Below this |a| the series are used: their first omitted term is < 2e-9
 // relative there, while the closed forms would lose up to 4 digits.

@@ -37,17 +37,53 @@ def _core_import_error(exc):
 
 
 try:
-    from . import _threads  # first: loads the C++ core with its OpenMP settings (see _threads.py)
+    from ._threads import _core  # first: loads the C++ core with its OpenMP settings (see _threads.py)
 except ImportError as _exc:
     raise _core_import_error(_exc)
-from ._persistence import load
+from . import _persistence  # noqa: E402 (after the core)
 from ._vae import VAE
 from ._imputer import VAEImputer
 from .datasets import load_mnist
 from .diagnostics import gradient_variance
 
 __all__ = ["VAE", "gradient_variance", "load", "load_mnist", "show_config"]
-__version__ = "0.1.0"
+# Written once, in pyproject.toml; the build hands it to the core.
+__version__ = _core.__version__
+
+
+def load(path):
+    """Load a model written by :meth:`pyvae.VAE.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    model : VAE
+        The fitted estimator, with its optimizer state: it can keep training.
+
+    Raises
+    ------
+    ValueError
+        If the file is truncated, corrupted, not a pyvae model, or of a format
+        version this pyvae cannot read.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import pyvae
+    >>> X = np.random.default_rng(0).normal(size=(100, 4))
+    >>> vae = pyvae.VAE(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X)
+    >>> path = os.path.join(tempfile.mkdtemp(), "vae.npz")
+    >>> vae.save(path)
+    >>> restored = pyvae.load(path)
+    >>> bool((restored.params_ == vae.params_).all()), restored.n_iter_
+    (True, 3)
+    """
+    return _persistence.load(path, VAE)
 
 
 def show_config():
@@ -69,7 +105,6 @@ def show_config():
     >>> config["version"] == pyvae.__version__
     True
     """
-    from . import _core
     from ._cuda import cuda_config
 
     config = dict(_core.build_config)

@@ -44,8 +44,22 @@ def cuda_available():
     return bool(ok), reason
 
 
-def require_cuda():
-    """Raise a RuntimeError naming what is missing when ``device="cuda"`` cannot be used."""
+def require_cuda(data_parallel=False):
+    """Raise when ``device="cuda"`` cannot be used for this fit.
+
+    Raises
+    ------
+    ValueError
+        With ``data_parallel`` (``fit(..., comm=...)``): the CUDA engine runs
+        whole epochs on the device, with no per-step Allreduce to join.
+    RuntimeError
+        When CUDA cannot be used here, naming what is missing.
+    """
+    if data_parallel:
+        raise ValueError(
+            "fit(..., comm=...) trains on the CPU engine only: the CUDA engine keeps every step on the "
+            "device and has no per-step Allreduce. Use device='cpu' with comm, or device='cuda' without it."
+        )
     ok, reason = cuda_available()
     if not ok:
         raise RuntimeError(f"device='cuda' is not available: {reason}. Use device='cpu'.")

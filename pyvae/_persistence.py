@@ -13,6 +13,8 @@ import zipfile
 
 import numpy as np
 
+from ._threads import _core
+
 FORMAT_NAME = "pyvae.VAE"
 FORMAT_VERSION = 2
 # Version 1 (pyvae before internal standardization and the variance floor) reads
@@ -34,9 +36,8 @@ def _json_value(value):
 
 
 def save(model, path):
+    """Write the fitted estimator ``model`` to ``path`` (see :meth:`pyvae.VAE.save`)."""
     from sklearn.utils.validation import check_is_fitted
-
-    from . import __version__
 
     check_is_fitted(model, "params_")
     hyperparameters = model.get_params()
@@ -45,7 +46,7 @@ def save(model, path):
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "pyvae_version": __version__,
+        "pyvae_version": _core.__version__,
         "hyperparameters": {k: _json_value(v) for k, v in hyperparameters.items()},
         "fit_config": model._fit_config,
         "state": {k: _json_value(getattr(model, k)) for k in _SCALARS},
@@ -75,27 +76,12 @@ def save(model, path):
         raise
 
 
-def load(path):
-    """Load a model written by :meth:`pyvae.VAE.save`.
+def load(path, estimator_class):
+    """Read ``path`` back into an ``estimator_class`` (:class:`pyvae.VAE`; see :func:`pyvae.load`).
 
-    Parameters
-    ----------
-    path : str or path-like
-        The file.
-
-    Returns
-    -------
-    model : VAE
-        The fitted estimator, with its optimizer state: it can keep training.
-
-    Raises
-    ------
-    ValueError
-        If the file is truncated, corrupted, not a pyvae model, or of a format
-        version this pyvae cannot read.
+    The class is passed in rather than imported, so that the estimator's
+    module can import this one without a cycle.
     """
-    from ._vae import VAE
-
     path = os.fspath(path)
     try:
         with np.load(path, allow_pickle=False) as data:
@@ -119,7 +105,7 @@ def load(path):
     hyperparameters = header["hyperparameters"]
     if header["format_version"] == 1:
         hyperparameters = {**_VERSION_1_DEFAULTS, **hyperparameters}
-    model = VAE(**hyperparameters)
+    model = estimator_class(**hyperparameters)
     if isinstance(model.hidden_layer_sizes, list):
         model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
     model._fit_config = {"variance_floor": 0.0, **header["fit_config"]}

@@ -10,16 +10,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _cuda, _distributed
-from ._distributed import dask_blockwise
+from . import _cuda, _mpi, _persistence
+from ._dask import dask_blockwise
 from ._progress import EpochReporter, row_progress
 from ._threads import _core
 
 _GAUSSIAN = ("gaussian", "gaussian_isotropic")
 _UNIT_INTERVAL = ("bernoulli", "continuous_bernoulli")
-
-# Standard deviation of a posterior draw per unit of its scale exp(logvar / 2).
-_POSTERIOR_STD_PER_SCALE = {"gaussian": 1.0, "logistic": np.pi / np.sqrt(3.0), "laplace": np.sqrt(2.0)}
 
 # early_stopping="auto" holds out validation rows up to this many rows (where a
 # nonlinear model can memorize the training rows); beyond, the smoothed training
@@ -34,9 +31,6 @@ _LOSS_SMOOTHING_EPOCHS = 5
 
 # score_samples shows progress (with verbose) from this many draws (rows x K) on.
 _SCORE_PROGRESS_MIN_DRAWS = 2**17
-# The core scores rows in blocks of max(1, this // K) rows (chunk_rows in csrc/vae.h);
-# slices for progress are whole blocks, so the results equal one unsliced call.
-_CORE_SCORE_BLOCK_DRAWS = 4096
 
 # The hyperparameters' constraints, in one place: name -> (kind, allowed).
 _INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
@@ -494,7 +488,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # training works on copies, and validation's side effects are undone.
         saved = dict(self.__dict__)
         try:
-            with _distributed.context(comm) as ctx:
+            with _mpi.context(comm) as ctx:
                 return self._fit_unsafe(X, incremental, ctx)
         except KeyboardInterrupt:
             raise
@@ -504,11 +498,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise
 
     def _fit_unsafe(self, X, incremental, ctx):
-        # ctx: the data-parallel hooks (pyvae/_distributed.py); identities for one process.
+        # ctx: the data-parallel hooks (pyvae/_mpi.py); identities for one process.
         try:
             hidden = self._check_params()
             if self.device == "cuda":
-                _cuda.require_cuda()
+                _cuda.require_cuda(data_parallel=ctx.data_parallel)
             continuing = hasattr(self, "params_") and (incremental or self.warm_start)
             X = self._validate_X(X, reset=not continuing)
         except Exception as exc:
@@ -692,7 +686,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         X = self._validate_X(X, reset=False)
         return X, self._model_units(X)
 
-    @dask_blockwise(lambda est: est._fit_config["n_components"])
+    @dask_blockwise(n_in=lambda est: est.n_features_in_, n_out=lambda est: est._fit_config["n_components"],
+                    n_outputs=lambda arguments: 2 if arguments["return_std"] else 1)
     def transform(self, X, return_std=False):
         """Posterior mean E[z | x] of each row.
 
@@ -721,11 +716,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ((3, 2), (3, 2), True)
         """
         X, X32 = self._prepare(X)
-        mu, logvar = self._engine().encode(self.params_, X32)
+        engine = self._engine()
+        mu, logvar = engine.encode(self.params_, X32)
         mu = mu.astype(X.dtype, copy=False)
         if not return_std:
             return mu
-        std = np.exp(0.5 * logvar.astype(np.float64)) * _POSTERIOR_STD_PER_SCALE[self._fit_config["posterior"]]
+        std = np.exp(0.5 * logvar.astype(np.float64)) * engine.posterior_std_per_scale
         return mu, std.astype(X.dtype, copy=False)
 
     def sample_posterior(self, X, n_samples=1, random_state=None):
@@ -759,7 +755,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         z = self._engine().sample_posterior(self.params_, X32, int(n_samples), _draw_seed(random_state))
         return z.astype(X.dtype, copy=False)
 
-    @dask_blockwise(lambda est: est.n_features_in_)
+    @dask_blockwise(n_in=lambda est: est._fit_config["n_components"], n_out=lambda est: est.n_features_in_)
     def inverse_transform(self, Z):
         """Decoder mean E[x | z]: probabilities (Bernoulli) or the Gaussian mean.
 
@@ -825,7 +821,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         z = engine.sample_prior(int(n_samples), seed)
         return self._user_units(engine.sample_observations(self.params_, z, seed ^ 0x9E3779B97F4A7C15), np.float64)
 
-    @dask_blockwise(lambda est: None)
+    @dask_blockwise(n_in=lambda est: est.n_features_in_, dtype=np.float64)
     def score_samples(self, X, n_importance=1):
         """Per-row lower bound on log p(x), in nats.
 
@@ -866,7 +862,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # Long call: score in slices of rows to show progress. Each slice is a whole
         # number of the core's own blocks of rows, so every block sees the same rows
         # as in one call and the result is bit-identical.
-        block = max(1, _CORE_SCORE_BLOCK_DRAWS // K)
+        block = engine.score_block_rows(K)
         step = block * max(1, -(-X32.shape[0] // (block * 50)))
         out = np.empty(X32.shape[0], dtype=np.float64)
         progress = row_progress(self.verbose, X32.shape[0], f"score_samples (K={K})")
@@ -932,9 +928,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         >>> bool((pyvae.load(path).transform(X) == vae.transform(X)).all())
         True
         """
-        from ._persistence import save
-
-        save(self, path)
+        _persistence.save(self, path)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

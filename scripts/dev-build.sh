@@ -27,7 +27,9 @@ if [ "$(uname)" != Darwin ] && ! echo 'int main() { return 0; }' | "$cxx" -fopen
   exit 1
 fi
 
-cmake -S . -B "$build" -G Ninja -DSKBUILD_PROJECT_NAME=pyvae -DSKBUILD_PROJECT_VERSION=0.1.0 \
+# The version is written once, in pyproject.toml.
+version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)
+cmake -S . -B "$build" -G Ninja -DSKBUILD_PROJECT_NAME=pyvae -DSKBUILD_PROJECT_VERSION="$version" \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" "$@" >/dev/null
 cmake --build "$build"
 cp "$build"/_core*.so pyvae/

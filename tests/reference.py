@@ -14,12 +14,62 @@ def unpack(model, params):
     return {name: params[offset:offset + int(np.prod(shape))].reshape(shape) for name, offset, shape in model.layout()}
 
 
+def activate(h, activation):
+    return np.maximum(h, 0) if activation == "relu" else np.tanh(h)
+
+
+def activation_grad(y, activation):
+    """d act / d pre-activation, from the activation's output y."""
+    return (y > 0).astype(y.dtype) if activation == "relu" else 1 - y**2
+
+
+def dense(x, W, b, activation=None):
+    """x @ W + b, activated unless activation is None."""
+    h = x @ W + b
+    return h if activation is None else activate(h, activation)
+
+
+def bernoulli_log_prob(x, logits):
+    """log p(x | logits) per entry; NaN in x (missing) gives 0."""
+    observed = ~np.isnan(x)
+    x = np.where(observed, x, 0.0)
+    return np.where(observed, x * logits - np.logaddexp(0, logits), 0.0)
+
+
+def bernoulli_grad(x, logits):
+    """d(-log p)/d logits per entry: sigmoid(logits) - x; 0 where x is missing."""
+    observed = ~np.isnan(x)
+    return np.where(observed, 1 / (1 + np.exp(-logits)) - np.where(observed, x, 0.0), 0.0)
+
+
+def gaussian_log_prob(x, mean, logvar, variance_floor=0.0):
+    """log N(x; mean, variance_floor + e^logvar) per entry; NaN in x (missing) gives 0."""
+    observed = ~np.isnan(x)
+    x = np.where(observed, x, 0.0)
+    var = variance_floor + np.exp(logvar)
+    return np.where(observed, -0.5 * (LOG2PI + np.log(var) + (x - mean) ** 2 / var), 0.0)
+
+
+def gaussian_grads(x, mean, logvar, variance_floor=0.0):
+    """(d(-log p)/d mean, d(-log p)/d logvar) per entry; 0 where x is missing."""
+    observed = ~np.isnan(x)
+    x = np.where(observed, x, 0.0)
+    var = variance_floor + np.exp(logvar)
+    d_mean = -(x - mean) / var
+    d_logvar = 0.5 * (1 - (x - mean) ** 2 / var) * np.exp(logvar) / var
+    return np.where(observed, d_mean, 0.0), np.where(observed, d_logvar, 0.0)
+
+
+def kl_analytic(mu, logvar):
+    return 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(-1)
+
+
 def mlp(tensors, prefix, h, activation):
     n_layers = sum(1 for k in tensors if k.startswith(prefix) and k.endswith(".weight"))
     for layer in range(n_layers):
-        h = h @ tensors[f"{prefix}{layer}.weight"] + tensors[f"{prefix}{layer}.bias"]
-        if layer + 1 < n_layers:
-            h = np.maximum(h, 0) if activation == "relu" else np.tanh(h)
+        hidden = layer + 1 < n_layers
+        h = dense(h, tensors[f"{prefix}{layer}.weight"], tensors[f"{prefix}{layer}.bias"],
+                  activation if hidden else None)
     return h
 
 
@@ -50,20 +100,16 @@ def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, p
     eps, log_density = standardized(posterior, np.asarray(noise, np.float64))
     z = mu + np.exp(0.5 * logvar) * eps  # (S, N, Z)
     out = mlp(t, "decoder.", z, activation)  # (S, N, D)
-    observed = ~np.isnan(x_obs)
-    x = np.where(observed, x_obs, 0.0)
     if likelihood in ("bernoulli", "continuous_bernoulli"):
-        lp = x * out - np.logaddexp(0, out)
+        recon = bernoulli_log_prob(x_obs, out).sum(-1)
         if likelihood == "continuous_bernoulli":
-            lp = lp + continuous_bernoulli_log_norm(out)
+            observed = ~np.isnan(x_obs)
+            recon = recon + np.where(observed, continuous_bernoulli_log_norm(out), 0.0).sum(-1)
     else:
-        var = variance_floor + np.exp(t["decoder.noise_logvar"])
-        lp = -0.5 * (LOG2PI + np.log(var) + (x - out) ** 2 / var)
-    recon = np.where(observed, lp, 0.0).sum(-1)
+        recon = gaussian_log_prob(x_obs, out, t["decoder.noise_logvar"], variance_floor).sum(-1)
     log_q = (log_density(eps) - 0.5 * logvar).sum(-1)
     log_prior = (-0.5 * z**2 - 0.5 * LOG2PI).sum(-1)
     kl_draws = log_q - log_prior
-    kl_analytic = 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(-1)
-    kl_row = kl_analytic if kl == "analytic" else kl_draws.mean(0)
+    kl_row = kl_analytic(mu, logvar) if kl == "analytic" else kl_draws.mean(0)
     loss = np.mean(-recon.mean(0) + beta * kl_row)
-    return loss, recon, kl_draws, kl_analytic
+    return loss, recon, kl_draws, kl_analytic(mu, logvar)

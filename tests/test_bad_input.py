@@ -75,6 +75,7 @@ def test_sparse_input_is_rejected_clearly(fitted):
         fitted.transform(sparse.csr_matrix(X))
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=1 on purpose
 def test_bernoulli_needs_data_in_unit_interval(fitted):
     with pytest.raises(ValueError, match=r"bernoulli.*\[0, 1\]"):
         VAE(likelihood="bernoulli").fit(X)

@@ -25,7 +25,7 @@ def fit_quietly(model, X):
 
 def bernoulli_vae(**kw):
     params = dict(n_components=8, hidden_layer_sizes=(64,), likelihood="bernoulli", max_iter=30, random_state=0,
-                  batch_size=128, early_stopping=False)
+                  batch_size=128, early_stopping=False, learning_rate=1e-3, learning_rate_schedule="constant")
     params.update(kw)
     return VAE(**params)
 

@@ -367,3 +367,135 @@ def test_vae_fits_on_device(likelihood, kl, estimator):
         warnings.simplefilter("ignore")
         vae.fit(X)
     assert np.isfinite(vae.score(X)) and len(vae.loss_curve_) >= 1
+
+
+# ---------------------------------------------------------------- defects found by reading (issue 15)
+
+
+def test_cuda_with_comm_is_refused_before_any_state_change():
+    """The CUDA engine runs whole epochs on the device: it has no per-step
+    Allreduce, so fit(comm=...) with device='cuda' is refused, clearly, on
+    every machine (with or without a GPU), before anything changes."""
+    MPI = pytest.importorskip("mpi4py.MPI")
+    vae = VAE(device="cuda", hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    before = dict(vae.__dict__)
+    with pytest.raises(ValueError, match="comm=.*CPU engine only"):
+        vae.fit(small_data(), comm=MPI.COMM_SELF)
+    assert vae.__dict__ == before
+
+
+def test_engines_refuse_options_they_do_not_take():
+    """One binding template serves both engines; an option only one engine has
+    is refused by name by the other (the CPU engine has no device)."""
+    kwargs = dict(n_features=D, n_components=Z, hidden_layer_sizes=[4], activation="relu", likelihood="gaussian",
+                  kl="analytic", posterior="gaussian", gradient_estimator="reparameterization", n_mc_samples=1,
+                  beta=1.0, missing=False)
+    with pytest.raises(TypeError, match="CPU engine takes no option 'device'"):
+        _core.Model32(device=0, **kwargs)
+    try:
+        from pyvae import _cuda_core
+    except ImportError:
+        return  # built without the CUDA engine
+    with pytest.raises(TypeError, match="CUDA engine takes no option 'colour'"):
+        _cuda_core.ModelCuda(colour="red", **kwargs)
+
+
+@gpu
+def test_device_engine_refuses_data_parallel_epochs():
+    _, dev, _ = engines(CONFIGS[1], hidden=(8,))
+    X = small_data(64).astype(np.float32)
+    params = dev.init_params(0)
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    with pytest.raises(ValueError, match="data-parallel"):
+        dev.train_epoch(params, m, v, 0, 0.0, X, np.arange(64), 16, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0,
+                        allreduce=lambda buffer: None, first_row=0)
+
+
+@gpu
+def test_row_keys_cover_chunks_of_many_rows():
+    """Every row of a chunk gets its key (the kernel's grid once assumed 256
+    threads per block but launched 128, leaving rows without one)."""
+    _, _, k = engines(CONFIGS[0])
+    X = small_data(1000, seed=14).astype(np.float32)
+    np.testing.assert_array_equal(k.row_keys_cuda(X, 7), k.row_keys(X, 7))
+
+
+@gpu
+def test_scores_of_many_rows_match_cpu():
+    """score, score_samples and sample_posterior over a chunk of more than 128 rows."""
+    cpu, dev, _ = engines(CONFIGS[1], hidden=(8,))
+    X = small_data(700, seed=15).astype(np.float32)
+    X[::9, 1] = np.nan
+    params = params_for(cpu)
+    close(dev.score(params, X, 1, False, 3), cpu.score(params, X, 1, False, 3), SUMS)
+    close(dev.score(params, X, 5, True, 3), cpu.score(params, X, 5, True, 3), SUMS)
+    close(dev.sample_posterior(params, X, 2, 4), cpu.sample_posterior(params, X, 2, 4), SUMS)
+
+
+@gpu
+def test_logvar_clamp_on_device_matches_cpu():
+    """The encoder's log-variance clamp (its launch is checked): values past
+    the bound are clamped as on the CPU, and a NaN stays NaN on both."""
+    cpu, dev, _ = engines(CONFIGS[0], hidden=())
+    params = params_for(cpu)
+    layout = {name: (offset, shape) for name, offset, shape in cpu.layout()}
+    offset, _ = layout["encoder.0.bias"]
+    params[offset + Z:offset + 2 * Z] = [1e3, np.nan]  # the head's logvar half: (Z,) = (2,)
+    X = small_data(300, seed=16).astype(np.float32)
+    X = 1 / (1 + np.exp(-X))
+    (mu_cpu, lv_cpu), (mu_dev, lv_dev) = cpu.encode(params, X), dev.encode(params, X)
+    assert (lv_cpu[:, 0] <= 30).all() and np.isnan(lv_cpu[:, 1]).all()
+    np.testing.assert_array_equal(np.isnan(lv_dev), np.isnan(lv_cpu))
+    close(lv_dev[:, 0], lv_cpu[:, 0], SUMS)
+    close(mu_dev, mu_cpu, SUMS)
+
+
+@gpu
+def test_constructor_that_fails_part_way_releases_its_handles():
+    """A model too large for the device fails after its stream and cuBLAS
+    handle exist; both must be released all the same."""
+    from pyvae import _cuda_core
+
+    before = _cuda_core.live_handles()
+    kwargs = dict(CONFIGS[0], n_features=1 << 20, n_components=2, hidden_layer_sizes=[1 << 20],
+                  n_mc_samples=1, beta=1.0)
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="CUDA error"):
+            _cuda_core.ModelCuda(**kwargs)
+        assert _cuda_core.live_handles() == before
+    model = _cuda_core.ModelCuda(**dict(kwargs, n_features=D, hidden_layer_sizes=[4]))
+    assert _cuda_core.live_handles() == before + 2
+    del model
+    assert _cuda_core.live_handles() == before
+
+
+@gpu
+def test_ctrl_c_during_a_device_epoch_raises_keyboard_interrupt():
+    """An interrupted epoch raises KeyboardInterrupt (not pybind11's complaint
+    about an error_already_set with no error), and the parameters written back
+    are those of the steps that ran."""
+    import signal
+    import threading
+    import time
+
+    _, dev, _ = engines(CONFIGS[1], hidden=(8,))
+    X = small_data(200_000, seed=17).astype(np.float32)  # batch_size=1: a long epoch
+    rows = np.arange(len(X), dtype=np.int64)
+    params = dev.init_params(1)
+    start = params.copy()
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    dev.bind_data(X)
+    main = threading.main_thread().ident
+
+    def interrupt():
+        time.sleep(0.5)
+        signal.pthread_kill(main, signal.SIGINT)
+
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Thread(target=interrupt).start()
+        with pytest.raises(KeyboardInterrupt):
+            dev.train_epoch(params, m, v, 0, 0.0, X, rows, 1, 5, 1e-3, 0.9, 0.999, 1e-8, 0.0)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert np.isfinite(params).all() and not np.array_equal(params, start)

@@ -91,9 +91,6 @@ class OnlyConvergenceWarnings(AssertionError):
     """The README example warned, but only ConvergenceWarning: the training fix of issue 12 is pending."""
 
 
-@pytest.mark.xfail(raises=OnlyConvergenceWarnings, strict=True,
-                   reason="KNOWN: the README example warns ConvergenceWarning until training converges "
-                          "(issue 12); once it passes, strict xfail fails: remove this mark")
 def test_readme_example_prints_no_warning(readme_example_run):
     _, _, caught = readme_example_run
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]

@@ -138,7 +138,7 @@ def test_ctrl_c_on_one_rank_stops_every_rank_at_the_same_step(tmp_path):
     results = run_ranks(tmp_path, """
         import os, signal, threading
         if rank == 1:
-            threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()
+            threading.Timer(3.0, os.kill, (os.getpid(), signal.SIGINT)).start()
         vae = VAE(batch_size=1, **dict(KW, max_iter=10_000, n_iter_no_change=10_000))
         try:
             vae.fit(X_local, comm=comm)

@@ -20,7 +20,7 @@ X = load_digits().data / 16.0
 
 def vae(**kw):
     params = dict(n_components=4, hidden_layer_sizes=(32,), likelihood="bernoulli", max_iter=5, random_state=0,
-                  batch_size=128, early_stopping=False)
+                  batch_size=128, early_stopping=False, learning_rate=1e-3, learning_rate_schedule="constant")
     params.update(kw)
     return VAE(**params)
 

@@ -1,6 +1,6 @@
 // The CUDA extension `pyvae._cuda_core`: ModelCuda with the Python interface of
 // _core.Model32, the device's status, and `kernels`, a bench that runs each
-// `_cuda` kernel and its CPU twin from vae.h on the same inputs (for tests).
+// `_cuda` kernel and its CPU twin on the same inputs (for tests).
 // Like bindings.cpp it only converts; it imports on a machine without a GPU and
 // reports why none can be used instead of failing.
 #include <pybind11/numpy.h>
@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "../binding_util.h"
+#include "../bind_engine.h"
 #include "model_cuda.h"
 
 namespace py = pybind11;
@@ -69,175 +69,65 @@ struct PyModelCuda : ModelCuda {
     }
 };
 
+}  // namespace
+
+namespace pyvae {
+
+// The CUDA engine's adapters for bind_engine (see bind_engine.h).
+std::unique_ptr<PyModelCuda> make_engine(PyModelCuda*, const Config& config, int n_threads,
+                                         const py::kwargs& options) {
+    int device = 0;
+    for (const auto& item : options) {
+        const std::string key = py::str(item.first);
+        if (key != "device") throw py::type_error("the CUDA engine takes no option '" + key + "'");
+        device = item.second.cast<int>();
+    }
+    auto model = std::make_unique<PyModelCuda>(config, device);
+    model->n_threads = n_threads;
+    return model;
+}
+
+binding::LossTerms engine_loss_and_grad(ModelCuda& self, const float* params, float* grad, const float* x_obs,
+                                        const float* x_enc, const float* noise, int N, double baseline) {
+    binding::LossTerms t;
+    t.loss = self.loss_and_grad(params, grad, x_obs, x_enc, noise, N, baseline, t.recon, t.kl, t.kl_analytic,
+                                &t.mean_f);
+    return t;
+}
+
+void engine_prepare_epoch(PyModelCuda& self, const binding::In<float>& X, bool parallel) {
+    if (parallel)
+        throw std::invalid_argument("the CUDA engine does not train data-parallel (fit(..., comm=...)): it runs "
+                                    "whole epochs on the device, with no per-step Allreduce; use the CPU engine");
+    self.ensure_bound(X);
+}
+
+EpochResult engine_train_epoch(ModelCuda& self, float* params, float* m, float* v, int64_t* step, double* baseline,
+                               const float*, const int64_t* rows, int64_t n_rows, int batch_size, uint64_t seed,
+                               const AdamSettings& adam, const DataParallel<float>*) {
+    return self.train_epoch(params, m, v, step, baseline, rows, n_rows, batch_size, seed, adam,
+                            binding::python_interrupted);
+}
+
+}  // namespace pyvae
+
+namespace {
+
 void bind_model(py::module_& m) {
     using M = PyModelCuda;
-    py::class_<M>(m, "ModelCuda", "The VAE on an NVIDIA GPU, float32, with the interface of _core.Model32.")
-        .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
-                         std::string likelihood, std::string kl, std::string posterior, std::string estimator,
-                         int n_mc_samples, double beta, bool missing, double variance_floor, int n_threads, int device) {
-                 auto model = std::make_unique<M>(make_config(n_features, n_components, std::move(hidden), activation,
-                                                              likelihood, kl, posterior, estimator, n_mc_samples,
-                                                              beta, missing, variance_floor),
-                                                  device);
-                 model->n_threads = std::max(1, n_threads);
-                 return model;
-             }),
-             py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
-             py::arg("likelihood"), py::arg("kl"), py::arg("posterior"), py::arg("gradient_estimator"),
-             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("variance_floor") = 0.0, py::arg("n_threads") = 1,
-             py::arg("device") = 0)
-        .def_property_readonly("n_params", &M::n_params)
+    binding::bind_engine<M, float>(m, "ModelCuda", "The VAE on an NVIDIA GPU, float32, with the interface of "
+                                                   "_core.Model32 (option: device=0).")
         .def_property_readonly("device", &M::device)
-        .def_readwrite("n_threads", &M::n_threads)
         .def_readwrite("use_graphs", &M::use_graphs, "Replay full training steps as a captured CUDA graph.")
         .def_property_readonly("graph_in_use", &M::graph_in_use)
-        .def("layout", [](const M& self) { return describe_layout(self.layout); })
-        .def("init_params", [](const M& self, uint64_t seed) {
-            py::array_t<float> params(self.n_params());
-            self.init_params(params.mutable_data(), seed);
-            return params;
-        })
-        .def("loss_and_grad", [](M& self, Arr params, Arr x_obs, Arr x_enc, Arr noise, double baseline) {
-            const int N = int(x_obs.shape(0)), S = self.config.n_mc_samples, Z = self.config.n_components;
-            check_cols(x_obs, self.config.n_features, "x_obs");
-            check_cols(x_enc, self.config.n_features, "x_enc");
-            if (params.size() != self.n_params() || x_enc.shape(0) != N || noise.size() != int64_t(S) * N * Z)
-                throw std::invalid_argument("params, x_enc or noise has the wrong size");
-            py::array_t<float> grad(self.n_params());
-            std::vector<double> recon, kl, kl_analytic;
-            double loss, mean_f;
-            {
-                py::gil_scoped_release nogil;
-                loss = self.loss_and_grad(params.data(), grad.mutable_data(), x_obs.data(), x_enc.data(), noise.data(),
-                                          N, baseline, recon, kl, kl_analytic, &mean_f);
-            }
-            auto per_draw = [&](const std::vector<double>& v) {
-                py::array_t<double> a({int64_t(S), int64_t(N)});
-                std::copy(v.begin(), v.end(), a.mutable_data());
-                return a;
-            };
-            py::dict out;
-            out["loss"] = loss;
-            out["grad"] = grad;
-            out["recon"] = per_draw(recon);
-            out["kl_draws"] = per_draw(kl);
-            if (self.config.kl == KLMode::analytic) {
-                py::array_t<double> a(N);
-                std::copy(kl_analytic.begin(), kl_analytic.end(), a.mutable_data());
-                out["kl_analytic"] = a;
-            }
-            out["mean_signal"] = mean_f;
-            return out;
-        }, py::arg("params"), py::arg("x_obs"), py::arg("x_enc"), py::arg("noise"), py::arg("baseline") = 0.0)
-        .def("adam_update", [](M& self, py::array_t<float> params, Arr grad, py::array_t<float> m, py::array_t<float> v,
-                               int64_t step, double learning_rate, double beta1, double beta2, double epsilon,
-                               double alpha) {
-            const int64_t P = self.n_params();
-            if (grad.size() != P) throw std::invalid_argument("grad has the wrong size");
-            self.adam_update(writable(params, P, "params"), grad.data(), writable(m, P, "m"), writable(v, P, "v"), step,
-                             AdamSettings{learning_rate, beta1, beta2, epsilon, alpha});
-        })
         .def("bind_data", [](M& self, Arr X) {
-            check_cols(X, self.config.n_features, "X");
+            binding::check_cols(X, self.config.n_features, "X");
             self.ensure_bound(X);
         }, "Copy the training data X to the device (train_epoch does it when given other data).")
         .def("release_data", [](M& self) {
             self.release_data();
             self.data_owner = py::object();
-        }, "Free the device copy of the training data.")
-        .def("train_epoch", [](M& self, py::array_t<float> params, py::array_t<float> m, py::array_t<float> v,
-                               int64_t step, double baseline, Arr X,
-                               py::array_t<int64_t, py::array::c_style | py::array::forcecast> rows, int batch_size,
-                               uint64_t seed, double learning_rate, double beta1, double beta2, double epsilon,
-                               double alpha) {
-            const int64_t P = self.n_params();
-            float* p = writable(params, P, "params");
-            float* mm = writable(m, P, "m");
-            float* vv = writable(v, P, "v");
-            check_cols(X, self.config.n_features, "X");
-            const int64_t* r = rows.data();
-            for (py::ssize_t k = 0; k < rows.size(); ++k)
-                if (r[k] < 0 || r[k] >= X.shape(0)) throw std::out_of_range("row index out of range");
-            if (batch_size < 1) throw std::invalid_argument("batch_size must be >= 1");
-            self.ensure_bound(X);
-            AdamSettings adam{learning_rate, beta1, beta2, epsilon, alpha};
-            EpochResult res;
-            {
-                py::gil_scoped_release nogil;
-                res = self.train_epoch(p, mm, vv, &step, &baseline, r, rows.size(), batch_size, seed, adam,
-                                       python_interrupted);
-            }
-            if (res.status == EpochStatus::interrupted) throw py::error_already_set();
-            py::dict out;
-            out["finite"] = res.status != EpochStatus::non_finite;
-            out["elbo"] = res.elbo;
-            out["recon"] = res.recon;
-            out["kl"] = res.kl;
-            out["n_rows"] = res.n_rows;
-            out["step"] = step;
-            out["baseline"] = baseline;
-            return out;
-        })
-        .def("encode", [](M& self, Arr params, Arr X) {
-            check_cols(X, self.config.n_features, "X");
-            const int64_t N = X.shape(0);
-            py::array_t<float> mu({N, int64_t(self.config.n_components)}), lv({N, int64_t(self.config.n_components)});
-            {
-                py::gil_scoped_release nogil;
-                self.encode(params.data(), X.data(), N, mu.mutable_data(), lv.mutable_data());
-            }
-            return py::make_tuple(mu, lv);
-        })
-        .def("decode", [](M& self, Arr params, Arr Z) {
-            check_cols(Z, self.config.n_components, "Z");
-            const int64_t N = Z.shape(0);
-            py::array_t<float> out({N, int64_t(self.config.n_features)});
-            {
-                py::gil_scoped_release nogil;
-                self.decode(params.data(), Z.data(), N, out.mutable_data());
-            }
-            return out;
-        })
-        .def("score", [](M& self, Arr params, Arr X, int n_draws, bool importance, uint64_t seed) {
-            check_cols(X, self.config.n_features, "X");
-            const int64_t N = X.shape(0);
-            py::array_t<double> out(N);
-            {
-                py::gil_scoped_release nogil;
-                self.score(params.data(), X.data(), N, n_draws, importance, seed, out.mutable_data(),
-                           python_interrupted);
-            }
-            if (PyErr_Occurred()) throw py::error_already_set();
-            return out;
-        })
-        .def("sample_prior", [](M& self, int64_t n, uint64_t seed) {
-            py::array_t<float> z({n, int64_t(self.config.n_components)});
-            {
-                py::gil_scoped_release nogil;
-                self.sample_prior(n, seed, z.mutable_data());
-            }
-            return z;
-        })
-        .def("sample_observations", [](M& self, Arr params, Arr Z, uint64_t seed) {
-            check_cols(Z, self.config.n_components, "Z");
-            const int64_t N = Z.shape(0);
-            py::array_t<float> out({N, int64_t(self.config.n_features)});
-            {
-                py::gil_scoped_release nogil;
-                self.sample_observations(params.data(), Z.data(), N, seed, out.mutable_data());
-            }
-            return out;
-        })
-        .def("sample_posterior", [](M& self, Arr params, Arr X, int n_samples, uint64_t seed) {
-            check_cols(X, self.config.n_features, "X");
-            const int64_t N = X.shape(0);
-            py::array_t<float> out({int64_t(n_samples), N, int64_t(self.config.n_components)});
-            {
-                py::gil_scoped_release nogil;
-                self.sample_posterior(params.data(), X.data(), N, n_samples, seed, out.mutable_data());
-            }
-            return out;
-        });
+        }, "Free the device copy of the training data.");
 }
 
 // ---- kernels: each `_cuda` launcher and its CPU twin on the same inputs ------------------
@@ -285,7 +175,7 @@ struct KernelBench {
 };
 
 void bind_kernels(py::module_& parent) {
-    auto m = parent.def_submodule("kernels", "Each `_cuda` kernel beside its CPU twin from vae.h, for tests.");
+    auto m = parent.def_submodule("kernels", "Each `_cuda` kernel beside its CPU twin, for tests.");
     using K = KernelBench;
     py::class_<K>(m, "KernelBench")
         .def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
@@ -386,8 +276,8 @@ void bind_kernels(py::module_& parent) {
             const Layout& L = k.cpu.layout;
             std::vector<double> recon(size_t(S) * N);
             std::vector<float> d(size_t(S) * N * D), dlv(size_t(std::max(1, L.n_noise_logvar)), 0.f);
-            k.cpu.likelihood_forward_backward(params.data(), out.data(), x.data(), N, S, recon.data(), d.data(),
-                                              dlv.data(), weight);
+            k.cpu.likelihood_forward(params.data(), out.data(), x.data(), N, S, recon.data());
+            k.cpu.likelihood_backward(params.data(), out.data(), x.data(), N, S, weight, d.data(), dlv.data());
             return py::make_tuple(host_array(recon, {S * N}), host_array(d, {S * N, D}),
                                   host_array(dlv, {py::ssize_t(dlv.size())}));
         })
@@ -426,8 +316,8 @@ void bind_kernels(py::module_& parent) {
         .def("posterior_backward", [](K& k, Arr head, Arr eps, Arr z, Arr dz, In<double> recon, In<double> kl,
                                       double baseline) {
             const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
-            std::vector<float> d_head(size_t(N) * 2 * k.Z());
-            k.cpu.posterior_backward(head.data(), eps.data(), z.data(), dz.data(), recon.data(), kl.data(), N, S,
+            std::vector<float> d_head(size_t(N) * 2 * k.Z()), g(dz.data(), dz.data() + dz.size());
+            k.cpu.posterior_backward(head.data(), eps.data(), z.data(), g.data(), recon.data(), kl.data(), N, S,
                                      baseline, d_head.data());
             return host_array(d_head, {N, 2 * k.Z()});
         })
@@ -475,15 +365,11 @@ PYBIND11_MODULE(_cuda_core, m) {
     m.def("cuda_status", &cuda_status,
           "(usable, reason, device_count): whether a CUDA device can be used, and if not, why. Never raises.");
     m.def("device_names", &device_names, "Name, compute capability and memory of each visible device.");
+    m.def("live_handles", [] { return live_handles().load(); },
+          "Streams and cuBLAS handles the engine holds now (for tests: none may outlive its model).");
     bind_model(m);
     bind_kernels(m);
-    py::register_exception_translator([](std::exception_ptr p) {
-        try {
-            if (p) std::rethrow_exception(p);
-        } catch (const std::out_of_range& e) {
-            PyErr_SetString(PyExc_IndexError, e.what());
-        }
-    });
+    binding::register_index_error();
     int cublas_major = 0, cublas_minor = 0, cublas_patch = 0;
     cublasGetProperty(MAJOR_VERSION, &cublas_major);
     cublasGetProperty(MINOR_VERSION, &cublas_minor);

@@ -1,19 +1,25 @@
-// CUDA kernels of the VAE, each the twin of a CPU function in vae.h (see
+// CUDA kernels of the VAE, each the twin of a CPU function of the core (see
 // kernels_cuda.cuh for shapes and contracts). Elementwise work is one thread
 // per element; per-row sums are one block per row reduced by a fixed-shape
 // tree; column sums go to cuBLAS gemv against a vector of ones. Nothing sums
 // floats with atomics, so every run repeats bit for bit.
 #include <cmath>
-#include <cstdio>
 #include <stdexcept>
 #include <string>
 
 #include "kernels_cuda.cuh"
+#include "launch_cuda.cuh"
 
 namespace pyvae {
 
+using namespace launch;
+
 void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
     if (e == cudaSuccess) return;
+    // The runtime also keeps the error as the thread's last error; clear it, or
+    // the next launch check would report this one again (a failed cudaMalloc
+    // is not sticky: the model that threw is gone, the next one must work).
+    (void)cudaGetLastError();
     throw std::runtime_error(std::string("CUDA error: ") + cudaGetErrorString(e) + " (" + cudaGetErrorName(e) +
                              ") in " + what + " at " + file + ":" + std::to_string(line));
 }
@@ -26,79 +32,8 @@ void check_cublas(cublasStatus_t s, const char* what, const char* file, int line
 
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned blocks_for(int64_t n) { return unsigned((n + kThreads - 1) / kThreads); }
-
-// Launch errors (bad configuration) surface at once; faults inside a kernel
-// surface at the next synchronizing call, which is checked too.
-inline void check_launch(const char* what) { check_cuda(cudaGetLastError(), what, __FILE__, __LINE__); }
-
-// ---- rng.h on the device: the same integers, so the same noise ----------------
-
-__device__ __forceinline__ uint64_t mix64_cuda(uint64_t z) {
-    z += 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-__device__ __forceinline__ uint64_t combine_keys_cuda(uint64_t a, uint64_t b) { return mix64_cuda(a ^ mix64_cuda(b)); }
-__device__ __forceinline__ double uniform_open_cuda(uint64_t bits) { return (double(bits >> 11) + 0.5) * 0x1.0p-53; }
-__device__ __forceinline__ double standard_normal_cuda(uint64_t key, uint64_t counter) {
-    const double u1 = uniform_open_cuda(mix64_cuda(key ^ mix64_cuda(2 * counter)));
-    const double u2 = uniform_open_cuda(mix64_cuda(key ^ mix64_cuda(2 * counter + 1)));
-    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
-}
-__device__ __forceinline__ double standard_uniform_cuda(uint64_t key, uint64_t counter) {
-    return uniform_open_cuda(mix64_cuda(key ^ mix64_cuda(2 * counter)));
-}
-
-// ---- vae.h's scalar helpers on the device ----------------------------------------
-
-__device__ __forceinline__ float softplus_cuda(float a) { return (a < 0.f ? 0.f : a) + log1pf(expf(-fabsf(a))); }
-
-__device__ __forceinline__ float standardized_draw_cuda(Posterior p, float u) {
-    switch (p) {
-        case Posterior::logistic: return logf(u) - log1pf(-u);
-        case Posterior::laplace: return u < 0.5f ? logf(2 * u) : -logf(2 * (1 - u));
-        default: return u;
-    }
-}
-__device__ __forceinline__ float standardized_log_density_cuda(Posterior p, float e) {
-    switch (p) {
-        case Posterior::logistic: return -e - 2 * softplus_cuda(-e);
-        case Posterior::laplace: return -fabsf(e) - 0.6931471805599453f;
-        default: return -0.5f * e * e - float(0.5 * kLog2Pi);
-    }
-}
-__device__ __forceinline__ float standardized_score_cuda(Posterior p, float e) {
-    switch (p) {
-        case Posterior::logistic: return -tanhf(e / 2);
-        case Posterior::laplace: return e > 0 ? -1.f : (e < 0 ? 1.f : 0.f);
-        default: return -e;
-    }
-}
-
-// Sum over a block of BLOCK threads in a fixed tree (warp shuffles, then the
-// warp sums in one warp): the same order every run. The result is valid in
-// thread 0. Safe to call repeatedly in one kernel.
-template <class T, int BLOCK>
-__device__ T block_sum(T v) {
-    static_assert(BLOCK % 32 == 0 && BLOCK <= 1024, "block of whole warps");
-    __shared__ T warp_sums[BLOCK / 32];
-    __syncthreads();  // a previous call may still read warp_sums
-    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) warp_sums[warp] = v;
-    __syncthreads();
-    if (warp == 0) {
-        v = lane < BLOCK / 32 ? warp_sums[lane] : T(0);
-        for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(0xffffffffu, v, off);
-    }
-    return v;
-}
-
-// ---- kernels ------------------------------------------------------------------------
+// ---- kernels: the generator (rng.h), the standardized draws (standardized.h) and
+// the scalar math (hd.h) are the CPU's own functions, compiled for the device too.
 
 // y (N, O) = act(y + b): mode 0 none, 1 relu, 2 tanh. relu keeps NaN as the CPU's
 // std::max does (a NaN loss must stay visible).
@@ -123,10 +58,7 @@ __global__ void fill_noise_kernel(float* noise, const uint64_t* keys, int N, int
     const int j = int(k % Z);
     const int64_t r = k / Z;  // s * N + i
     const int i = int(r % N), s = int(r / N);
-    const uint64_t counter = uint64_t(s) * Z + j;
-    // As fill_noise: a uniform that rounds to 1.0f would make the inverse CDF infinite.
-    noise[k] = uniform ? fminf(float(standard_uniform_cuda(keys[i], counter)), nextafterf(1.f, 0.f))
-                       : float(standard_normal_cuda(keys[i], counter));
+    noise[k] = base_noise<float>(keys[i], s, Z, j, uniform);
 }
 
 // As Model::encoder_forward: the logvar half of the head (N, 2Z) clamped to +-kLogvarBound.
@@ -134,23 +66,21 @@ __global__ void clamp_logvar_kernel(float* head, int N, int Z) {
     const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     if (k >= int64_t(N) * Z) return;
     float& lv = head[(k / Z) * 2 * Z + Z + k % Z];
-    lv = fminf(fmaxf(lv, -float(kLogvarBound)), float(kLogvarBound));
+    // As the CPU's std::min/std::max: a NaN stays NaN (fminf/fmaxf would turn it into the bound).
+    lv = lv < -float(kLogvarBound) ? -float(kLogvarBound) : (lv > float(kLogvarBound) ? float(kLogvarBound) : lv);
 }
 
 __global__ void train_keys_kernel(uint64_t* keys, const StepState* st, int N) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) return;
-    keys[i] = combine_keys_cuda(combine_keys_cuda(st->seed, uint64_t(st->step)), uint64_t(i));
+    keys[i] = batch_row_key(st->seed, st->step, i);
 }
 
-// FNV-1a over the row's bytes, as hash_bytes in rng.h.
+// As Model::row_keys: the row's bytes hashed, then combined with the seed.
 __global__ void row_keys_kernel(uint64_t* keys, const float* X, int N, int D, uint64_t seed) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) return;
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(X + int64_t(i) * D);
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (int64_t k = 0; k < int64_t(sizeof(float)) * D; ++k) h = (h ^ p[k]) * 0x100000001b3ULL;
-    keys[i] = combine_keys_cuda(seed, mix64_cuda(h));
+    keys[i] = combine_keys(seed, hash_bytes(X + int64_t(i) * D, sizeof(float) * size_t(D)));
 }
 
 __global__ void gather_rows_kernel(float* x_obs, float* x_enc, const float* X, const int64_t* order,
@@ -176,7 +106,7 @@ __global__ void reparameterize_kernel(const float* head, const float* noise, flo
     const int j = int(k % Z);
     const int i = int((k / Z) % N);
     const float* mu = head + int64_t(i) * 2 * Z;
-    const float e = standardized_draw_cuda(posterior, noise[k]);
+    const float e = standardized_draw(posterior, noise[k]);
     eps[k] = e;
     z[k] = mu[j] + expf(0.5f * mu[Z + j]) * e;
 }
@@ -255,7 +185,7 @@ __global__ void kl_forward_kernel(const float* head, const float* eps, const flo
     const float* zz = z + r * Z;
     float acc = 0.f;
     for (int j = 0; j < Z; ++j)
-        acc += standardized_log_density_cuda(posterior, e[j]) - 0.5f * lv[j] + 0.5f * zz[j] * zz[j] +
+        acc += standardized_log_density(posterior, e[j]) - 0.5f * lv[j] + 0.5f * zz[j] * zz[j] +
                float(0.5 * kLog2Pi);
     kl[r] = double(acc);
 }
@@ -290,7 +220,7 @@ __global__ void posterior_backward_kernel(const float* head, const float* eps, c
         } else {
             const double f = recon[r] - (mc ? double(beta) * kl[r] : 0.0);
             const float c = -float(f - baseline) * w_draw;
-            const float g = standardized_score_cuda(posterior, e);
+            const float g = standardized_score(posterior, e);
             dmu += c * (-g * expf(-0.5f * lv));
             dlv += c * 0.5f * (-g * e - 1.f);
         }
@@ -366,77 +296,6 @@ __global__ void adam_update_kernel(float* params, const float* grad, float* m, f
     params[k] = p - step_size * mk / (sqrtf(vk) * inv_sqrt_bc2 + eps);
 }
 
-__global__ void sigmoid_kernel(float* out, int64_t n) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= n) return;
-    const float a = out[k];
-    const float e = expf(-fabsf(a));
-    out[k] = a >= 0.f ? 1.f / (1.f + e) : e / (1.f + e);
-}
-
-__global__ void continuous_bernoulli_mean_kernel(float* out, int64_t n) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= n) return;
-    out[k] = continuous_bernoulli_mean(out[k]);
-}
-
-__global__ void sample_prior_kernel(float* z, int64_t N, int Z, int64_t row0, uint64_t seed) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= N * Z) return;
-    const int64_t i = row0 + k / Z;
-    z[k] = float(standard_normal_cuda(combine_keys_cuda(seed, uint64_t(i)), uint64_t(k % Z)));
-}
-
-__global__ void sample_observations_kernel(float* x, const float* noise_lv, float variance_floor, int64_t N, int D,
-                                           int64_t row0, uint64_t seed, Likelihood likelihood) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= N * D) return;
-    const int64_t i = k / D;
-    const int c = int(k % D);
-    const uint64_t key = combine_keys_cuda(seed, uint64_t(row0 + i));
-    if (likelihood == Likelihood::bernoulli) {
-        x[k] = standard_uniform_cuda(key, uint64_t(c)) < double(x[k]) ? 1.f : 0.f;
-    } else if (likelihood == Likelihood::continuous_bernoulli) {  // x holds the logits here
-        x[k] = continuous_bernoulli_inverse_cdf(x[k], float(standard_uniform_cuda(key, uint64_t(c))));
-    } else {
-        const float lv = noise_lv[likelihood == Likelihood::gaussian_isotropic ? 0 : c];
-        x[k] += sqrtf(floored_variance(lv, variance_floor)) * float(standard_normal_cuda(key, uint64_t(c)));
-    }
-}
-
-__global__ void score_rows_kernel(double* out, const double* recon, const double* kl, const double* kl_analytic,
-                                  int N, int S, bool importance, bool analytic) {
-    const int i = blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= N) return;
-    if (importance) {  // log-mean-exp, shifted by the largest term
-        double top = -INFINITY;
-        for (int s = 0; s < S; ++s) {
-            const int64_t r = int64_t(s) * N + i;
-            const double t = recon[r] - kl[r];
-            top = top < t ? t : top;
-        }
-        double acc = 0;
-        for (int s = 0; s < S; ++s) {
-            const int64_t r = int64_t(s) * N + i;
-            acc += exp(recon[r] - kl[r] - top);
-        }
-        out[i] = isinf(top) ? top : top + log(acc / S);  // every term -inf: -inf, not NaN
-    } else {
-        double rec = 0, k = 0;
-        for (int s = 0; s < S; ++s) {
-            rec += recon[int64_t(s) * N + i];
-            k += kl[int64_t(s) * N + i];
-        }
-        k = analytic ? kl_analytic[i] : k / S;
-        out[i] = rec / S - k;
-    }
-}
-
-__global__ void fill_kernel(float* p, float value, int64_t n) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k < n) p[k] = value;
-}
-
 }  // namespace
 
 // ---- launchers -------------------------------------------------------------------------
@@ -488,7 +347,7 @@ void train_keys_cuda(cudaStream_t stream, uint64_t* keys, const StepState* state
 
 void row_keys_cuda(cudaStream_t stream, uint64_t* keys, const float* X, int N, int D, uint64_t seed) {
     if (N <= 0) return;
-    row_keys_kernel<<<blocks_for(N), 128, 0, stream>>>(keys, X, N, D, seed);
+    row_keys_kernel<<<blocks_for(N), kThreads, 0, stream>>>(keys, X, N, D, seed);
     check_launch("row_keys_kernel");
 }
 
@@ -551,6 +410,7 @@ void clamp_logvar_cuda(cudaStream_t stream, float* head, int N, int Z) {
     const int64_t n = int64_t(N) * Z;
     if (n == 0) return;
     clamp_logvar_kernel<<<blocks_for(n), kThreads, 0, stream>>>(head, N, Z);
+    check_launch("clamp_logvar_kernel");
 }
 
 void posterior_backward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z,
@@ -583,45 +443,6 @@ void adam_scalars(StepState& st) {
     const double bc2 = 1 - std::pow(st.beta2, double(st.step));
     st.step_size = float(st.learning_rate / bc1);
     st.inv_sqrt_bc2 = float(1 / std::sqrt(bc2));
-}
-
-void sigmoid_cuda(cudaStream_t stream, float* out, int64_t n) {
-    if (n <= 0) return;
-    sigmoid_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, n);
-    check_launch("sigmoid_kernel");
-}
-
-void continuous_bernoulli_mean_cuda(cudaStream_t stream, float* out, int64_t n) {
-    if (n <= 0) return;
-    continuous_bernoulli_mean_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, n);
-    check_launch("continuous_bernoulli_mean_kernel");
-}
-
-void sample_prior_cuda(cudaStream_t stream, float* z, int64_t N, int Z, int64_t row0, uint64_t seed) {
-    if (N * Z <= 0) return;
-    sample_prior_kernel<<<blocks_for(N * Z), kThreads, 0, stream>>>(z, N, Z, row0, seed);
-    check_launch("sample_prior_kernel");
-}
-
-void sample_observations_cuda(cudaStream_t stream, float* x, const float* noise_logvar, float variance_floor,
-                              int64_t N, int D, int64_t row0, uint64_t seed, Likelihood likelihood) {
-    if (N * D <= 0) return;
-    sample_observations_kernel<<<blocks_for(N * D), kThreads, 0, stream>>>(x, noise_logvar, variance_floor, N, D,
-                                                                            row0, seed, likelihood);
-    check_launch("sample_observations_kernel");
-}
-
-void score_rows_cuda(cudaStream_t stream, double* out, const double* recon, const double* kl,
-                     const double* kl_analytic, int N, int S, bool importance, bool analytic) {
-    if (N <= 0) return;
-    score_rows_kernel<<<blocks_for(N), kThreads, 0, stream>>>(out, recon, kl, kl_analytic, N, S, importance, analytic);
-    check_launch("score_rows_kernel");
-}
-
-void fill_cuda(cudaStream_t stream, float* p, float value, int64_t n) {
-    if (n <= 0) return;
-    fill_kernel<<<blocks_for(n), kThreads, 0, stream>>>(p, value, n);
-    check_launch("fill_kernel");
 }
 
 }  // namespace pyvae

@@ -1,6 +1,6 @@
-// CUDA twins of the CPU kernels in vae.h: each launcher is named like the CPU
+// CUDA twins of the CPU kernels (docs/layout.md): each launcher is named like the CPU
 // function it must match, with a `_cuda` suffix (tests/test_cuda.py compares
-// every pair). Shapes as in vae.h: N = rows, S = Monte Carlo samples, D =
+// every pair). Shapes as in the CPU core: N = rows, S = Monte Carlo samples, D =
 // features, Z = latent dimensions, I/O = a layer's input/output width;
 // sample-major stacking, row (s, i) of a decoder buffer is s * N + i.
 //
@@ -85,26 +85,28 @@ void contiguous_encoder_input_cuda(cudaStream_t stream, float* x_enc, const floa
 
 // ---- posterior and likelihood ---------------------------------------------------
 
-// eps, z (S, N, Z) from head (N, 2Z) and noise (S, N, Z). Twin of Model::reparameterize.
+// eps, z (S, N, Z) from head (N, 2Z) and noise (S, N, Z). Twin of reparameterize_forward.
 void reparameterize_cuda(cudaStream_t stream, const float* head, const float* noise, float* eps, float* z, int N,
                          int S, int Z, Posterior posterior);
 
 // recon (S*N) = log p(x_i | z_si) for out (S*N, D) against x (N, D); with d_out,
 // also d_out = weight * d(-log p)/d(out) and d_noise_logvar += weight * d(-sum
 // log p)/d(noise log-variance). Scratch: lv_terms (S*N, D) and column (D) for
-// the Gaussian likelihoods, ones (S*N). Twin of Model::likelihood_forward_backward.
+// the Gaussian likelihoods, ones (S*N). Twin of Model::likelihood_forward and
+// Model::likelihood_backward (the <likelihood>_forward / _backward pairs).
 void likelihood_forward_backward_cuda(cublasHandle_t blas, cudaStream_t stream, Likelihood likelihood, bool missing,
                                       float variance_floor, const float* noise_logvar, const float* out, const float* x, int N, int S, int D,
                                       double* recon, float* d_out, float* d_noise_logvar, float weight,
                                       float* lv_terms, float* column, const float* ones);
 
 // kl (S*N) = log q(z|x) - log p(z) per draw; kl_analytic (N) when `analytic`.
-// Twin of Model::kl_forward.
+// Twin of Model::kl_forward (kl_analytic_forward, kl_mc_forward).
 void kl_forward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z, int N, int S, int Z,
                      Posterior posterior, bool analytic, double* kl, double* kl_analytic);
 
 // d_head (N, 2Z) = d(loss)/d[mu | logvar], pathwise (dz (S, N, Z)) or score
-// function (recon, kl (S*N), *baseline). Twin of Model::posterior_backward.
+// function (recon, kl (S*N), *baseline). Twin of Model::posterior_backward
+// (the KL backward, then reparameterize_backward or score_function_backward).
 // head (N, 2Z): clamps the logvar half to +-kLogvarBound, as Model::encoder_forward.
 void clamp_logvar_cuda(cudaStream_t stream, float* head, int N, int Z);
 
@@ -125,7 +127,7 @@ void batch_stats_cuda(cudaStream_t stream, const double* recon, const double* kl
 
 // One fused Adam step over the flat buffer (P), L2 decay alpha where decay[k] is
 // 1 (weight matrices). Reads its scalars from `state`; no-op once non_finite.
-// Twin of Model::adam_update.
+// Twin of adam_update (adam.h).
 void adam_update_cuda(cudaStream_t stream, float* params, const float* grad, float* m, float* v,
                       const uint8_t* decay, int64_t P, const StepState* state);
 

@@ -1,4 +1,4 @@
-// ModelCuda: the orchestration of vae.h's Model<float>, line for line, with the
+// ModelCuda: the orchestration of model.h's Model<float>, line for line, with the
 // `_cuda` kernels. See model_cuda.h.
 #include "model_cuda.h"
 
@@ -11,9 +11,6 @@
 namespace pyvae {
 
 namespace {
-
-// Rows per inference chunk: S draws of each row are decoded together.
-int chunk_rows(int samples) { return std::max(1, 16384 / std::max(1, samples)); }
 
 bool graphs_enabled_by_env() {
     const char* v = std::getenv("PYVAE_CUDA_GRAPHS");
@@ -64,8 +61,12 @@ ModelCuda::ModelCuda(const Config& c, int device) : config(c), layout(make_layou
                                     std::to_string(count) + " found)");
     use_graphs = graphs_enabled_by_env();
     activate();
-    PYVAE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    PYVAE_CUBLAS_CHECK(cublasCreate(&blas_));
+    cudaStream_t stream = nullptr;
+    PYVAE_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    stream_.adopt(stream);
+    cublasHandle_t blas = nullptr;
+    PYVAE_CUBLAS_CHECK(cublasCreate(&blas));
+    blas_.adopt(blas);
     PYVAE_CUBLAS_CHECK(cublasSetStream(blas_, stream_));
     // Full FP32 products (no TF32), results that repeat bit for bit (no atomics),
     // and a workspace of our own so that the step can be captured in a graph.
@@ -92,21 +93,14 @@ ModelCuda::ModelCuda(const Config& c, int device) : config(c), layout(make_layou
 ModelCuda::~ModelCuda() {
     cudaSetDevice(device_);
     if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
-    if (blas_) cublasDestroy(blas_);
-    if (stream_) cudaStreamDestroy(stream_);
+    // The members release the rest, the cuBLAS handle and the stream included.
 }
+
+int ModelCuda::chunk_rows(int samples) { return std::max(1, 16384 / std::max(1, samples)); }
 
 void ModelCuda::activate() const { PYVAE_CUDA_CHECK(cudaSetDevice(device_)); }
 void ModelCuda::sync() const { PYVAE_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
-template <class T>
-void ModelCuda::upload(T* dst, const T* src, int64_t n) const {
-    if (n > 0) PYVAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * size_t(n), cudaMemcpyHostToDevice, stream_));
-}
-template <class T>
-void ModelCuda::download(T* dst, const T* src, int64_t n) const {
-    if (n > 0) PYVAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * size_t(n), cudaMemcpyDeviceToHost, stream_));
-}
 
 void ModelCuda::upload_params(const float* params) { upload(params_.get(), params, n_params()); }
 
@@ -114,29 +108,25 @@ void ModelCuda::init_params(float* params, uint64_t seed) const { Model<float>(c
 
 // ---- the pass ------------------------------------------------------------------------
 
-const float* ModelCuda::encoder_forward(const float* x, int N, DeviceWorkspace& ws) {
-    const float* inp = x;
-    for (size_t l = 0; l < layout.encoder.size(); ++l) {
-        const Dense& d = layout.encoder[l];
-        const bool hidden = l + 1 < layout.encoder.size();
-        dense_forward_cuda(blas_, stream_, ws.enc_out[l].get(), inp, params_.get() + d.w, params_.get() + d.b, N,
-                           d.n_in, d.n_out, hidden, config.activation);
-        inp = ws.enc_out[l].get();
+const float* ModelCuda::mlp_forward(const std::vector<Dense>& layers, std::vector<DeviceArray<float>>& outs,
+                                    const float* inp, int N) {
+    for (size_t l = 0; l < layers.size(); ++l) {
+        const Dense& d = layers[l];
+        dense_forward_cuda(blas_, stream_, outs[l].get(), inp, params_.get() + d.w, params_.get() + d.b, N, d.n_in,
+                           d.n_out, l + 1 < layers.size(), config.activation);
+        inp = outs[l].get();
     }
-    clamp_logvar_cuda(stream_, ws.enc_out.back().get(), N, config.n_components);
     return inp;
 }
 
+const float* ModelCuda::encoder_forward(const float* x, int N, DeviceWorkspace& ws) {
+    const float* head = mlp_forward(layout.encoder, ws.enc_out, x, N);
+    clamp_logvar_cuda(stream_, ws.enc_out.back().get(), N, config.n_components);
+    return head;
+}
+
 const float* ModelCuda::decoder_forward(const float* z, int M, DeviceWorkspace& ws) {
-    const float* inp = z;
-    for (size_t l = 0; l < layout.decoder.size(); ++l) {
-        const Dense& d = layout.decoder[l];
-        const bool hidden = l + 1 < layout.decoder.size();
-        dense_forward_cuda(blas_, stream_, ws.dec_out[l].get(), inp, params_.get() + d.w, params_.get() + d.b, M,
-                           d.n_in, d.n_out, hidden, config.activation);
-        inp = ws.dec_out[l].get();
-    }
-    return inp;
+    return mlp_forward(layout.decoder, ws.dec_out, z, M);
 }
 
 void ModelCuda::decoder_backward(const float* z, int M, float* d_out, float* dz, DeviceWorkspace& ws) {
@@ -359,11 +349,7 @@ EpochResult ModelCuda::train_epoch(float* params, float* m, float* v, int64_t* s
     if (n_rows <= 0) return res;
     // The same shuffle as Model::train_epoch.
     std::vector<int64_t> order(rows, rows + n_rows);
-    const uint64_t shuffle_key = combine_keys(seed, uint64_t(*step) * 0x5851f42d4c957f2dULL + 1);
-    for (int64_t k = n_rows - 1; k > 0; --k) {  // Fisher-Yates
-        const int64_t j = int64_t(mix64(shuffle_key ^ mix64(uint64_t(k))) % uint64_t(k + 1));
-        std::swap(order[k], order[j]);
-    }
+    shuffle_rows(order.data(), n_rows, seed, *step);
     for (int64_t r : order)
         if (r < 0 || r >= n_data_) throw std::out_of_range("row index out of range");
     const int B = int(std::min<int64_t>(batch_size, n_rows));
@@ -407,149 +393,6 @@ EpochResult ModelCuda::train_epoch(float* params, float* m, float* v, int64_t* s
     res.n_rows = st.epoch_rows;
     res.status = st.non_finite ? EpochStatus::non_finite : (stopped ? EpochStatus::interrupted : EpochStatus::ok);
     return res;
-}
-
-// ---- inference ---------------------------------------------------------------------------
-
-void ModelCuda::encode(const float* params, const float* X, int64_t n_rows, float* mu, float* logvar) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    activate();
-    const int Z = config.n_components, D = config.n_features;
-    const int C = chunk_rows(1);
-    infer_.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, stream_);
-    upload_params(params);
-    std::vector<float> head(size_t(std::min<int64_t>(C, n_rows)) * 2 * Z);
-    for (int64_t start = 0; start < n_rows; start += C) {
-        const int N = int(std::min<int64_t>(C, n_rows - start));
-        upload(infer_.x_obs.get(), X + start * D, int64_t(N) * D);
-        const float* x = infer_.x_obs.get();
-        if (config.missing) {
-            contiguous_encoder_input_cuda(stream_, infer_.x_enc.get(), x, int64_t(N) * D);
-            x = infer_.x_enc.get();
-        }
-        const float* h = encoder_forward(x, N, infer_);
-        download(head.data(), h, int64_t(N) * 2 * Z);
-        sync();
-        for (int i = 0; i < N; ++i)
-            for (int j = 0; j < Z; ++j) {
-                mu[(start + i) * Z + j] = head[size_t(i) * 2 * Z + j];
-                logvar[(start + i) * Z + j] = head[size_t(i) * 2 * Z + Z + j];
-            }
-    }
-}
-
-void ModelCuda::decode(const float* params, const float* Zs, int64_t n_rows, float* out) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    activate();
-    const int Z = config.n_components, D = config.n_features;
-    const int C = chunk_rows(1);
-    infer_.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, stream_);
-    upload_params(params);
-    for (int64_t start = 0; start < n_rows; start += C) {
-        const int N = int(std::min<int64_t>(C, n_rows - start));
-        upload(infer_.z.get(), Zs + start * Z, int64_t(N) * Z);
-        float* o = const_cast<float*>(decoder_forward(infer_.z.get(), N, infer_));
-        if (config.likelihood == Likelihood::bernoulli) sigmoid_cuda(stream_, o, int64_t(N) * D);
-        if (config.likelihood == Likelihood::continuous_bernoulli)
-            continuous_bernoulli_mean_cuda(stream_, o, int64_t(N) * D);
-        download(out + start * D, o, int64_t(N) * D);
-        sync();
-    }
-}
-
-void ModelCuda::sample_prior(int64_t n_rows, uint64_t seed, float* z) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    activate();
-    const int Z = config.n_components;
-    const int64_t C = int64_t(1) << 20;
-    DeviceArray<float> buf;
-    buf.reserve(std::min<int64_t>(C, n_rows) * Z);
-    for (int64_t start = 0; start < n_rows; start += C) {
-        const int64_t N = std::min<int64_t>(C, n_rows - start);
-        sample_prior_cuda(stream_, buf.get(), N, Z, start, seed);
-        download(z + start * Z, buf.get(), N * Z);
-        sync();
-    }
-}
-
-void ModelCuda::sample_observations(const float* params, const float* Zs, int64_t n_rows, uint64_t seed,
-                                    float* out) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    activate();
-    const int Z = config.n_components, D = config.n_features;
-    const int C = chunk_rows(1);
-    infer_.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, stream_);
-    upload_params(params);
-    for (int64_t start = 0; start < n_rows; start += C) {
-        const int N = int(std::min<int64_t>(C, n_rows - start));
-        upload(infer_.z.get(), Zs + start * Z, int64_t(N) * Z);
-        float* o = const_cast<float*>(decoder_forward(infer_.z.get(), N, infer_));
-        if (config.likelihood == Likelihood::bernoulli) sigmoid_cuda(stream_, o, int64_t(N) * D);
-        sample_observations_cuda(stream_, o, params_.get() + layout.noise_logvar, float(config.variance_floor), N, D,
-                                 start, seed, config.likelihood);
-        download(out + start * D, o, int64_t(N) * D);
-        sync();
-    }
-}
-
-const float* ModelCuda::posterior_draws(const float* x, int N, int S, uint64_t seed, DeviceWorkspace& ws) {
-    const int Z = config.n_components, D = config.n_features;
-    row_keys_cuda(stream_, ws.keys.get(), x, N, D, seed);
-    fill_noise_cuda(stream_, ws.noise.get(), ws.keys.get(), N, S, Z, base_noise_is_uniform(config.posterior));
-    const float* enc = x;
-    if (config.missing) {
-        contiguous_encoder_input_cuda(stream_, ws.x_enc.get(), x, int64_t(N) * D);
-        enc = ws.x_enc.get();
-    }
-    const float* head = encoder_forward(enc, N, ws);
-    reparameterize_cuda(stream_, head, ws.noise.get(), ws.eps.get(), ws.z.get(), N, S, Z, config.posterior);
-    return head;
-}
-
-void ModelCuda::sample_posterior(const float* params, const float* X, int64_t n_rows, int S, uint64_t seed,
-                                 float* out) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    activate();
-    const int Z = config.n_components, D = config.n_features;
-    const int C = chunk_rows(S);
-    infer_.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), S, stream_);
-    upload_params(params);
-    for (int64_t start = 0; start < n_rows; start += C) {
-        const int N = int(std::min<int64_t>(C, n_rows - start));
-        upload(infer_.x_obs.get(), X + start * D, int64_t(N) * D);
-        posterior_draws(infer_.x_obs.get(), N, S, seed, infer_);
-        for (int s = 0; s < S; ++s)
-            download(out + (int64_t(s) * n_rows + start) * Z, infer_.z.get() + int64_t(s) * N * Z, int64_t(N) * Z);
-        sync();
-    }
-}
-
-void ModelCuda::score(const float* params, const float* X, int64_t n_rows, int K, bool importance, uint64_t seed,
-                      double* out, const std::function<bool()>& interrupted) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    activate();
-    const int D = config.n_features, Z = config.n_components;
-    const int S = importance ? K : config.n_mc_samples;
-    const int C = chunk_rows(S);
-    infer_.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), S, stream_);
-    upload_params(params);
-    const bool analytic = config.kl == KLMode::analytic;
-    for (int64_t start = 0; start < n_rows; start += C) {
-        const int N = int(std::min<int64_t>(C, n_rows - start));
-        upload(infer_.x_obs.get(), X + start * D, int64_t(N) * D);
-        const float* head = posterior_draws(infer_.x_obs.get(), N, S, seed, infer_);
-        const float* o = decoder_forward(infer_.z.get(), S * N, infer_);
-        likelihood_forward_backward_cuda(blas_, stream_, config.likelihood, config.missing, float(config.variance_floor),
-                                         params_.get() + layout.noise_logvar, o, infer_.x_obs.get(), N, S, D,
-                                         infer_.recon.get(), nullptr, nullptr, 0.f, nullptr, nullptr, nullptr);
-        kl_forward_cuda(stream_, head, infer_.eps.get(), infer_.z.get(), N, S, Z, config.posterior, analytic,
-                        infer_.kl.get(), infer_.kl_analytic.get());
-        score_rows_cuda(stream_, infer_.scores.get(), infer_.recon.get(), infer_.kl.get(), infer_.kl_analytic.get(),
-                        N, S, importance, analytic);
-        download(out + start, infer_.scores.get(), N);
-        sync();
-        if (interrupted && interrupted()) return;
-    }
 }
 
 }  // namespace pyvae

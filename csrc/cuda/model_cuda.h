@@ -1,5 +1,5 @@
 // The VAE on one NVIDIA GPU, float32: the same model, layout, noise streams and
-// epoch loop as Model<float> in vae.h, with every kernel replaced by its `_cuda`
+// epoch loop as Model<float> (model.h), with every kernel replaced by its `_cuda`
 // twin (kernels_cuda.cuh). Host arrays in and out, device buffers inside:
 //
 // - the training data is copied to the device once (bind_data) and minibatches
@@ -11,6 +11,7 @@
 //
 // Not thread-safe by itself: calls on one model are serialized by a mutex.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -50,7 +51,42 @@ class DeviceArray {
     int64_t size_ = 0;
 };
 
-// Device buffers of one pass, as Workspace<T> in vae.h.
+// Streams and cuBLAS handles alive in this process, for tests: none may leak.
+inline std::atomic<int64_t>& live_handles() {
+    static std::atomic<int64_t> count{0};
+    return count;
+}
+
+// Owns a handle of the CUDA runtime or cuBLAS, destroyed by `Destroy`. As a
+// member it is released even when the constructor that creates it throws
+// part way (a raw handle would leak: no destructor runs for that object).
+template <class Handle, auto Destroy>
+class Owned {
+   public:
+    Owned() = default;
+    Owned(const Owned&) = delete;
+    Owned& operator=(const Owned&) = delete;
+    ~Owned() { reset(); }
+    // Takes over a handle just created.
+    void adopt(Handle h) {
+        reset();
+        handle_ = h;
+        if (handle_) ++live_handles();
+    }
+    void reset() {
+        if (handle_) {
+            Destroy(handle_);
+            --live_handles();
+        }
+        handle_ = nullptr;
+    }
+    operator Handle() const { return handle_; }
+
+   private:
+    Handle handle_ = nullptr;
+};
+
+// Device buffers of one pass, as Workspace<T> (workspace.h).
 struct DeviceWorkspace {
     int capacity = 0, S = 0;
     uint64_t generation = 0;  // bumped whenever a buffer moves (captured graphs hold raw pointers)
@@ -117,16 +153,22 @@ class ModelCuda {
 
     bool graph_in_use() const { return graph_exec_ != nullptr; }
 
+    // Rows per inference chunk: the S draws of each row are decoded together.
+    // Larger than Model::chunk_rows: a GPU wants wide products.
+    static int chunk_rows(int samples);
+
    private:
     int device_ = 0;
-    cudaStream_t stream_ = nullptr;
-    cublasHandle_t blas_ = nullptr;
+    // Declared so that they are destroyed in this order: the cuBLAS handle, its
+    // workspace, then the stream it runs on (members go in reverse order).
+    Owned<cudaStream_t, cudaStreamDestroy> stream_;
+    DeviceArray<char> blas_workspace_;
+    Owned<cublasHandle_t, cublasDestroy> blas_;
     std::mutex mutex_;
 
     DeviceArray<float> params_, grad_, m_, v_;  // (P)
     DeviceArray<uint8_t> decay_;                // (P) 1 on weight matrices
     DeviceArray<StepState> state_;              // (1)
-    DeviceArray<char> blas_workspace_;
     DeviceArray<float> data_;                   // (n_data, D) bound training data
     int64_t n_data_ = 0;
     const float* data_host_ = nullptr;
@@ -153,6 +195,9 @@ class ModelCuda {
     void download(T* dst, const T* src, int64_t n) const;
     void upload_params(const float* params);
 
+    // The outputs of `layers` into `outs` from inp (N, first layer's width), as Model::mlp_forward.
+    const float* mlp_forward(const std::vector<Dense>& layers, std::vector<DeviceArray<float>>& outs,
+                             const float* inp, int N);
     const float* encoder_forward(const float* x, int N, DeviceWorkspace& ws);
     const float* decoder_forward(const float* z, int M, DeviceWorkspace& ws);
     void decoder_backward(const float* z, int M, float* d_out, float* dz, DeviceWorkspace& ws);
@@ -163,8 +208,22 @@ class ModelCuda {
     void enqueue_train_step(int N);
     void launch_train_step(int N);
     void drop_graph();
+    // The front of an inference call, under the caller's lock: the device, infer_ sized for
+    // chunks of rows with `samples` draws each, the parameters uploaded. Returns the rows per chunk.
+    int prepare_inference(const float* params, int64_t n_rows, int samples);
+    // decode (seed null) or sample_observations (draws keyed by *seed) over Zs (n_rows, Z) into out (n_rows, D).
+    void decode_chunks(const float* params, const float* Zs, int64_t n_rows, const uint64_t* seed, float* out);
     // The shared front of score and sample_posterior: keys, noise, encoder, z for x (N, D) on the device.
     const float* posterior_draws(const float* x, int N, int S, uint64_t seed, DeviceWorkspace& ws);
 };
+
+template <class T>
+void ModelCuda::upload(T* dst, const T* src, int64_t n) const {
+    if (n > 0) PYVAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * size_t(n), cudaMemcpyHostToDevice, stream_));
+}
+template <class T>
+void ModelCuda::download(T* dst, const T* src, int64_t n) const {
+    if (n > 0) PYVAE_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * size_t(n), cudaMemcpyDeviceToHost, stream_));
+}
 
 }  // namespace pyvae

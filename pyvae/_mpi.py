@@ -1,21 +1,15 @@
-"""Training beyond one process (MPI) and inference over Dask arrays.
+"""Training beyond one process: synchronous data parallelism over MPI.
 
-Two engines users already run, and nothing home-made:
-
-* ``VAE.fit(X_local, comm=MPI.COMM_WORLD)``: synchronous data parallelism.
-  Each rank holds a shard of the rows; the C++ core computes the gradient of
-  the rank's part of every global minibatch and sums gradient and step
-  statistics over ranks with one ``Allreduce`` per step, so every rank applies
-  the same Adam update. The fit-time context below is the only place that
-  knows about MPI; the estimator calls its hooks, which do nothing (``_Local``)
-  without a communicator.
-* ``transform``, ``score_samples`` and ``inverse_transform`` on a Dask array
-  map the NumPy method over its row blocks (:func:`dask_blockwise`).
+``VAE.fit(X_local, comm=MPI.COMM_WORLD)``: each rank holds a shard of the
+rows; the C++ core computes the gradient of the rank's part of every global
+minibatch and sums gradient and step statistics over ranks with one
+``Allreduce`` per step, so every rank applies the same Adam update. The
+fit-time context below is the only place that knows about MPI; the estimator
+calls its hooks, which do nothing (``_Local``) without a communicator.
 
 See docs/distributed.md for the design and its cost model.
 """
 
-import functools
 import hashlib
 import signal
 import threading
@@ -49,6 +43,7 @@ class _Local:
     rank, size = 0, 1
     first_row, n_total = 0, 0
     engine_kwargs = {}
+    data_parallel = False
 
     def __enter__(self):
         return self
@@ -95,6 +90,8 @@ class _MPI:
     concatenated by rank. Every collective here is called by every rank at the
     same point of ``fit``, so a rank never waits for a call that will not come.
     """
+
+    data_parallel = True
 
     def __init__(self, comm):
         try:
@@ -225,62 +222,3 @@ class _MPI:
                 "The ranks ended with different parameters: this MPI library's Allreduce did not return "
                 "bit-identical sums on every rank. Please report it, with the MPI library's version."
             )
-
-
-# ---------------------------------------------------------------------------
-# Dask
-# ---------------------------------------------------------------------------
-
-
-def is_dask_collection(X):
-    """A Dask array (or other collection), recognized without importing Dask."""
-    return hasattr(X, "__dask_graph__") and hasattr(X, "map_blocks")
-
-
-def dask_blockwise(columns):
-    """Decorate an inference method so that a Dask array in gives a Dask array out.
-
-    The method runs unchanged on each block of rows (one chunk across the
-    columns), lazily; per-row results equal the NumPy path's because every row
-    is computed independently of the others. ``columns(est)`` gives the
-    output's column count, or None for one value per row.
-    """
-
-    def decorate(method):
-        @functools.wraps(method)
-        def wrapper(self, X, *args, **kwargs):
-            if not is_dask_collection(X):
-                return method(self, X, *args, **kwargs)
-            return _map_rows(self, method, columns, X, args, kwargs)
-
-        return wrapper
-
-    return decorate
-
-
-def _map_rows(est, method, columns, X, args, kwargs):
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(est, "params_")
-    if X.ndim != 2:
-        raise ValueError(f"Expected a 2D Dask array; got {X.ndim} dimensions.")
-    name = method.__name__
-    n_in = est._fit_config["n_components"] if name == "inverse_transform" else est.n_features_in_
-    if X.shape[1] != n_in:
-        raise ValueError(f"X has {X.shape[1]} columns, but {type(est).__name__}.{name} expects {n_in}.")
-    X = X.rechunk({1: -1})  # whole rows in every block
-    out_dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    n_out = columns(est)
-    if name == "score_samples":
-        out_dtype = np.dtype(np.float64)
-    return_std = name == "transform" and (kwargs.get("return_std") or (args and args[0]))
-
-    def block(x):
-        out = method(est, x, *args, **kwargs)
-        return np.hstack(out) if return_std else out
-
-    if n_out is None:
-        return X.map_blocks(block, drop_axis=1, dtype=out_dtype, meta=np.empty((0,), out_dtype))
-    width = 2 * n_out if return_std else n_out
-    out = X.map_blocks(block, chunks=(X.chunks[0], (width,)), dtype=out_dtype, meta=np.empty((0, 0), out_dtype))
-    return (out[:, :n_out], out[:, n_out:]) if return_std else out

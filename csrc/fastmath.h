@@ -1,0 +1,62 @@
+// Vectorizable float math for the Bernoulli likelihoods (784 exp + log1p per
+// row). glibc's scalar expf/log1pf do not vectorize without -ffast-math; these
+// are plain arithmetic the compiler turns into AVX code under `omp simd`. They
+// are used for float only: the float64 build (gradient checks) keeps std::exp
+// and std::log1p and is the oracle they are tested against.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+namespace pyvae {
+
+inline float bits_to_float(uint32_t u) { return __builtin_bit_cast(float, u); }
+inline uint32_t float_to_bits(float f) { return __builtin_bit_cast(uint32_t, f); }
+
+// Branch-free selects on bit patterns: GCC (12) does not if-convert a float
+// ?: inside these loops, and a loop with control flow stays scalar.
+// mask is all ones or all zeros.
+inline float pick_bits(uint32_t mask, float if_set, float if_clear) {
+    return bits_to_float((float_to_bits(if_set) & mask) | (float_to_bits(if_clear) & ~mask));
+}
+inline uint32_t sign_mask(float a) { return uint32_t(int32_t(float_to_bits(a)) >> 31); }
+inline uint32_t nan_mask(float a) {
+    return uint32_t(-int32_t((float_to_bits(a) & 0x7fffffffu) > 0x7f800000u));
+}
+
+// exp(t) for t <= 0 (t = -|a|), relative error < 2 ulp; below -87 the result
+// stays at exp(-87) (a normal number) instead of going subnormal.
+inline float exp_nonpositive(float t) {
+    t = t < -87.0f ? -87.0f : t;
+    const float magic = 12582912.0f;                     // 1.5 * 2^23: rounds to an integer
+    const float kn = std::fma(t, 1.44269504088896341f, magic);
+    const float n = kn - magic;                          // round(t / ln 2), in [-126, 0]
+    float r = std::fma(n, -0.693145751953125f, t);       // t - n ln2, Cody-Waite in two parts
+    r = std::fma(n, -1.428606765330187045e-06f, r);
+    // e^r on |r| <= ln2/2: Taylor to degree 6 (truncation < 1.3e-7 relative).
+    float p = 1.0f / 720;
+    p = std::fma(p, r, 1.0f / 120);
+    p = std::fma(p, r, 1.0f / 24);
+    p = std::fma(p, r, 1.0f / 6);
+    p = std::fma(p, r, 0.5f);
+    p = std::fma(p, r, 1.0f);
+    p = std::fma(p, r, 1.0f);
+    const uint32_t scale = (float_to_bits(kn) - float_to_bits(magic) + 127u) << 23;  // 2^n
+    return p * bits_to_float(scale);
+}
+
+// log1p(e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) in [0, 1/3]; the odd
+// series to s^13 leaves < 2e-8 relative; no cancellation anywhere.
+inline float log1p_unit(float e) {
+    const float s = e / (2.0f + e);
+    const float s2 = s * s;
+    float p = 1.0f / 13;
+    p = std::fma(p, s2, 1.0f / 11);
+    p = std::fma(p, s2, 1.0f / 9);
+    p = std::fma(p, s2, 1.0f / 7);
+    p = std::fma(p, s2, 1.0f / 5);
+    p = std::fma(p, s2, 1.0f / 3);
+    p = std::fma(p, s2, 1.0f);
+    return 2.0f * s * p;
+}
+
+}  // namespace pyvae

@@ -1,0 +1,147 @@
+// `_core._kernels`: the CPU kernels one by one, float32, for tests only
+// (tests/test_kernels.py checks each against tests/reference.py at MNIST's
+// shapes). Each function takes NumPy arrays, allocates its outputs, calls one
+// kernel and returns; gradients that kernels accumulate start from zeros.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "binding_util.h"
+#include "vae.h"
+
+namespace pyvae::binding {
+
+using F = float;
+
+inline py::array_t<F> zeros(std::vector<py::ssize_t> shape) {
+    py::array_t<F> a(shape);
+    std::fill(a.mutable_data(), a.mutable_data() + a.size(), F(0));
+    return a;
+}
+
+inline Activation activation_of(const std::string& name) {
+    return parse<Activation>(name, {{"relu", Activation::relu}, {"tanh", Activation::tanh}}, "activation");
+}
+inline Posterior posterior_of(const std::string& name) {
+    return parse<Posterior>(name, {{"gaussian", Posterior::gaussian}, {"logistic", Posterior::logistic},
+                                   {"laplace", Posterior::laplace}}, "posterior");
+}
+
+// Each likelihood's pair, by name, with one signature: forward(recon, out, x, lv, floor, N, S, D, missing,
+// threads) and backward(d_out, d_lv, out, x, lv, floor, N, S, D, weight, missing, threads).
+struct LikelihoodPair {
+    std::function<void(double*, const F*, const F*, const F*, F, int, int, int, bool, int)> forward;
+    std::function<void(F*, F*, const F*, const F*, const F*, F, int, int, int, F, bool, int)> backward;
+};
+template <void (*Forward)(double*, const F*, const F*, int, int, int, bool, int),
+          void (*Backward)(F*, const F*, const F*, int, int, int, F, bool, int)>
+LikelihoodPair logit_pair() {  // the Bernoulli likelihoods: no noise variance
+    return {[](double* r, const F* o, const F* x, const F*, F, int N, int S, int D, bool miss, int nt) {
+                Forward(r, o, x, N, S, D, miss, nt);
+            },
+            [](F* d, F*, const F* o, const F* x, const F*, F, int N, int S, int D, F w, bool miss, int nt) {
+                Backward(d, o, x, N, S, D, w, miss, nt);
+            }};
+}
+inline const LikelihoodPair& likelihood_pair(const std::string& name) {
+    static const std::map<std::string, LikelihoodPair> pairs = {
+        {"bernoulli", logit_pair<bernoulli_forward<F>, bernoulli_backward<F>>()},
+        {"continuous_bernoulli", logit_pair<continuous_bernoulli_forward<F>, continuous_bernoulli_backward<F>>()},
+        {"gaussian", {gaussian_forward<F>, gaussian_backward<F>}},
+        {"gaussian_isotropic", {gaussian_isotropic_forward<F>, gaussian_isotropic_backward<F>}},
+    };
+    const auto it = pairs.find(name);
+    if (it == pairs.end()) throw std::invalid_argument("unknown likelihood: '" + name + "'");
+    return it->second;
+}
+
+inline void bind_kernels(py::module_& parent) {
+    auto k = parent.def_submodule("_kernels", "The CPU kernels one by one, float32 (for tests).");
+    // C (M, N) = op(A) op(B): the blocked product, op a transpose where asked.
+    k.def("matmul", [](In<F> A, In<F> B, bool trans_a, bool trans_b, int n_threads) {
+        const int M = int(trans_a ? A.shape(1) : A.shape(0)), K = int(trans_a ? A.shape(0) : A.shape(1));
+        const int N = int(trans_b ? B.shape(0) : B.shape(1));
+        if ((trans_b ? B.shape(1) : B.shape(0)) != K) throw std::invalid_argument("inner dimensions differ");
+        auto C = zeros({M, N});
+        matmul<F>(trans_a, trans_b, M, N, K, A.data(), int(A.shape(1)), B.data(), int(B.shape(1)), F(0),
+                  C.mutable_data(), N, n_threads);
+        return C;
+    });
+    // out (N, O) from inp (N, I), W (I, O), b (O).
+    k.def("dense_forward", [](In<F> inp, In<F> W, In<F> b, bool hidden, const std::string& act, int n_threads) {
+        const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
+        auto out = zeros({N, O});
+        dense_forward<F>(out.mutable_data(), inp.data(), W.data(), b.data(), N, I, O, hidden, activation_of(act),
+                         n_threads);
+        return out;
+    });
+    // (d_inp (N, I), dW (I, O), db (O)) from d_pre (N, O), inp (N, I), W (I, O).
+    k.def("dense_backward", [](In<F> d_pre, In<F> inp, In<F> W, bool inp_act, const std::string& act,
+                               int n_threads) {
+        const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
+        auto d_inp = zeros({N, I}), dW = zeros({I, O}), db = zeros({O});
+        dense_backward<F>(d_inp.mutable_data(), dW.mutable_data(), db.mutable_data(), d_pre.data(), inp.data(),
+                          W.data(), N, I, O, inp_act, activation_of(act), n_threads);
+        return py::make_tuple(d_inp, dW, db);
+    });
+    // recon (S*N) from out (S*N, D), x (N, D), the noise log-variances lv and the variance floor.
+    k.def("likelihood_forward", [](const std::string& name, In<F> out, In<F> x, In<F> lv, float floor, bool missing,
+                                   int n_threads) {
+        const int N = int(x.shape(0)), D = int(x.shape(1)), S = int(out.shape(0) / N);
+        py::array_t<double> recon(int64_t(S) * N);
+        likelihood_pair(name).forward(recon.mutable_data(), out.data(), x.data(), lv.data(), floor, N, S, D, missing,
+                                      n_threads);
+        return recon;
+    });
+    // (d_out (S*N, D), d_lv) from out, x, lv and the weight of each draw.
+    k.def("likelihood_backward", [](const std::string& name, In<F> out, In<F> x, In<F> lv, float floor,
+                                    float weight, bool missing, int n_threads) {
+        const int N = int(x.shape(0)), D = int(x.shape(1)), S = int(out.shape(0) / N);
+        auto d_out = zeros({int64_t(S) * N, D}), d_lv = zeros({lv.size()});
+        likelihood_pair(name).backward(d_out.mutable_data(), d_lv.mutable_data(), out.data(), x.data(), lv.data(),
+                                       floor, N, S, D, weight, missing, n_threads);
+        return py::make_tuple(d_out, d_lv);
+    });
+    // (eps, z) (S, N, Z) from head (N, 2Z) and noise (S, N, Z).
+    k.def("reparameterize_forward", [](In<F> head, In<F> noise, const std::string& posterior, int n_threads) {
+        const int N = int(head.shape(0)), Z = int(head.shape(1) / 2), S = int(noise.size() / (int64_t(N) * Z));
+        auto eps = zeros({S, N, Z}), z = zeros({S, N, Z});
+        reparameterize_forward<F>(eps.mutable_data(), z.mutable_data(), head.data(), noise.data(), N, S, Z,
+                                  posterior_of(posterior), n_threads);
+        return py::make_tuple(eps, z);
+    });
+    // d_head (N, 2Z) from dz, eps (S, N, Z) and head (N, 2Z).
+    k.def("reparameterize_backward", [](In<F> dz, In<F> head, In<F> eps, int n_threads) {
+        const int N = int(head.shape(0)), Z = int(head.shape(1) / 2), S = int(eps.size() / (int64_t(N) * Z));
+        auto d_head = zeros({N, 2 * Z});
+        reparameterize_backward<F>(d_head.mutable_data(), dz.data(), head.data(), eps.data(), N, S, Z, n_threads);
+        return d_head;
+    });
+    // KL (N) in closed form, and its gradient d_head (N, 2Z) times `weight`.
+    k.def("kl_analytic_forward", [](In<F> head) {
+        const int N = int(head.shape(0)), Z = int(head.shape(1) / 2);
+        py::array_t<double> kl(N);
+        kl_analytic_forward<F>(kl.mutable_data(), head.data(), N, Z);
+        return kl;
+    });
+    k.def("kl_analytic_backward", [](In<F> head, float weight) {
+        const int N = int(head.shape(0)), Z = int(head.shape(1) / 2);
+        auto d_head = zeros({N, 2 * Z});
+        kl_analytic_backward<F>(d_head.mutable_data(), head.data(), N, Z, F(1), weight);
+        return d_head;
+    });
+    // log q(z|x) - log p(z) (S*N) per draw.
+    k.def("kl_mc_forward", [](In<F> head, In<F> eps, In<F> z, const std::string& posterior, int n_threads) {
+        const int N = int(head.shape(0)), Z = int(head.shape(1) / 2), S = int(eps.size() / (int64_t(N) * Z));
+        py::array_t<double> kl(int64_t(S) * N);
+        kl_mc_forward<F>(kl.mutable_data(), head.data(), eps.data(), z.data(), N, S, Z, posterior_of(posterior),
+                         n_threads);
+        return kl;
+    });
+}
+
+}  // namespace pyvae::binding

@@ -1,0 +1,231 @@
+// The likelihoods p(x | z), one forward / backward pair each: forward writes
+// recon (S*N) = log p(x_i | z_si) from the decoder's output out (S*N, D) against
+// the data x (N, D); backward writes d_out (S*N, D) = weight * d(-log p)/d(out)
+// and, for the Gaussians, adds weight * d(-sum log p)/d(noise log-variance).
+// Row (s, i) of out is s * N + i. With `missing`, a NaN in x marks an entry
+// that neither counts nor gets a gradient. Model::likelihood_forward and
+// Model::likelihood_backward pick the pair of the configured likelihood; the
+// scalar math shared with the CUDA kernels is in likelihood_math.h.
+#pragma once
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <vector>
+
+#include "fastmath.h"
+#include "hd.h"
+#include "likelihood_math.h"
+
+namespace pyvae {
+
+// Rows of a likelihood pass run in parallel above this many entries.
+constexpr int64_t kParallelEntries = 16384;
+
+// ---- Bernoulli: log p(x | a) = x a - softplus(a), a the decoder's logit -------
+
+// sum_k log p(x_k | a_k) over one row of D entries.
+template <class T>
+inline T bernoulli_row_forward(const T* x, const T* a, int D, bool missing) {
+    T acc = 0;
+    if constexpr (std::is_same_v<T, float>) {
+        auto body = [&](auto with_missing) {
+#pragma omp simd reduction(+ : acc)
+            for (int k = 0; k < D; ++k) {
+                const float ak = a[k], xk = x[k];
+                const float e = exp_nonpositive(-std::fabs(ak));
+                const float relu = ak < 0.0f ? 0.0f : ak;  // std::max(ak, 0), NaN kept
+                const float term = xk * ak - (relu + log1p_unit(e));
+                const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
+                acc += pick_bits(skip, 0.0f, term);
+            }
+        };
+        if (missing) body(std::true_type());
+        else body(std::false_type());
+    } else {
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(x[k])) continue;
+            const T ak = a[k];
+            const T e = std::exp(-std::abs(ak));
+            acc += x[k] * ak - (std::max(ak, T(0)) + std::log1p(e));
+        }
+    }
+    return acc;
+}
+
+// d_k = weight * (sigmoid(a_k) - x_k) over one row of D entries.
+template <class T>
+inline void bernoulli_row_backward(T* d, const T* x, const T* a, int D, T weight, bool missing) {
+    if constexpr (std::is_same_v<T, float>) {
+        auto body = [&](auto with_missing) {
+#pragma omp simd
+            for (int k = 0; k < D; ++k) {
+                const float ak = a[k], xk = x[k];
+                const float e = exp_nonpositive(-std::fabs(ak));
+                const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
+                const float inv = 1.0f / (1.0f + e);  // sigmoid(|a|)
+                const float sig = pick_bits(sign_mask(ak), e * inv, inv);
+                d[k] = pick_bits(skip, 0.0f, weight * (sig - xk));
+            }
+        };
+        if (missing) body(std::true_type());
+        else body(std::false_type());
+    } else {
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(x[k])) { d[k] = 0; continue; }
+            const T ak = a[k];
+            const T e = std::exp(-std::abs(ak));
+            d[k] = weight * ((ak >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - x[k]);
+        }
+    }
+}
+
+// f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, D), in parallel.
+template <class T, class F>
+void for_each_draw_row(const T* out, const T* x, int N, int S, int D, int n_threads, F&& f) {
+    const int64_t SN = int64_t(S) * N;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
+    for (int64_t r = 0; r < SN; ++r) f(r, x + (r % N) * D, out + r * D);
+}
+
+// recon (S*N) from logits out (S*N, D) against x (N, D).
+template <class T>
+void bernoulli_forward(double* recon, const T* out, const T* x, int N, int S, int D, bool missing, int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads,
+                      [&](int64_t r, const T* xi, const T* a) { recon[r] = bernoulli_row_forward(xi, a, D, missing); });
+}
+
+// d_out (S*N, D) from logits out (S*N, D) against x (N, D).
+template <class T>
+void bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, T weight, bool missing,
+                        int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
+        bernoulli_row_backward(d_out + r * D, xi, a, D, weight, missing);
+    });
+}
+
+// ---- Continuous Bernoulli: the Bernoulli's log p plus log C(a) (likelihood_math.h) ---
+
+template <class T>
+void continuous_bernoulli_forward(double* recon, const T* out, const T* x, int N, int S, int D, bool missing,
+                                  int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
+        double row = bernoulli_row_forward(xi, a, D, missing);
+        T acc = 0;
+        for (int k = 0; k < D; ++k)
+            if (!(missing && std::isnan(xi[k]))) acc += continuous_bernoulli_log_norm(a[k]);
+        row += acc;
+        recon[r] = row;
+    });
+}
+
+// d_out = the Bernoulli's gradient minus weight * d log C / da.
+template <class T>
+void continuous_bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, T weight, bool missing,
+                                   int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
+        T* d = d_out + r * D;
+        bernoulli_row_backward(d, xi, a, D, weight, missing);
+        for (int k = 0; k < D; ++k)
+            if (!(missing && std::isnan(xi[k]))) d[k] -= weight * continuous_bernoulli_log_norm_grad(a[k]);
+    });
+}
+
+// ---- Gaussian: log p(x | m) = -(log 2 pi + log var + (x - m)^2 / var) / 2 -------
+// var = variance_floor + e^lv (likelihood_math.h's floored_variance), lv one
+// learned log-variance per feature (gaussian) or one shared by all
+// (gaussian_isotropic): feature k reads lv[k * lv_stride].
+
+// Per-feature constants, computed once per call rather than once per entry:
+// log var, 1 / var, and d var / d lv / var = e^lv / var (the share of the
+// variance the learned part holds, which scales the log-variance gradient).
+template <class T>
+struct GaussianNoise {
+    std::vector<T> log_var, inv_var, learned_share;  // (D)
+    GaussianNoise(const T* lv, int lv_stride, int D, T floor) : log_var(D), inv_var(D), learned_share(D) {
+        for (int k = 0; k < D; ++k) {
+            const T learned = std::exp(lv[k * lv_stride]);
+            const T var = floored_variance(lv[k * lv_stride], floor);
+            log_var[k] = std::log(var);
+            inv_var[k] = T(1) / var;
+            learned_share[k] = learned / var;
+        }
+    }
+};
+
+template <class T>
+void gaussian_rows_forward(double* recon, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S, int D,
+                           bool missing, int n_threads) {
+    const T* log_var = g.log_var.data();
+    const T* inv_var = g.inv_var.data();
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
+        T acc = 0;
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(xi[k])) continue;
+            const T res = xi[k] - o[k];
+            acc += T(-0.5) * (T(kLog2Pi) + log_var[k] + res * res * inv_var[k]);
+        }
+        recon[r] = acc;
+    });
+}
+
+// d_out (S*N, D), and column (D): weight * d(-sum log p)/d lv_k summed over rows,
+// each column in row order (thread-count independent).
+template <class T>
+void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S,
+                            int D, T weight, bool missing, int n_threads) {
+    const T* inv_var = g.inv_var.data();
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
+        T* d = d_out + r * D;
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(xi[k])) { d[k] = 0; continue; }
+            d[k] = -weight * (xi[k] - o[k]) * inv_var[k];
+        }
+    });
+    const int64_t SN = int64_t(S) * N;
+    // d/d lv_k of -log p = 0.5 (1 - res^2 / var) e^lv / var.
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (SN * D > kParallelEntries)
+    for (int k = 0; k < D; ++k) {
+        T acc = 0;
+        for (int64_t r = 0; r < SN; ++r) {
+            const T xv = x[(r % N) * D + k];
+            if (missing && std::isnan(xv)) continue;
+            const T res = xv - out[r * D + k];
+            acc += T(0.5) * (T(1) - res * res * inv_var[k]);
+        }
+        column[k] = weight * acc * g.learned_share[k];
+    }
+}
+
+// A log-variance per feature: d_lv (D) += the columns.
+template <class T>
+void gaussian_forward(double* recon, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
+                      bool missing, int n_threads) {
+    gaussian_rows_forward(recon, out, x, GaussianNoise<T>(lv, 1, D, floor), N, S, D, missing, n_threads);
+}
+template <class T>
+void gaussian_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
+                       T weight, bool missing, int n_threads) {
+    std::vector<T> column(D, T(0));
+    gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 1, D, floor), N, S, D, weight, missing,
+                           n_threads);
+    for (int k = 0; k < D; ++k) d_lv[k] += column[k];
+}
+
+// One log-variance shared by all features: d_lv (1) += the columns' sum.
+template <class T>
+void gaussian_isotropic_forward(double* recon, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
+                                bool missing, int n_threads) {
+    gaussian_rows_forward(recon, out, x, GaussianNoise<T>(lv, 0, D, floor), N, S, D, missing, n_threads);
+}
+template <class T>
+void gaussian_isotropic_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor, int N, int S,
+                                 int D, T weight, bool missing, int n_threads) {
+    std::vector<T> column(D, T(0));
+    gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 0, D, floor), N, S, D, weight, missing,
+                           n_threads);
+    T total = 0;
+    for (int k = 0; k < D; ++k) total += column[k];
+    d_lv[0] += total;
+}
+
+}  // namespace pyvae

@@ -1,0 +1,375 @@
+// Model<T>: the VAE assembled from the concept headers, and its training loop.
+// Written once as a template: float32 trains, float64 checks gradients.
+//
+// One training step (loss_and_grad), each equation a function of its own:
+//   encoder      mlp_forward -> logvar_clamp_forward          (dense.h, posterior.h)
+//   draws        reparameterize_forward                       (posterior.h)
+//   decoder      mlp_forward                                  (dense.h)
+//   log p(x|z)   <likelihood>_forward                         (likelihood.h, likelihood_math.h)
+//   KL           kl_analytic_forward / kl_mc_forward          (posterior.h)
+//   ELBO         elbo_forward                                 (elbo.h)
+// and back: <likelihood>_backward, decoder_backward, the KL backward, then
+// reparameterize_backward (pathwise) or score_function_backward, then
+// logvar_clamp_backward and encoder_backward; adam_update (adam.h) applies it.
+//
+// Shapes: N = rows in a batch, S = Monte Carlo samples per row, D = features,
+// Z = latent dimensions. Sample-major stacking: row (s, i) of a decoder buffer
+// is s * N + i, so the decoder sees S*N rows and runs as one matrix product per
+// layer. Inference (encode, score, sampling) is in model_inference.h.
+#pragma once
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "adam.h"
+#include "config.h"
+#include "dense.h"
+#include "elbo.h"
+#include "likelihood.h"
+#include "matmul.h"
+#include "posterior.h"
+#include "rng.h"
+#include "workspace.h"
+
+namespace pyvae {
+
+template <class T>
+class Model {
+   public:
+    Config config;
+    Layout layout;
+    int n_threads = 1;
+
+    explicit Model(const Config& c) : config(c), layout(make_layout(c)) { init_blas_threads(); }
+
+    int64_t n_params() const { return layout.size; }
+
+    // PyTorch's default for Linear layers: W and b ~ U(-1/sqrt(n_in), 1/sqrt(n_in)).
+    void init_params(T* params, uint64_t seed) const {
+        auto fill = [&](int64_t offset, int64_t n, double bound, uint64_t key) {
+            for (int64_t k = 0; k < n; ++k) params[offset + k] = T((2 * standard_uniform(key, k) - 1) * bound);
+        };
+        uint64_t tensor = 0;
+        for (const auto* layers : {&layout.encoder, &layout.decoder})
+            for (const Dense& d : *layers) {
+                const double bound = 1.0 / std::sqrt(double(d.n_in));
+                fill(d.w, int64_t(d.n_in) * d.n_out, bound, combine_keys(seed, tensor++));
+                fill(d.b, d.n_out, bound, combine_keys(seed, tensor++));
+            }
+        for (int k = 0; k < layout.n_noise_logvar; ++k) params[layout.noise_logvar + k] = T(0);
+    }
+
+    // ---- forward pieces ----------------------------------------------------
+
+    // head (N, 2Z) = [mu | logvar] from x (N, D), the logvar half clamped.
+    const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws) const {
+        const T* out = mlp_forward(layout.encoder, ws.enc_out, params, x, N);
+        logvar_clamp_forward(ws.enc_out.back().data(), N, config.n_components);
+        return out;
+    }
+
+    // eps, z (S, N, Z) from the head (N, 2Z) and base noise (S, N, Z).
+    void reparameterize(const T* head, const T* noise, T* eps, T* z, int N, int S) const {
+        reparameterize_forward(eps, z, head, noise, N, S, config.n_components, config.posterior, n_threads);
+    }
+
+    // out (M, D) from z (M, Z): logits (Bernoulli) or the Gaussian mean.
+    const T* decoder_forward(const T* params, const T* z, int M, Workspace<T>& ws) const {
+        return mlp_forward(layout.decoder, ws.dec_out, params, z, M);
+    }
+
+    // The outputs of `layers` into `outs` (one buffer per layer) from inp (N, first
+    // layer's width): every layer but the last is activated. Returns the last output.
+    const T* mlp_forward(const std::vector<Dense>& layers, std::vector<std::vector<T>>& outs, const T* params,
+                         const T* inp, int N) const {
+        for (size_t l = 0; l < layers.size(); ++l) {
+            const Dense& d = layers[l];
+            dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out, l + 1 < layers.size(),
+                          config.activation, n_threads);
+            inp = outs[l].data();
+        }
+        return inp;
+    }
+
+    // recon (S*N) = log p(x_i | z_si) for out (S*N, D) against x (N, D), by the configured likelihood.
+    void likelihood_forward(const T* params, const T* out, const T* x, int N, int S, double* recon) const {
+        const int D = config.n_features;
+        const T* lv = params + layout.noise_logvar;
+        const T floor = T(config.variance_floor);
+        const bool missing = config.missing;
+        switch (config.likelihood) {
+            case Likelihood::bernoulli: return bernoulli_forward(recon, out, x, N, S, D, missing, n_threads);
+            case Likelihood::continuous_bernoulli:
+                return continuous_bernoulli_forward(recon, out, x, N, S, D, missing, n_threads);
+            case Likelihood::gaussian: return gaussian_forward(recon, out, x, lv, floor, N, S, D, missing, n_threads);
+            case Likelihood::gaussian_isotropic:
+                return gaussian_isotropic_forward(recon, out, x, lv, floor, N, S, D, missing, n_threads);
+        }
+    }
+
+    // d_out (S*N, D) = weight * d(-log p)/d(out), and d_noise_logvar += weight * d(-sum log p)/d(lv).
+    void likelihood_backward(const T* params, const T* out, const T* x, int N, int S, T weight, T* d_out,
+                             T* d_noise_logvar) const {
+        const int D = config.n_features;
+        const T* lv = params + layout.noise_logvar;
+        const T floor = T(config.variance_floor);
+        const bool missing = config.missing;
+        switch (config.likelihood) {
+            case Likelihood::bernoulli: return bernoulli_backward(d_out, out, x, N, S, D, weight, missing, n_threads);
+            case Likelihood::continuous_bernoulli:
+                return continuous_bernoulli_backward(d_out, out, x, N, S, D, weight, missing, n_threads);
+            case Likelihood::gaussian:
+                return gaussian_backward(d_out, d_noise_logvar, out, x, lv, floor, N, S, D, weight, missing,
+                                         n_threads);
+            case Likelihood::gaussian_isotropic:
+                return gaussian_isotropic_backward(d_out, d_noise_logvar, out, x, lv, floor, N, S, D, weight, missing,
+                                                   n_threads);
+        }
+    }
+
+    // The Gaussian likelihoods' per-feature variance terms (likelihood.h).
+    GaussianNoise<T> gaussian_noise(const T* params) const {
+        const int stride = config.likelihood == Likelihood::gaussian_isotropic ? 0 : 1;
+        return GaussianNoise<T>(params + layout.noise_logvar, stride, config.n_features, T(config.variance_floor));
+    }
+
+    // kl (S*N) = log q(z_si|x_i) - log p(z_si) per draw; kl_analytic (N) = KL(q || N(0, I)) with the analytic KL.
+    void kl_forward(const T* head, const T* eps, const T* z, int N, int S, double* kl, double* kl_analytic) const {
+        if (config.kl == KLMode::analytic) kl_analytic_forward(kl_analytic, head, N, config.n_components);
+        kl_mc_forward(kl, head, eps, z, N, S, config.n_components, config.posterior, n_threads);
+    }
+
+    // ---- backward pieces ---------------------------------------------------
+
+    // Backward through the decoder from d_out (M, D); writes dz (M, Z) when not null.
+    void decoder_backward(const T* params, T* grad, const T* z, int M, T* d_out, T* dz, Workspace<T>& ws) const {
+        T* d = d_out;
+        T* spare = (d_out == ws.d_a.data()) ? ws.d_b.data() : ws.d_a.data();
+        for (int l = int(layout.decoder.size()) - 1; l >= 0; --l) {
+            const Dense& L = layout.decoder[l];
+            const T* inp = l > 0 ? ws.dec_out[l - 1].data() : z;
+            T* d_inp = l > 0 ? spare : dz;
+            dense_backward(d_inp, grad + L.w, grad + L.b, d, inp, params + L.w, M, L.n_in, L.n_out,
+                           /*inp_act=*/l > 0, config.activation, n_threads);
+            std::swap(d, spare);
+        }
+    }
+
+    // Backward through the logvar clamp and the encoder from ws.d_head (N, 2Z).
+    void encoder_backward(const T* params, T* grad, const T* x, int N, Workspace<T>& ws) const {
+        T* d = ws.d_head.data();
+        logvar_clamp_backward(d, ws.enc_out.back().data(), N, config.n_components);
+        T* next = ws.d_a.data();
+        for (int l = int(layout.encoder.size()) - 1; l >= 0; --l) {
+            const Dense& L = layout.encoder[l];
+            const T* inp = l > 0 ? ws.enc_out[l - 1].data() : x;
+            T* d_inp = l > 0 ? next : nullptr;  // the data needs no gradient
+            dense_backward(d_inp, grad + L.w, grad + L.b, d, inp, params + L.w, N, L.n_in, L.n_out,
+                           /*inp_act=*/l > 0, config.activation, n_threads);
+            next = (d == ws.d_head.data()) ? ws.d_b.data() : d;
+            d = d_inp;
+        }
+    }
+
+    // d_head (N, 2Z) = d(loss)/d[mu | logvar]: the KL's gradient, then the pathwise
+    // chain through z (dz (S, N, Z), the decoder's gradient w.r.t. z; the MC KL adds
+    // its prior term into it) or the score-function estimator with `baseline`.
+    void posterior_backward(const T* head, const T* eps, const T* z, T* dz, const double* recon, const double* kl,
+                            int N, int S, double baseline, T* d_head) const {
+        const int Z = config.n_components;
+        const T beta = T(config.beta);
+        const T w_row = T(1) / T(N), w_draw = T(1) / (T(S) * T(N));
+        const bool mc = config.kl == KLMode::mc;
+        const bool pathwise = config.estimator == Estimator::reparameterization;
+        if (mc) kl_mc_backward(d_head, dz, z, N, S, Z, beta, w_row, w_draw, pathwise);
+        else kl_analytic_backward(d_head, head, N, Z, beta, w_row);
+        if (pathwise) reparameterize_backward(d_head, dz, head, eps, N, S, Z, n_threads);
+        else score_function_backward(d_head, head, eps, recon, kl, N, S, Z, config.posterior, mc, beta, w_draw,
+                                     baseline, n_threads);
+    }
+
+    // The training objective on one batch, with its gradient:
+    // loss = (1/N) sum_i [ -(1/S) sum_s log p(x_i|z_si) + beta * KL_i ] (elbo.h),
+    // x_obs (N, D) the targets (NaN = missing), x_enc (N, D) the encoder input,
+    // noise (S, N, Z) the base noise. grad is overwritten.
+    double loss_and_grad(const T* params, T* grad, const T* x_obs, const T* x_enc, const T* noise, int N,
+                         double baseline, Workspace<T>& ws, BatchStats* stats) const {
+        const int S = config.n_mc_samples;
+        ws.reserve(config, layout, N, S);
+        std::memset(grad, 0, sizeof(T) * layout.size);
+        const T* head = encoder_forward(params, x_enc, N, ws);
+        reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
+        const T* out = decoder_forward(params, ws.z.data(), S * N, ws);
+        likelihood_forward(params, out, x_obs, N, S, ws.recon.data());
+        kl_forward(head, ws.eps.data(), ws.z.data(), N, S, ws.kl.data(), ws.kl_analytic.data());
+
+        T* d_out = ws.d_a.data();
+        likelihood_backward(params, out, x_obs, N, S, T(1) / (T(S) * T(N)), d_out, grad + layout.noise_logvar);
+        const bool pathwise = config.estimator == Estimator::reparameterization;
+        T* dz = pathwise ? ws.dz.data() : nullptr;  // the score-function estimator needs none
+        decoder_backward(params, grad, ws.z.data(), S * N, d_out, dz, ws);
+        posterior_backward(head, ws.eps.data(), ws.z.data(), dz, ws.recon.data(), ws.kl.data(), N, S, baseline,
+                           ws.d_head.data());
+        encoder_backward(params, grad, x_enc, N, ws);
+
+        BatchStats st;
+        double loss = 0;
+        const bool mc = config.kl == KLMode::mc;
+        for (int i = 0; i < N; ++i) {
+            const ElboTerms t = elbo_forward(ws.recon.data(), ws.kl.data(), ws.kl_analytic.data(), i, N, S, mc);
+            st.recon += t.recon;
+            st.kl += t.kl;
+            loss += -t.recon + config.beta * t.kl;
+        }
+        if (stats) {
+            st.mean_f = learning_signal_mean(ws.recon.data(), ws.kl.data(), N, S, mc, config.beta);
+            *stats = st;
+        }
+        return loss / N;
+    }
+
+    void adam_update(T* params, const T* grad, T* m, T* v, int64_t step, const AdamSettings& a) const {
+        pyvae::adam_update(layout, params, grad, m, v, step, a, n_threads);
+    }
+
+    // ---- data movement -----------------------------------------------------
+
+    // Copies rows `rows[0..N)` of X (n_total, D) into ws.x_obs and the encoder input.
+    void gather_rows(const T* X, const int64_t* rows, int N, Workspace<T>& ws) const {
+        const int D = config.n_features;
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * D > 65536)
+        for (int i = 0; i < N; ++i) {
+            const T* src = X + rows[i] * D;
+            std::memcpy(ws.x_obs.data() + int64_t(i) * D, src, sizeof(T) * D);
+            if (config.missing) {
+                T* enc = ws.x_enc.data() + int64_t(i) * D;
+                for (int k = 0; k < D; ++k) enc[k] = std::isnan(src[k]) ? T(0) : src[k];
+            }
+        }
+    }
+    const T* encoder_input(Workspace<T>& ws) const {
+        return config.missing ? ws.x_enc.data() : ws.x_obs.data();
+    }
+
+    // Encoder input for a contiguous block of rows: the rows themselves, or a
+    // copy with missing entries set to 0.
+    const T* contiguous_encoder_input(const T* X, int N, Workspace<T>& ws) const {
+        if (!config.missing) return X;
+        const int64_t n = int64_t(N) * config.n_features;
+        for (int64_t k = 0; k < n; ++k) ws.x_enc[k] = std::isnan(X[k]) ? T(0) : X[k];
+        return ws.x_enc.data();
+    }
+
+    // ---- training ----------------------------------------------------------
+
+    // One shuffled pass of minibatch Adam over the rows `rows` of X (n_total, D).
+    // step counts Adam updates over the model's life; baseline is the running
+    // mean of the learning signal for the score-function estimator.
+    EpochResult train_epoch(T* params, T* m, T* v, int64_t* step, double* baseline, const T* X,
+                            const int64_t* rows, int64_t n_rows, int batch_size, uint64_t seed,
+                            const AdamSettings& adam, const std::function<bool()>& interrupted,
+                            const DataParallel<T>* dp = nullptr) const {
+        EpochResult res;
+        std::vector<int64_t> order(rows, rows + n_rows);
+        shuffle_rows(order.data(), n_rows, seed, *step);
+        const int B = int(std::min<int64_t>(batch_size, n_rows));
+        Workspace<T> ws;
+        ws.reserve(config, layout, B, config.n_mc_samples);
+        std::vector<T> grad(layout.size + (dp ? kStepScalars : 0));
+        std::vector<int64_t> local(B);  // rows of X in this batch (all of it, with one process)
+        const int64_t lo = dp ? dp->first_row : 0, hi = dp ? lo + dp->n_local : INT64_MAX;
+        const bool uniform = base_noise_is_uniform(config.posterior);
+        for (int64_t start = 0; start < n_rows; start += B) {
+            const int N = int(std::min<int64_t>(B, n_rows - start));
+            // Row i of the batch draws its noise from its position i, wherever it is held.
+            int n = 0;
+            for (int i = 0; i < N; ++i) {
+                const int64_t r = order[start + i];
+                if (r < lo || r >= hi) continue;
+                local[n] = r - lo;
+                ws.keys[n++] = batch_row_key(seed, *step, i);
+            }
+            gather_rows(X, local.data(), n, ws);
+            fill_noise(ws.noise.data(), ws.keys.data(), n, config.n_mc_samples, config.n_components,
+                       uniform, n_threads);
+            BatchStats st;
+            double loss = 0;
+            if (n > 0)
+                loss = loss_and_grad(params, grad.data(), ws.x_obs.data(), encoder_input(ws),
+                                     ws.noise.data(), n, *baseline, ws, &st);
+            else
+                std::fill(grad.begin(), grad.end(), T(0));
+            bool stop = false;
+            if (dp) loss = allreduce_step(*dp, grad.data(), n, N, loss, st, interrupted, &stop);
+            if (!std::isfinite(loss)) { res.status = EpochStatus::non_finite; return res; }
+            *step += 1;
+            adam_update(params, grad.data(), m, v, *step, adam);
+            *baseline = (*step == 1) ? st.mean_f : 0.9 * *baseline + 0.1 * st.mean_f;
+            res.recon += st.recon;
+            res.kl += st.kl;
+            res.elbo += st.recon - st.kl;
+            res.n_rows += N;
+            if (dp ? stop : (interrupted && interrupted())) { res.status = EpochStatus::interrupted; return res; }
+        }
+        return res;
+    }
+
+    // Data parallel: turns this rank's mean gradient over its n rows into its
+    // share of the mean over the global batch of N rows, then sums the gradient
+    // and the step's scalars over ranks in one call, so every rank sees the same
+    // gradient, loss (NaN included) and stop decision. Returns the batch's loss.
+    double allreduce_step(const DataParallel<T>& dp, T* grad, int n, int N, double loss, BatchStats& st,
+                          const std::function<bool()>& interrupted, bool* stop) const {
+        const int64_t P = layout.size;
+        const T share = T(double(n) / N);
+        for (int64_t k = 0; k < P; ++k) grad[k] *= share;
+        T* s = grad + P;
+        s[0] = T(n);
+        s[1] = T(loss * n);
+        s[2] = T(st.recon);
+        s[3] = T(st.kl);
+        s[4] = T(st.mean_f * n);
+        s[5] = T(interrupted && interrupted() ? 1 : 0);
+        dp.allreduce(grad, P + kStepScalars);
+        if (double(s[0]) != N)
+            throw std::runtime_error("ranks disagree on the batch: " + std::to_string(double(s[0])) +
+                                     " rows instead of " + std::to_string(N) + "; are the shards' first rows right?");
+        st.recon = s[2];
+        st.kl = s[3];
+        st.mean_f = double(s[4]) / N;
+        *stop = s[5] > 0;
+        return double(s[1]) / N;
+    }
+
+    // ---- inference (model_inference.h) --------------------------------------
+
+    // Rows per inference call: bounded so that S draws per row fit in a few MB.
+    static int chunk_rows(int samples) { return std::max(1, 4096 / std::max(1, samples)); }
+
+    // Calls f(rows, start, n) on consecutive chunks of at most C rows of A (n_rows, width).
+    template <class F>
+    static void for_each_chunk(const T* A, int64_t n_rows, int width, int C, F&& f) {
+        for (int64_t start = 0; start < n_rows; start += C)
+            f(A + start * width, start, int(std::min<int64_t>(C, n_rows - start)));
+    }
+
+    void encode(const T* params, const T* X, int64_t n_rows, T* mu, T* logvar) const;
+    void decode(const T* params, const T* Zs, int64_t n_rows, T* out) const;
+    void sample_prior(int64_t n_rows, uint64_t seed, T* z) const;
+    void sample_observations(const T* params, const T* Zs, int64_t n_rows, uint64_t seed, T* out) const;
+    void sample_posterior(const T* params, const T* X, int64_t n_rows, int S, uint64_t seed, T* out) const;
+    const T* draw_posterior(const T* params, const T* x, int N, int S, uint64_t seed, Workspace<T>& ws) const;
+    void row_keys(const T* X, int N, uint64_t seed, uint64_t* keys) const;
+    void score(const T* params, const T* X, int64_t n_rows, int K, bool importance, uint64_t seed, double* out,
+               const std::function<bool()>& interrupted) const;
+};
+
+}  // namespace pyvae
+
+#include "model_inference.h"

@@ -1,0 +1,185 @@
+// The posterior q(z|x) and its KL term, one forward / backward pair per
+// equation. The encoder's head (N, 2Z) holds [mu | logvar] per row; draws are
+// sample-major, row (s, i) of a (S, N, Z) buffer being s * N + i. Backward
+// functions accumulate into d_head (N, 2Z) with `+=`, after one of the KL
+// backwards has initialized it (the KL is the term every estimator has).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "config.h"
+#include "rng.h"
+#include "standardized.h"
+
+namespace pyvae {
+
+// Draw-level passes run in parallel above this many entries.
+constexpr int64_t kParallelDraws = 16384;
+
+// noise (S, N, Z): row i of every sample draws from the stream keys[i] (rng.h).
+template <class T>
+void fill_noise(T* noise, const uint64_t* keys, int N, int S, int Z, bool uniform, int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > 1024)  // ~40 ns a draw
+    for (int i = 0; i < N; ++i)
+        for (int s = 0; s < S; ++s) {
+            T* u = noise + (int64_t(s) * N + i) * Z;
+            for (int j = 0; j < Z; ++j) u[j] = base_noise<T>(keys[i], s, Z, j, uniform);
+        }
+}
+
+// ---- the log-variance clamp ----------------------------------------------------
+// head (N, 2Z): its logvar half clamped to +-kLogvarBound. Far from the training
+// data the raw value can exceed 177, exp(logvar / 2) overflows float32 and
+// z = mu + inf * eps makes the scores NaN. The clamp is part of the model; no
+// fitted posterior needs a variance beyond e^(+-30). NaN stays NaN.
+template <class T>
+void logvar_clamp_forward(T* head, int N, int Z) {
+    for (int i = 0; i < N; ++i)
+        for (int j = Z; j < 2 * Z; ++j) {
+            T& lv = head[int64_t(i) * 2 * Z + j];
+            lv = std::min(std::max(lv, T(-kLogvarBound)), T(kLogvarBound));
+        }
+}
+// d_head (N, 2Z): no gradient through the logvar half where the clamp holds.
+template <class T>
+void logvar_clamp_backward(T* d_head, const T* head, int N, int Z) {
+    for (int i = 0; i < N; ++i)
+        for (int j = Z; j < 2 * Z; ++j)
+            if (std::abs(head[int64_t(i) * 2 * Z + j]) >= T(kLogvarBound)) d_head[int64_t(i) * 2 * Z + j] = T(0);
+}
+
+// ---- the reparameterization z = mu + exp(logvar / 2) * e, e = g(u) ----------------
+
+// eps, z (S, N, Z) from the head (N, 2Z) and base noise (S, N, Z): z = mu + exp(logvar / 2) * g(u).
+template <class T>
+void reparameterize_forward(T* eps, T* z, const T* head, const T* noise, int N, int S, int Z, Posterior posterior,
+                            int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > kParallelDraws)
+    for (int i = 0; i < N; ++i) {
+        const T* mu = head + int64_t(i) * 2 * Z;
+        const T* lv = mu + Z;
+        for (int s = 0; s < S; ++s) {
+            const int64_t r = (int64_t(s) * N + i) * Z;
+            for (int j = 0; j < Z; ++j) {
+                const T e = standardized_draw(posterior, noise[r + j]);
+                eps[r + j] = e;
+                z[r + j] = mu[j] + std::exp(T(0.5) * lv[j]) * e;
+            }
+        }
+    }
+}
+
+// d_head (N, 2Z) += the pathwise chain of dz (S, N, Z) = d(loss)/dz through z:
+// d mu += dz, d logvar += dz * exp(logvar / 2) * e / 2, summed over draws in order.
+template <class T>
+void reparameterize_backward(T* d_head, const T* dz, const T* head, const T* eps, int N, int S, int Z,
+                             int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > kParallelDraws)
+    for (int i = 0; i < N; ++i) {
+        const T* h = head + int64_t(i) * 2 * Z;  // [mu | logvar]
+        T* d = d_head + int64_t(i) * 2 * Z;      // [d mu | d logvar]
+        for (int s = 0; s < S; ++s)
+            for (int j = 0; j < Z; ++j) {
+                const int64_t k = (int64_t(s) * N + i) * Z + j;
+                d[j] += dz[k];
+                d[Z + j] += dz[k] * T(0.5) * std::exp(T(0.5) * h[Z + j]) * eps[k];
+            }
+    }
+}
+
+// ---- KL(q || N(0, I)) in closed form (Gaussian q) ----------------------------------
+
+// kl_analytic (N) = 0.5 sum_j (mu^2 + e^logvar - 1 - logvar).
+template <class T>
+void kl_analytic_forward(double* kl_analytic, const T* head, int N, int Z) {
+    for (int i = 0; i < N; ++i) {
+        const T* mu = head + int64_t(i) * 2 * Z;
+        const T* lv = mu + Z;
+        T acc = 0;
+        for (int j = 0; j < Z; ++j) acc += mu[j] * mu[j] + std::exp(lv[j]) - T(1) - lv[j];
+        kl_analytic[i] = 0.5 * double(acc);
+    }
+}
+// d_head (N, 2Z) = weight * d KL_i / d[mu | logvar] (initializes it), weight = beta / N.
+template <class T>
+void kl_analytic_backward(T* d_head, const T* head, int N, int Z, T beta, T w_row) {
+    for (int i = 0; i < N; ++i) {
+        const T* mu = head + int64_t(i) * 2 * Z;
+        const T* lv = mu + Z;
+        T* dmu = d_head + int64_t(i) * 2 * Z;
+        T* dlv = dmu + Z;
+        for (int j = 0; j < Z; ++j) {
+            dmu[j] = beta * w_row * mu[j];
+            dlv[j] = beta * w_row * T(0.5) * (std::exp(lv[j]) - T(1));
+        }
+    }
+}
+
+// ---- KL by Monte Carlo: log q(z|x) - log p(z) per draw ------------------------------
+
+// kl (S*N) = sum_j log f(e_j) - logvar_j / 2 + z_j^2 / 2 + log(2 pi) / 2, f the standardized density.
+template <class T>
+void kl_mc_forward(double* kl, const T* head, const T* eps, const T* z, int N, int S, int Z, Posterior posterior,
+                   int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > kParallelDraws)
+    for (int i = 0; i < N; ++i) {
+        const T* lv = head + int64_t(i) * 2 * Z + Z;
+        for (int s = 0; s < S; ++s) {
+            const int64_t r = int64_t(s) * N + i;
+            const T* e = eps + r * Z;
+            const T* zz = z + r * Z;
+            T acc = 0;
+            for (int j = 0; j < Z; ++j)
+                acc += standardized_log_density(posterior, e[j]) - T(0.5) * lv[j] + T(0.5) * zz[j] * zz[j] +
+                       T(0.5 * kLog2Pi);
+            kl[r] = double(acc);
+        }
+    }
+}
+// Initializes d_head (N, 2Z). Pathwise (the draws' noise held fixed): the
+// -logvar/2 term gives d logvar = -beta / (2N), and the prior's z^2/2 adds
+// beta / (S N) * z into dz (S, N, Z), which reparameterize_backward then carries.
+// The score-function estimator takes the KL through its learning signal instead.
+template <class T>
+void kl_mc_backward(T* d_head, T* dz, const T* z, int N, int S, int Z, T beta, T w_row, T w_draw, bool pathwise) {
+    for (int i = 0; i < N; ++i) {
+        T* dmu = d_head + int64_t(i) * 2 * Z;
+        T* dlv = dmu + Z;
+        for (int j = 0; j < Z; ++j) {
+            dmu[j] = 0;
+            dlv[j] = pathwise ? -T(0.5) * beta * w_row : T(0);
+        }
+    }
+    if (!pathwise) return;
+    const int64_t n = int64_t(S) * N * Z;
+    for (int64_t k = 0; k < n; ++k) dz[k] = dz[k] + beta * w_draw * z[k];
+}
+
+// ---- the score-function (REINFORCE) estimator ---------------------------------------
+// d(-f)/d(phi) ~ -(f - baseline) d log q(z|x)/d(phi), z held fixed, with the learning
+// signal f = log p(x|z) - beta (log q - log p(z)) (the KL part with the MC KL only).
+// d_head (N, 2Z) += that, over the S draws in order.
+template <class T>
+void score_function_backward(T* d_head, const T* head, const T* eps, const double* recon, const double* kl, int N,
+                             int S, int Z, Posterior posterior, bool mc, T beta, T w_draw, double baseline,
+                             int n_threads) {
+#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * S * Z > kParallelDraws)
+    for (int i = 0; i < N; ++i) {
+        const T* lv = head + int64_t(i) * 2 * Z + Z;
+        T* dmu = d_head + int64_t(i) * 2 * Z;
+        T* dlv = dmu + Z;
+        for (int s = 0; s < S; ++s) {
+            const int64_t r = int64_t(s) * N + i;
+            const T* e = eps + r * Z;
+            const double f = recon[r] - (mc ? double(beta) * kl[r] : 0.0);
+            const T c = -T(f - baseline) * w_draw;
+            for (int j = 0; j < Z; ++j) {
+                const T g = standardized_score(posterior, e[j]);
+                dmu[j] += c * (-g * std::exp(T(-0.5) * lv[j]));
+                dlv[j] += c * T(0.5) * (-g * e[j] - T(1));
+            }
+        }
+    }
+}
+
+}  // namespace pyvae

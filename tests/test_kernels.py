@@ -1,0 +1,157 @@
+"""The CPU kernels one by one (pyvae._core._kernels) against the NumPy
+reference (tests/reference.py), at MNIST's shapes: 784 features, 400 hidden
+units, 20 latent dimensions, batches of 128 and 1024 rows. These are the
+shapes where the products are blocked (and transposed in the backward pass)
+and the Bernoulli pass is vectorized, which tiny shapes never reach.
+
+Tolerances are float32's: elementwise kernels rtol 1e-5; sums over hundreds
+of terms rtol 1e-4 relative to the operands' scale.
+"""
+
+import numpy as np
+import pytest
+
+import reference
+from pyvae import _core
+
+K = _core._kernels
+D, H, Z = 784, 400, 20
+THREADS = 2
+
+
+@pytest.fixture(params=[128, pytest.param(1024, marks=pytest.mark.slow)], ids=["batch128", "batch1024"])
+def N(request):
+    return request.param
+
+
+def f32(a):
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+def close_sum(got, want, rtol=1e-4):
+    """A float32 sum against its float64 reference, relative to the largest magnitude."""
+    want = np.asarray(want, np.float64)
+    np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=rtol, atol=rtol * max(1.0, np.abs(want).max()))
+
+
+def inputs(N, seed=0):
+    rng = np.random.default_rng(seed)
+    x = (rng.random((N, D)) < 0.2).astype(np.float32)
+    W1 = f32(rng.normal(scale=1 / np.sqrt(D), size=(D, H)))
+    b1 = f32(rng.normal(scale=0.1, size=H))
+    return rng, x, W1, b1
+
+
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (False, True), (True, False), (True, True)])
+def test_matmul_blocked_and_transposed(N, trans_a, trans_b):
+    rng = np.random.default_rng(1)
+    A = f32(rng.normal(size=(N, D)))
+    B = f32(rng.normal(size=(D, H)))
+    # Stored transposed where asked, so that op(stored) is always A (N, D) and B (D, H).
+    C = K.matmul(f32(A.T) if trans_a else A, f32(B.T) if trans_b else B, trans_a, trans_b, THREADS)
+    close_sum(C, A.astype(np.float64) @ B.astype(np.float64))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_dense_forward(N, activation):
+    _, x, W1, b1 = inputs(N)
+    close_sum(K.dense_forward(x, W1, b1, True, activation, THREADS), reference.dense(x, W1, b1, activation))
+    close_sum(K.dense_forward(x, W1, b1, False, activation, THREADS), reference.dense(x, W1, b1))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_dense_backward(N, activation):
+    """The encoder's second layer (H -> 2Z) below a hidden layer: dW = inp^T d,
+    db = colsum(d), d_inp = (d W^T) * act'(inp), the transposed products."""
+    rng, x, W1, b1 = inputs(N)
+    h = f32(reference.dense(x, W1, b1, activation))  # the input: a hidden layer's output
+    W2 = f32(rng.normal(scale=1 / np.sqrt(H), size=(H, 2 * Z)))
+    d_pre = f32(rng.normal(size=(N, 2 * Z)))
+    d_inp, dW, db = K.dense_backward(d_pre, h, W2, True, activation, THREADS)
+    h64, d64 = h.astype(np.float64), d_pre.astype(np.float64)
+    close_sum(dW, h64.T @ d64)
+    close_sum(db, d64.sum(0))
+    close_sum(d_inp, (d64 @ W2.T.astype(np.float64)) * reference.activation_grad(h64, activation))
+    # The first layer: the data below needs no activation's derivative, and a
+    # wide weight gradient (784 x 400) over the batch.
+    d_pre = f32(rng.normal(size=(N, H)))
+    d_inp, dW, db = K.dense_backward(d_pre, x, W1, False, activation, THREADS)
+    close_sum(dW, x.T.astype(np.float64) @ d_pre.astype(np.float64))
+    close_sum(d_inp, d_pre.astype(np.float64) @ W1.T.astype(np.float64))
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"])
+@pytest.mark.parametrize("missing", [False, True], ids=["observed", "missing"])
+def test_likelihood_forward_and_backward(N, likelihood, missing):
+    rng, x, _, _ = inputs(N, seed=2)
+    S = 2
+    if likelihood == "continuous_bernoulli":
+        x = f32(rng.random(x.shape))  # grey levels in [0, 1]
+    elif likelihood != "bernoulli":
+        x = f32(rng.normal(size=x.shape))
+    if missing:
+        x[rng.random(x.shape) < 0.1] = np.nan
+    out = f32(rng.normal(scale=2.0, size=(S * N, D)))
+    out[0, :8] = [0.0, 1e-4, -1e-3, 0.2, -0.3, 5.0, -12.0, 15.0]  # the continuous Bernoulli's series and tails
+    lv = f32(rng.normal(scale=0.3, size=D if likelihood == "gaussian" else 1))
+    floor = 0.05 if likelihood.startswith("gaussian") else 0.0
+    x_rows = np.tile(x, (S, 1)).astype(np.float64)  # row (s, i) is s * N + i
+    out64 = out.astype(np.float64)
+    weight = 1 / (S * N)
+    recon = K.likelihood_forward(likelihood, out, x, lv, floor, missing, THREADS)
+    d_out, d_lv = K.likelihood_backward(likelihood, out, x, lv, floor, weight, missing, THREADS)
+    if likelihood == "bernoulli":
+        close_sum(recon, reference.bernoulli_log_prob(x_rows, out64).sum(-1))
+        np.testing.assert_allclose(d_out, weight * reference.bernoulli_grad(x_rows, out64), rtol=1e-5,
+                                   atol=1e-6 * weight)
+        return
+    if likelihood == "continuous_bernoulli":
+        def log_prob(a):
+            norm = np.where(np.isnan(x_rows), 0.0, reference.continuous_bernoulli_log_norm(a))
+            return reference.bernoulli_log_prob(x_rows, a) + norm
+
+        close_sum(recon, log_prob(out64).sum(-1))
+        h = 1e-6  # central differences of the reference, entry by entry
+        numeric = -(log_prob(out64 + h) - log_prob(out64 - h)) / (2 * h)
+        np.testing.assert_allclose(d_out, weight * numeric, rtol=1e-4, atol=1e-5 * weight)
+        return
+    lv_full = np.broadcast_to(lv.astype(np.float64), (D,))
+    close_sum(recon, reference.gaussian_log_prob(x_rows, out64, lv_full, floor).sum(-1))
+    d_mean, d_logvar = reference.gaussian_grads(x_rows, out64, lv_full, floor)
+    close_sum(d_out, weight * d_mean, rtol=1e-5)
+    d_lv_want = weight * d_logvar.sum(0)
+    close_sum(d_lv, d_lv_want if likelihood == "gaussian" else [d_lv_want.sum()])
+
+
+@pytest.mark.parametrize("posterior", ["gaussian", "logistic", "laplace"])
+def test_reparameterization_and_kl(N, posterior):
+    rng = np.random.default_rng(3)
+    S = 2
+    head = f32(np.hstack([rng.normal(size=(N, Z)), rng.normal(scale=0.5, size=(N, Z))]))
+    noise = f32(rng.normal(size=(S, N, Z)) if posterior == "gaussian" else rng.uniform(0.01, 0.99, (S, N, Z)))
+    eps, z = K.reparameterize_forward(head, noise, posterior, THREADS)
+    want_eps, log_density = reference.standardized(posterior, noise.astype(np.float64))
+    mu, logvar = head[:, :Z].astype(np.float64), head[:, Z:].astype(np.float64)
+    np.testing.assert_allclose(eps, want_eps, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(z, mu + np.exp(0.5 * logvar) * want_eps, rtol=1e-5, atol=1e-5)
+    # Pathwise: d mu = sum_s dz, d logvar = sum_s dz * exp(logvar / 2) * eps / 2.
+    dz = f32(rng.normal(size=(S, N, Z)))
+    d_head = K.reparameterize_backward(dz, head, eps, THREADS)
+    dz64, eps64 = dz.astype(np.float64), eps.astype(np.float64)
+    close_sum(d_head[:, :Z], dz64.sum(0), rtol=1e-5)
+    close_sum(d_head[:, Z:], (dz64 * 0.5 * np.exp(0.5 * logvar) * eps64).sum(0), rtol=1e-5)
+    # Monte Carlo KL: log q(z|x) - log p(z) per draw.
+    kl = K.kl_mc_forward(head, eps, z, posterior, THREADS).reshape(S, N)
+    z64 = z.astype(np.float64)
+    want = (log_density(eps64) - 0.5 * logvar).sum(-1) - (-0.5 * z64**2 - 0.5 * reference.LOG2PI).sum(-1)
+    close_sum(kl, want, rtol=1e-5)
+
+
+def test_kl_analytic_forward_and_backward(N):
+    rng = np.random.default_rng(4)
+    head = f32(np.hstack([rng.normal(size=(N, Z)), rng.normal(scale=0.5, size=(N, Z))]))
+    mu, logvar = head[:, :Z].astype(np.float64), head[:, Z:].astype(np.float64)
+    close_sum(K.kl_analytic_forward(head), reference.kl_analytic(mu, logvar), rtol=1e-5)
+    d_head = K.kl_analytic_backward(head, 0.5)
+    np.testing.assert_allclose(d_head[:, :Z], 0.5 * mu, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(d_head[:, Z:], 0.5 * 0.5 * (np.exp(logvar) - 1), rtol=1e-5, atol=1e-7)
