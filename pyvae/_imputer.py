@@ -1,6 +1,5 @@
 """Missing-value imputation with a VAE trained on the observed entries (MIWAE)."""
 
-import numbers
 import warnings
 
 import numpy as np
@@ -12,13 +11,12 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._vae import _BOOL, _INT, VAE, _check_hyperparameter, _draw_seed, _resolve_threads
 
-# The imputer's own hyperparameters (the VAE checks the ones it receives).
+# The imputer's own hyperparameters; the training ones go to the VAE, which checks them.
 _CONSTRAINTS = {
     "n_importance": (_INT, (1, None)),
     "add_indicator": (_BOOL, None),
     "keep_empty_features": (_BOOL, None),
 }
-# The training hyperparameters go to the VAE, which checks them.
 
 
 class VAEImputer(TransformerMixin, BaseEstimator):
@@ -210,7 +208,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     def _resolve_n_components(self, n_features):
         if self.n_components is not None:
             return int(self.n_components)
-        return int(max(1, min(n_features - 1, 10))) if n_features > 1 else 1
+        return max(1, min(n_features - 1, 10))
 
     # ------------------------------------------------------------------ fitting
 
