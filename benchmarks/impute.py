@@ -7,7 +7,9 @@ column's error divided by that column's standard deviation over the full data),
 with the wall time of fit_transform. Every imputer runs with its default
 settings; seeds drive the mask and the imputers' own randomness.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/impute.py --output benchmarks/IMPUTE.md
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/impute.py --scalings standardized --output FILE
+
+(benchmarks/IMPUTE.md holds that run, a raw-units run with `--scalings raw --seeds 0`, and notes)
 
 `--vae-params '{"max_iter": 100}'` overrides VAEImputer's defaults (for tuning;
 the committed table uses none), and `--cache FILE` keeps the peers' results
