@@ -8,6 +8,7 @@
 #include <string>
 
 #include "bind_engine.h"
+#include "impute.h"
 #include "kernels_binding.h"
 #include "vae.h"
 
@@ -57,13 +58,53 @@ EpochResult engine_train_epoch(const Model<T>& self, T* params, T* m, T* v, int6
                             binding::python_interrupted);
 }
 
+// Importance-weighted imputation (impute.h), CPU only.
+template <class T>
+void bind_imputation(py::class_<Model<T>>& cls) {
+    using binding::In;
+    cls.def("impute", [](const Model<T>& self, In<T> params, In<T> X, int n_draws, uint64_t seed) {
+           // X with its NaN entries replaced by importance-weighted conditional means.
+           binding::check_cols(X, self.config.n_features, "X");
+           if (params.size() != self.n_params()) throw std::invalid_argument("params has the wrong size");
+           const int64_t N = X.shape(0);
+           py::array_t<T> out({N, int64_t(self.config.n_features)});
+           {
+               py::gil_scoped_release nogil;
+               impute_forward(self, params.data(), X.data(), N, n_draws, seed, out.mutable_data(),
+                              binding::python_interrupted);
+           }
+           if (PyErr_Occurred()) throw py::error_already_set();
+           return out;
+       }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("seed"))
+        .def("sample_imputations", [](const Model<T>& self, In<T> params, In<T> X, int n_draws, int n_imputations,
+                                      uint64_t seed) {
+            // (N, n_imputations, D) draws of the missing entries by importance resampling.
+            binding::check_cols(X, self.config.n_features, "X");
+            if (params.size() != self.n_params()) throw std::invalid_argument("params has the wrong size");
+            if (n_imputations < 1) throw std::invalid_argument("n_imputations must be >= 1");
+            const int64_t N = X.shape(0);
+            py::array_t<T> out({N, int64_t(n_imputations), int64_t(self.config.n_features)});
+            {
+                py::gil_scoped_release nogil;
+                sample_imputations_forward(self, params.data(), X.data(), N, n_draws, n_imputations, seed,
+                                           out.mutable_data(), binding::python_interrupted);
+            }
+            if (PyErr_Occurred()) throw py::error_already_set();
+            return out;
+        }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("n_imputations"), py::arg("seed"));
+}
+
 }  // namespace pyvae
 
 PYBIND11_MODULE(_core, m) {
     using namespace pyvae;
     m.doc() = "pyvae's C++ core: the VAE's forward and backward passes, Adam, and the epoch loop.";
-    binding::bind_engine<Model<float>, float>(m, "Model32", "The VAE on the CPU, float32 (training and inference).");
-    binding::bind_engine<Model<double>, double>(m, "Model64", "The VAE on the CPU, float64 (gradient checks).");
+    auto model32 = binding::bind_engine<Model<float>, float>(m, "Model32",
+                                                             "The VAE on the CPU, float32 (training and inference).");
+    auto model64 = binding::bind_engine<Model<double>, double>(m, "Model64",
+                                                               "The VAE on the CPU, float64 (gradient checks).");
+    bind_imputation(model32);
+    bind_imputation(model64);
     binding::bind_kernels(m);
     binding::register_index_error();
     py::dict config;

@@ -42,6 +42,7 @@ except ImportError as _exc:
     raise _core_import_error(_exc)
 from . import _persistence  # noqa: E402 (after the core)
 from ._vae import VAE
+from ._imputer import VAEImputer
 from .datasets import load_mnist
 from .diagnostics import gradient_variance
 

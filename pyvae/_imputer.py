@@ -1,0 +1,481 @@
+"""Missing-value imputation with a VAE trained on the observed entries (MIWAE)."""
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import MissingIndicator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._vae import _BOOL, _INT, VAE, _check_hyperparameter, _draw_seed, _resolve_threads
+
+# The imputer's own hyperparameters; the training ones go to the VAE, which checks them.
+_CONSTRAINTS = {
+    "n_importance": (_INT, (1, None)),
+    "add_indicator": (_BOOL, None),
+    "keep_empty_features": (_BOOL, None),
+}
+
+
+class VAEImputer(TransformerMixin, BaseEstimator):
+    """Impute missing values with a variational autoencoder (MIWAE).
+
+    A VAE (:class:`pyvae.VAE` with ``missing="mask"``) is trained on the
+    observed entries of the standardized data: missing entries are left out
+    of the likelihood and enter the encoder as 0 (the column mean). Each
+    missing entry is then filled with its importance-weighted conditional
+    mean (Mattei & Frellsen, 2019): for a row with observed part x_o, K draws
+    z_k ~ q(z | x_o) get the self-normalized weights
+    w_k ∝ p(x_o | z_k) p(z_k) / q(z_k | x_o), and
+
+        E[x_m | x_o] ≈ sum_k w_k E[x_m | z_k].
+
+    :meth:`sample_imputations` draws multiple imputations from p(x_m | x_o)
+    by sampling-importance-resampling. Observed entries are returned
+    unchanged, bit for bit.
+
+    Parameters
+    ----------
+    n_components : int or None, default=None
+        Dimension of the latent space. None uses ``min(10, n_features - 1)``
+        (at least 1), counting the features observed in ``fit``.
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+        One wide layer: on tables of a few hundred rows a second layer
+        overfits the observed entries (benchmarks/IMPUTE.md).
+    activation : {"relu", "tanh"}, default="tanh"
+        Activation of the hidden layers.
+    n_importance : int, default=100
+        Importance draws K per row for the conditional means and for
+        :meth:`sample_imputations`. The cost of ``transform`` grows linearly
+        with K; the estimate's bias shrinks as 1/K.
+    variance_floor : float, default=1e-6
+        Lower bound on the Gaussian likelihood's variance, in standardized
+        units (see :class:`VAE`).
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch; "auto" takes 128 rows, or fewer on small data so
+        that an epoch still makes about 16 optimizer steps (see :class:`VAE`).
+    learning_rate : float, default=1e-3
+        Adam's initial step size; it is divided by 10 at each plateau of the
+        training loss, twice, before training stops (:class:`VAE`'s adaptive
+        schedule).
+    max_iter : int, default=2000
+        Maximum number of training epochs.
+    alpha : float, default=0.0
+        L2 penalty on the weight matrices.
+    tol : float, default=1e-4
+        Improvement of the (smoothed) loss below which an epoch counts as no progress.
+    early_stopping : {"auto", True, False}, default=False
+        Hold out rows and judge progress by their ELBO (see :class:`VAE`).
+        Off by default: an imputer is fit on the very rows it fills, and
+        every observed entry is worth training on.
+    validation_fraction : float, default=0.1
+        Fraction of rows held out with ``early_stopping``.
+    n_iter_no_change : int, default=20
+        Epochs without progress before the step size drops or training stops.
+    add_indicator : bool, default=False
+        Append a :class:`~sklearn.impute.MissingIndicator`'s columns (features
+        with missing entries in fit) to the output.
+    keep_empty_features : bool, default=False
+        Features entirely missing in ``fit`` are dropped from the output (with
+        a warning) unless this is True; then they are kept and their missing
+        entries filled with 0, as in scikit-learn's imputers.
+    random_state : int, RandomState instance or None, default=None
+        Seeds training and the importance draws. The same value gives the
+        same imputations; each row's draws depend only on the row and the seed.
+    verbose : int, default=0
+        Passed to the VAE: progress of the training epochs.
+    n_threads : int or None, default=None
+        Threads of the core; None uses all cores.
+
+    Attributes
+    ----------
+    vae_ : VAE
+        The fitted model, trained on standardized data.
+    n_components_ : int
+        The latent dimension used.
+    n_iter_ : int
+        Training epochs run.
+    mean_ : ndarray of shape (n_features_in_,)
+        Mean of each feature's observed entries in ``fit`` (0 for empty features).
+    scale_ : ndarray of shape (n_features_in_,)
+        Standard deviation of each feature's observed entries in ``fit``
+        (1 where that is 0 or the feature is empty).
+    indicator_ : MissingIndicator or None
+        The indicator with ``add_indicator``, else None.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    Notes
+    -----
+    A row with no observed entry gets the model's prior predictive mean
+    E[x] = E_p(z)[E[x | z]]: its importance weights reduce to
+    p(z_k) / q(z_k | 0). A feature that is entirely missing in ``fit`` has
+    nothing to learn from (see ``keep_empty_features``).
+
+    References
+    ----------
+    P.-A. Mattei and J. Frellsen. MIWAE: Deep generative modelling and
+    imputation of incomplete data sets. ICML 2019.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pyvae import VAEImputer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 2)) @ rng.normal(size=(2, 6))  # rank 2
+    >>> X_missing = X.copy()
+    >>> X_missing[rng.random(X.shape) < 0.2] = np.nan
+    >>> imputer = VAEImputer(max_iter=50, random_state=0).fit(X_missing)
+    >>> X_filled = imputer.transform(X_missing)
+    >>> bool(np.isnan(X_filled).any())
+    False
+    >>> observed = ~np.isnan(X_missing)
+    >>> bool((X_filled[observed] == X_missing[observed]).all())  # unchanged, bit for bit
+    True
+    >>> imputer.sample_imputations(X_missing[:4], n_imputations=5, random_state=0).shape
+    (4, 5, 6)
+    """
+
+    def __init__(
+        self,
+        *,
+        n_components=None,
+        hidden_layer_sizes=(256,),
+        activation="tanh",
+        n_importance=100,
+        variance_floor=1e-6,
+        batch_size="auto",
+        learning_rate=1e-3,
+        max_iter=2000,
+        alpha=0.0,
+        tol=1e-4,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=20,
+        add_indicator=False,
+        keep_empty_features=False,
+        random_state=None,
+        verbose=0,
+        n_threads=None,
+    ):
+        self.n_components = n_components
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.n_importance = n_importance
+        self.variance_floor = variance_floor
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_iter = max_iter
+        self.alpha = alpha
+        self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.add_indicator = add_indicator
+        self.keep_empty_features = keep_empty_features
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_threads = n_threads
+
+    # ------------------------------------------------------------------ checks
+
+    def _check_params(self):
+        for name, (kind, allowed) in _CONSTRAINTS.items():
+            _check_hyperparameter(name, getattr(self, name), kind, allowed)
+        if self.n_components is not None:
+            _check_hyperparameter("n_components", self.n_components, _INT, (1, None))
+        check_random_state(self.random_state)
+
+    def _validate_X(self, X, *, reset):
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            dtype=(np.float64, np.float32),
+            ensure_all_finite="allow-nan",
+            ensure_min_samples=1,
+            copy=False,
+        )
+        if np.isinf(X).any():
+            raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+        return X
+
+    def _resolve_n_components(self, n_features):
+        if self.n_components is not None:
+            return int(self.n_components)
+        return max(1, min(n_features - 1, 10))
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X, y=None):
+        """Train the VAE on the observed entries of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with NaN marking missing entries; infinity is rejected.
+        y : Ignored
+            Not used, present for API consistency by convention.
+
+        Returns
+        -------
+        self : VAEImputer
+            The fitted imputer.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAEImputer
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> X[::7, 1] = np.nan
+        >>> imputer = VAEImputer(max_iter=10, random_state=0).fit(X)
+        >>> imputer.n_features_in_, imputer.n_components_
+        (3, 2)
+        """
+        # A rejected or failed fit leaves the imputer exactly as it was.
+        saved = dict(self.__dict__)
+        try:
+            return self._fit(X)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
+    def _fit(self, X):
+        self._check_params()
+        X = self._validate_X(X, reset=True)
+        missing = np.isnan(X)
+        empty = missing.all(axis=0)
+        if empty.all():
+            raise ValueError("Every feature of X is entirely missing (NaN); there is nothing to learn from.")
+        if empty.any():
+            names = np.flatnonzero(empty).tolist()
+            what = "kept and filled with 0" if self.keep_empty_features else "dropped from the output"
+            warnings.warn(f"Features {names} have no observed value in fit; they are {what}.", UserWarning)
+        observed = ~empty
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an empty column
+            mean = np.where(empty, 0.0, np.nanmean(X, axis=0, dtype=np.float64))
+            scale = np.where(empty, 1.0, np.nanstd(X, axis=0, dtype=np.float64))
+        scale[~(scale > 0)] = 1.0  # a constant feature: any scale gives the same standardized zeros
+        n_features = int(observed.sum())
+        n_components = self._resolve_n_components(n_features)
+        seed = _draw_seed(self.random_state)
+        Xs = (X[:, observed] - mean[observed]) / scale[observed]
+        vae = self._train(Xs, n_components, seed)
+        indicator = None
+        if self.add_indicator:
+            indicator = MissingIndicator(missing_values=np.nan, error_on_new=False).fit(X)
+        self.vae_ = vae
+        self.n_components_ = n_components
+        self.n_iter_ = int(vae.n_iter_)
+        self.mean_ = mean
+        self.scale_ = scale
+        self.indicator_ = indicator
+        self._empty_features = empty
+        self._seed = seed
+        return self
+
+    def _train(self, Xs, n_components, seed):
+        """The VAE fitted to the standardized data Xs (NaN = missing)."""
+        vae = VAE(
+            n_components=n_components,
+            hidden_layer_sizes=self.hidden_layer_sizes,
+            activation=self.activation,
+            missing="mask",
+            standardize=False,  # Xs is standardized here, with the statistics of every feature
+            variance_floor=self.variance_floor,
+            batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            alpha=self.alpha,
+            tol=self.tol,
+            early_stopping=self.early_stopping,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change,
+            random_state=seed & 0x7FFFFFFF,
+            verbose=self.verbose,
+            n_threads=self.n_threads,
+        )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            vae.fit(Xs)
+        if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+            warnings.warn(
+                f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
+                f"(tol={self.tol}); raise max_iter or tol.",
+                ConvergenceWarning,
+            )
+        return vae
+
+    # ------------------------------------------------------------------ imputing
+
+    def _prepare(self, X):
+        check_is_fitted(self, "vae_")
+        _check_hyperparameter("n_importance", self.n_importance, _INT, (1, None))
+        X = self._validate_X(X, reset=False)
+        observed = ~self._empty_features
+        Xs = (X[:, observed] - self.mean_[observed]) / self.scale_[observed]
+        return X, np.ascontiguousarray(Xs, dtype=np.float32)
+
+    def _engine(self):
+        # The imputer's n_threads, as set now (results do not depend on it).
+        engine = self.vae_._engine()
+        engine.n_threads = _resolve_threads(self.n_threads)
+        return engine
+
+    def _finish(self, X, filled_standardized):
+        """The output for X: X's observed entries, its missing ones from
+        filled_standardized (n, n_observed_features) in the user's units, the
+        empty features as configured, and the indicator."""
+        observed = ~self._empty_features
+        filled = filled_standardized.astype(np.float64) * self.scale_[observed] + self.mean_[observed]
+        if self.keep_empty_features:
+            out = X.copy()
+            columns = np.flatnonzero(observed)
+            block = out[:, columns]
+            hole = np.isnan(block)
+            block[hole] = filled[hole]
+            out[:, columns] = block
+            out[np.isnan(out)] = 0  # empty features
+        else:
+            out = X[:, observed].copy()
+            hole = np.isnan(out)
+            out[hole] = filled[hole]
+        if self.indicator_ is not None:
+            out = np.hstack([out, self.indicator_.transform(X).astype(out.dtype)])
+        return out
+
+    def transform(self, X):
+        """Fill the missing entries of X with importance-weighted conditional means.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with NaN marking missing entries.
+
+        Returns
+        -------
+        X_imputed : ndarray of shape (n_samples, n_features_out)
+            X with its missing entries filled, in X's dtype (float32 or
+            float64); observed entries unchanged. Features entirely missing in
+            fit are dropped (unless ``keep_empty_features``); the indicator's
+            columns follow with ``add_indicator``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAEImputer
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> X[::7, 1] = np.nan
+        >>> imputer = VAEImputer(max_iter=10, random_state=0).fit(X)
+        >>> X_filled = imputer.transform(X)
+        >>> X_filled.shape, bool(np.isnan(X_filled).any())
+        ((100, 3), False)
+        """
+        X, Xs = self._prepare(X)
+        engine = self._engine()
+        filled = engine.impute(self.vae_.params_, Xs, int(self.n_importance), self._seed)
+        return self._finish(X, filled)
+
+    def sample_imputations(self, X, n_imputations=5, random_state=None):
+        """Draw multiple imputations of X from p(x_missing | x_observed).
+
+        Each draw picks one of the row's K posterior draws z_k with
+        probability w_k (its self-normalized importance weight) and draws the
+        missing entries from p(x_m | z_k); the draws of a row share its K
+        proposals, so they approach the conditional distribution as
+        ``n_importance`` grows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with NaN marking missing entries.
+        n_imputations : int, default=5
+            Imputations per row.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; each row's draws depend on the row and the seed only.
+
+        Returns
+        -------
+        X_imputations : ndarray of shape (n_samples, n_imputations, n_features_out)
+            ``X_imputations[:, m]`` is one completed copy of X, laid out as
+            :meth:`transform` returns it; observed entries unchanged.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAEImputer
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(200, 4))
+        >>> X[rng.random(X.shape) < 0.3] = np.nan
+        >>> imputer = VAEImputer(max_iter=20, random_state=0).fit(X)
+        >>> draws = imputer.sample_imputations(X, n_imputations=10, random_state=0)
+        >>> draws.shape
+        (200, 10, 4)
+        >>> bool(draws[np.isnan(X)[:, None, :].repeat(10, axis=1)].std() > 0)  # the draws vary
+        True
+        """
+        X, Xs = self._prepare(X)
+        _check_hyperparameter("n_imputations", n_imputations, _INT, (1, None))
+        engine = self._engine()
+        seed = _draw_seed(random_state)
+        draws = engine.sample_imputations(self.vae_.params_, Xs, int(self.n_importance), int(n_imputations), seed)
+        return np.stack([self._finish(X, draws[:, m]) for m in range(int(n_imputations))], axis=1)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the output features.
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Input feature names; ``feature_names_in_`` (or ``x0, x1, ...``) when None.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+            The kept input features, then the indicator's features with ``add_indicator``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from pyvae import VAEImputer
+        >>> X = np.random.default_rng(0).normal(size=(100, 3))
+        >>> X[::7, 1] = np.nan
+        >>> imputer = VAEImputer(max_iter=10, add_indicator=True, random_state=0).fit(X)
+        >>> imputer.get_feature_names_out().tolist()
+        ['x0', 'x1', 'x2', 'missingindicator_x1']
+        """
+        check_is_fitted(self, "vae_")
+        input_features = self._input_feature_names(input_features)
+        names = input_features if self.keep_empty_features else input_features[~self._empty_features]
+        if self.indicator_ is not None:
+            names = np.concatenate([names, self.indicator_.get_feature_names_out(input_features)])
+        return np.asarray(names, dtype=object)
+
+    def _input_feature_names(self, input_features):
+        fitted = getattr(self, "feature_names_in_", None)
+        if input_features is None:
+            if fitted is not None:
+                return np.asarray(fitted, dtype=object)
+            return np.asarray([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+        input_features = np.asarray(input_features, dtype=object)
+        if fitted is not None and not np.array_equal(input_features, fitted):
+            raise ValueError("input_features is not equal to feature_names_in_")
+        if len(input_features) != self.n_features_in_:
+            raise ValueError(
+                f"input_features should have length equal to number of features ({self.n_features_in_}), "
+                f"got {len(input_features)}"
+            )
+        return input_features
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
