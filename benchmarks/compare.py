@@ -3,7 +3,8 @@
 One command regenerates benchmarks/RESULTS.md and the README's table
 (benchmarks/README_table.md):
 
-    python benchmarks/compare.py              # full run (about 20 minutes on 2 quiet cores)
+    python benchmarks/compare.py              # full run: 3 rounds, about 20 minutes on 2 quiet cores
+                                              # (1 round took 17 min on a busy machine, 6 of them building)
     python benchmarks/compare.py --quick      # one short round, prints only (a smoke test)
 
 Run it with an interpreter that has PyTorch (``pip install torch==2.13.0``) and
