@@ -86,15 +86,12 @@ void weighted_draws_forward(const Model<T>& model, const T* params, const T* x, 
     importance_weights_forward(ws.recon.data(), ws.kl.data(), N, K, weights, model.n_threads);
 }
 
-// out (N, D) = X with each missing entry replaced by sum_k w_k E[x | z_k];
-// observed entries are copied unchanged. K draws per row.
-template <class T>
-void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t n_rows, int K, uint64_t seed,
-                    T* out, const std::function<bool()>& interrupted = nullptr) {
-    require_missing_mask(model);
-    if (K < 1) throw std::invalid_argument("the number of importance draws must be >= 1");
+// Runs the K weighted posterior draws of X (N, D) chunk by chunk, as Model::score
+// does, and hands each chunk to body(x, start, n, dec (K*n, D), weights (n, K), ws).
+template <class T, class Body>
+void for_each_weighted_chunk(const Model<T>& model, const T* params, const T* X, int64_t n_rows, int K,
+                             uint64_t seed, const std::function<bool()>& interrupted, Body&& body) {
     const int D = model.config.n_features, C = Model<T>::chunk_rows(K);
-    const Likelihood likelihood = model.config.likelihood;
     Workspace<T> ws;
     ws.reserve(model.config, model.layout, int(std::min<int64_t>(C, n_rows)), K);
     std::vector<double> weights(int64_t(std::min<int64_t>(C, n_rows)) * K);
@@ -102,14 +99,30 @@ void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t 
     Model<T>::for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
         if (stop) return;
         weighted_draws_forward(model, params, x, n, K, seed, ws, weights.data());
-        const T* dec = ws.dec_out.back().data();  // (K*n, D)
+        body(x, start, n, static_cast<const T*>(ws.dec_out.back().data()), static_cast<const double*>(weights.data()),
+             ws);
+        stop = interrupted && interrupted();
+    });
+}
+
+// out (N, D) = X with each missing entry replaced by sum_k w_k E[x | z_k];
+// observed entries are copied unchanged. K draws per row.
+template <class T>
+void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t n_rows, int K, uint64_t seed,
+                    T* out, const std::function<bool()>& interrupted = nullptr) {
+    require_missing_mask(model);
+    if (K < 1) throw std::invalid_argument("the number of importance draws must be >= 1");
+    const int D = model.config.n_features;
+    const Likelihood likelihood = model.config.likelihood;
+    for_each_weighted_chunk(model, params, X, n_rows, K, seed, interrupted,
+                            [&](const T* x, int64_t start, int n, const T* dec, const double* weights, Workspace<T>&) {
         // Rows are independent and each sums its draws in a fixed order:
         // the result does not depend on the thread count.
 #pragma omp parallel for num_threads(model.n_threads) schedule(static) if (int64_t(n) * K * D > 16384)
         for (int i = 0; i < n; ++i) {
             const T* xi = x + int64_t(i) * D;
             T* yi = out + (start + i) * D;
-            const double* w = weights.data() + int64_t(i) * K;
+            const double* w = weights + int64_t(i) * K;
             for (int d = 0; d < D; ++d) {
                 if (!std::isnan(xi[d])) { yi[d] = xi[d]; continue; }
                 double acc = 0;
@@ -118,7 +131,6 @@ void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t 
                 yi[d] = T(acc);
             }
         }
-        stop = interrupted && interrupted();
     });
 }
 
@@ -133,26 +145,20 @@ void sample_imputations_forward(const Model<T>& model, const T* params, const T*
                                 uint64_t seed, T* out, const std::function<bool()>& interrupted = nullptr) {
     require_missing_mask(model);
     if (K < 1 || M < 1) throw std::invalid_argument("the numbers of importance draws and imputations must be >= 1");
-    const int D = model.config.n_features, C = Model<T>::chunk_rows(K);
+    const int D = model.config.n_features;
     const Likelihood likelihood = model.config.likelihood;
     std::vector<T> sd(D, T(0));
     if (is_gaussian(likelihood)) {
         const auto noise = model.gaussian_noise(params);
         for (int d = 0; d < D; ++d) sd[d] = std::sqrt(T(1) / noise.inv_var[d]);
     }
-    Workspace<T> ws;
-    ws.reserve(model.config, model.layout, int(std::min<int64_t>(C, n_rows)), K);
-    std::vector<double> weights(int64_t(std::min<int64_t>(C, n_rows)) * K);
-    bool stop = false;
-    Model<T>::for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
-        if (stop) return;
-        weighted_draws_forward(model, params, x, n, K, seed, ws, weights.data());
-        const T* dec = ws.dec_out.back().data();  // (K*n, D)
+    for_each_weighted_chunk(model, params, X, n_rows, K, seed, interrupted,
+                            [&](const T* x, int64_t start, int n, const T* dec, const double* weights, Workspace<T>& ws) {
         const uint64_t* keys = ws.keys.data();   // each row's key, from its bytes and the seed
 #pragma omp parallel for num_threads(model.n_threads) schedule(static) if (int64_t(n) * M * D > 16384)
         for (int i = 0; i < n; ++i) {
             const T* xi = x + int64_t(i) * D;
-            const double* w = weights.data() + int64_t(i) * K;
+            const double* w = weights + int64_t(i) * K;
             const uint64_t pick_key = combine_keys(keys[i], kPickStream);
             for (int m = 0; m < M; ++m) {
                 // Inverse CDF of the weights; the last draw catches rounding in the sum.
@@ -173,7 +179,6 @@ void sample_imputations_forward(const Model<T>& model, const T* params, const T*
                 }
             }
         }
-        stop = interrupted && interrupted();
     });
 }
 
