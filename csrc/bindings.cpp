@@ -10,6 +10,7 @@
 #include "bind_engine.h"
 #include "impute.h"
 #include "kernels_binding.h"
+#include "scan.h"
 #include "vae.h"
 
 #ifdef _OPENMP
@@ -106,6 +107,22 @@ PYBIND11_MODULE(_core, m) {
     bind_imputation(model32);
     bind_imputation(model64);
     binding::bind_kernels(m);
+    // (n_nan, n_inf, min, max) of a contiguous array's values in one pass, min and
+    // max over the values that are not NaN (VAE._validate_X).
+    auto scan = [](auto x, int n_threads) {
+        ValueScan s;
+        {
+            py::gil_scoped_release nogil;
+            s = value_scan(x.data(), x.size(), n_threads);
+        }
+        return py::make_tuple(s.n_nan, s.n_inf, s.lo, s.hi);
+    };
+    using Flat32 = py::array_t<float, py::array::c_style>;
+    using Flat64 = py::array_t<double, py::array::c_style>;
+    m.def("value_scan", [=](Flat32 x, int n_threads) { return scan(x, n_threads); }, py::arg("x").noconvert(),
+          py::arg("n_threads") = 1);
+    m.def("value_scan", [=](Flat64 x, int n_threads) { return scan(x, n_threads); }, py::arg("x").noconvert(),
+          py::arg("n_threads") = 1);
     binding::register_index_error();
     py::dict config;
 #ifdef _OPENMP

@@ -84,6 +84,35 @@ def test_bernoulli_needs_data_in_unit_interval(fitted):
         model.transform(X01 + 1)
 
 
+
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_pass_value_check_matches_numpy(layout, dtype):
+    # _validate_X's single pass (_core.value_scan) against NumPy's reductions, on
+    # sizes that leave a ragged tail and that span several of its chunks.
+    from pyvae._threads import _core
+    for n in (1, 7, 1000, 1 << 19):
+        x = np.random.default_rng(n).uniform(-2, 3, size=(n, 3)).astype(dtype)
+        x.ravel()[::97] = np.nan
+        x.ravel()[n // 2] = -np.inf
+        x = {"C": x, "F": np.asfortranarray(x), "strided": x[:, ::2]}[layout]
+        for threads in (1, 2):
+            n_nan, n_inf, low, high = _core.value_scan(x.ravel(order="K"), threads)
+            assert (n_nan, n_inf) == (np.isnan(x).sum(), np.isinf(x).sum())
+            assert (low, high) == (np.nanmin(x), np.nanmax(x))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=1 on purpose
+@pytest.mark.parametrize("method", ["fit", "transform"])
+def test_bernoulli_range_checked_whatever_the_layout(method):
+    model = VAE(likelihood="bernoulli", hidden_layer_sizes=(4,), max_iter=1).fit(X01)
+    bad = X01.copy()
+    bad[100, 5] = 1.5
+    for view in (np.asfortranarray(bad), bad[:, ::-1], bad[1::3]):  # row 100 in each
+        with pytest.raises(ValueError, match=r"got values in \[.*, 1\.5\]"):
+            getattr(VAE(likelihood="bernoulli", max_iter=1) if method == "fit" else model, method)(view)
+
+
 BAD_PARAMS = [
     ("n_components", 0), ("n_components", -1), ("n_components", 1.5), ("n_components", "2"),
     ("hidden_layer_sizes", (0,)), ("hidden_layer_sizes", (4, -2)), ("hidden_layer_sizes", "wide"),
