@@ -67,9 +67,12 @@ class Model {
 
     // ---- forward pieces ----------------------------------------------------
 
-    // head (N, 2Z) = [mu | logvar] from x (N, D), the logvar half clamped.
+    // head (N, 2Z) = [mu | logvar] from x (N, D), the logvar half clamped. A batch
+    // that is mostly zeros goes through the first layer by its nonzeros
+    // (sparse_input.h); encoder_backward then uses them too.
     const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws) const {
-        const T* out = mlp_forward(layout.encoder, ws.enc_out, params, x, N);
+        const bool sparse = sparse_rows_build(ws.sparse, x, N, config.n_features);
+        const T* out = mlp_forward(layout.encoder, ws.enc_out, params, x, N, sparse ? &ws.sparse : nullptr);
         logvar_clamp_forward(ws.enc_out.back().data(), N, config.n_components);
         return out;
     }
@@ -86,12 +89,17 @@ class Model {
 
     // The outputs of `layers` into `outs` (one buffer per layer) from inp (N, first
     // layer's width): every layer but the last is activated. Returns the last output.
+    // With `sparse_inp` (inp by its nonzeros) the first layer runs on those.
     const T* mlp_forward(const std::vector<Dense>& layers, std::vector<std::vector<T>>& outs, const T* params,
-                         const T* inp, int N) const {
+                         const T* inp, int N, const SparseRows<T>* sparse_inp = nullptr) const {
         for (size_t l = 0; l < layers.size(); ++l) {
             const Dense& d = layers[l];
-            dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out, l + 1 < layers.size(),
-                          config.activation, n_threads);
+            if (l == 0 && sparse_inp)
+                sparse_dense_forward(outs[l].data(), *sparse_inp, params + d.w, params + d.b, N, d.n_out,
+                                     l + 1 < layers.size(), config.activation, n_threads);
+            else
+                dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out,
+                              l + 1 < layers.size(), config.activation, n_threads);
             inp = outs[l].data();
         }
         return inp;
@@ -170,8 +178,11 @@ class Model {
             const Dense& L = layout.encoder[l];
             const T* inp = l > 0 ? ws.enc_out[l - 1].data() : x;
             T* d_inp = l > 0 ? next : nullptr;  // the data needs no gradient
-            dense_backward(d_inp, grad + L.w, grad + L.b, d, inp, params + L.w, N, L.n_in, L.n_out,
-                           /*inp_act=*/l > 0, config.activation, n_threads);
+            if (l == 0 && ws.sparse.active)  // encoder_forward found the batch sparse
+                sparse_dense_backward(grad + L.w, grad + L.b, d, ws.sparse, N, L.n_out, n_threads);
+            else
+                dense_backward(d_inp, grad + L.w, grad + L.b, d, inp, params + L.w, N, L.n_in, L.n_out,
+                               /*inp_act=*/l > 0, config.activation, n_threads);
             next = (d == ws.d_head.data()) ? ws.d_b.data() : d;
             d = d_inp;
         }

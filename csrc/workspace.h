@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config.h"
+#include "sparse_input.h"
 
 namespace pyvae {
 
@@ -22,6 +23,7 @@ struct Workspace {
     std::vector<double> recon, kl;        // (S*N) per-draw log p(x|z) and log q - log p(z)
     std::vector<double> kl_analytic;      // (N)
     std::vector<uint64_t> keys;           // (N)
+    SparseRows<T> sparse;                 // the encoder input by its nonzeros, when it is sparse (sparse_input.h)
 
     // What a pass needs: encode only the encoder's buffers, decode only the
     // decoder's; training and scoring need everything. Sizing only the parts

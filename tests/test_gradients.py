@@ -73,6 +73,37 @@ def test_gradient_matches_finite_differences(likelihood, kl, activation):
     assert errors[worst] < 1e-6, f"{worst}: relative error {errors[worst]:.2e}"
 
 
+def sparse_batch(likelihood, seed=0):
+    """A batch mostly of zeros: the encoder's first layer then runs from the
+    nonzeros (csrc/sparse_input.h) instead of the dense product."""
+    x, x_enc, noise = make_batch(likelihood, seed=seed)
+    keep = np.zeros((N, D), bool)
+    keep[0, 1] = keep[2, [0, 3]] = True  # 3 of 15 entries; row 1 all zeros
+    x = np.where(keep, x, 0.0)
+    assert _core._kernels.sparse_input_used(x.astype(np.float32))
+    return x, x.copy(), noise
+
+
+@pytest.mark.parametrize("likelihood,activation", [("bernoulli", "relu"), ("bernoulli", "tanh"), ("gaussian", "tanh")])
+@pytest.mark.parametrize("hidden", [(4, 3), ()], ids=["hidden", "linear"])
+def test_gradient_with_sparse_input(likelihood, activation, hidden):
+    model = make_model(likelihood, "analytic", activation, hidden=hidden)
+    x, x_enc, noise = sparse_batch(likelihood)
+    errors = finite_difference_check(model, random_params(model), x, x_enc, noise)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < 1e-6, f"{worst}: relative error {errors[worst]:.2e}"
+
+
+def test_sparse_input_float32_matches_float64():
+    x, x_enc, noise = sparse_batch("bernoulli")
+    m64, m32 = make_model(activation="relu"), make_model(activation="relu", dtype=np.float32)
+    params = random_params(m64)
+    r64 = m64.loss_and_grad(params, x, x_enc, noise)
+    r32 = m32.loss_and_grad(params.astype(np.float32), *(a.astype(np.float32) for a in (x, x_enc, noise)))
+    np.testing.assert_allclose(r32["loss"], r64["loss"], rtol=1e-5)
+    np.testing.assert_allclose(r32["grad"], r64["grad"], rtol=1e-4, atol=1e-5 * np.abs(r64["grad"]).max())
+
+
 @pytest.mark.parametrize("posterior", ["logistic", "laplace"])
 @pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
 def test_gradient_for_inverse_cdf_posteriors(posterior, likelihood):

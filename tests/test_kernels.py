@@ -80,6 +80,49 @@ def test_dense_backward(N, activation):
     close_sum(d_inp, d_pre.astype(np.float64) @ W1.T.astype(np.float64))
 
 
+def sparse_batch(rng, N, density):
+    """Grey levels where a pixel is lit, zeros elsewhere (MNIST: ~19% lit), and a
+    few rows with no pixel lit at all."""
+    x = np.where(rng.random((N, D)) < density, rng.random((N, D)), 0.0)
+    x[[0, N // 2]] = 0.0
+    x[:, :28] = 0.0  # features no row holds, as MNIST's border pixels
+    return f32(x)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_sparse_first_layer_matches_the_dense_one(N, activation):
+    """The first encoder layer from the input's nonzeros (sparse_input.h): forward,
+    dW and db against the float64 reference, and bit-identical across thread counts."""
+    rng, _, W1, b1 = inputs(N)
+    x = sparse_batch(rng, N, 0.19)
+    assert K.sparse_input_used(x) and not K.sparse_input_used(f32(rng.random((N, D))))
+    x64 = x.astype(np.float64)
+    for hidden in (True, False):
+        out = K.sparse_dense_forward(x, W1, b1, hidden, activation, THREADS)
+        close_sum(out, reference.dense(x64, W1, b1, activation if hidden else None))
+        assert np.array_equal(out, K.sparse_dense_forward(x, W1, b1, hidden, activation, 1))
+    d_pre = f32(rng.normal(size=(N, H)))
+    dW, db = K.sparse_dense_backward(d_pre, x, THREADS)
+    close_sum(dW, x64.T @ d_pre.astype(np.float64))
+    close_sum(db, d_pre.astype(np.float64).sum(0))
+    dW1, db1 = K.sparse_dense_backward(d_pre, x, 1)
+    assert np.array_equal(dW, dW1) and np.array_equal(db, db1)
+    # Widths that leave every narrower block and a scalar tail (8 floats a vector).
+    for O in (1, 7, 8, 24, 40, 100):
+        W = f32(rng.normal(size=(D, O)))
+        close_sum(K.sparse_dense_forward(x, W, b1[:O], False, activation, THREADS), x64 @ W + b1[:O])
+        d = f32(rng.normal(size=(N, O)))
+        close_sum(K.sparse_dense_backward(d, x, THREADS)[0], x64.T @ d.astype(np.float64))
+
+
+def test_sparse_first_layer_propagates_nan():
+    rng, _, W1, b1 = inputs(8)
+    x = sparse_batch(rng, 8, 0.1)
+    x[3, 100] = np.nan
+    out = K.sparse_dense_forward(x, W1, b1, False, "relu", THREADS)
+    assert np.isnan(out[3]).all() and np.isfinite(np.delete(out, 3, axis=0)).all()
+
+
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"])
 @pytest.mark.parametrize("missing", [False, True], ids=["observed", "missing"])
 def test_likelihood_forward_and_backward(N, likelihood, missing):
