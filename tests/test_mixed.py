@@ -189,3 +189,107 @@ def test_column_blocks_need_the_mixed_likelihood():
                       columns=[("gaussian", 1), ("poisson", 1)])
     with pytest.raises(ValueError, match="mixed"):
         make_model(columns=[])
+
+
+# ---------------------------------------------------------------- the estimator
+# (short fits: max_iter is reached on purpose)
+few_epochs = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
+def mixed_table(n=600, seed=0):
+    """Columns driven by two latent factors: 2 Gaussian (in large units), a
+    binary, a count, and a 3-category one-hot group."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    gaussian = z @ rng.normal(size=(2, 2)) + 0.3 * rng.normal(size=(n, 2))
+    binary = (rng.random(n) < special.expit(2 * z[:, 0])).astype(float)
+    counts = rng.poisson(np.exp(0.5 + 0.5 * z[:, 1])).astype(float)
+    category = np.argmax(z @ rng.normal(size=(2, 3)) + rng.gumbel(size=(n, 3)), axis=1)
+    X = np.column_stack([100 + 20 * gaussian, binary, counts, np.eye(3)[category]])
+    return X, ["gaussian", "gaussian", "bernoulli", "poisson", ("categorical", 3)]
+
+
+@few_epochs
+def test_vae_with_per_column_likelihoods():
+    from pyvae import VAE
+
+    X, likelihood = mixed_table()
+    vae = VAE(n_components=2, hidden_layer_sizes=(16,), likelihood=likelihood, max_iter=40, random_state=0,
+              n_threads=1).fit(X)
+    # Only the Gaussian columns are standardized.
+    assert np.all(vae.scale_[:2] > 5) and np.all(vae.scale_[2:] == 1) and np.all(vae.mean_[2:] == 0)
+    mean = vae.inverse_transform(vae.transform(X))
+    assert np.all((mean[:, 2] > 0) & (mean[:, 2] < 1)) and np.all(mean[:, 3] > 0)
+    np.testing.assert_allclose(mean[:, 4:].sum(1), 1, rtol=1e-5)
+    draws = vae.sample(200, random_state=0)
+    assert set(np.unique(draws[:, 2])) <= {0, 1}
+    assert np.all(draws[:, 3] == np.round(draws[:, 3])) and draws[:, 3].min() >= 0
+    assert np.all(draws[:, 4:].sum(1) == 1)
+    assert np.isfinite(vae.score(X))
+    # The bound beats the exact log-likelihood of independent columns (each
+    # kind's own maximum-likelihood fit): the latent factors are found.
+    independent = (stats.norm.logpdf(X[:, :2], X[:, :2].mean(0), X[:, :2].std(0)).sum(1)
+                   + stats.bernoulli.logpmf(X[:, 2], X[:, 2].mean())
+                   + stats.poisson.logpmf(X[:, 3], X[:, 3].mean())
+                   + X[:, 4:] @ np.log(X[:, 4:].mean(0)))
+    assert vae.score(X) > independent.mean() + 0.5
+
+
+@few_epochs
+def test_vae_per_column_likelihoods_round_trip(tmp_path):
+    from sklearn.base import clone
+
+    from pyvae import VAE, load
+
+    X, likelihood = mixed_table(200)
+    vae = VAE(n_components=2, hidden_layer_sizes=(8,), likelihood=likelihood, max_iter=3, random_state=0).fit(X)
+    vae.save(tmp_path / "mixed.npz")
+    again = load(tmp_path / "mixed.npz")
+    np.testing.assert_array_equal(again.score_samples(X), vae.score_samples(X))
+    refit = clone(again).fit(X)
+    np.testing.assert_array_equal(refit.params_, vae.params_)
+
+
+@few_epochs
+@pytest.mark.parametrize("change,message", [
+    (lambda X: X.__setitem__((0, 2), 0.5) or X, None),  # binary column: values in [0, 1] are fine
+    (lambda X: X.__setitem__((0, 2), 2.0) or X, r"column 2 \(bernoulli\) needs values in \[0, 1\]"),
+    (lambda X: X.__setitem__((1, 3), 1.5) or X, r"column 3 \(poisson\) needs counts"),
+    (lambda X: X.__setitem__((1, 3), -1.0) or X, r"column 3 \(poisson\) needs counts"),
+    (lambda X: X.__setitem__((4, 4), 1 - X[4, 4]) or X, r"columns 4-6 \(categorical\) need one-hot rows.*; row 4"),
+    (lambda X: X[:, :6], "lists 7 columns"),
+])
+def test_vae_checks_each_columns_kind(change, message):
+    from pyvae import VAE
+
+    X, likelihood = mixed_table(100)
+    X = change(X.copy())
+    vae = VAE(n_components=2, hidden_layer_sizes=(4,), likelihood=likelihood, max_iter=2, random_state=0)
+    if message is None:
+        vae.fit(X)
+        return
+    with pytest.raises(ValueError, match=message):
+        vae.fit(X)
+    assert not hasattr(vae, "params_")
+
+
+@few_epochs
+def test_vae_missing_categorical_is_the_whole_group():
+    from pyvae import VAE
+
+    X, likelihood = mixed_table(100)
+    X[3, 4:] = np.nan  # the whole group: fine
+    X[5, 3] = np.nan
+    vae = VAE(n_components=2, hidden_layer_sizes=(4,), likelihood=likelihood, missing="mask", max_iter=2,
+              random_state=0).fit(X)
+    X[7, 5] = np.nan  # part of a group
+    with pytest.raises(ValueError, match="row 7 has NaN in some only"):
+        vae.score_samples(X)
+
+
+@pytest.mark.parametrize("likelihood", [["gaussian", "student"], [("categorical", 1)], [], "mixed",
+                                        [("categorical", 2.0)]])
+def test_vae_rejects_bad_column_lists(likelihood):
+    from pyvae import VAE
+
+    with pytest.raises(ValueError, match="'likelihood' parameter"):
+        VAE(likelihood=likelihood).fit(np.eye(3))
