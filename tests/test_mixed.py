@@ -8,7 +8,7 @@ from scipy import special, stats
 
 from pyvae import _core
 from reference import forward
-from test_gradients import finite_difference_check
+from test_gradients import finite_difference_check, random_params
 
 # One block of every kind, two Gaussian runs and two categorical groups.
 COLUMNS = [("gaussian", 1), ("bernoulli", 1), ("poisson", 1), ("categorical", 3), ("gaussian", 1),
@@ -50,15 +50,6 @@ def make_batch(seed=0, missing=False):
     x_enc = np.nan_to_num(x, nan=0.0)
     noise = rng.normal(size=(S, N, Z))
     return x, x_enc, noise
-
-
-def random_params(model, seed=1):
-    params = model.init_params(seed) * 1.5
-    rng = np.random.default_rng(seed)
-    for name, offset, shape in model.layout():
-        if name.endswith("noise_logvar"):
-            params[offset:offset + shape[0]] = rng.normal(scale=0.3, size=shape)
-    return params
 
 
 @pytest.mark.parametrize("kl", ["analytic", "mc"])
