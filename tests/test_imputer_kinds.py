@@ -124,3 +124,13 @@ def test_all_continuous_kinds_match_the_default():
     default = VAEImputer(max_iter=5, random_state=0).fit(X)
     explicit = VAEImputer(column_kinds=["continuous"] * 2, max_iter=5, random_state=0).fit(X)
     assert np.array_equal(default.transform(X), explicit.transform(X))
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_identical_for_1_and_2_threads():
+    X = hide(mixed_table(300))
+    runs = []
+    for n_threads in (1, 2):
+        imputer = VAEImputer(column_kinds=KINDS, max_iter=5, random_state=0, n_threads=n_threads).fit(X)
+        runs.append((imputer.transform(X), imputer.sample_imputations(X, n_imputations=3, random_state=1)))
+    assert np.array_equal(runs[0][0], runs[1][0]) and np.array_equal(runs[0][1], runs[1][1])
