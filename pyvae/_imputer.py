@@ -134,7 +134,12 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     A row with no observed entry gets the model's prior predictive mean
     E[x] = E_p(z)[E[x | z]]: its importance weights reduce to
     p(z_k) / q(z_k | 0). A feature that is entirely missing in ``fit`` has
-    nothing to learn from (see ``keep_empty_features``).
+    nothing to learn from (see ``keep_empty_features``). With ``column_kinds``,
+    a value of the wrong kind (a 2 in a binary column, 1.5 in a count column)
+    is a ValueError in ``fit`` and ``transform``, and so is a category that
+    ``fit`` did not see; a categorical column with a single category in
+    ``fit`` is filled with that category. Errors leave the fitted imputer as
+    it was.
 
     References
     ----------
