@@ -278,6 +278,18 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     (200, 2)
     >>> vae.sample(3, random_state=0).shape
     (3, 5)
+
+    Columns of different kinds: two real columns, a 0/1 column, counts and a
+    three-category one-hot group.
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([rng.normal(size=(200, 2)), rng.integers(0, 2, 200), rng.poisson(3.0, 200),
+    ...                      np.eye(3)[rng.integers(0, 3, 200)]])
+    >>> kinds = ["gaussian", "gaussian", "bernoulli", "poisson", ("categorical", 3)]
+    >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), likelihood=kinds, max_iter=5, random_state=0).fit(X)
+    >>> draws = vae.sample(4, random_state=0)
+    >>> sorted(set(draws[:, 2])) <= [0.0, 1.0], bool((draws[:, 4:].sum(axis=1) == 1).all())
+    (True, True)
     """
 
     def __init__(
