@@ -391,6 +391,24 @@ def openblas32():
     return lib
 
 
+def step_products(m, B, encode_only=False):
+    """(trans_a, trans_b, M, N, K) of every matrix product of one training step
+    at batch B (or of encoding only)."""
+    enc, dec = layer_shapes(m)
+    products = []
+    for layers, first_needs_dx in ((enc, False), (dec, True)):
+        for k, (n_in, n_out) in enumerate(layers):
+            products.append((False, False, B, n_out, n_in))        # forward
+            if encode_only:
+                continue
+            products.append((True, False, n_in, n_out, B))         # dW = inp^T d
+            if k > 0 or first_needs_dx:
+                products.append((False, True, B, n_in, n_out))     # d_inp = d W^T
+        if encode_only:
+            break
+    return products
+
+
 def work_gemm(spec):
     """rows/s if a step did nothing but its matrix products, each one OpenBLAS call
     with the library's own threads; and the square sgemm peak for reference."""
@@ -398,19 +416,8 @@ def work_gemm(spec):
     lib = openblas32()
     lib.scipy_openblas_set_num_threads(spec["threads"])
     m, B = MODELS[spec["model"]], spec["batch"]
-    enc, dec = layer_shapes(m)
     rng = np.random.default_rng(0)
-    products = []  # (trans_a, trans_b, M, N, K)
-    for layers, first_needs_dx in ((enc, False), (dec, True)):
-        for k, (n_in, n_out) in enumerate(layers):
-            products.append((False, False, B, n_out, n_in))        # forward
-            if spec.get("encode_only"):
-                continue
-            products.append((True, False, n_in, n_out, B))         # dW = inp^T d
-            if k > 0 or first_needs_dx:
-                products.append((False, True, B, n_in, n_out))     # d_inp = d W^T
-        if spec.get("encode_only"):
-            break
+    products = step_products(m, B, encode_only=spec.get("encode_only", False))
     bufs = []
     for ta, tb, M, N, K in products:
         A = rng.standard_normal((K, M) if ta else (M, K), dtype=np.float32)

@@ -25,7 +25,8 @@ E parse(const std::string& value, std::initializer_list<std::pair<const char*, E
 inline Config make_config(int n_features, int n_components, std::vector<int> hidden, const std::string& activation,
                           const std::string& likelihood, const std::string& kl, const std::string& posterior,
                           const std::string& estimator, int n_mc_samples, double beta, bool missing,
-                          double variance_floor) {
+                          double variance_floor,
+                          const std::vector<std::pair<std::string, int>>& columns = {}) {
     Config c;
     c.n_features = n_features;
     c.n_components = n_components;
@@ -33,7 +34,8 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
     c.activation = parse<Activation>(activation, {{"relu", Activation::relu}, {"tanh", Activation::tanh}}, "activation");
     c.likelihood = parse<Likelihood>(likelihood, {{"bernoulli", Likelihood::bernoulli}, {"gaussian", Likelihood::gaussian},
                                                  {"gaussian_isotropic", Likelihood::gaussian_isotropic},
-                                                 {"continuous_bernoulli", Likelihood::continuous_bernoulli}}, "likelihood");
+                                                 {"continuous_bernoulli", Likelihood::continuous_bernoulli},
+                                                 {"mixed", Likelihood::mixed}}, "likelihood");
     c.kl = parse<KLMode>(kl, {{"analytic", KLMode::analytic}, {"mc", KLMode::mc}}, "kl");
     c.posterior = parse<Posterior>(posterior, {{"gaussian", Posterior::gaussian}, {"logistic", Posterior::logistic},
                                                {"laplace", Posterior::laplace}}, "posterior");
@@ -43,6 +45,15 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
     c.beta = beta;
     c.missing = missing;
     c.variance_floor = variance_floor;
+    // (kind, width) per block, in column order: likelihood "mixed" only (make_layout checks).
+    std::vector<std::pair<ColumnKind, int>> kinds;
+    for (const auto& [name, width] : columns)
+        kinds.emplace_back(parse<ColumnKind>(name, {{"gaussian", ColumnKind::gaussian},
+                                                    {"bernoulli", ColumnKind::bernoulli},
+                                                    {"poisson", ColumnKind::poisson},
+                                                    {"categorical", ColumnKind::categorical}}, "column kind"),
+                           width);
+    if (!kinds.empty()) c.columns = make_column_blocks(kinds, n_features);
     return c;
 }
 

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "hd.h"
@@ -13,9 +15,20 @@
 namespace pyvae {
 
 enum class Activation { relu, tanh };
-enum class Likelihood { bernoulli, gaussian, gaussian_isotropic, continuous_bernoulli };
+enum class Likelihood { bernoulli, gaussian, gaussian_isotropic, continuous_bernoulli, mixed };
 
 PYVAE_HD inline bool is_gaussian(Likelihood l) { return l == Likelihood::gaussian || l == Likelihood::gaussian_isotropic; }
+// Likelihoods with a learned log-variance per feature (mixed: for its Gaussian columns).
+PYVAE_HD inline bool has_noise_per_feature(Likelihood l) { return l == Likelihood::gaussian || l == Likelihood::mixed; }
+
+// Likelihood::mixed: the columns come in blocks of one kind each. A categorical
+// block is one variable, the one-hot columns of its categories; the other kinds
+// are one variable per column (adjacent columns of a kind share a block).
+enum class ColumnKind { gaussian, bernoulli, poisson, categorical };
+struct ColumnBlock {
+    ColumnKind kind;
+    int start, width;
+};
 enum class KLMode { analytic, mc };
 enum class Posterior { gaussian, logistic, laplace };
 enum class Estimator { reparameterization, score_function };
@@ -35,7 +48,30 @@ struct Config {
     double beta = 1.0;   // weight of the KL term in the training objective
     bool missing = false;  // NaN marks an unobserved entry
     double variance_floor = 0.0;  // Gaussian likelihoods: variance = variance_floor + exp(noise log-variance)
+    std::vector<ColumnBlock> columns;  // Likelihood::mixed: blocks covering [0, n_features) in order
 };
+
+// Blocks from (kind, width) pairs in column order: checks that they tile the
+// n_features columns, and merges adjacent blocks of a one-column kind.
+inline std::vector<ColumnBlock> make_column_blocks(const std::vector<std::pair<ColumnKind, int>>& kinds,
+                                                   int n_features) {
+    std::vector<ColumnBlock> blocks;
+    int start = 0;
+    for (const auto& [kind, width] : kinds) {
+        if (width < 1 || (kind != ColumnKind::categorical && width != 1) ||
+            (kind == ColumnKind::categorical && width < 2))
+            throw std::invalid_argument("a categorical block has >= 2 one-hot columns, every other kind one column");
+        if (kind != ColumnKind::categorical && !blocks.empty() && blocks.back().kind == kind)
+            blocks.back().width += width;
+        else
+            blocks.push_back({kind, start, width});
+        start += width;
+    }
+    if (start != n_features)
+        throw std::invalid_argument("the column kinds cover " + std::to_string(start) + " columns; the data has " +
+                                    std::to_string(n_features));
+    return blocks;
+}
 
 // Offsets of W (n_in, n_out) and b (n_out) in the flat parameter buffer.
 struct Dense {
@@ -72,8 +108,10 @@ inline Layout make_layout(const Config& c) {
     add(L.decoder, width, c.n_features);
     if (c.variance_floor < 0 || !std::isfinite(c.variance_floor))
         throw std::invalid_argument("variance_floor must be finite and >= 0");
-    if (is_gaussian(c.likelihood)) {
-        L.n_noise_logvar = c.likelihood == Likelihood::gaussian ? c.n_features : 1;
+    if ((c.likelihood == Likelihood::mixed) != !c.columns.empty())
+        throw std::invalid_argument("column blocks go with likelihood='mixed', and only with it");
+    if (is_gaussian(c.likelihood) || c.likelihood == Likelihood::mixed) {
+        L.n_noise_logvar = has_noise_per_feature(c.likelihood) ? c.n_features : 1;
         L.noise_logvar = L.size;
         L.size += L.n_noise_logvar;
     }

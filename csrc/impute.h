@@ -43,9 +43,8 @@ void require_missing_mask(const Model<T>& model) {
 // uniform weights rather than NaN.
 inline void importance_weights_forward(const double* recon, const double* kl, int N, int K, double* weights,
                                        int n_threads) {
-#pragma omp parallel for num_threads(n_threads) schedule(static) if (int64_t(N) * K > 16384)
-    for (int i = 0; i < N; ++i) {
-        double* w = weights + int64_t(i) * K;
+    auto normalize_row = [&](int64_t i) {
+        double* w = weights + i * K;
         double top = -INFINITY;
         for (int k = 0; k < K; ++k) {
             const int64_t r = int64_t(k) * N + i;
@@ -54,23 +53,15 @@ inline void importance_weights_forward(const double* recon, const double* kl, in
         }
         if (!std::isfinite(top)) {
             for (int k = 0; k < K; ++k) w[k] = 1.0 / K;
-            continue;
+            return;
         }
         double total = 0;
         for (int k = 0; k < K; ++k) total += (w[k] = std::exp(w[k] - top));
         for (int k = 0; k < K; ++k) w[k] /= total;
-    }
-}
-
-// The mean of p(x_k | z) from the decoder output a: sigmoid(a), the continuous
-// Bernoulli's mean, or the Gaussian mean a itself.
-template <class T>
-inline T observation_mean(Likelihood likelihood, T a) {
-    switch (likelihood) {
-        case Likelihood::bernoulli: return sigmoid(a);
-        case Likelihood::continuous_bernoulli: return continuous_bernoulli_mean(a);
-        default: return a;
-    }
+    };
+    parallel_for(N, chunk_for(N), n_threads, int64_t(N) * K > kParallelEntries, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) normalize_row(i);
+    });
 }
 
 // Encodes, decodes and weighs K draws for the chunk x (N, D): after the call
@@ -113,24 +104,25 @@ void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t 
     require_missing_mask(model);
     if (K < 1) throw std::invalid_argument("the number of importance draws must be >= 1");
     const int D = model.config.n_features;
-    const Likelihood likelihood = model.config.likelihood;
     for_each_weighted_chunk(model, params, X, n_rows, K, seed, interrupted,
                             [&](const T* x, int64_t start, int n, const T* dec, const double* weights, Workspace<T>&) {
         // Rows are independent and each sums its draws in a fixed order:
         // the result does not depend on the thread count.
-#pragma omp parallel for num_threads(model.n_threads) schedule(static) if (int64_t(n) * K * D > 16384)
-        for (int i = 0; i < n; ++i) {
-            const T* xi = x + int64_t(i) * D;
-            T* yi = out + (start + i) * D;
-            const double* w = weights + int64_t(i) * K;
-            for (int d = 0; d < D; ++d) {
-                if (!std::isnan(xi[d])) { yi[d] = xi[d]; continue; }
-                double acc = 0;
-                for (int k = 0; k < K; ++k)
-                    acc += w[k] * double(observation_mean(likelihood, dec[(int64_t(k) * n + i) * D + d]));
-                yi[d] = T(acc);
+        parallel_for(n, chunk_for(n), model.n_threads, int64_t(n) * K * D > kParallelEntries, [&](int64_t lo, int64_t hi) {
+            std::vector<T> mean(D);
+            std::vector<double> acc(D);
+            for (int64_t i = lo; i < hi; ++i) {
+                const T* xi = x + int64_t(i) * D;
+                const double* w = weights + int64_t(i) * K;
+                std::fill(acc.begin(), acc.end(), 0.0);
+                for (int k = 0; k < K; ++k) {
+                    observation_mean_row(model.config, dec + (int64_t(k) * n + i) * D, mean.data());
+                    for (int d = 0; d < D; ++d) acc[d] += w[k] * double(mean[d]);
+                }
+                T* yi = out + (start + i) * D;
+                for (int d = 0; d < D; ++d) yi[d] = std::isnan(xi[d]) ? T(acc[d]) : xi[d];
             }
-        }
+        });
     });
 }
 
@@ -146,39 +138,29 @@ void sample_imputations_forward(const Model<T>& model, const T* params, const T*
     require_missing_mask(model);
     if (K < 1 || M < 1) throw std::invalid_argument("the numbers of importance draws and imputations must be >= 1");
     const int D = model.config.n_features;
-    const Likelihood likelihood = model.config.likelihood;
-    std::vector<T> sd(D, T(0));
-    if (is_gaussian(likelihood)) {
-        const auto noise = model.gaussian_noise(params);
-        for (int d = 0; d < D; ++d) sd[d] = std::sqrt(T(1) / noise.inv_var[d]);
-    }
+    const std::vector<T> sd = model.observation_sd(params);
     for_each_weighted_chunk(model, params, X, n_rows, K, seed, interrupted,
                             [&](const T* x, int64_t start, int n, const T* dec, const double* weights, Workspace<T>& ws) {
         const uint64_t* keys = ws.keys.data();   // each row's key, from its bytes and the seed
-#pragma omp parallel for num_threads(model.n_threads) schedule(static) if (int64_t(n) * M * D > 16384)
-        for (int i = 0; i < n; ++i) {
-            const T* xi = x + int64_t(i) * D;
-            const double* w = weights + int64_t(i) * K;
-            const uint64_t pick_key = combine_keys(keys[i], kPickStream);
-            for (int m = 0; m < M; ++m) {
-                // Inverse CDF of the weights; the last draw catches rounding in the sum.
-                const double u = standard_uniform(pick_key, uint64_t(m));
-                int k = 0;
-                for (double cum = w[0]; k + 1 < K && cum < u; cum += w[++k]) {}
-                const T* decoded = dec + (int64_t(k) * n + i) * D;  // logits or Gaussian means
-                const uint64_t noise_key = combine_keys(combine_keys(keys[i], kNoiseStream), uint64_t(m));
-                T* yi = out + ((start + i) * M + m) * D;
-                for (int d = 0; d < D; ++d) {
-                    if (!std::isnan(xi[d])) { yi[d] = xi[d]; continue; }
-                    if (likelihood == Likelihood::bernoulli)
-                        yi[d] = standard_uniform(noise_key, uint64_t(d)) < double(sigmoid(decoded[d])) ? T(1) : T(0);
-                    else if (likelihood == Likelihood::continuous_bernoulli)
-                        yi[d] = continuous_bernoulli_inverse_cdf(decoded[d], T(standard_uniform(noise_key, uint64_t(d))));
-                    else
-                        yi[d] = decoded[d] + sd[d] * T(standard_normal(noise_key, uint64_t(d)));
+        parallel_for(n, chunk_for(n), model.n_threads, int64_t(n) * M * D > kParallelEntries, [&](int64_t lo, int64_t hi) {
+            std::vector<T> draw(D);
+            for (int64_t i = lo; i < hi; ++i) {
+                const T* xi = x + int64_t(i) * D;
+                const double* w = weights + int64_t(i) * K;
+                const uint64_t pick_key = combine_keys(keys[i], kPickStream);
+                for (int m = 0; m < M; ++m) {
+                    // Inverse CDF of the weights; the last draw catches rounding in the sum.
+                    const double u = standard_uniform(pick_key, uint64_t(m));
+                    int k = 0;
+                    for (double cum = w[0]; k + 1 < K && cum < u; cum += w[++k]) {}
+                    const uint64_t noise_key = combine_keys(combine_keys(keys[i], kNoiseStream), uint64_t(m));
+                    observation_draw_row(model.config, dec + (int64_t(k) * n + i) * D, sd.data(), noise_key,
+                                         draw.data());
+                    T* yi = out + ((start + i) * M + m) * D;
+                    for (int d = 0; d < D; ++d) yi[d] = std::isnan(xi[d]) ? draw[d] : xi[d];
                 }
             }
-        }
+        });
     });
 }
 

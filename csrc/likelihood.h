@@ -10,8 +10,10 @@
 #include <cmath>
 #include <cstdint>
 #include <type_traits>
+#include <algorithm>
 #include <vector>
 
+#include "config.h"
 #include "dispatch.h"
 #include "fastmath.h"
 #include "hd.h"
@@ -156,6 +158,27 @@ struct GaussianNoise {
 };
 
 template <class T>
+inline T gaussian_log_p(T residual, T log_var, T inv_var) {
+    return T(-0.5) * (T(kLog2Pi) + log_var + residual * residual * inv_var);
+}
+
+// sum over the draw rows of column k of 0.5 (1 - res^2 / var) (rows in order:
+// the sum does not depend on the thread count); times e^lv / var it is
+// d(-sum log p)/d lv_k.
+template <class T>
+T gaussian_logvar_grad(const T* out, const T* x, const GaussianNoise<T>& g, int k, int N, int S, int D,
+                       bool missing) {
+    T acc = 0;
+    for (int64_t r = 0; r < int64_t(S) * N; ++r) {
+        const T xv = x[(r % N) * D + k];
+        if (missing && std::isnan(xv)) continue;
+        const T res = xv - out[r * D + k];
+        acc += T(0.5) * (T(1) - res * res * g.inv_var[k]);
+    }
+    return acc;  // the caller scales: weight * acc * e^lv / var
+}
+
+template <class T>
 void gaussian_rows_forward(double* recon, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S, int D,
                            bool missing, int n_threads) {
     const T* log_var = g.log_var.data();
@@ -164,8 +187,7 @@ void gaussian_rows_forward(double* recon, const T* out, const T* x, const Gaussi
         T acc = 0;
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(xi[k])) continue;
-            const T res = xi[k] - o[k];
-            acc += T(-0.5) * (T(kLog2Pi) + log_var[k] + res * res * inv_var[k]);
+            acc += gaussian_log_p(xi[k] - o[k], log_var[k], inv_var[k]);
         }
         recon[r] = acc;
     });
@@ -185,18 +207,9 @@ void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const
         }
     });
     const int64_t SN = int64_t(S) * N;
-    // d/d lv_k of -log p = 0.5 (1 - res^2 / var) e^lv / var.
     parallel_for(D, chunk_for(D), n_threads, SN * D > kParallelEntries, [&](int64_t lo, int64_t hi) {
-        for (int k = int(lo); k < int(hi); ++k) {
-            T acc = 0;
-            for (int64_t r = 0; r < SN; ++r) {
-                const T xv = x[(r % N) * D + k];
-                if (missing && std::isnan(xv)) continue;
-                const T res = xv - out[r * D + k];
-                acc += T(0.5) * (T(1) - res * res * inv_var[k]);
-            }
-            column[k] = weight * acc * g.learned_share[k];
-        }
+        for (int k = int(lo); k < int(hi); ++k)
+            column[k] = weight * gaussian_logvar_grad(out, x, g, k, N, S, D, missing) * g.learned_share[k];
     });
 }
 
@@ -230,6 +243,117 @@ void gaussian_isotropic_backward(T* d_out, T* d_lv, const T* out, const T* x, co
     T total = 0;
     for (int k = 0; k < D; ++k) total += column[k];
     d_lv[0] += total;
+}
+
+
+// ---- Mixed columns: each block of Config::columns by its own kind ------------
+// Gaussian columns as above (a log-variance per column, lv[k]); Bernoulli as
+// above; Poisson with log-rate a:
+//   log p(x | a) = x a - e^a - log x!,          d(-log p)/da = e^a - x;
+// categorical over a block of one-hot columns with logits a (its width):
+//   log p(x | a) = sum_k x_k a_k - logsumexp(a),  d(-log p)/da_k = softmax(a)_k - x_k
+// (with sum_k x_k = 1). With `missing`, a categorical variable is missing when
+// its first column is NaN (the Python layer NaNs the whole group together).
+
+// log-sum-exp of a (W), shifted by the maximum so that it cannot overflow.
+template <class T>
+inline T log_sum_exp(const T* a, int W) {
+    T top = a[0];
+    for (int k = 1; k < W; ++k) top = std::max(top, a[k]);
+    T total = 0;
+    for (int k = 0; k < W; ++k) total += std::exp(a[k] - top);
+    return top + std::log(total);
+}
+
+// sum of log p(x_k | a_k) over one row of the blocks; lv per column.
+template <class T>
+T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, const std::vector<ColumnBlock>& blocks,
+                    bool missing) {
+    T acc = 0;
+    for (const ColumnBlock& b : blocks) {
+        const int end = b.start + b.width;
+        switch (b.kind) {
+            case ColumnKind::gaussian:
+                for (int k = b.start; k < end; ++k) {
+                    if (missing && std::isnan(x[k])) continue;
+                    acc += gaussian_log_p(x[k] - a[k], g.log_var[k], g.inv_var[k]);
+                }
+                break;
+            case ColumnKind::bernoulli: acc += bernoulli_row_forward(x + b.start, a + b.start, b.width, missing); break;
+            case ColumnKind::poisson:
+                for (int k = b.start; k < end; ++k) {
+                    if (missing && std::isnan(x[k])) continue;
+                    acc += x[k] * a[k] - std::exp(a[k]) - T(std::lgamma(double(x[k]) + 1.0));
+                }
+                break;
+            case ColumnKind::categorical: {
+                if (missing && std::isnan(x[b.start])) break;
+                const T lse = log_sum_exp(a + b.start, b.width);
+                for (int k = b.start; k < end; ++k) acc += x[k] * (a[k] - lse);
+                break;
+            }
+        }
+    }
+    return acc;
+}
+
+// d (D) = weight * d(-log p)/da over one row of the blocks.
+template <class T>
+void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g,
+                        const std::vector<ColumnBlock>& blocks, T weight, bool missing) {
+    for (const ColumnBlock& b : blocks) {
+        const int end = b.start + b.width;
+        switch (b.kind) {
+            case ColumnKind::gaussian:
+                for (int k = b.start; k < end; ++k)
+                    d[k] = missing && std::isnan(x[k]) ? T(0) : -weight * (x[k] - a[k]) * g.inv_var[k];
+                break;
+            case ColumnKind::bernoulli:
+                bernoulli_row_backward(d + b.start, x + b.start, a + b.start, b.width, weight, missing);
+                break;
+            case ColumnKind::poisson:
+                for (int k = b.start; k < end; ++k)
+                    d[k] = missing && std::isnan(x[k]) ? T(0) : weight * (std::exp(a[k]) - x[k]);
+                break;
+            case ColumnKind::categorical: {
+                if (missing && std::isnan(x[b.start])) {
+                    for (int k = b.start; k < end; ++k) d[k] = 0;
+                    break;
+                }
+                const T lse = log_sum_exp(a + b.start, b.width);
+                T total = 0;  // sum_k x_k: 1 for one-hot rows
+                for (int k = b.start; k < end; ++k) total += x[k];
+                for (int k = b.start; k < end; ++k) d[k] = weight * (total * std::exp(a[k] - lse) - x[k]);
+                break;
+            }
+        }
+    }
+}
+
+// recon (S*N) from the decoder's output out (S*N, D) against x (N, D); lv (D).
+template <class T>
+void mixed_forward(double* recon, const T* out, const T* x, const T* lv, T floor,
+                   const std::vector<ColumnBlock>& blocks, int N, int S, int D, bool missing, int n_threads) {
+    const GaussianNoise<T> g(lv, 1, D, floor);
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
+        recon[r] = mixed_row_forward(xi, a, g, blocks, missing);
+    });
+}
+
+// d_out (S*N, D), and d_lv (D) += the Gaussian columns' log-variance gradients
+// (the other columns' entries of lv are unused and get none).
+template <class T>
+void mixed_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor,
+                    const std::vector<ColumnBlock>& blocks, int N, int S, int D, T weight, bool missing,
+                    int n_threads) {
+    const GaussianNoise<T> g(lv, 1, D, floor);
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
+        mixed_row_backward(d_out + r * D, xi, a, g, blocks, weight, missing);
+    });
+    for (const ColumnBlock& b : blocks)
+        if (b.kind == ColumnKind::gaussian)
+            for (int k = b.start; k < b.start + b.width; ++k)
+                d_lv[k] += weight * gaussian_logvar_grad(out, x, g, k, N, S, D, missing) * g.learned_share[k];
 }
 
 }  // namespace pyvae

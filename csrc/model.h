@@ -33,6 +33,7 @@
 #include "elbo.h"
 #include "likelihood.h"
 #include "matmul.h"
+#include "observation.h"
 #include "posterior.h"
 #include "rng.h"
 #include "workspace.h"
@@ -118,6 +119,8 @@ class Model {
             case Likelihood::gaussian: return gaussian_forward(recon, out, x, lv, floor, N, S, D, missing, n_threads);
             case Likelihood::gaussian_isotropic:
                 return gaussian_isotropic_forward(recon, out, x, lv, floor, N, S, D, missing, n_threads);
+            case Likelihood::mixed:
+                return mixed_forward(recon, out, x, lv, floor, config.columns, N, S, D, missing, n_threads);
         }
     }
 
@@ -138,6 +141,9 @@ class Model {
             case Likelihood::gaussian_isotropic:
                 return gaussian_isotropic_backward(d_out, d_noise_logvar, out, x, lv, floor, N, S, D, weight, missing,
                                                    n_threads);
+            case Likelihood::mixed:
+                return mixed_backward(d_out, d_noise_logvar, out, x, lv, floor, config.columns, N, S, D, weight,
+                                      missing, n_threads);
         }
     }
 
@@ -145,6 +151,15 @@ class Model {
     GaussianNoise<T> gaussian_noise(const T* params) const {
         const int stride = config.likelihood == Likelihood::gaussian_isotropic ? 0 : 1;
         return GaussianNoise<T>(params + layout.noise_logvar, stride, config.n_features, T(config.variance_floor));
+    }
+
+    // sd (D): the Gaussian columns' standard deviation sqrt(floored variance), 0 elsewhere.
+    std::vector<T> observation_sd(const T* params) const {
+        std::vector<T> sd(config.n_features, T(0));
+        if (layout.n_noise_logvar == 0) return sd;
+        const GaussianNoise<T> g = gaussian_noise(params);
+        for (int k = 0; k < config.n_features; ++k) sd[k] = std::sqrt(T(1) / g.inv_var[k]);
+        return sd;
     }
 
     // kl (S*N) = log q(z_si|x_i) - log p(z_si) per draw; kl_analytic (N) = KL(q || N(0, I)) with the analytic KL.

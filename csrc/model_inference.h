@@ -21,8 +21,7 @@ void Model<T>::encode(const T* params, const T* X, int64_t n_rows, T* mu, T* log
     });
 }
 
-// out (N, D): the mean of p(x|z) for Zs (N, Z): sigmoid(logits), the
-// continuous Bernoulli's mean, or the Gaussian mean.
+// out (N, D): the mean of p(x|z) for Zs (N, Z) (observation.h).
 template <class T>
 void Model<T>::decode(const T* params, const T* Zs, int64_t n_rows, T* out) const {
     const int Z = config.n_components, D = config.n_features, C = chunk_rows(1);
@@ -30,15 +29,7 @@ void Model<T>::decode(const T* params, const T* Zs, int64_t n_rows, T* out) cons
     ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
     for_each_chunk(Zs, n_rows, Z, C, [&](const T* z, int64_t start, int n) {
         const T* o = decoder_forward(params, z, n, ws);
-        T* dst = out + start * D;
-        const int64_t count = int64_t(n) * D;
-        if (config.likelihood == Likelihood::bernoulli) {
-            for (int64_t k = 0; k < count; ++k) dst[k] = sigmoid(o[k]);
-        } else if (config.likelihood == Likelihood::continuous_bernoulli) {
-            for (int64_t k = 0; k < count; ++k) dst[k] = continuous_bernoulli_mean(o[k]);
-        } else {
-            std::memcpy(dst, o, sizeof(T) * count);
-        }
+        for (int i = 0; i < n; ++i) observation_mean_row(config, o + int64_t(i) * D, out + (start + i) * D);
     });
 }
 
@@ -52,42 +43,19 @@ void Model<T>::sample_prior(int64_t n_rows, uint64_t seed, T* z) const {
     }
 }
 
-// x (N, D) ~ p(x | z) for Zs (N, Z): Bernoulli draws, continuous Bernoulli
-// draws by the inverse CDF, or mean + sd * N(0, 1).
+// x (N, D) ~ p(x | z) for Zs (N, Z), row i from the stream combine_keys(seed, i) (observation.h).
 template <class T>
 void Model<T>::sample_observations(const T* params, const T* Zs, int64_t n_rows, uint64_t seed, T* out) const {
-    const int D = config.n_features;
-    if (config.likelihood == Likelihood::continuous_bernoulli) {
-        const int C = chunk_rows(1);  // the inverse CDF needs the logits, not the means
-        Workspace<T> ws;
-        ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
-        for_each_chunk(Zs, n_rows, config.n_components, C, [&](const T* z, int64_t start, int n) {
-            const T* logits = decoder_forward(params, z, n, ws);
-            for (int i = 0; i < n; ++i) {
-                const uint64_t key = combine_keys(seed, uint64_t(start + i));
-                for (int k = 0; k < D; ++k)
-                    out[(start + i) * D + k] = continuous_bernoulli_inverse_cdf(
-                        logits[int64_t(i) * D + k], T(standard_uniform(key, uint64_t(k))));
-            }
-        });
-        return;
-    }
-    decode(params, Zs, n_rows, out);
-    std::vector<T> sd(D);
-    if (is_gaussian(config.likelihood)) {
-        const GaussianNoise<T> g = gaussian_noise(params);
-        for (int k = 0; k < D; ++k) sd[k] = std::sqrt(T(1) / g.inv_var[k]);
-    }
-    for (int64_t i = 0; i < n_rows; ++i) {
-        const uint64_t key = combine_keys(seed, uint64_t(i));
-        T* x = out + i * D;
-        for (int k = 0; k < D; ++k) {
-            if (config.likelihood == Likelihood::bernoulli)
-                x[k] = standard_uniform(key, uint64_t(k)) < double(x[k]) ? T(1) : T(0);
-            else
-                x[k] += sd[k] * T(standard_normal(key, uint64_t(k)));
-        }
-    }
+    const int D = config.n_features, C = chunk_rows(1);
+    const std::vector<T> sd = observation_sd(params);
+    Workspace<T> ws;
+    ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
+    for_each_chunk(Zs, n_rows, config.n_components, C, [&](const T* z, int64_t start, int n) {
+        const T* o = decoder_forward(params, z, n, ws);
+        for (int i = 0; i < n; ++i)
+            observation_draw_row(config, o + int64_t(i) * D, sd.data(), combine_keys(seed, uint64_t(start + i)),
+                                 out + (start + i) * D);
+    });
 }
 
 // z (S, N, Z) ~ q(z | x) for X (N, D), the noise of each row tied to its bytes.

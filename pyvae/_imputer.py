@@ -19,6 +19,11 @@ _CONSTRAINTS = {
 }
 
 
+# column_kinds: each kind's likelihood in the VAE (a categorical column becomes
+# a block of one-hot columns, one per category seen in fit).
+_KIND_LIKELIHOODS = {"continuous": "gaussian", "binary": "bernoulli", "count": "poisson", "categorical": "categorical"}
+
+
 class VAEImputer(TransformerMixin, BaseEstimator):
     """Impute missing values with a variational autoencoder (MIWAE).
 
@@ -47,6 +52,16 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         overfits the observed entries (benchmarks/IMPUTE.md).
     activation : {"relu", "tanh"}, default="tanh"
         Activation of the hidden layers.
+    column_kinds : list of str or None, default=None
+        The kind of each column, which picks its likelihood and the values
+        it is filled with: ``"continuous"`` (Gaussian, standardized; filled
+        with the conditional mean), ``"binary"`` (0/1 values, Bernoulli;
+        filled with the more probable value), ``"count"`` (integers >= 0,
+        Poisson; filled with the conditional mean rounded to a count) or
+        ``"categorical"`` (any numeric codes, one-hot inside the model with a
+        softmax over the categories seen in ``fit``; filled with the most
+        probable category). None treats every column as continuous.
+        :meth:`sample_imputations` draws values of each column's kind.
     n_importance : int, default=100
         Importance draws K per row for the conditional means and for
         :meth:`sample_imputations`. The cost of ``transform`` grows linearly
@@ -99,10 +114,14 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     n_iter_ : int
         Training epochs run.
     mean_ : ndarray of shape (n_features_in_,)
-        Mean of each feature's observed entries in ``fit`` (0 for empty features).
+        Mean of each continuous feature's observed entries in ``fit`` (0 for
+        empty features and the other kinds).
     scale_ : ndarray of shape (n_features_in_,)
-        Standard deviation of each feature's observed entries in ``fit``
-        (1 where that is 0 or the feature is empty).
+        Standard deviation of each continuous feature's observed entries in
+        ``fit`` (1 where that is 0, the feature is empty or of another kind).
+    categories_ : list of ndarray
+        The categories seen in ``fit`` of each ``"categorical"`` column, in
+        column order (empty without such columns).
     indicator_ : MissingIndicator or None
         The indicator with ``add_indicator``, else None.
     n_features_in_ : int
@@ -115,7 +134,12 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     A row with no observed entry gets the model's prior predictive mean
     E[x] = E_p(z)[E[x | z]]: its importance weights reduce to
     p(z_k) / q(z_k | 0). A feature that is entirely missing in ``fit`` has
-    nothing to learn from (see ``keep_empty_features``).
+    nothing to learn from (see ``keep_empty_features``). With ``column_kinds``,
+    a value of the wrong kind (a 2 in a binary column, 1.5 in a count column)
+    is a ValueError in ``fit`` and ``transform``, and so is a category that
+    ``fit`` did not see; a categorical column with a single category in
+    ``fit`` is filled with that category. Errors leave the fitted imputer as
+    it was.
 
     References
     ----------
@@ -147,6 +171,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         n_components=None,
         hidden_layer_sizes=(256,),
         activation="tanh",
+        column_kinds=None,
         n_importance=100,
         variance_floor=1e-6,
         batch_size="auto",
@@ -166,6 +191,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.column_kinds = column_kinds
         self.n_importance = n_importance
         self.variance_floor = variance_floor
         self.batch_size = batch_size
@@ -190,6 +216,23 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         if self.n_components is not None:
             _check_hyperparameter("n_components", self.n_components, _INT, (1, None))
         check_random_state(self.random_state)
+        kinds = self.column_kinds
+        if kinds is not None and (
+            isinstance(kinds, str) or not hasattr(kinds, "__len__")
+            or not all(isinstance(k, str) and k in _KIND_LIKELIHOODS for k in kinds)
+        ):
+            raise ValueError(
+                f"The 'column_kinds' parameter must be None or a list with one of {list(_KIND_LIKELIHOODS)} "
+                f"per column; got {kinds!r}."
+            )
+
+    def _kinds(self, n_features):
+        """The kind of each of n_features columns (column_kinds, checked against X's width)."""
+        if self.column_kinds is None:
+            return ["continuous"] * n_features
+        if len(self.column_kinds) != n_features:
+            raise ValueError(f"column_kinds has {len(self.column_kinds)} entries; X has {n_features} features.")
+        return list(self.column_kinds)
 
     def _validate_X(self, X, *, reset):
         X = validate_data(
@@ -203,6 +246,27 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         )
         if np.isinf(X).any():
             raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+        kinds = self._kinds(X.shape[1]) if reset else self._column_kinds
+        for j, kind in enumerate(kinds):
+            values = X[:, j][~np.isnan(X[:, j])]
+            if kind == "binary":
+                bad = (values != 0) & (values != 1)
+                if bad.any():
+                    raise ValueError(f"Column {j} is binary (column_kinds) and holds {float(values[bad][0])!r}; "
+                                     "binary columns hold 0 and 1 (use 'categorical' for other codes).")
+            elif kind == "count":
+                bad = (values < 0) | (values != np.round(values))
+                if bad.any():
+                    raise ValueError(f"Column {j} is a count (column_kinds) and holds {float(values[bad][0])!r}; "
+                                     "counts are integers >= 0.")
+            elif kind == "categorical" and not reset:
+                unseen = ~np.isin(values, self.categories_[self._categorical_index[j]])
+                if unseen.any():
+                    raise ValueError(
+                        f"Column {j} (categorical) holds the category {float(values[unseen][0])!r}, not seen in "
+                        f"fit (categories {self.categories_[self._categorical_index[j]].tolist()}); the model "
+                        "has no likelihood for it."
+                    )
         return X
 
     def _resolve_n_components(self, n_features):
@@ -249,6 +313,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     def _fit(self, X):
         self._check_params()
         X = self._validate_X(X, reset=True)
+        kinds = self._kinds(X.shape[1])
         missing = np.isnan(X)
         empty = missing.all(axis=0)
         if empty.all():
@@ -257,38 +322,73 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             names = np.flatnonzero(empty).tolist()
             what = "kept and filled with 0" if self.keep_empty_features else "dropped from the output"
             warnings.warn(f"Features {names} have no observed value in fit; they are {what}.", UserWarning)
-        observed = ~empty
+        continuous = np.array([k == "continuous" for k in kinds])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an empty column
-            mean = np.where(empty, 0.0, np.nanmean(X, axis=0, dtype=np.float64))
-            scale = np.where(empty, 1.0, np.nanstd(X, axis=0, dtype=np.float64))
+            mean = np.where(empty | ~continuous, 0.0, np.nanmean(X, axis=0, dtype=np.float64))
+            scale = np.where(empty | ~continuous, 1.0, np.nanstd(X, axis=0, dtype=np.float64))
         scale[~(scale > 0)] = 1.0  # a constant feature: any scale gives the same standardized zeros
-        n_features = int(observed.sum())
+        categorical = [j for j, k in enumerate(kinds) if k == "categorical"]
+        categories = [np.unique(X[~missing[:, j], j]) for j in categorical]
+        self._column_kinds, self._empty_features = kinds, empty
+        self.mean_, self.scale_, self.categories_ = mean, scale, categories
+        self._categorical_index = {j: i for i, j in enumerate(categorical)}
+        # Columns the VAE models: observed ones, except a category column with a single category.
+        self._modeled = ~empty & np.array([k != "categorical" or len(categories[self._categorical_index[j]]) > 1
+                                           for j, k in enumerate(kinds)])
+        if not self._modeled.any():
+            raise ValueError("No column of X varies in fit (each is empty or a single category); there is "
+                             "nothing to learn from.")
+        Xm = self._model_matrix(X)
+        n_features = int(self._modeled.sum())
         n_components = self._resolve_n_components(n_features)
         seed = _draw_seed(self.random_state)
-        Xs = (X[:, observed] - mean[observed]) / scale[observed]
-        vae = self._train(Xs, n_components, seed)
+        vae = self._train(Xm, n_components, seed)
         indicator = None
         if self.add_indicator:
             indicator = MissingIndicator(missing_values=np.nan, error_on_new=False).fit(X)
         self.vae_ = vae
         self.n_components_ = n_components
         self.n_iter_ = int(vae.n_iter_)
-        self.mean_ = mean
-        self.scale_ = scale
         self.indicator_ = indicator
-        self._empty_features = empty
         self._seed = seed
         return self
 
-    def _train(self, Xs, n_components, seed):
-        """The VAE fitted to the standardized data Xs (NaN = missing)."""
+    def _model_likelihood(self):
+        """The VAE's likelihood: "gaussian" when every modeled column is continuous,
+        else one entry per modeled column (a categorical block per category column)."""
+        entries = []
+        for j in np.flatnonzero(self._modeled):
+            kind = self._column_kinds[j]
+            if kind == "categorical":
+                entries.append(("categorical", len(self.categories_[self._categorical_index[j]])))
+            else:
+                entries.append(_KIND_LIKELIHOODS[kind])
+        return "gaussian" if all(e == "gaussian" for e in entries) else entries
+
+    def _model_matrix(self, X):
+        """X (n, n_features_in_) as the VAE sees it: the modeled columns, continuous
+        ones standardized, category columns one-hot (NaN throughout when missing)."""
+        parts = []
+        for j in np.flatnonzero(self._modeled):
+            column = X[:, j]
+            if self._column_kinds[j] == "categorical":
+                one_hot = (column[:, None] == self.categories_[self._categorical_index[j]][None, :]).astype(np.float64)
+                one_hot[np.isnan(column)] = np.nan
+                parts.append(one_hot)
+            else:
+                parts.append(((column - self.mean_[j]) / self.scale_[j])[:, None])
+        return np.hstack(parts)
+
+    def _train(self, Xm, n_components, seed):
+        """The VAE fitted to the model matrix Xm (NaN = missing)."""
         vae = VAE(
             n_components=n_components,
             hidden_layer_sizes=self.hidden_layer_sizes,
             activation=self.activation,
+            likelihood=self._model_likelihood(),
             missing="mask",
-            standardize=False,  # Xs is standardized here, with the statistics of every feature
+            standardize=False,  # Xm is standardized here, with the statistics of every feature
             variance_floor=self.variance_floor,
             batch_size=self.batch_size,
             learning_rate=self.learning_rate,
@@ -304,7 +404,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
-            vae.fit(Xs)
+            vae.fit(Xm)
         if any(issubclass(w.category, ConvergenceWarning) for w in caught):
             warnings.warn(
                 f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
@@ -319,9 +419,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "vae_")
         _check_hyperparameter("n_importance", self.n_importance, _INT, (1, None))
         X = self._validate_X(X, reset=False)
-        observed = ~self._empty_features
-        Xs = (X[:, observed] - self.mean_[observed]) / self.scale_[observed]
-        return X, np.ascontiguousarray(Xs, dtype=np.float32)
+        return X, np.ascontiguousarray(self._model_matrix(X), dtype=np.float32)
 
     def _engine(self):
         # The imputer's n_threads, as set now (results do not depend on it).
@@ -329,24 +427,45 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         engine.n_threads = _resolve_threads(self.n_threads)
         return engine
 
-    def _finish(self, X, filled_standardized):
-        """The output for X: X's observed entries, its missing ones from
-        filled_standardized (n, n_observed_features) in the user's units, the
-        empty features as configured, and the indicator."""
-        observed = ~self._empty_features
-        filled = filled_standardized.astype(np.float64) * self.scale_[observed] + self.mean_[observed]
-        if self.keep_empty_features:
-            out = X.copy()
-            columns = np.flatnonzero(observed)
-            block = out[:, columns]
-            hole = np.isnan(block)
-            block[hole] = filled[hole]
-            out[:, columns] = block
-            out[np.isnan(out)] = 0  # empty features
-        else:
-            out = X[:, observed].copy()
-            hole = np.isnan(out)
-            out[hole] = filled[hole]
+    def _column_values(self, filled):
+        """Values of each input column's kind (n, n_features_in_) from the model's
+        means or draws `filled` (n, modeled width): continuous in the user's
+        units, binary 0/1, counts rounded, the most probable (or drawn)
+        category. Columns the model does not see: their only category, or 0."""
+        n = filled.shape[0]
+        values = np.zeros((n, len(self._column_kinds)))
+        position = 0
+        for j, kind in enumerate(self._column_kinds):
+            if kind == "categorical" and not self._empty_features[j]:
+                categories = self.categories_[self._categorical_index[j]]
+                if not self._modeled[j]:
+                    values[:, j] = categories[0]
+                    continue
+                block = filled[:, position:position + len(categories)]
+                values[:, j] = categories[np.argmax(block, axis=1)]
+                position += len(categories)
+                continue
+            if not self._modeled[j]:
+                continue
+            column = filled[:, position].astype(np.float64)
+            position += 1
+            if kind == "continuous":
+                values[:, j] = column * self.scale_[j] + self.mean_[j]
+            elif kind == "binary":
+                values[:, j] = column >= 0.5
+            else:
+                values[:, j] = np.round(column)
+        return values
+
+    def _finish(self, X, filled):
+        """The output for X: X's observed entries, its missing ones from the
+        model's `filled` (see _column_values), the empty features as
+        configured, and the indicator."""
+        out = X.copy()
+        hole = np.isnan(out)
+        out[hole] = self._column_values(filled)[hole]  # empty features: 0
+        if not self.keep_empty_features:
+            out = out[:, ~self._empty_features]
         if self.indicator_ is not None:
             out = np.hstack([out, self.indicator_.transform(X).astype(out.dtype)])
         return out

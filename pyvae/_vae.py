@@ -17,6 +17,10 @@ from ._threads import _core
 
 _GAUSSIAN = ("gaussian", "gaussian_isotropic")
 _UNIT_INTERVAL = ("bernoulli", "continuous_bernoulli")
+_LIKELIHOODS = ("gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli")
+# Per-column likelihoods: these kinds take one column each; ("categorical", k)
+# takes the k one-hot columns of a categorical variable.
+_ONE_COLUMN_KINDS = ("gaussian", "bernoulli", "poisson")
 
 # early_stopping="auto" holds out validation rows up to this many rows (where a
 # nonlinear model can memorize the training rows); beyond, the smoothed training
@@ -37,7 +41,6 @@ _INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
 _CONSTRAINTS = {
     "n_components": (_INT, (1, None)),
     "activation": (_STR, ("relu", "tanh")),
-    "likelihood": (_STR, ("gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli")),
     "kl": (_STR, ("analytic", "mc")),
     "posterior": (_STR, ("gaussian", "logistic", "laplace")),
     "gradient_estimator": (_STR, ("reparameterization", "score_function")),
@@ -56,6 +59,29 @@ _CONSTRAINTS = {
     "verbose": (_INT, (0, None)),
     "device": (_STR, ("cpu", "cuda")),
 }
+
+
+def _column_blocks(likelihood):
+    """[[kind, width], ...] of a per-column likelihood (a sequence), None for a
+    likelihood's name; ValueError for anything else."""
+    if isinstance(likelihood, str):
+        _check_hyperparameter("likelihood", likelihood, _STR, _LIKELIHOODS)
+        return None
+    hint = (f"The 'likelihood' parameter must be one of {list(_LIKELIHOODS)}, or a list with one entry per "
+            f"column block: one of {list(_ONE_COLUMN_KINDS)} (one column) or ('categorical', k) (k >= 2 one-hot "
+            "columns)")
+    if not isinstance(likelihood, (list, tuple)) or len(likelihood) == 0:
+        raise ValueError(f"{hint}; got {likelihood!r}.")
+    blocks = []
+    for entry in likelihood:
+        if isinstance(entry, str) and entry in _ONE_COLUMN_KINDS:
+            blocks.append([entry, 1])
+        elif (isinstance(entry, (list, tuple)) and len(entry) == 2 and entry[0] == "categorical"
+              and isinstance(entry[1], numbers.Integral) and not isinstance(entry[1], bool) and entry[1] >= 2):
+            blocks.append(["categorical", int(entry[1])])
+        else:
+            raise ValueError(f"{hint}; got the entry {entry!r}.")
+    return blocks
 
 
 def _check_hyperparameter(name, value, kind, allowed):
@@ -103,7 +129,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``()`` gives linear maps (with ``likelihood="gaussian"``, factor analysis).
     activation : {"relu", "tanh"}, default="relu"
         Activation of the hidden layers.
-    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli"}, default="gaussian"
+    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli"} or list, \
+            default="gaussian"
         p(x | z). ``"gaussian"``: a Gaussian mean from the decoder and a
         learned variance per feature, for general real-valued data (the
         default, since that is what tabular data in scikit-learn usually is).
@@ -115,6 +142,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``"continuous_bernoulli"`` (Loaiza-Ganem & Cunningham, 2019): the
         normalized density on [0, 1] with the same logits; use it for data in
         [0, 1] that is not binary when scores must be log-likelihoods.
+        A list gives each block of columns its own kind, in column order:
+        ``"gaussian"`` (one column, its own learned variance), ``"bernoulli"``
+        (one 0/1 column), ``"poisson"`` (one column of counts, log-rate from
+        the decoder) or ``("categorical", k)`` (the k one-hot columns of a
+        categorical variable, softmax over their logits; with
+        ``missing="mask"`` a missing category is NaN in all k columns). For
+        example ``["gaussian", "gaussian", "bernoulli", ("categorical", 3),
+        "poisson"]`` for 7 columns. ``inverse_transform`` then gives each
+        column's mean (probabilities for the binary and categorical columns,
+        rates for the counts) and ``sample`` draws of each kind.
     kl : {"analytic", "mc"}, default="analytic"
         KL(q(z|x) || p(z)) in closed form, or estimated by Monte Carlo with
         the same draws as the reconstruction term (log p(z) - log q(z|x)).
@@ -134,7 +171,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     standardize : {"auto", True, False}, default="auto"
         Center and scale each feature inside the model (statistics learned in
         ``fit``, stored as ``mean_`` and ``scale_``) for the Gaussian
-        likelihoods ("auto"; the Bernoulli likelihoods model [0, 1] as it is).
+        likelihoods and Gaussian columns ("auto"; the other kinds model the
+        data as it is: their mean is 0 and scale 1).
         Every output is in the data's own units, and scores are densities of
         the data itself (they include the log-determinant of the scaling), so
         raw and standardized copies of a data set give equivalent models.
@@ -240,6 +278,18 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     (200, 2)
     >>> vae.sample(3, random_state=0).shape
     (3, 5)
+
+    Columns of different kinds: two real columns, a 0/1 column, counts and a
+    three-category one-hot group.
+
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.column_stack([rng.normal(size=(200, 2)), rng.integers(0, 2, 200), rng.poisson(3.0, 200),
+    ...                      np.eye(3)[rng.integers(0, 3, 200)]])
+    >>> kinds = ["gaussian", "gaussian", "bernoulli", "poisson", ("categorical", 3)]
+    >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), likelihood=kinds, max_iter=5, random_state=0).fit(X)
+    >>> draws = vae.sample(4, random_state=0)
+    >>> sorted(set(draws[:, 2])) <= [0.0, 1.0], bool((draws[:, 4:].sum(axis=1) == 1).all())
+    (True, True)
     """
 
     def __init__(
@@ -304,6 +354,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _check_params(self):
         for name, (kind, allowed) in _CONSTRAINTS.items():
             _check_hyperparameter(name, getattr(self, name), kind, allowed)
+        blocks = _column_blocks(self.likelihood)
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, (numbers.Integral,)) and not isinstance(sizes, bool):
             sizes = (sizes,)
@@ -324,10 +375,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         if not (isinstance(self.standardize, (bool, np.bool_)) or self.standardize == "auto"):
             raise ValueError(f"The 'standardize' parameter must be 'auto', True or False; got {self.standardize!r}.")
-        if self.standardize is True and self.likelihood not in _GAUSSIAN:
+        has_gaussian = self.likelihood in _GAUSSIAN if blocks is None else any(k == "gaussian" for k, _ in blocks)
+        if self.standardize is True and not has_gaussian:
             raise ValueError(
-                f"standardize=True needs a Gaussian likelihood; likelihood={self.likelihood!r} models data in "
-                "[0, 1] as it is. Use standardize='auto' or False."
+                f"standardize=True needs a Gaussian likelihood (or Gaussian columns); likelihood="
+                f"{self.likelihood!r} models the data as it is. Use standardize='auto' or False."
             )
         if self.posterior != "gaussian" and self.kl == "analytic":
             raise ValueError(
@@ -384,8 +436,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "(e.g. sklearn.impute.SimpleImputer)."
             )
         likelihood = self.likelihood if reset else self._fit_config["likelihood"]
+        blocks = _column_blocks(self.likelihood) if reset else self._fit_config.get("columns")
+        if blocks is not None:
+            _check_column_kinds(X, blocks)
         # (An all-NaN X with missing="mask" has no range to check.)
-        if likelihood in _UNIT_INTERVAL and n_nan < X.size and (low < 0 or high > 1):
+        elif likelihood in _UNIT_INTERVAL and n_nan < X.size and (low < 0 or high > 1):
             raise ValueError(
                 f"likelihood={likelihood!r} needs X in [0, 1]; got values in [{low:.4g}, {high:.4g}]. "
                 "Scale X (e.g. MinMaxScaler) or use likelihood='gaussian'."
@@ -591,20 +646,25 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _new_config(self, n_features, hidden):
         """The architecture and objective a fresh fit builds: what the engine needs."""
-        return dict(
+        blocks = _column_blocks(self.likelihood)
+        gaussian = self.likelihood in _GAUSSIAN if blocks is None else any(k == "gaussian" for k, _ in blocks)
+        config = dict(
             n_features=int(n_features),
             n_components=int(self.n_components),
             hidden_layer_sizes=list(hidden),
             activation=self.activation,
-            likelihood=self.likelihood,
+            likelihood=self.likelihood if blocks is None else "mixed",
             kl=self.kl,
             posterior=self.posterior,
             gradient_estimator=self.gradient_estimator,
             n_mc_samples=int(self.n_mc_samples),
             beta=float(self.beta),
             missing=self.missing == "mask",
-            variance_floor=float(self.variance_floor) if self.likelihood in _GAUSSIAN else 0.0,
+            variance_floor=float(self.variance_floor) if gaussian else 0.0,
         )
+        if blocks is not None:
+            config["columns"] = blocks
+        return config
 
     def _resolved_batch_size(self, n_train):
         """batch_size="auto": 128 rows, or fewer on small data so that an epoch
@@ -647,7 +707,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ units
 
     def _standardizes(self):
-        return self.standardize is True or (self.standardize == "auto" and self.likelihood in _GAUSSIAN)
+        blocks = _column_blocks(self.likelihood)
+        gaussian = self.likelihood in _GAUSSIAN if blocks is None else any(k == "gaussian" for k, _ in blocks)
+        return self.standardize is True or (self.standardize == "auto" and gaussian)
 
     def _learn_standardization(self, X, ctx):
         """(mean_, scale_) per feature for the Gaussian likelihoods, None otherwise.
@@ -663,6 +725,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         degenerate = ~(scale > 1e-12 * np.maximum(np.abs(mean), 1.0))  # NaN included
         scale[degenerate] = 1.0
         mean[np.isnan(mean)] = 0.0
+        blocks = _column_blocks(self.likelihood)
+        if blocks is not None:  # per-column likelihoods: only the Gaussian columns are scaled
+            gaussian = np.repeat([kind == "gaussian" for kind, _ in blocks], [width for _, width in blocks])
+            mean[~gaussian], scale[~gaussian] = 0.0, 1.0
         return mean, scale
 
     def _model_units(self, X, dtype=np.float32):
@@ -1006,6 +1072,42 @@ class _TrainingState:
         est.t_, est._baseline, est.n_iter_ = self.step, self.baseline, self.n_iter
         est.loss_curve_, est.validation_scores_ = self.loss_curve, self.validation_scores
         est.best_loss_, est.best_validation_score_ = self.best_loss, self.best_validation_score
+
+
+def _check_column_kinds(X, blocks):
+    """ValueError unless X's columns hold values of their blocks' kinds: 0/1
+    for "bernoulli" (or values in [0, 1]), counts for "poisson", one-hot rows
+    for a categorical block (NaN throughout the block when it is missing)."""
+    width = sum(w for _, w in blocks)
+    if X.shape[1] != width:
+        raise ValueError(f"likelihood lists {width} columns (block widths summed); X has {X.shape[1]} features.")
+    start = 0
+    for kind, w in blocks:
+        cols = X[:, start:start + w]
+        where = f"column {start}" if w == 1 else f"columns {start}-{start + w - 1}"
+        if kind == "bernoulli":
+            values = cols[~np.isnan(cols)]
+            if values.size and (values.min() < 0 or values.max() > 1):
+                raise ValueError(f"{where} (bernoulli) needs values in [0, 1]; got values in "
+                                 f"[{values.min():.4g}, {values.max():.4g}].")
+        elif kind == "poisson":
+            values = cols[~np.isnan(cols)]
+            bad = (values < 0) | (values != np.round(values))
+            if bad.any():
+                raise ValueError(f"{where} (poisson) needs counts (integers >= 0); got {float(values[bad][0])!r}.")
+        elif kind == "categorical":
+            missing = np.isnan(cols)
+            partial = missing.any(axis=1) & ~missing.all(axis=1)
+            if partial.any():
+                raise ValueError(f"{where} (categorical) are one variable: a row is missing all of them or none; "
+                                 f"row {np.flatnonzero(partial)[0]} has NaN in some only.")
+            rows = cols[~missing.any(axis=1)]
+            one_hot = ((rows == 0) | (rows == 1)).all(axis=1) & (rows.sum(axis=1) == 1)
+            if not one_hot.all():
+                row = np.flatnonzero(~missing.any(axis=1))[np.flatnonzero(~one_hot)[0]]
+                raise ValueError(f"{where} (categorical) need one-hot rows (one 1, the rest 0); row {row} is "
+                                 f"{cols[row].tolist()}.")
+        start += w
 
 
 def _first_string_entry(X):

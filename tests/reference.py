@@ -6,6 +6,7 @@ per-draw log-likelihood, the KL terms and the loss in float64.
 """
 
 import numpy as np
+from scipy import special, stats
 
 LOG2PI = np.log(2 * np.pi)
 
@@ -60,6 +61,30 @@ def gaussian_grads(x, mean, logvar, variance_floor=0.0):
     return np.where(observed, d_mean, 0.0), np.where(observed, d_logvar, 0.0)
 
 
+def mixed_log_prob(x, out, columns, logvar, variance_floor=0.0):
+    """sum of log p(x | out) over the column blocks [(kind, width), ...] per row
+    (scipy's distributions); NaN in x (missing) gives 0, a categorical block is
+    missing when its first column is."""
+    total = np.zeros(np.broadcast_shapes(x.shape, out.shape)[:-1])
+    start = 0
+    for kind, width in columns:
+        cols = slice(start, start + width)
+        xb, ob = x[..., cols], out[..., cols]
+        observed = ~np.isnan(xb)
+        xb0 = np.where(observed, xb, 0.0)
+        if kind == "gaussian":
+            term = gaussian_log_prob(xb, ob, logvar[cols], variance_floor)
+        elif kind == "bernoulli":
+            term = np.where(observed, stats.bernoulli.logpmf(xb0, special.expit(ob)), 0.0)
+        elif kind == "poisson":
+            term = np.where(observed, stats.poisson.logpmf(xb0, np.exp(ob)), 0.0)
+        else:  # categorical: one-hot x against softmax(out)
+            term = np.where(observed[..., :1], xb0 * special.log_softmax(ob, axis=-1), 0.0)
+        total = total + term.sum(-1)
+        start += width
+    return total
+
+
 def kl_analytic(mu, logvar):
     return 0.5 * (mu**2 + np.exp(logvar) - 1 - logvar).sum(-1)
 
@@ -91,7 +116,7 @@ def continuous_bernoulli_log_norm(a):
 
 
 def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, posterior="gaussian", beta=1.0,
-            variance_floor=0.0):
+            variance_floor=0.0, columns=None):
     """Returns (loss, recon (S, N), kl_draws (S, N), kl_analytic (N))."""
     t = unpack(model, np.asarray(params, dtype=np.float64))
     head = mlp(t, "encoder.", np.asarray(x_enc, np.float64), activation)
@@ -105,6 +130,8 @@ def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, p
         if likelihood == "continuous_bernoulli":
             observed = ~np.isnan(x_obs)
             recon = recon + np.where(observed, continuous_bernoulli_log_norm(out), 0.0).sum(-1)
+    elif likelihood == "mixed":
+        recon = mixed_log_prob(x_obs, out, columns, t["decoder.noise_logvar"], variance_floor)
     else:
         recon = gaussian_log_prob(x_obs, out, t["decoder.noise_logvar"], variance_floor).sum(-1)
     log_q = (log_density(eps) - 0.5 * logvar).sum(-1)

@@ -206,3 +206,17 @@ def test_docstring_dtypes_match_the_outputs():
     assert vae.transform(X).dtype == np.float32 and vae.inverse_transform(vae.transform(X)).dtype == np.float32
     assert vae.sample_posterior(X).dtype == np.float32
     assert vae.sample(2, random_state=0).dtype == np.float64 and vae.score_samples(X).dtype == np.float64
+
+
+@pytest.mark.parametrize("dataset", ["load_breast_cancer", "load_diabetes"])
+def test_readme_imputation_examples_run(dataset, tmp_path, monkeypatch):
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", readme(), flags=re.S)
+              if "VAEImputer" in b and dataset in b]
+    assert len(blocks) == 1, f"README has no imputation example on {dataset}"
+    monkeypatch.chdir(tmp_path)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exec(compile(blocks[0], "README.md", "exec"), {})
+    if dataset == "load_diabetes":
+        assert out.getvalue().splitlines()[0] == "[1. 2.]"

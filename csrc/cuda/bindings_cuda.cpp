@@ -82,6 +82,8 @@ std::unique_ptr<PyModelCuda> make_engine(PyModelCuda*, const Config& config, int
         if (key != "device") throw py::type_error("the CUDA engine takes no option '" + key + "'");
         device = item.second.cast<int>();
     }
+    if (config.likelihood == Likelihood::mixed)
+        throw std::invalid_argument("the CUDA engine has no per-column likelihoods (likelihood='mixed'); use device='cpu'");
     auto model = std::make_unique<PyModelCuda>(config, device);
     model->n_threads = n_threads;
     return model;
