@@ -353,8 +353,8 @@ def test_gpu_fit_reaches_the_cpu_fit_held_out_elbo():
 
 
 @gpu
-@pytest.mark.parametrize("likelihood,kl,estimator", itertools.islice(
-    itertools.product(["gaussian", "bernoulli"], ["analytic", "mc"], ["reparameterization", "score_function"]), 8))
+@pytest.mark.parametrize("likelihood,kl,estimator", list(
+    itertools.product(["gaussian", "bernoulli"], ["analytic", "mc"], ["reparameterization", "score_function"])))
 def test_vae_fits_on_device(likelihood, kl, estimator):
     X = small_data(300, seed=10)
     if likelihood == "bernoulli":
