@@ -36,6 +36,17 @@ void dense_forward(T* out, const T* inp, const T* W, const T* b, int N, int I, i
     matmul<T>(false, false, N, O, I, inp, I, W, O, T(0), out, O, n_threads, bias_act);
 }
 
+// db[lo, hi) += the column sums of d_pre (N, O) over those columns, rows in
+// order (one task per column block: the sums do not depend on the thread count).
+template <class T>
+inline void bias_grad_columns(T* db, const T* d_pre, int N, int O, int lo, int hi) {
+    for (int n = 0; n < N; ++n) {
+        const T* d = d_pre + int64_t(n) * O;
+#pragma omp simd
+        for (int o = lo; o < hi; ++o) db[o] += d[o];
+    }
+}
+
 // d_pre (N, O) is the gradient w.r.t. the layer's pre-activation. Accumulates
 // dW (I, O) += inp^T d_pre and db (O) += colsum(d_pre), and writes d_inp (N, I) =
 // d_pre W^T when d_inp is not null. When `inp_act`, inp is itself the output of
@@ -55,12 +66,7 @@ void dense_backward(T* d_inp, T* dW, T* db, const T* d_pre, const T* inp, const 
             g.run(k, NoEpilogue());
             return;
         }
-        const int lo = cols.lo(k - n_gemm), hi = cols.lo(k - n_gemm + 1);
-        for (int n = 0; n < N; ++n) {
-            const T* d = d_pre + int64_t(n) * O;
-#pragma omp simd
-            for (int o = lo; o < hi; ++o) db[o] += d[o];
-        }
+        bias_grad_columns(db, d_pre, N, O, cols.lo(k - n_gemm), cols.lo(k - n_gemm + 1));
     });
     if (!d_inp) return;
     auto act_grad = [=](int r0, int r1, int c0, int c1) {

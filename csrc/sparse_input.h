@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "config.h"
+#include "dense.h"
 #include "dispatch.h"
 #include "matmul.h"
 #include "parallel.h"
@@ -220,12 +221,7 @@ void sparse_dense_backward(T* dW, T* db, const T* d_pre, const SparseRows<T>& s,
                                O, O, true);
             return;
         }
-        const int lo = cols.lo(t - n_w), hi = cols.lo(t - n_w + 1);
-        for (int n = 0; n < N; ++n) {
-            const T* d = d_pre + int64_t(n) * O;
-#pragma omp simd
-            for (int o = lo; o < hi; ++o) db[o] += d[o];
-        }
+        bias_grad_columns(db, d_pre, N, O, cols.lo(t - n_w), cols.lo(t - n_w + 1));
     });
 }
 
