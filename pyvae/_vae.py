@@ -84,6 +84,12 @@ def _column_blocks(likelihood):
     return blocks
 
 
+def _models_gaussian(likelihood):
+    """Whether a (checked) likelihood has Gaussian columns: the ones standardized and floored."""
+    blocks = _column_blocks(likelihood)
+    return likelihood in _GAUSSIAN if blocks is None else any(kind == "gaussian" for kind, _ in blocks)
+
+
 def _check_hyperparameter(name, value, kind, allowed):
     if kind == _STR:
         if not isinstance(value, str) or value not in allowed:
@@ -354,7 +360,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _check_params(self):
         for name, (kind, allowed) in _CONSTRAINTS.items():
             _check_hyperparameter(name, getattr(self, name), kind, allowed)
-        blocks = _column_blocks(self.likelihood)
+        _column_blocks(self.likelihood)  # a bad likelihood (name or column list) raises here
         sizes = self.hidden_layer_sizes
         if isinstance(sizes, (numbers.Integral,)) and not isinstance(sizes, bool):
             sizes = (sizes,)
@@ -375,8 +381,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         if not (isinstance(self.standardize, (bool, np.bool_)) or self.standardize == "auto"):
             raise ValueError(f"The 'standardize' parameter must be 'auto', True or False; got {self.standardize!r}.")
-        has_gaussian = self.likelihood in _GAUSSIAN if blocks is None else any(k == "gaussian" for k, _ in blocks)
-        if self.standardize is True and not has_gaussian:
+        if self.standardize is True and not _models_gaussian(self.likelihood):
             raise ValueError(
                 f"standardize=True needs a Gaussian likelihood (or Gaussian columns); likelihood="
                 f"{self.likelihood!r} models the data as it is. Use standardize='auto' or False."
@@ -647,7 +652,6 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _new_config(self, n_features, hidden):
         """The architecture and objective a fresh fit builds: what the engine needs."""
         blocks = _column_blocks(self.likelihood)
-        gaussian = self.likelihood in _GAUSSIAN if blocks is None else any(k == "gaussian" for k, _ in blocks)
         config = dict(
             n_features=int(n_features),
             n_components=int(self.n_components),
@@ -660,7 +664,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             n_mc_samples=int(self.n_mc_samples),
             beta=float(self.beta),
             missing=self.missing == "mask",
-            variance_floor=float(self.variance_floor) if gaussian else 0.0,
+            variance_floor=float(self.variance_floor) if _models_gaussian(self.likelihood) else 0.0,
         )
         if blocks is not None:
             config["columns"] = blocks
@@ -707,9 +711,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ units
 
     def _standardizes(self):
-        blocks = _column_blocks(self.likelihood)
-        gaussian = self.likelihood in _GAUSSIAN if blocks is None else any(k == "gaussian" for k, _ in blocks)
-        return self.standardize is True or (self.standardize == "auto" and gaussian)
+        return self.standardize is True or (self.standardize == "auto" and _models_gaussian(self.likelihood))
 
     def _learn_standardization(self, X, ctx):
         """(mean_, scale_) per feature for the Gaussian likelihoods, None otherwise.
