@@ -92,7 +92,7 @@ class Model {
     // layer's width): every layer but the last is activated. Returns the last output.
     // With `sparse_inp` (inp by its nonzeros) the first layer runs on those.
     const T* mlp_forward(const std::vector<Dense>& layers, std::vector<std::vector<T>>& outs, const T* params,
-                         const T* inp, int N, const SparseRows<T>* sparse_inp = nullptr) const {
+                         const T* inp, int N, SparseRows<T>* sparse_inp = nullptr) const {
         for (size_t l = 0; l < layers.size(); ++l) {
             const Dense& d = layers[l];
             if (l == 0 && sparse_inp)
