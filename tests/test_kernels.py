@@ -123,6 +123,25 @@ def test_sparse_first_layer_propagates_nan():
     assert np.isnan(out[3]).all() and np.isfinite(np.delete(out, 3, axis=0)).all()
 
 
+@pytest.mark.parametrize("n_in", [1, 7, 9, 29, 64])
+def test_sparse_first_layer_any_input_width(n_in):
+    """The row compression takes 8 features at a time, then the rest one by one:
+    widths around a multiple of 8, -0.0 counted as a zero, NaN in the last
+    feature (the scalar tail) as a nonzero."""
+    rng = np.random.default_rng(n_in)
+    x = np.where(rng.random((40, n_in)) < 0.2, rng.random((40, n_in)), 0.0)
+    x[5] = -0.0
+    x = f32(x)
+    W, b = f32(rng.normal(size=(n_in, 24))), f32(rng.normal(size=24))
+    out = K.sparse_dense_forward(x, W, b, False, "relu", THREADS)
+    close_sum(out, x.astype(np.float64) @ W + b)
+    d = f32(rng.normal(size=(40, 24)))
+    close_sum(K.sparse_dense_backward(d, x, THREADS)[0], x.T.astype(np.float64) @ d.astype(np.float64))
+    x[7, -1] = np.nan
+    out = K.sparse_dense_forward(x, W, b, False, "relu", THREADS)
+    assert np.isnan(out[7]).all() and np.isfinite(np.delete(out, 7, axis=0)).all()
+
+
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"])
 @pytest.mark.parametrize("missing", [False, True], ids=["observed", "missing"])
 def test_likelihood_forward_and_backward(N, likelihood, missing):
