@@ -46,6 +46,7 @@ class Model {
     Config config;
     Layout layout;
     int n_threads = 1;
+    TrainingBuffers<T> training_buffers;  // train_epoch's, kept between calls (workspace.h)
 
     explicit Model(const Config& c) : config(c), layout(make_layout(c)) { init_blas_threads(); }
 
@@ -308,9 +309,11 @@ class Model {
         std::vector<int64_t> order(rows, rows + n_rows);
         shuffle_rows(order.data(), n_rows, seed, *step);
         const int B = int(std::min<int64_t>(batch_size, n_rows));
-        Workspace<T> ws;
+        const auto buffers = training_buffers.lease();
+        Workspace<T>& ws = buffers->ws;
         ws.reserve(config, layout, B, config.n_mc_samples);
-        std::vector<T> grad(layout.size + (dp ? kStepScalars : 0));
+        std::vector<T>& grad = buffers->grad;
+        grad.resize(layout.size + (dp ? kStepScalars : 0));
         std::vector<int64_t> local(B);  // rows of X in this batch (all of it, with one process)
         const int64_t lo = dp ? dp->first_row : 0, hi = dp ? lo + dp->n_local : INT64_MAX;
         const bool uniform = base_noise_is_uniform(config.posterior);

@@ -2,6 +2,8 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "config.h"
@@ -62,6 +64,45 @@ struct Workspace {
         kl_analytic.assign(N, 0.0);
         keys.assign(N, 0);
     }
+};
+
+// The buffers of train_epoch, kept by a model between calls. Fresh ones are
+// allocated, zero-filled and faulted in page by page (16 MB at batch 1024):
+// ~4% of a call of a few steps (partial_fit on a chunk, a benchmark window).
+// A call that finds them in use (another Python thread training the same
+// model) takes fresh ones; a copy of a model starts without any.
+template <class T>
+class TrainingBuffers {
+   public:
+    struct Buffers {
+        Workspace<T> ws;
+        std::vector<T> grad;
+    };
+
+    TrainingBuffers() = default;
+    TrainingBuffers(const TrainingBuffers&) {}
+    TrainingBuffers& operator=(const TrainingBuffers&) { return *this; }
+
+    // The kept buffers while the lease lives, or fresh ones if they are taken.
+    class Lease {
+       public:
+        explicit Lease(const TrainingBuffers& owner) : lock_(owner.mutex_, std::try_to_lock) {
+            buffers_ = lock_.owns_lock() ? &owner.kept_ : &fresh_.emplace();
+        }
+        Buffers& operator*() const { return *buffers_; }
+        Buffers* operator->() const { return buffers_; }
+
+       private:
+        std::unique_lock<std::mutex> lock_;
+        std::optional<Buffers> fresh_;
+        Buffers* buffers_ = nullptr;
+    };
+
+    Lease lease() const { return Lease(*this); }
+
+   private:
+    mutable std::mutex mutex_;
+    mutable Buffers kept_;
 };
 
 }  // namespace pyvae
