@@ -93,7 +93,7 @@ inline void bind_kernels(py::module_& parent) {
                                      int n_threads) {
         const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
         SparseRows<F> s;
-        sparse_rows_build(s, inp.data(), N, I, 1.0);
+        sparse_rows_build(s, inp.data(), N, I, n_threads, 1.0);
         auto out = zeros({N, O});
         sparse_dense_forward<F>(out.mutable_data(), s, W.data(), b.data(), N, O, hidden, activation_of(act),
                                 n_threads);
@@ -103,7 +103,7 @@ inline void bind_kernels(py::module_& parent) {
     k.def("sparse_dense_backward", [](In<F> d_pre, In<F> inp, int n_threads) {
         const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(d_pre.shape(1));
         SparseRows<F> s;
-        sparse_rows_build(s, inp.data(), N, I, 1.0);
+        sparse_rows_build(s, inp.data(), N, I, n_threads, 1.0);
         auto dW = zeros({I, O}), db = zeros({O});
         sparse_dense_backward<F>(dW.mutable_data(), db.mutable_data(), d_pre.data(), s, N, O, n_threads);
         return py::make_tuple(dW, db);
@@ -111,7 +111,7 @@ inline void bind_kernels(py::module_& parent) {
     // Whether a batch x (N, D) is sparse enough for the first layer's sparse path.
     k.def("sparse_input_used", [](In<F> x) {
         SparseRows<F> s;
-        return sparse_rows_build(s, x.data(), int(x.shape(0)), int(x.shape(1)));
+        return sparse_rows_build(s, x.data(), int(x.shape(0)), int(x.shape(1)), 1);
     });
     // recon (S*N) from out (S*N, D), x (N, D), the noise log-variances lv and the variance floor.
     k.def("likelihood_forward", [](const std::string& name, In<F> out, In<F> x, In<F> lv, float floor, bool missing,

@@ -73,7 +73,7 @@ class Model {
     // that is mostly zeros goes through the first layer by its nonzeros
     // (sparse_input.h); encoder_backward then uses them too.
     const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws) const {
-        const bool sparse = sparse_rows_build(ws.sparse, x, N, config.n_features);
+        const bool sparse = sparse_rows_build(ws.sparse, x, N, config.n_features, n_threads);
         const T* out = mlp_forward(layout.encoder, ws.enc_out, params, x, N, sparse ? &ws.sparse : nullptr);
         logvar_clamp_forward(ws.enc_out.back().data(), N, config.n_components);
         return out;

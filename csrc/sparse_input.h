@@ -69,6 +69,18 @@ inline int32_t compress_row_scalar(const T* xi, int D, int32_t* col, T* val, int
     return e;
 }
 
+// compress_row_scalar that writes nothing past the row's last nonzero.
+template <class T>
+inline int32_t compress_row_exact(const T* xi, int D, int32_t* col, T* val, int32_t e) {
+    for (int k = 0; k < D; ++k)
+        if (xi[k] != T(0)) {
+            col[e] = k;
+            val[e] = xi[k];
+            ++e;
+        }
+    return e;
+}
+
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__CUDACC__)
 #define PYVAE_SPARSE_AVX2 1
 // Left-packing 8 floats at a time: a compare gives the mask of nonzeros, a
@@ -124,52 +136,72 @@ inline bool has_avx2() {
 
 }  // namespace sparse_detail
 
-// Slack the row compression may write past the last nonzero.
+// The row compression may write up to kCompressSlack - 1 slots past a row's last nonzero.
 constexpr int kCompressSlack = 8;
 
 // Builds the CSR of x (N, D) into s when at most max_density of it is nonzero;
 // returns whether it did (s.active). The CSC waits for sparse_rows_by_feature.
+// Both passes split the rows over the team; each row lands at the same place
+// whoever compresses it.
 template <class T>
-bool sparse_rows_build(SparseRows<T>& s, const T* x, int N, int D, double max_density = kSparseInputMaxDensity) {
+bool sparse_rows_build(SparseRows<T>& s, const T* x, int N, int D, int n_threads,
+                       double max_density = kSparseInputMaxDensity) {
     const int64_t n = int64_t(N) * D;
-    // Nonzeros per feature first (a vectorized pass): their total decides the
-    // path, and they are the CSC's column counts.
-    s.col_ptr.assign(D + 1, 0);
-    int32_t* count = s.col_ptr.data() + 1;
-    for (int i = 0; i < N; ++i) {
-        const T* xi = x + int64_t(i) * D;
-#pragma omp simd
-        for (int k = 0; k < D; ++k) count[k] += xi[k] != T(0);
-    }
+    const bool parallel = n >= (int64_t(1) << 17);
+    const int64_t chunk = chunk_for(N);
+    // Nonzeros per row first (a vectorized pass): their total decides the
+    // path, and their running sum places each row.
+    s.row_ptr.resize(N + 1);
+    int32_t* count = s.row_ptr.data() + 1;
+    parallel_for(N, chunk, n_threads, parallel, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+            const T* xi = x + i * D;
+            int32_t c = 0;
+#pragma omp simd reduction(+ : c)
+            for (int k = 0; k < D; ++k) c += xi[k] != T(0);
+            count[i] = c;
+        }
+    });
     int64_t nnz = 0;
-    for (int k = 0; k < D; ++k) nnz += count[k];
-    s.active = n > 0 && double(nnz) <= max_density * double(n) && nnz < INT32_MAX - D - kCompressSlack;
+    for (int i = 0; i < N; ++i) nnz += count[i];
+    s.active = n > 0 && double(nnz) <= max_density * double(n) && nnz < INT32_MAX - kCompressSlack;
     s.by_feature = false;
     if (!s.active) return false;
     s.N = N;
     s.D = D;
+    s.row_ptr[0] = 0;
+    for (int i = 0; i < N; ++i) s.row_ptr[i + 1] += s.row_ptr[i];
     // resize only grows the buffers after the first batches: no allocation per step.
-    s.row_ptr.resize(N + 1);
     s.col.resize(nnz + kCompressSlack);
     s.row_val.resize(nnz + kCompressSlack);
-    int32_t e = 0;
-    for (int i = 0; i < N; ++i) {
-        s.row_ptr[i] = e;
-        const T* xi = x + int64_t(i) * D;
-#if PYVAE_SPARSE_AVX2
-        if constexpr (sizeof(T) == 4)
-            if (sparse_detail::has_avx2()) {
-                e = sparse_detail::compress_row_avx2(xi, D, s.col.data(), s.row_val.data(), e);
+    int32_t* col = s.col.data();
+    T* val = s.row_val.data();
+    parallel_for(N, chunk, n_threads, parallel, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+            const T* xi = x + i * D;
+            const int32_t e = s.row_ptr[i];
+            // A row's compression writes up to kCompressSlack - 1 slots past its
+            // end, which the next rows then overwrite. The next chunk may be
+            // written at the same time by another thread: rows that end within
+            // kCompressSlack slots of the chunk's end write their nonzeros only.
+            if (s.row_ptr[i + 1] + kCompressSlack > s.row_ptr[hi]) {
+                sparse_detail::compress_row_exact(xi, D, col, val, e);
                 continue;
             }
+#if PYVAE_SPARSE_AVX2
+            if constexpr (sizeof(T) == 4)
+                if (sparse_detail::has_avx2()) {
+                    sparse_detail::compress_row_avx2(xi, D, col, val, e);
+                    continue;
+                }
 #endif
-        e = sparse_detail::compress_row_scalar(xi, D, s.col.data(), s.row_val.data(), e);
-    }
-    s.row_ptr[N] = e;
+            sparse_detail::compress_row_scalar(xi, D, col, val, e);
+        }
+    });
     return true;
 }
 
-// Adds the CSC to an active s (its column counts are in col_ptr since the build).
+// Adds the CSC to an active s.
 template <class T>
 void sparse_rows_by_feature(SparseRows<T>& s) {
     if (!s.active || s.by_feature) return;
@@ -177,6 +209,8 @@ void sparse_rows_by_feature(SparseRows<T>& s) {
     const int32_t nnz = s.row_ptr[N];
     s.row.resize(nnz);
     s.col_val.resize(nnz);
+    s.col_ptr.assign(D + 1, 0);
+    for (int32_t f = 0; f < nnz; ++f) ++s.col_ptr[s.col[f] + 1];
     for (int k = 0; k < D; ++k) s.col_ptr[k + 1] += s.col_ptr[k];
     // A counting sort: rows stay in increasing order within a feature.
     s.fill.assign(s.col_ptr.begin(), s.col_ptr.end() - 1);

@@ -142,6 +142,29 @@ def test_sparse_first_layer_any_input_width(n_in):
     assert np.isnan(out[7]).all() and np.isfinite(np.delete(out, 7, axis=0)).all()
 
 
+def test_sparse_rows_built_in_parallel():
+    """Enough rows that the compression splits them over the team. A row's
+    compression may write a few slots past its end, which the next row then
+    overwrites; the last row of a chunk must not, or it would overwrite the next
+    chunk's first row written by another thread. Rows made to spill (one
+    nonzero, then zeros) sit before each boundary, empty rows after it, so a
+    spill would reach the first row holding nonzeros."""
+    rng = np.random.default_rng(5)
+    n_rows, n_in = 24000, 29  # 696,000 entries: above the parallel threshold
+    x = np.where(rng.random((n_rows, n_in)) < 0.2, rng.random((n_rows, n_in)), 0.0)
+    chunk = (n_rows + 7) // 8
+    for start in range(chunk, n_rows, chunk):
+        x[start - 1] = 0.0
+        x[start - 1, 0] = 1.0
+        x[start:start + 3] = 0.0
+    x = f32(x)
+    W, b = f32(rng.normal(size=(n_in, 24))), f32(rng.normal(size=24))
+    expected = K.sparse_dense_forward(x, W, b, False, "relu", 1)
+    close_sum(expected, x.astype(np.float64) @ W + b)
+    for _ in range(10):  # the helpers stay awake between calls: chunks run at once
+        assert np.array_equal(K.sparse_dense_forward(x, W, b, False, "relu", THREADS), expected)
+
+
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"])
 @pytest.mark.parametrize("missing", [False, True], ids=["observed", "missing"])
 def test_likelihood_forward_and_backward(N, likelihood, missing):
