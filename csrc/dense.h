@@ -6,44 +6,70 @@
 #include <cstdint>
 
 #include "config.h"
+#include "dispatch.h"
 #include "matmul.h"
 
 namespace pyvae {
+
+// Rows [r0, r1), columns [c0, c1) of out (row stride O) = act(out + b), act
+// applied when `hidden`: the epilogue of a forward product, run on each block
+// right after its product while it is still in cache. A leaf kernel, one clone
+// per instruction set (dispatch.h).
+template <class T>
+PYVAE_ELEMENTWISE void bias_activation(T* __restrict out, int O, const T* __restrict b, int r0, int r1, int c0, int c1,
+                                       bool hidden, Activation act) {
+    for (int n = r0; n < r1; ++n) {
+        T* y = out + int64_t(n) * O;
+        if (!hidden) {
+#pragma omp simd
+            for (int o = c0; o < c1; ++o) y[o] += b[o];
+        } else if (act == Activation::relu) {
+#pragma omp simd
+            for (int o = c0; o < c1; ++o) {
+                const T v = y[o] + b[o];
+                y[o] = v < T(0) ? T(0) : v;  // std::max(v, 0): NaN stays NaN
+            }
+        } else {
+            for (int o = c0; o < c1; ++o) y[o] = std::tanh(y[o] + b[o]);
+        }
+    }
+}
 
 // out (N, O) = act(inp (N, I) @ W (I, O) + b (O)); act is applied when `hidden`.
 template <class T>
 void dense_forward(T* out, const T* inp, const T* W, const T* b, int N, int I, int O,
                    bool hidden, Activation act, int n_threads) {
-    // Bias and activation fused into the product: each block of the output gets
-    // them right after its BLAS call, while it is still in cache.
-    auto bias_act = [=](int r0, int r1, int c0, int c1) {
-        for (int n = r0; n < r1; ++n) {
-            T* y = out + int64_t(n) * O;
-            if (!hidden) {
-#pragma omp simd
-                for (int o = c0; o < c1; ++o) y[o] += b[o];
-            } else if (act == Activation::relu) {
-#pragma omp simd
-                for (int o = c0; o < c1; ++o) {
-                    const T v = y[o] + b[o];
-                    y[o] = v < T(0) ? T(0) : v;  // std::max(v, 0): NaN stays NaN
-                }
-            } else {
-                for (int o = c0; o < c1; ++o) y[o] = std::tanh(y[o] + b[o]);
-            }
-        }
-    };
-    matmul<T>(false, false, N, O, I, inp, I, W, O, T(0), out, O, n_threads, bias_act);
+    auto epilogue = [=](int r0, int r1, int c0, int c1) { bias_activation(out, O, b, r0, r1, c0, c1, hidden, act); };
+    matmul<T>(false, false, N, O, I, inp, I, W, O, T(0), out, O, n_threads, epilogue);
 }
 
 // db[lo, hi) += the column sums of d_pre (N, O) over those columns, rows in
 // order (one task per column block: the sums do not depend on the thread count).
 template <class T>
-inline void bias_grad_columns(T* db, const T* d_pre, int N, int O, int lo, int hi) {
+PYVAE_ELEMENTWISE void bias_grad_columns(T* __restrict db, const T* __restrict d_pre, int N, int O, int lo, int hi) {
     for (int n = 0; n < N; ++n) {
         const T* d = d_pre + int64_t(n) * O;
 #pragma omp simd
         for (int o = lo; o < hi; ++o) db[o] += d[o];
+    }
+}
+
+// Rows [r0, r1), columns [c0, c1) of d_inp (row stride I) times the derivative
+// of activation `act` at its output y (same layout): the epilogue of an input
+// gradient product.
+template <class T>
+PYVAE_ELEMENTWISE void activation_grad(T* __restrict d_inp, const T* __restrict y, int I, int r0, int r1, int c0, int c1,
+                                       Activation act) {
+    for (int n = r0; n < r1; ++n) {
+        T* d = d_inp + int64_t(n) * I;
+        const T* yn = y + int64_t(n) * I;
+        if (act == Activation::relu) {
+#pragma omp simd
+            for (int i = c0; i < c1; ++i) d[i] = yn[i] > T(0) ? d[i] : T(0);
+        } else {
+#pragma omp simd
+            for (int i = c0; i < c1; ++i) d[i] *= T(1) - yn[i] * yn[i];
+        }
     }
 }
 
@@ -70,21 +96,7 @@ void dense_backward(T* d_inp, T* dW, T* db, const T* d_pre, const T* inp, const 
     });
     if (!d_inp) return;
     auto act_grad = [=](int r0, int r1, int c0, int c1) {
-        if (!inp_act) return;
-        for (int n = r0; n < r1; ++n) {
-            T* d = d_inp + int64_t(n) * I;
-            const T* y = inp + int64_t(n) * I;
-            if (act == Activation::relu) {
-#pragma omp simd
-                for (int i = c0; i < c1; ++i) {
-                    const T di = d[i];
-                    d[i] = y[i] > T(0) ? di : T(0);
-                }
-            } else {
-#pragma omp simd
-                for (int i = c0; i < c1; ++i) d[i] *= T(1) - y[i] * y[i];
-            }
-        }
+        if (inp_act) activation_grad(d_inp, inp, I, r0, r1, c0, c1, act);
     };
     matmul<T>(false, true, N, I, O, d_pre, O, W, O, T(0), d_inp, I, n_threads, act_grad);
 }

@@ -357,22 +357,7 @@ void sparse_dense_forward(T* out, SparseRows<T>& s, const T* W, const T* b, int 
     parallel_for(N, chunk_for(N), n_threads, flops >= kParallelFlops, [&](int64_t lo, int64_t hi) {
         sparse_gather_rows(out, O, s.row_ptr.data(), s.col.data(), s.row_val.data(), int(lo), int(hi), P, s.D, O,
                            false);
-        for (int i = int(lo); i < int(hi); ++i) {
-            T* y = out + int64_t(i) * O;
-            // As dense_forward's epilogue: the bias after the product, then the activation.
-            if (!hidden) {
-#pragma omp simd
-                for (int o = 0; o < O; ++o) y[o] += b[o];
-            } else if (act == Activation::relu) {
-#pragma omp simd
-                for (int o = 0; o < O; ++o) {
-                    const T v = y[o] + b[o];
-                    y[o] = v < T(0) ? T(0) : v;  // NaN stays NaN
-                }
-            } else {
-                for (int o = 0; o < O; ++o) y[o] = std::tanh(y[o] + b[o]);
-            }
-        }
+        bias_activation(out, O, b, int(lo), int(hi), 0, O, hidden, act);
     });
 }
 

@@ -249,7 +249,10 @@ def test_row_entirely_missing_gets_the_prior_predictive_mean(fitted):
     _, X_missing, imputer = fitted
     blank = np.full((3, 8), np.nan)
     out = imputer.transform(blank)
-    assert np.isfinite(out).all() and (out == out[0]).all()  # same bytes, same draws
+    # Same bytes, same draws: the rows agree up to rounding (OpenBLAS may round a
+    # row of a product differently by its position in the matrix).
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out, np.broadcast_to(out[0], out.shape), rtol=1e-6, atol=0)
     # E[x] = E_p(z)[E[x | z]], here by plain Monte Carlo over the prior.
     vae = imputer.vae_
     z = np.random.default_rng(0).normal(size=(20000, vae.n_components))
