@@ -81,24 +81,24 @@ PYVAE_ELEMENTWISE void activation_grad(T* __restrict d_inp, const T* __restrict 
 template <class T>
 void dense_backward(T* d_inp, T* dW, T* db, const T* d_pre, const T* inp, const T* W, int N, int I, int O,
                     bool inp_act, Activation act, int n_threads) {
-    // dW by blocks, and the column sums by blocks of columns, in one parallel
-    // pass. Each sum runs over rows in order: the result does not depend on the
-    // thread count.
-    const BlockedGemm<T> g(true, false, I, O, N, inp, I, d_pre, O, T(1), dW, O);
+    // The blocks of dW, of d_inp and of the column sums are independent tasks
+    // of one parallel pass: one join per layer, and a thread done with its
+    // share of one product goes on with the other. Each sum runs over rows in
+    // order: the result does not depend on the thread count.
+    const BlockedGemm<T> weight(true, false, I, O, N, inp, I, d_pre, O, T(1), dW, O);
+    const BlockedGemm<T> input(false, true, N, I, O, d_pre, O, W, O, T(0), d_inp, I);
     const Blocks cols(O);
-    const int n_gemm = g.n_tasks();
-    parallel_tasks(n_gemm + cols.n, n_threads, g.flops(), [&](int k) {
-        if (k < n_gemm) {
-            g.run(k, NoEpilogue());
-            return;
-        }
-        bias_grad_columns(db, d_pre, N, O, cols.lo(k - n_gemm), cols.lo(k - n_gemm + 1));
-    });
-    if (!d_inp) return;
+    const int n_weight = weight.n_tasks(), n_input = d_inp ? input.n_tasks() : 0;
     auto act_grad = [=](int r0, int r1, int c0, int c1) {
         if (inp_act) activation_grad(d_inp, inp, I, r0, r1, c0, c1, act);
     };
-    matmul<T>(false, true, N, I, O, d_pre, O, W, O, T(0), d_inp, I, n_threads, act_grad);
+    const double flops = weight.flops() + (d_inp ? input.flops() : 0.0);
+    parallel_tasks(n_weight + n_input + cols.n, n_threads, flops, [&](int k) {
+        if (k < n_weight) return weight.run(k, NoEpilogue());
+        if (k < n_weight + n_input) return input.run(k - n_weight, act_grad);
+        const int c = k - n_weight - n_input;
+        bias_grad_columns(db, d_pre, N, O, cols.lo(c), cols.lo(c + 1));
+    });
 }
 
 }  // namespace pyvae
