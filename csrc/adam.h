@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "config.h"
@@ -14,13 +15,18 @@
 namespace pyvae {
 
 // Adam on elements [lo, hi) of the flat buffers, with weight decay `decay`:
-// the vectorized leaf kernel, one clone per instruction set (dispatch.h).
-template <class T>
-PYVAE_ELEMENTWISE void adam_chunk(T* __restrict p, const T* __restrict g, T* __restrict mm, T* __restrict vv,
-                                  int64_t lo, int64_t hi, T decay, T b1, T b2, T step_size, T inv_sqrt_bc2, T eps) {
+// the vectorized leaf kernel, one clone per instruction set (dispatch.h). With
+// kConsume, each gradient entry is set to zero once used: the loop is bound by
+// the divider (a square root and a division per entry), so the extra store is
+// nearly free, and the next step needs no pass to zero the gradient.
+template <class T, bool kConsume>
+PYVAE_ELEMENTWISE void adam_chunk(T* __restrict p, std::conditional_t<kConsume, T, const T>* __restrict g,
+                                  T* __restrict mm, T* __restrict vv, int64_t lo, int64_t hi, T decay, T b1, T b2,
+                                  T step_size, T inv_sqrt_bc2, T eps) {
 #pragma omp simd
     for (int64_t k = lo; k < hi; ++k) {
         const T gk = g[k] + decay * p[k];
+        if constexpr (kConsume) g[k] = T(0);
         const T mk = b1 * mm[k] + (1 - b1) * gk;
         const T vk = b2 * vv[k] + (1 - b2) * gk * gk;
         mm[k] = mk;
@@ -30,9 +36,11 @@ PYVAE_ELEMENTWISE void adam_chunk(T* __restrict p, const T* __restrict g, T* __r
 }
 
 // params, m, v (P) updated in place from grad (P) at Adam step `step` (from 1).
-template <class T>
-void adam_update(const Layout& layout, T* params, const T* grad, T* m, T* v, int64_t step, const AdamSettings& a,
+// With a non-const grad (G = T), the gradient is left zeroed: consumed.
+template <class T, class G>
+void adam_update(const Layout& layout, T* params, G* grad, T* m, T* v, int64_t step, const AdamSettings& a,
                  int n_threads) {
+    constexpr bool consume = !std::is_const_v<G>;
     const double bc1 = 1 - std::pow(a.beta1, double(step));
     const double bc2 = 1 - std::pow(a.beta2, double(step));
     const T step_size = T(a.learning_rate / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2));
@@ -60,8 +68,8 @@ void adam_update(const Layout& layout, T* params, const T* grad, T* m, T* v, int
     const int64_t n_chunks = int64_t(chunks.size());
     parallel_for(n_chunks, chunk_for(n_chunks), n_threads, layout.size > 65536, [&](int64_t first, int64_t last) {
         for (int64_t c = first; c < last; ++c)
-            adam_chunk(params, grad, m, v, chunks[c].lo, chunks[c].hi, chunks[c].decay, b1, b2, step_size,
-                       inv_sqrt_bc2, eps);
+            adam_chunk<T, consume>(params, grad, m, v, chunks[c].lo, chunks[c].hi, chunks[c].decay, b1, b2,
+                                   step_size, inv_sqrt_bc2, eps);
     });
 }
 

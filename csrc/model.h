@@ -226,10 +226,10 @@ class Model {
     // x_obs (N, D) the targets (NaN = missing), x_enc (N, D) the encoder input,
     // noise (S, N, Z) the base noise. grad is overwritten.
     double loss_and_grad(const T* params, T* grad, const T* x_obs, const T* x_enc, const T* noise, int N,
-                         double baseline, Workspace<T>& ws, BatchStats* stats) const {
+                         double baseline, Workspace<T>& ws, BatchStats* stats, bool grad_is_zero = false) const {
         const int S = config.n_mc_samples;
         ws.reserve(config, layout, N, S);
-        std::memset(grad, 0, sizeof(T) * layout.size);
+        if (!grad_is_zero) std::memset(grad, 0, sizeof(T) * layout.size);
         const T* head = encoder_forward(params, x_enc, N, ws);
         reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
         const T* out = decoder_forward(params, ws.z.data(), S * N, ws);
@@ -261,7 +261,9 @@ class Model {
         return loss / N;
     }
 
-    void adam_update(T* params, const T* grad, T* m, T* v, int64_t step, const AdamSettings& a) const {
+    // A const grad is left as it is; a non-const one is left zeroed (adam.h).
+    template <class G>
+    void adam_update(T* params, G* grad, T* m, T* v, int64_t step, const AdamSettings& a) const {
         pyvae::adam_update(layout, params, grad, m, v, step, a, n_threads);
     }
 
@@ -312,8 +314,9 @@ class Model {
         const auto buffers = training_buffers.lease();
         Workspace<T>& ws = buffers->ws;
         ws.reserve(config, layout, B, config.n_mc_samples);
+        // Zeroed once here; then each step's Adam update leaves it zeroed (consumed).
         std::vector<T>& grad = buffers->grad;
-        grad.resize(layout.size + (dp ? kStepScalars : 0));
+        grad.assign(layout.size + (dp ? kStepScalars : 0), T(0));
         std::vector<int64_t> local(B);  // rows of X in this batch (all of it, with one process)
         const int64_t lo = dp ? dp->first_row : 0, hi = dp ? lo + dp->n_local : INT64_MAX;
         const bool uniform = base_noise_is_uniform(config.posterior);
@@ -334,7 +337,7 @@ class Model {
             double loss = 0;
             if (n > 0) {
                 loss = loss_and_grad(params, grad.data(), ws.x_obs.data(), encoder_input(ws),
-                                     ws.noise.data(), n, *baseline, ws, &st);
+                                     ws.noise.data(), n, *baseline, ws, &st, /*grad_is_zero=*/true);
                 add_posterior_means(ws.enc_out.back().data(), n, res);
             } else {
                 std::fill(grad.begin(), grad.end(), T(0));
