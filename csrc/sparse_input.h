@@ -54,13 +54,13 @@ struct SparseRows {
 
 namespace sparse_detail {
 
-// Appends the nonzeros of xi (D) to (col, val) from position e; returns the new
-// end. Branchless: every entry is written and the cursor moves past the
-// nonzeros only (a branch on ~20% nonzeros mispredicts often); col and val need
-// one slot of slack past the row's last nonzero.
+// Appends the nonzeros of xi (D) from column k0 on to (col, val) from position
+// e; returns the new end. Branchless: every entry is written and the cursor
+// moves past the nonzeros only (a branch on ~20% nonzeros mispredicts often);
+// col and val need one slot of slack past the row's last nonzero.
 template <class T>
-inline int32_t compress_row_scalar(const T* xi, int D, int32_t* col, T* val, int32_t e) {
-    for (int k = 0; k < D; ++k) {
+inline int32_t compress_row_scalar(const T* xi, int k0, int D, int32_t* col, T* val, int32_t e) {
+    for (int k = k0; k < D; ++k) {
         const T v = xi[k];
         col[e] = k;
         val[e] = v;
@@ -115,12 +115,7 @@ __attribute__((target("avx2,popcnt"))) inline int32_t compress_row_avx2(const fl
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(col + e), _mm256_permutevar8x32_epi32(cols, p));
         e += __builtin_popcount(unsigned(mask));
     }
-    for (; k < D; ++k) {
-        col[e] = k;
-        val[e] = xi[k];
-        e += xi[k] != 0.0f;
-    }
-    return e;
+    return compress_row_scalar(xi, k, D, col, val, e);
 }
 
 inline bool has_avx2() {
@@ -195,7 +190,7 @@ bool sparse_rows_build(SparseRows<T>& s, const T* x, int N, int D, int n_threads
                     continue;
                 }
 #endif
-            sparse_detail::compress_row_scalar(xi, D, col, val, e);
+            sparse_detail::compress_row_scalar(xi, 0, D, col, val, e);
         }
     });
     return true;
@@ -234,18 +229,17 @@ struct Vec {
     static constexpr int width = 32 / sizeof(T);
 };
 
-// The column blocks of a gather, in order: 8, 4, 2 and 1 vectors wide, then
-// the remaining columns (fewer than a vector) as one block. f(c0, width, NV)
-// with NV the block's vectors (0 for the remainder).
-template <class T, class F>
-inline void for_each_column_block(int O, F&& f) {
+// The width of the gather's column block that starts at column c of O: 8
+// vectors while 8 fit, then at most one each of 4, 2 and 1 vectors, then the
+// remaining columns (fewer than a vector) as one block. The packing and the
+// gather both walk the columns with it.
+template <class T>
+constexpr int column_block_width(int c, int O) {
     constexpr int W = Vec<T>::width;
-    int c = 0;
-    for (; c + 8 * W <= O; c += 8 * W) f(c, 8 * W, 8);
-    if (c + 4 * W <= O) f(c, 4 * W, 4), c += 4 * W;
-    if (c + 2 * W <= O) f(c, 2 * W, 2), c += 2 * W;
-    if (c + W <= O) f(c, W, 1), c += W;
-    if (c < O) f(c, O - c, 0);
+    const int left = O - c;
+    for (int nv : {8, 4, 2, 1})
+        if (left >= nv * W) return nv * W;
+    return left;
 }
 
 // acc (NV vectors) = sum over e of val[e] * P[idx[e], :] with P a packed block
@@ -298,10 +292,11 @@ __attribute__((always_inline)) inline void gather_rows(T* y, int64_t ldy, const 
 // [k0, k1) only, so callers can split the copy.
 template <class T>
 void pack_column_blocks(T* P, const T* M, int64_t ldm, int K, int O, int k0, int k1) {
-    sparse_detail::for_each_column_block<T>(O, [&](int c0, int width, int) {
+    for (int c0 = 0, width; c0 < O; c0 += width) {
+        width = sparse_detail::column_block_width<T>(c0, O);
         T* block = P + int64_t(K) * c0;
         for (int k = k0; k < k1; ++k) std::memcpy(block + int64_t(k) * width, M + k * ldm + c0, sizeof(T) * width);
-    });
+    }
 }
 
 // For each r in [r0, r1): row r of y (row stride ldy) = sum over its entries e
@@ -316,25 +311,25 @@ void pack_column_blocks(T* P, const T* M, int64_t ldm, int K, int O, int k0, int
 template <class T>
 PYVAE_ELEMENTWISE void sparse_gather_rows(T* __restrict y, int64_t ldy, const int32_t* ptr, const int32_t* idx,
                                           const T* val, int r0, int r1, const T* P, int K, int O, bool accumulate) {
-    // for_each_column_block's ladder, written out: a lambda here would be
-    // compiled for the baseline only, whichever clone calls it.
     using sparse_detail::gather_rows;
     constexpr int W = sparse_detail::Vec<T>::width;
-    int c = 0;
-    for (; c + 8 * W <= O; c += 8 * W)
-        gather_rows<T, 8>(y, ldy, ptr, idx, val, r0, r1, P + int64_t(K) * c, c, accumulate);
-    if (c + 4 * W <= O) gather_rows<T, 4>(y, ldy, ptr, idx, val, r0, r1, P + int64_t(K) * c, c, accumulate), c += 4 * W;
-    if (c + 2 * W <= O) gather_rows<T, 2>(y, ldy, ptr, idx, val, r0, r1, P + int64_t(K) * c, c, accumulate), c += 2 * W;
-    if (c + W <= O) gather_rows<T, 1>(y, ldy, ptr, idx, val, r0, r1, P + int64_t(K) * c, c, accumulate), c += W;
-    const int width = O - c;
-    const T* block = P + int64_t(K) * c;
-    for (int r = r0; r < r1 && width > 0; ++r)
-        for (int j = 0; j < width; ++j) {
-            T acc = T(0);
-            for (int e = ptr[r]; e < ptr[r + 1]; ++e) acc += val[e] * block[int64_t(idx[e]) * width + j];
-            T& out = y[r * ldy + c + j];
-            out = accumulate ? out + acc : acc;
+    for (int c = 0, width; c < O; c += width) {
+        width = sparse_detail::column_block_width<T>(c, O);
+        const T* block = P + int64_t(K) * c;
+        switch (width / W) {
+            case 8: gather_rows<T, 8>(y, ldy, ptr, idx, val, r0, r1, block, c, accumulate); continue;
+            case 4: gather_rows<T, 4>(y, ldy, ptr, idx, val, r0, r1, block, c, accumulate); continue;
+            case 2: gather_rows<T, 2>(y, ldy, ptr, idx, val, r0, r1, block, c, accumulate); continue;
+            case 1: gather_rows<T, 1>(y, ldy, ptr, idx, val, r0, r1, block, c, accumulate); continue;
         }
+        for (int r = r0; r < r1; ++r)  // the last block, narrower than a vector
+            for (int j = 0; j < width; ++j) {
+                T acc = T(0);
+                for (int e = ptr[r]; e < ptr[r + 1]; ++e) acc += val[e] * block[int64_t(idx[e]) * width + j];
+                T& out = y[r * ldy + c + j];
+                out = accumulate ? out + acc : acc;
+            }
+    }
 }
 
 // s.packed = M (K, O) packed (pack_column_blocks), the copy split over the team.
@@ -371,16 +366,16 @@ void sparse_dense_backward(T* dW, T* db, const T* d_pre, SparseRows<T>& s, int N
     const int I = s.D;
     sparse_rows_by_feature(s);
     const T* P = pack_operand(s, d_pre, N, O, n_threads);
-    constexpr int kBlock = 8 * sparse_detail::Vec<T>::width;
-    const int n_w = (O + kBlock - 1) / kBlock;
+    std::vector<int> starts;  // of the column blocks: a block alone is its own ladder
+    for (int c = 0; c < O; c += sparse_detail::column_block_width<T>(c, O)) starts.push_back(c);
+    const int n_w = int(starts.size());
     const Blocks cols(O);
     const double flops = 2.0 * O * double(s.row_ptr[N]);
     parallel_tasks(n_w + cols.n, n_threads, flops, [&](int t) {
         if (t < n_w) {
-            // Columns [c0, c1) start on a block boundary, so their own blocks are the packed ones.
-            const int c0 = t * kBlock, c1 = std::min(O, c0 + kBlock);
+            const int c0 = starts[t], width = sparse_detail::column_block_width<T>(c0, O);
             sparse_gather_rows(dW + c0, O, s.col_ptr.data(), s.row.data(), s.col_val.data(), 0, I,
-                               P + int64_t(N) * c0, N, c1 - c0, true);
+                               P + int64_t(N) * c0, N, width, true);
             return;
         }
         bias_grad_columns(db, d_pre, N, O, cols.lo(t - n_w), cols.lo(t - n_w + 1));
