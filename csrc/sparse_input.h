@@ -289,13 +289,21 @@ __attribute__((always_inline)) inline void gather_rows(T* y, int64_t ldy, const 
 
 // P = M (K, O; row stride ldm) cut into the column blocks of the gather, each
 // block's K rows contiguous (block at column c0 starts at P + K * c0). Rows
-// [k0, k1) only, so callers can split the copy.
+// [k0, k1) only, so callers can split the copy. Row by row: M is read in
+// order and each block is written in order (block by block, M's rows would be
+// read with a stride of a row: 3x slower on 784 x 400). The full blocks are
+// copied with a fixed size, inline rather than by a call per piece.
 template <class T>
 void pack_column_blocks(T* P, const T* M, int64_t ldm, int K, int O, int k0, int k1) {
-    for (int c0 = 0, width; c0 < O; c0 += width) {
-        width = sparse_detail::column_block_width<T>(c0, O);
-        T* block = P + int64_t(K) * c0;
-        for (int k = k0; k < k1; ++k) std::memcpy(block + int64_t(k) * width, M + k * ldm + c0, sizeof(T) * width);
+    constexpr int kFull = sparse_detail::column_block_width<T>(0, 1 << 20);
+    for (int k = k0; k < k1; ++k) {
+        const T* row = M + k * ldm;
+        for (int c0 = 0, width; c0 < O; c0 += width) {
+            width = sparse_detail::column_block_width<T>(c0, O);
+            T* to = P + int64_t(K) * c0 + int64_t(k) * width;
+            if (width == kFull) std::memcpy(to, row + c0, sizeof(T) * kFull);
+            else std::memcpy(to, row + c0, sizeof(T) * width);
+        }
     }
 }
 
