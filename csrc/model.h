@@ -72,9 +72,10 @@ class Model {
     // head (N, 2Z) = [mu | logvar] from x (N, D), the logvar half clamped. A batch
     // that is mostly zeros goes through the first layer by its nonzeros
     // (sparse_input.h); encoder_backward then uses them too.
-    const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws) const {
+    // `backward`: encoder_backward follows (the sparse path then prepares its CSC).
+    const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws, bool backward = false) const {
         const bool sparse = sparse_rows_build(ws.sparse, x, N, config.n_features, n_threads);
-        const T* out = mlp_forward(layout.encoder, ws.enc_out, params, x, N, sparse ? &ws.sparse : nullptr);
+        const T* out = mlp_forward(layout.encoder, ws.enc_out, params, x, N, sparse ? &ws.sparse : nullptr, backward);
         logvar_clamp_forward(ws.enc_out.back().data(), N, config.n_components);
         return out;
     }
@@ -93,12 +94,12 @@ class Model {
     // layer's width): every layer but the last is activated. Returns the last output.
     // With `sparse_inp` (inp by its nonzeros) the first layer runs on those.
     const T* mlp_forward(const std::vector<Dense>& layers, std::vector<std::vector<T>>& outs, const T* params,
-                         const T* inp, int N, SparseRows<T>* sparse_inp = nullptr) const {
+                         const T* inp, int N, SparseRows<T>* sparse_inp = nullptr, bool backward = false) const {
         for (size_t l = 0; l < layers.size(); ++l) {
             const Dense& d = layers[l];
             if (l == 0 && sparse_inp)
                 sparse_dense_forward(outs[l].data(), *sparse_inp, params + d.w, params + d.b, N, d.n_out,
-                                     l + 1 < layers.size(), config.activation, n_threads);
+                                     l + 1 < layers.size(), config.activation, n_threads, backward);
             else
                 dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out,
                               l + 1 < layers.size(), config.activation, n_threads);
@@ -230,7 +231,7 @@ class Model {
         const int S = config.n_mc_samples;
         ws.reserve(config, layout, N, S);
         if (!grad_is_zero) std::memset(grad, 0, sizeof(T) * layout.size);
-        const T* head = encoder_forward(params, x_enc, N, ws);
+        const T* head = encoder_forward(params, x_enc, N, ws, /*backward=*/true);
         reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
         const T* out = decoder_forward(params, ws.z.data(), S * N, ws);
         likelihood_forward(params, out, x_obs, N, S, ws.recon.data());

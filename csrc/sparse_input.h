@@ -352,15 +352,21 @@ const T* pack_operand(SparseRows<T>& s, const T* M, int K, int O, int n_threads)
 }
 
 // out (N, O) = act(x (N, I) @ W (I, O) + b (O)) with x given by its nonzeros s.
+// With `by_feature_too` (a backward pass follows) the CSC is built as one more
+// task of the same job: with two threads it overlaps the gather instead of
+// running alone before the weight gradient.
 template <class T>
 void sparse_dense_forward(T* out, SparseRows<T>& s, const T* W, const T* b, int N, int O, bool hidden,
-                          Activation act, int n_threads) {
+                          Activation act, int n_threads, bool by_feature_too = false) {
     const double flops = 2.0 * O * double(s.row_ptr[N]);
     const T* P = pack_operand(s, W, s.D, O, n_threads);
-    parallel_for(N, chunk_for(N), n_threads, flops >= kParallelFlops, [&](int64_t lo, int64_t hi) {
-        sparse_gather_rows(out, O, s.row_ptr.data(), s.col.data(), s.row_val.data(), int(lo), int(hi), P, s.D, O,
-                           false);
-        bias_activation(out, O, b, int(lo), int(hi), 0, O, hidden, act);
+    const int64_t chunk = chunk_for(N);
+    const int n_chunks = int((N + chunk - 1) / chunk), first = by_feature_too ? 1 : 0;
+    parallel_tasks(first + n_chunks, n_threads, flops, [&](int t) {
+        if (t < first) return sparse_rows_by_feature(s);
+        const int lo = int((t - first) * chunk), hi = int(std::min<int64_t>(N, lo + chunk));
+        sparse_gather_rows(out, O, s.row_ptr.data(), s.col.data(), s.row_val.data(), lo, hi, P, s.D, O, false);
+        bias_activation(out, O, b, lo, hi, 0, O, hidden, act);
     });
 }
 
@@ -372,7 +378,7 @@ void sparse_dense_forward(T* out, SparseRows<T>& s, const T* W, const T* b, int 
 template <class T>
 void sparse_dense_backward(T* dW, T* db, const T* d_pre, SparseRows<T>& s, int N, int O, int n_threads) {
     const int I = s.D;
-    sparse_rows_by_feature(s);
+    sparse_rows_by_feature(s);  // unless the forward built it
     const T* P = pack_operand(s, d_pre, N, O, n_threads);
     std::vector<int> starts;  // of the column blocks: a block alone is its own ladder
     for (int c = 0; c < O; c += sparse_detail::column_block_width<T>(c, O)) starts.push_back(c);
