@@ -83,6 +83,37 @@ PYVAE_ELEMENTWISE inline void bernoulli_row_backward(T* d, const T* x, const T* 
     }
 }
 
+// Both of the above in one pass over the row, sharing e^-|a|: returns the
+// row's log p and writes d. The same expressions in the same order, so the
+// results are those of the two passes.
+template <class T>
+PYVAE_ELEMENTWISE inline T bernoulli_row_forward_backward(T* d, const T* x, const T* a, int D, T weight,
+                                                          bool missing) {
+    if constexpr (std::is_same_v<T, float>) {
+        T acc = 0;
+        auto body = [&](auto with_missing) {
+#pragma omp simd reduction(+ : acc)
+            for (int k = 0; k < D; ++k) {
+                const float ak = a[k], xk = x[k];
+                const float e = exp_nonpositive(-std::fabs(ak));
+                const float relu = ak < 0.0f ? 0.0f : ak;
+                const float term = xk * ak - (relu + log1p_unit(e));
+                const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
+                acc += pick_bits(skip, 0.0f, term);
+                const float inv = 1.0f / (1.0f + e);
+                const float sig = pick_bits(sign_mask(ak), e * inv, inv);
+                d[k] = pick_bits(skip, 0.0f, weight * (sig - xk));
+            }
+        };
+        if (missing) body(std::true_type());
+        else body(std::false_type());
+        return acc;
+    } else {
+        bernoulli_row_backward(d, x, a, D, weight, missing);
+        return bernoulli_row_forward(x, a, D, missing);
+    }
+}
+
 // f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, D), in parallel.
 template <class T, class F>
 void for_each_draw_row(const T* out, const T* x, int N, int S, int D, int n_threads, F&& f) {
@@ -105,6 +136,15 @@ void bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D,
                         int n_threads) {
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
         bernoulli_row_backward(d_out + r * D, xi, a, D, weight, missing);
+    });
+}
+
+// recon (S*N) and d_out (S*N, D) in one pass: bernoulli_forward and bernoulli_backward.
+template <class T>
+void bernoulli_forward_backward(double* recon, T* d_out, const T* out, const T* x, int N, int S, int D, T weight,
+                                bool missing, int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
+        recon[r] = bernoulli_row_forward_backward(d_out + r * D, xi, a, D, weight, missing);
     });
 }
 

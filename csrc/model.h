@@ -234,11 +234,16 @@ class Model {
         const T* head = encoder_forward(params, x_enc, N, ws, /*backward=*/true);
         reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
         const T* out = decoder_forward(params, ws.z.data(), S * N, ws);
-        likelihood_forward(params, out, x_obs, N, S, ws.recon.data());
-        kl_forward(head, ws.eps.data(), ws.z.data(), N, S, ws.kl.data(), ws.kl_analytic.data());
-
         T* d_out = ws.d_a.data();
-        likelihood_backward(params, out, x_obs, N, S, T(1) / (T(S) * T(N)), d_out, grad + layout.noise_logvar);
+        const T weight = T(1) / (T(S) * T(N));
+        if (config.likelihood == Likelihood::bernoulli) {  // one pass: the two share e^-|out|
+            bernoulli_forward_backward(ws.recon.data(), d_out, out, x_obs, N, S, config.n_features, weight,
+                                       config.missing, n_threads);
+        } else {
+            likelihood_forward(params, out, x_obs, N, S, ws.recon.data());
+            likelihood_backward(params, out, x_obs, N, S, weight, d_out, grad + layout.noise_logvar);
+        }
+        kl_forward(head, ws.eps.data(), ws.z.data(), N, S, ws.kl.data(), ws.kl_analytic.data());
         const bool pathwise = config.estimator == Estimator::reparameterization;
         T* dz = pathwise ? ws.dz.data() : nullptr;  // the score-function estimator needs none
         decoder_backward(params, grad, ws.z.data(), S * N, d_out, dz, ws);

@@ -351,22 +351,36 @@ const T* pack_operand(SparseRows<T>& s, const T* M, int K, int O, int n_threads)
     return P;
 }
 
+// The first columns of the gather's column blocks over O columns.
+template <class T>
+std::vector<int> column_block_starts(int O) {
+    std::vector<int> starts;
+    for (int c = 0; c < O; c += sparse_detail::column_block_width<T>(c, O)) starts.push_back(c);
+    return starts;
+}
+
 // out (N, O) = act(x (N, I) @ W (I, O) + b (O)) with x given by its nonzeros s.
-// With `by_feature_too` (a backward pass follows) the CSC is built as one more
-// task of the same job: with two threads it overlaps the gather instead of
-// running alone before the weight gradient.
+// A task is one column block for half of the rows: the block of W it reads
+// (200 KB for 784 rows) stays in L2 for the task. With `by_feature_too` (a
+// backward pass follows) the CSC is built as one more task of the same job:
+// with two threads it overlaps the gather instead of running alone before
+// the weight gradient.
 template <class T>
 void sparse_dense_forward(T* out, SparseRows<T>& s, const T* W, const T* b, int N, int O, bool hidden,
                           Activation act, int n_threads, bool by_feature_too = false) {
     const double flops = 2.0 * O * double(s.row_ptr[N]);
     const T* P = pack_operand(s, W, s.D, O, n_threads);
-    const int64_t chunk = chunk_for(N);
-    const int n_chunks = int((N + chunk - 1) / chunk), first = by_feature_too ? 1 : 0;
-    parallel_tasks(first + n_chunks, n_threads, flops, [&](int t) {
+    const std::vector<int> starts = column_block_starts<T>(O);
+    constexpr int kRowParts = 2;
+    const int first = by_feature_too ? 1 : 0, n_gather = int(starts.size()) * kRowParts;
+    parallel_tasks(first + n_gather, n_threads, flops, [&](int t) {
         if (t < first) return sparse_rows_by_feature(s);
-        const int lo = int((t - first) * chunk), hi = int(std::min<int64_t>(N, lo + chunk));
-        sparse_gather_rows(out, O, s.row_ptr.data(), s.col.data(), s.row_val.data(), lo, hi, P, s.D, O, false);
-        bias_activation(out, O, b, lo, hi, 0, O, hidden, act);
+        const int c0 = starts[(t - first) / kRowParts], part = (t - first) % kRowParts;
+        const int width = sparse_detail::column_block_width<T>(c0, O);
+        const int r0 = N * part / kRowParts, r1 = N * (part + 1) / kRowParts;
+        sparse_gather_rows(out + c0, O, s.row_ptr.data(), s.col.data(), s.row_val.data(), r0, r1,
+                           P + int64_t(s.D) * c0, s.D, width, false);
+        bias_activation(out, O, b, r0, r1, c0, c0 + width, hidden, act);
     });
 }
 
@@ -380,8 +394,7 @@ void sparse_dense_backward(T* dW, T* db, const T* d_pre, SparseRows<T>& s, int N
     const int I = s.D;
     sparse_rows_by_feature(s);  // unless the forward built it
     const T* P = pack_operand(s, d_pre, N, O, n_threads);
-    std::vector<int> starts;  // of the column blocks: a block alone is its own ladder
-    for (int c = 0; c < O; c += sparse_detail::column_block_width<T>(c, O)) starts.push_back(c);
+    const std::vector<int> starts = column_block_starts<T>(O);
     const int n_w = int(starts.size());
     const Blocks cols(O);
     const double flops = 2.0 * O * double(s.row_ptr[N]);
