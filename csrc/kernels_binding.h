@@ -131,6 +131,15 @@ inline void bind_kernels(py::module_& parent) {
                                        floor, N, S, D, weight, missing, n_threads);
         return py::make_tuple(d_out, d_lv);
     });
+    // (recon, d_out) of the Bernoulli in the training step's single pass.
+    k.def("bernoulli_forward_backward", [](In<F> out, In<F> x, float weight, bool missing, int n_threads) {
+        const int N = int(x.shape(0)), D = int(x.shape(1)), S = int(out.shape(0) / N);
+        py::array_t<double> recon(int64_t(S) * N);
+        auto d_out = zeros({int64_t(S) * N, D});
+        bernoulli_forward_backward<F>(recon.mutable_data(), d_out.mutable_data(), out.data(), x.data(), N, S, D,
+                                      F(weight), missing, n_threads);
+        return py::make_tuple(recon, d_out);
+    });
     // (eps, z) (S, N, Z) from head (N, 2Z) and noise (S, N, Z).
     k.def("reparameterize_forward", [](In<F> head, In<F> noise, const std::string& posterior, int n_threads) {
         const int N = int(head.shape(0)), Z = int(head.shape(1) / 2), S = int(noise.size() / (int64_t(N) * Z));

@@ -189,6 +189,9 @@ def test_likelihood_forward_and_backward(N, likelihood, missing):
         close_sum(recon, reference.bernoulli_log_prob(x_rows, out64).sum(-1))
         np.testing.assert_allclose(d_out, weight * reference.bernoulli_grad(x_rows, out64), rtol=1e-5,
                                    atol=1e-6 * weight)
+        # The training step's single pass gives the two passes' results, bit for bit.
+        recon_1, d_out_1 = K.bernoulli_forward_backward(out, x, weight, missing, THREADS)
+        assert np.array_equal(recon_1, recon) and np.array_equal(d_out_1, d_out)
         return
     if likelihood == "continuous_bernoulli":
         def log_prob(a):
