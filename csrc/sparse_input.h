@@ -35,6 +35,9 @@ namespace pyvae {
 // a 64-column block of W per nonzero), the dense one by the FMA units.
 constexpr double kSparseInputMaxDensity = 0.25;
 
+// The forward packs W into column blocks for batches of at least this many rows.
+constexpr int kPackFromRows = 256;
+
 // A batch x (N, D) by its nonzeros, by row (CSR) and, once the backward pass
 // asks for it, by feature (CSC), each in increasing order of the other index.
 // NaN counts as a nonzero. `packed` holds the dense operand of a product,
@@ -242,19 +245,19 @@ constexpr int column_block_width(int c, int O) {
     return left;
 }
 
-// acc (NV vectors) = sum over e of val[e] * P[idx[e], :] with P a packed block
-// (rows of NV vectors, contiguous): the accumulators stay in registers for the
-// whole sum. Forced inline: a call would run the baseline (SSE) code from
+// acc (NV vectors) = sum over e of val[e] * P[idx[e], :] with P a block of
+// NV vectors per row, rows ldp apart (contiguous when packed): the
+// accumulators stay in registers for the whole sum. Forced inline: a call would run the baseline (SSE) code from
 // every clone of sparse_gather_rows.
 template <class T, int NV>
 __attribute__((always_inline)) inline void gather_block(T* y, const int32_t* idx, const T* val, int n, const T* P,
-                                                        bool accumulate) {
+                                                        int64_t ldp, bool accumulate) {
     using V = typename Vec<T>::type;
     constexpr int W = Vec<T>::width;
     V acc[NV];
     for (int v = 0; v < NV; ++v) acc[v] = V{};
     for (int e = 0; e < n; ++e) {
-        const T* m = P + int64_t(idx[e]) * (NV * W);
+        const T* m = P + idx[e] * ldp;
         const T a = val[e];
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) {
@@ -279,10 +282,10 @@ __attribute__((always_inline)) inline void gather_block(T* y, const int32_t* idx
 // [c0, c0 + NV * width) of y.
 template <class T, int NV>
 __attribute__((always_inline)) inline void gather_rows(T* y, int64_t ldy, const int32_t* ptr, const int32_t* idx,
-                                                       const T* val, int r0, int r1, const T* P, int c0,
+                                                       const T* val, int r0, int r1, const T* P, int64_t ldp, int c0,
                                                        bool accumulate) {
     for (int r = r0; r < r1; ++r)
-        gather_block<T, NV>(y + r * ldy + c0, idx + ptr[r], val + ptr[r], ptr[r + 1] - ptr[r], P, accumulate);
+        gather_block<T, NV>(y + r * ldy + c0, idx + ptr[r], val + ptr[r], ptr[r + 1] - ptr[r], P, ldp, accumulate);
 }
 
 }  // namespace sparse_detail
@@ -308,32 +311,35 @@ void pack_column_blocks(T* P, const T* M, int64_t ldm, int K, int O, int k0, int
 }
 
 // For each r in [r0, r1): row r of y (row stride ldy) = sum over its entries e
-// in [ptr[r], ptr[r+1]) of val[e] * M[idx[e], :] (O columns; M given packed by
-// pack_column_blocks with K rows), added to y when `accumulate`: the leaf
-// kernel of both passes, one clone per instruction set (dispatch.h). Column
-// blocks are the outer loop, and packed: a block of 64 columns of M (200 KB
-// for 784 rows) stays in L2 across the rows and is read as whole cache lines
-// from contiguous pages, where all of M (1.25 MB for 784-400) would stream
-// from L3 for every row. Each block's accumulators (8 AVX registers) stay in
-// registers for the sum. The packing changes no arithmetic.
+// in [ptr[r], ptr[r+1]) of val[e] * M[idx[e], :] (O columns), added to y when
+// `accumulate`: the leaf kernel of both passes, one clone per instruction set
+// (dispatch.h). M (K rows) is given packed by pack_column_blocks (ldm = 0) or
+// as it is, rows ldm apart. Column blocks are the outer loop: a block of 64
+// columns of M (200 KB for 784 rows) stays in L2 across the rows; packed, it
+// is read as whole cache lines from contiguous pages, where all of M (1.25 MB
+// for 784-400) would stream from L3 for every row. Each block's accumulators
+// (8 AVX registers) stay in registers for the sum. The packing changes no
+// arithmetic.
 template <class T>
 PYVAE_ELEMENTWISE void sparse_gather_rows(T* __restrict y, int64_t ldy, const int32_t* ptr, const int32_t* idx,
-                                          const T* val, int r0, int r1, const T* P, int K, int O, bool accumulate) {
+                                          const T* val, int r0, int r1, const T* M, int64_t ldm, int K, int O,
+                                          bool accumulate) {
     using sparse_detail::gather_rows;
     constexpr int W = sparse_detail::Vec<T>::width;
     for (int c = 0, width; c < O; c += width) {
         width = sparse_detail::column_block_width<T>(c, O);
-        const T* block = P + int64_t(K) * c;
+        const T* block = ldm ? M + c : M + int64_t(K) * c;
+        const int64_t ldp = ldm ? ldm : width;
         switch (width / W) {
-            case 8: gather_rows<T, 8>(y, ldy, ptr, idx, val, r0, r1, block, c, accumulate); continue;
-            case 4: gather_rows<T, 4>(y, ldy, ptr, idx, val, r0, r1, block, c, accumulate); continue;
-            case 2: gather_rows<T, 2>(y, ldy, ptr, idx, val, r0, r1, block, c, accumulate); continue;
-            case 1: gather_rows<T, 1>(y, ldy, ptr, idx, val, r0, r1, block, c, accumulate); continue;
+            case 8: gather_rows<T, 8>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
+            case 4: gather_rows<T, 4>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
+            case 2: gather_rows<T, 2>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
+            case 1: gather_rows<T, 1>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
         }
         for (int r = r0; r < r1; ++r)  // the last block, narrower than a vector
             for (int j = 0; j < width; ++j) {
                 T acc = T(0);
-                for (int e = ptr[r]; e < ptr[r + 1]; ++e) acc += val[e] * block[int64_t(idx[e]) * width + j];
+                for (int e = ptr[r]; e < ptr[r + 1]; ++e) acc += val[e] * block[idx[e] * ldp + j];
                 T& out = y[r * ldy + c + j];
                 out = accumulate ? out + acc : acc;
             }
@@ -369,7 +375,12 @@ template <class T>
 void sparse_dense_forward(T* out, SparseRows<T>& s, const T* W, const T* b, int N, int O, bool hidden,
                           Activation act, int n_threads, bool by_feature_too = false) {
     const double flops = 2.0 * O * double(s.row_ptr[N]);
-    const T* P = pack_operand(s, W, s.D, O, n_threads);
+    // Packing W pays off from a few hundred rows on (measured on MNIST rows,
+    // 784-400: 0.87x the packed time unpacked at 128 rows, 1.0x at 256, 1.28x
+    // at 1024, the copy included).
+    const bool packed = N >= kPackFromRows;
+    const T* P = packed ? pack_operand(s, W, s.D, O, n_threads) : W;
+    const int64_t ldp = packed ? 0 : O;
     const std::vector<int> starts = column_block_starts<T>(O);
     constexpr int kRowParts = 2;
     const int first = by_feature_too ? 1 : 0, n_gather = int(starts.size()) * kRowParts;
@@ -379,7 +390,7 @@ void sparse_dense_forward(T* out, SparseRows<T>& s, const T* W, const T* b, int 
         const int width = sparse_detail::column_block_width<T>(c0, O);
         const int r0 = N * part / kRowParts, r1 = N * (part + 1) / kRowParts;
         sparse_gather_rows(out + c0, O, s.row_ptr.data(), s.col.data(), s.row_val.data(), r0, r1,
-                           P + int64_t(s.D) * c0, s.D, width, false);
+                           packed ? P + int64_t(s.D) * c0 : P + c0, ldp, s.D, width, false);
         bias_activation(out, O, b, r0, r1, c0, c0 + width, hidden, act);
     });
 }
@@ -402,7 +413,7 @@ void sparse_dense_backward(T* dW, T* db, const T* d_pre, SparseRows<T>& s, int N
         if (t < n_w) {
             const int c0 = starts[t], width = sparse_detail::column_block_width<T>(c0, O);
             sparse_gather_rows(dW + c0, O, s.col_ptr.data(), s.row.data(), s.col_val.data(), 0, I,
-                               P + int64_t(N) * c0, N, width, true);
+                               P + int64_t(N) * c0, 0, N, width, true);
             return;
         }
         bias_grad_columns(db, d_pre, N, O, cols.lo(t - n_w), cols.lo(t - n_w + 1));
