@@ -247,8 +247,8 @@ constexpr int column_block_width(int c, int O) {
 
 // acc (NV vectors) = sum over e of val[e] * P[idx[e], :] with P a block of
 // NV vectors per row, rows ldp apart (contiguous when packed): the
-// accumulators stay in registers for the whole sum. Forced inline: a call would run the baseline (SSE) code from
-// every clone of sparse_gather_rows.
+// accumulators stay in registers for the whole sum. Forced inline: a call
+// would run the baseline (SSE) code from every clone of sparse_gather_rows.
 template <class T, int NV>
 __attribute__((always_inline)) inline void gather_block(T* y, const int32_t* idx, const T* val, int n, const T* P,
                                                         int64_t ldp, bool accumulate) {
