@@ -27,6 +27,18 @@ constexpr int64_t kParallelEntries = 16384;
 
 // ---- Bernoulli: log p(x | a) = x a - softplus(a), a the decoder's logit -------
 
+// One entry's log p = x a - softplus(a) and d(-log p)/da = sigmoid(a) - x, each
+// from e = e^-|a| (computed once by the caller): branch-free, so the row
+// loops below vectorize.
+inline float bernoulli_log_p_entry(float ak, float xk, float e) {
+    const float relu = ak < 0.0f ? 0.0f : ak;  // std::max(ak, 0), NaN kept
+    return xk * ak - (relu + log1p_unit(e));
+}
+inline float bernoulli_grad_entry(float ak, float xk, float e) {
+    const float inv = 1.0f / (1.0f + e);  // sigmoid(|a|)
+    return pick_bits(sign_mask(ak), e * inv, inv) - xk;
+}
+
 // sum_k log p(x_k | a_k) over one row of D entries.
 template <class T>
 PYVAE_ELEMENTWISE inline T bernoulli_row_forward(const T* x, const T* a, int D, bool missing) {
@@ -37,10 +49,8 @@ PYVAE_ELEMENTWISE inline T bernoulli_row_forward(const T* x, const T* a, int D, 
             for (int k = 0; k < D; ++k) {
                 const float ak = a[k], xk = x[k];
                 const float e = exp_nonpositive(-std::fabs(ak));
-                const float relu = ak < 0.0f ? 0.0f : ak;  // std::max(ak, 0), NaN kept
-                const float term = xk * ak - (relu + log1p_unit(e));
                 const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
-                acc += pick_bits(skip, 0.0f, term);
+                acc += pick_bits(skip, 0.0f, bernoulli_log_p_entry(ak, xk, e));
             }
         };
         if (missing) body(std::true_type());
@@ -66,9 +76,7 @@ PYVAE_ELEMENTWISE inline void bernoulli_row_backward(T* d, const T* x, const T* 
                 const float ak = a[k], xk = x[k];
                 const float e = exp_nonpositive(-std::fabs(ak));
                 const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
-                const float inv = 1.0f / (1.0f + e);  // sigmoid(|a|)
-                const float sig = pick_bits(sign_mask(ak), e * inv, inv);
-                d[k] = pick_bits(skip, 0.0f, weight * (sig - xk));
+                d[k] = pick_bits(skip, 0.0f, weight * bernoulli_grad_entry(ak, xk, e));
             }
         };
         if (missing) body(std::true_type());
@@ -84,8 +92,7 @@ PYVAE_ELEMENTWISE inline void bernoulli_row_backward(T* d, const T* x, const T* 
 }
 
 // Both of the above in one pass over the row, sharing e^-|a|: returns the
-// row's log p and writes d. The same expressions in the same order, so the
-// results are those of the two passes.
+// row's log p and writes d, with the results of the two passes.
 template <class T>
 PYVAE_ELEMENTWISE inline T bernoulli_row_forward_backward(T* d, const T* x, const T* a, int D, T weight,
                                                           bool missing) {
@@ -96,13 +103,9 @@ PYVAE_ELEMENTWISE inline T bernoulli_row_forward_backward(T* d, const T* x, cons
             for (int k = 0; k < D; ++k) {
                 const float ak = a[k], xk = x[k];
                 const float e = exp_nonpositive(-std::fabs(ak));
-                const float relu = ak < 0.0f ? 0.0f : ak;
-                const float term = xk * ak - (relu + log1p_unit(e));
                 const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
-                acc += pick_bits(skip, 0.0f, term);
-                const float inv = 1.0f / (1.0f + e);
-                const float sig = pick_bits(sign_mask(ak), e * inv, inv);
-                d[k] = pick_bits(skip, 0.0f, weight * (sig - xk));
+                acc += pick_bits(skip, 0.0f, bernoulli_log_p_entry(ak, xk, e));
+                d[k] = pick_bits(skip, 0.0f, weight * bernoulli_grad_entry(ak, xk, e));
             }
         };
         if (missing) body(std::true_type());

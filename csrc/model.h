@@ -149,6 +149,17 @@ class Model {
         }
     }
 
+    // likelihood_forward then likelihood_backward; the Bernoulli's in one pass
+    // (the two share e^-|out|, and its pass is most of a step's elementwise work).
+    void likelihood_forward_backward(const T* params, const T* out, const T* x, int N, int S, double* recon,
+                                     T weight, T* d_out, T* d_noise_logvar) const {
+        if (config.likelihood == Likelihood::bernoulli)
+            return bernoulli_forward_backward(recon, d_out, out, x, N, S, config.n_features, weight, config.missing,
+                                              n_threads);
+        likelihood_forward(params, out, x, N, S, recon);
+        likelihood_backward(params, out, x, N, S, weight, d_out, d_noise_logvar);
+    }
+
     // The Gaussian likelihoods' per-feature variance terms (likelihood.h).
     GaussianNoise<T> gaussian_noise(const T* params) const {
         const int stride = config.likelihood == Likelihood::gaussian_isotropic ? 0 : 1;
@@ -235,14 +246,8 @@ class Model {
         reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
         const T* out = decoder_forward(params, ws.z.data(), S * N, ws);
         T* d_out = ws.d_a.data();
-        const T weight = T(1) / (T(S) * T(N));
-        if (config.likelihood == Likelihood::bernoulli) {  // one pass: the two share e^-|out|
-            bernoulli_forward_backward(ws.recon.data(), d_out, out, x_obs, N, S, config.n_features, weight,
-                                       config.missing, n_threads);
-        } else {
-            likelihood_forward(params, out, x_obs, N, S, ws.recon.data());
-            likelihood_backward(params, out, x_obs, N, S, weight, d_out, grad + layout.noise_logvar);
-        }
+        likelihood_forward_backward(params, out, x_obs, N, S, ws.recon.data(), T(1) / (T(S) * T(N)), d_out,
+                                    grad + layout.noise_logvar);
         kl_forward(head, ws.eps.data(), ws.z.data(), N, S, ws.kl.data(), ws.kl_analytic.data());
         const bool pathwise = config.estimator == Estimator::reparameterization;
         T* dz = pathwise ? ws.dz.data() : nullptr;  // the score-function estimator needs none
