@@ -39,29 +39,39 @@ inline float bernoulli_grad_entry(float ak, float xk, float e) {
     return pick_bits(sign_mask(ak), e * inv, inv) - xk;
 }
 
+// One pass over a row of D entries, each from one e^-|a_k|: returns
+// sum_k log p(x_k | a_k) when kLogP and writes d_k = weight * (sigmoid(a_k) -
+// x_k) when kGrad. The three row kernels below are this loop; forced inline,
+// so each clone of theirs runs its own instruction set.
+template <bool kLogP, bool kGrad>
+__attribute__((always_inline)) inline float bernoulli_row_pass(float* d, const float* x, const float* a, int D,
+                                                               float weight, bool missing) {
+    float acc = 0;
+    auto body = [&](auto with_missing) {
+#pragma omp simd reduction(+ : acc)
+        for (int k = 0; k < D; ++k) {
+            const float ak = a[k], xk = x[k];
+            const float e = exp_nonpositive(-std::fabs(ak));
+            const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
+            if constexpr (kLogP) acc += pick_bits(skip, 0.0f, bernoulli_log_p_entry(ak, xk, e));
+            if constexpr (kGrad) d[k] = pick_bits(skip, 0.0f, weight * bernoulli_grad_entry(ak, xk, e));
+        }
+    };
+    if (missing) body(std::true_type());
+    else body(std::false_type());
+    return acc;
+}
+
 // sum_k log p(x_k | a_k) over one row of D entries.
 template <class T>
 PYVAE_ELEMENTWISE inline T bernoulli_row_forward(const T* x, const T* a, int D, bool missing) {
+    if constexpr (std::is_same_v<T, float>) return bernoulli_row_pass<true, false>(nullptr, x, a, D, 0.0f, missing);
     T acc = 0;
-    if constexpr (std::is_same_v<T, float>) {
-        auto body = [&](auto with_missing) {
-#pragma omp simd reduction(+ : acc)
-            for (int k = 0; k < D; ++k) {
-                const float ak = a[k], xk = x[k];
-                const float e = exp_nonpositive(-std::fabs(ak));
-                const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
-                acc += pick_bits(skip, 0.0f, bernoulli_log_p_entry(ak, xk, e));
-            }
-        };
-        if (missing) body(std::true_type());
-        else body(std::false_type());
-    } else {
-        for (int k = 0; k < D; ++k) {
-            if (missing && std::isnan(x[k])) continue;
-            const T ak = a[k];
-            const T e = std::exp(-std::abs(ak));
-            acc += x[k] * ak - (std::max(ak, T(0)) + std::log1p(e));
-        }
+    for (int k = 0; k < D; ++k) {
+        if (missing && std::isnan(x[k])) continue;
+        const T ak = a[k];
+        const T e = std::exp(-std::abs(ak));
+        acc += x[k] * ak - (std::max(ak, T(0)) + std::log1p(e));
     }
     return acc;
 }
@@ -70,24 +80,14 @@ PYVAE_ELEMENTWISE inline T bernoulli_row_forward(const T* x, const T* a, int D, 
 template <class T>
 PYVAE_ELEMENTWISE inline void bernoulli_row_backward(T* d, const T* x, const T* a, int D, T weight, bool missing) {
     if constexpr (std::is_same_v<T, float>) {
-        auto body = [&](auto with_missing) {
-#pragma omp simd
-            for (int k = 0; k < D; ++k) {
-                const float ak = a[k], xk = x[k];
-                const float e = exp_nonpositive(-std::fabs(ak));
-                const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
-                d[k] = pick_bits(skip, 0.0f, weight * bernoulli_grad_entry(ak, xk, e));
-            }
-        };
-        if (missing) body(std::true_type());
-        else body(std::false_type());
-    } else {
-        for (int k = 0; k < D; ++k) {
-            if (missing && std::isnan(x[k])) { d[k] = 0; continue; }
-            const T ak = a[k];
-            const T e = std::exp(-std::abs(ak));
-            d[k] = weight * ((ak >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - x[k]);
-        }
+        bernoulli_row_pass<false, true>(d, x, a, D, weight, missing);
+        return;
+    }
+    for (int k = 0; k < D; ++k) {
+        if (missing && std::isnan(x[k])) { d[k] = 0; continue; }
+        const T ak = a[k];
+        const T e = std::exp(-std::abs(ak));
+        d[k] = weight * ((ak >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - x[k]);
     }
 }
 
@@ -96,25 +96,9 @@ PYVAE_ELEMENTWISE inline void bernoulli_row_backward(T* d, const T* x, const T* 
 template <class T>
 PYVAE_ELEMENTWISE inline T bernoulli_row_forward_backward(T* d, const T* x, const T* a, int D, T weight,
                                                           bool missing) {
-    if constexpr (std::is_same_v<T, float>) {
-        T acc = 0;
-        auto body = [&](auto with_missing) {
-#pragma omp simd reduction(+ : acc)
-            for (int k = 0; k < D; ++k) {
-                const float ak = a[k], xk = x[k];
-                const float e = exp_nonpositive(-std::fabs(ak));
-                const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
-                acc += pick_bits(skip, 0.0f, bernoulli_log_p_entry(ak, xk, e));
-                d[k] = pick_bits(skip, 0.0f, weight * bernoulli_grad_entry(ak, xk, e));
-            }
-        };
-        if (missing) body(std::true_type());
-        else body(std::false_type());
-        return acc;
-    } else {
-        bernoulli_row_backward(d, x, a, D, weight, missing);
-        return bernoulli_row_forward(x, a, D, missing);
-    }
+    if constexpr (std::is_same_v<T, float>) return bernoulli_row_pass<true, true>(d, x, a, D, weight, missing);
+    bernoulli_row_backward(d, x, a, D, weight, missing);
+    return bernoulli_row_forward(x, a, D, missing);
 }
 
 // f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, D), in parallel.
