@@ -20,19 +20,21 @@ namespace pyvae {
 // the divider (a square root and a division per entry), so the extra store is
 // nearly free, and the next step needs no pass to zero the gradient.
 template <class T, bool kConsume>
-PYVAE_ELEMENTWISE void adam_chunk(T* __restrict p, std::conditional_t<kConsume, T, const T>* __restrict g,
-                                  T* __restrict mm, T* __restrict vv, int64_t lo, int64_t hi, T decay, T b1, T b2,
-                                  T step_size, T inv_sqrt_bc2, T eps) {
+void adam_chunk(T* __restrict p, std::conditional_t<kConsume, T, const T>* __restrict g,
+                T* __restrict mm, T* __restrict vv, int64_t lo, int64_t hi, T decay, T b1, T b2,
+                T step_size, T inv_sqrt_bc2, T eps) {
+    return per_isa([&]() PYVAE_KERNEL {
 #pragma omp simd
-    for (int64_t k = lo; k < hi; ++k) {
-        const T gk = g[k] + decay * p[k];
-        if constexpr (kConsume) g[k] = T(0);
-        const T mk = b1 * mm[k] + (1 - b1) * gk;
-        const T vk = b2 * vv[k] + (1 - b2) * gk * gk;
-        mm[k] = mk;
-        vv[k] = vk;
-        p[k] -= step_size * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
-    }
+        for (int64_t k = lo; k < hi; ++k) {
+            const T gk = g[k] + decay * p[k];
+            if constexpr (kConsume) g[k] = T(0);
+            const T mk = b1 * mm[k] + (1 - b1) * gk;
+            const T vk = b2 * vv[k] + (1 - b2) * gk * gk;
+            mm[k] = mk;
+            vv[k] = vk;
+            p[k] -= step_size * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
+        }
+    });
 }
 
 // params, m, v (P) updated in place from grad (P) at Adam step `step` (from 1).

@@ -99,6 +99,7 @@ void bind_imputation(py::class_<Model<T>>& cls) {
 
 PYBIND11_MODULE(_core, m) {
     using namespace pyvae;
+    if (!kIsa.error.empty()) throw py::import_error("pyvae: " + kIsa.error + " (dispatch.h)");
     m.doc() = "pyvae's C++ core: the VAE's forward and backward passes, Adam, and the epoch loop.";
     auto model32 = binding::bind_engine<Model<float>, float>(m, "Model32",
                                                              "The VAE on the CPU, float32 (training and inference).");
@@ -134,10 +135,16 @@ PYBIND11_MODULE(_core, m) {
 #endif
 #ifdef PYVAE_OPENBLAS
     config["blas"] = "scipy-openblas32";
+    // The kernel OpenBLAS picked for this CPU (or OPENBLAS_CORETYPE pinned): it decides the rounding.
+    config["blas_kernel"] = std::string(scipy_openblas_get_corename());
 #else
     config["blas"] = "none (naive loops)";
+    config["blas_kernel"] = "none";
 #endif
-    config["elementwise_isa"] = elementwise_isa();  // the clone of the elementwise kernels in use (dispatch.h)
+    // The instruction set the elementwise kernels run (dispatch.h; PYVAE_ISA may lower
+    // it) and the best this CPU offers.
+    config["elementwise_isa"] = elementwise_isa();
+    config["cpu_isa"] = PYVAE_DISPATCH_ISA ? isa_name(kIsa.cpu) : elementwise_isa();
     config["dtypes"] = py::make_tuple("float32", "float64");
     config["build_type"] = PYVAE_BUILD_TYPE;
     m.attr("build_config") = config;

@@ -16,23 +16,25 @@ namespace pyvae {
 // right after its product while it is still in cache. A leaf kernel, one clone
 // per instruction set (dispatch.h).
 template <class T>
-PYVAE_ELEMENTWISE void bias_activation(T* __restrict out, int O, const T* __restrict b, int r0, int r1, int c0, int c1,
-                                       bool hidden, Activation act) {
-    for (int n = r0; n < r1; ++n) {
-        T* y = out + int64_t(n) * O;
-        if (!hidden) {
+void bias_activation(T* __restrict out, int O, const T* __restrict b, int r0, int r1, int c0, int c1,
+                     bool hidden, Activation act) {
+    return per_isa([&]() PYVAE_KERNEL {
+        for (int n = r0; n < r1; ++n) {
+            T* y = out + int64_t(n) * O;
+            if (!hidden) {
 #pragma omp simd
-            for (int o = c0; o < c1; ++o) y[o] += b[o];
-        } else if (act == Activation::relu) {
+                for (int o = c0; o < c1; ++o) y[o] += b[o];
+            } else if (act == Activation::relu) {
 #pragma omp simd
-            for (int o = c0; o < c1; ++o) {
-                const T v = y[o] + b[o];
-                y[o] = v < T(0) ? T(0) : v;  // std::max(v, 0): NaN stays NaN
+                for (int o = c0; o < c1; ++o) {
+                    const T v = y[o] + b[o];
+                    y[o] = v < T(0) ? T(0) : v;  // std::max(v, 0): NaN stays NaN
+                }
+            } else {
+                for (int o = c0; o < c1; ++o) y[o] = std::tanh(y[o] + b[o]);
             }
-        } else {
-            for (int o = c0; o < c1; ++o) y[o] = std::tanh(y[o] + b[o]);
         }
-    }
+    });
 }
 
 // out (N, O) = act(inp (N, I) @ W (I, O) + b (O)); act is applied when `hidden`.
@@ -46,31 +48,35 @@ void dense_forward(T* out, const T* inp, const T* W, const T* b, int N, int I, i
 // db[lo, hi) += the column sums of d_pre (N, O) over those columns, rows in
 // order (one task per column block: the sums do not depend on the thread count).
 template <class T>
-PYVAE_ELEMENTWISE void bias_grad_columns(T* __restrict db, const T* __restrict d_pre, int N, int O, int lo, int hi) {
-    for (int n = 0; n < N; ++n) {
-        const T* d = d_pre + int64_t(n) * O;
+void bias_grad_columns(T* __restrict db, const T* __restrict d_pre, int N, int O, int lo, int hi) {
+    return per_isa([&]() PYVAE_KERNEL {
+        for (int n = 0; n < N; ++n) {
+            const T* d = d_pre + int64_t(n) * O;
 #pragma omp simd
-        for (int o = lo; o < hi; ++o) db[o] += d[o];
-    }
+            for (int o = lo; o < hi; ++o) db[o] += d[o];
+        }
+    });
 }
 
 // Rows [r0, r1), columns [c0, c1) of d_inp (row stride I) times the derivative
 // of activation `act` at its output y (same layout): the epilogue of an input
 // gradient product.
 template <class T>
-PYVAE_ELEMENTWISE void activation_grad(T* __restrict d_inp, const T* __restrict y, int I, int r0, int r1, int c0, int c1,
-                                       Activation act) {
-    for (int n = r0; n < r1; ++n) {
-        T* d = d_inp + int64_t(n) * I;
-        const T* yn = y + int64_t(n) * I;
-        if (act == Activation::relu) {
+void activation_grad(T* __restrict d_inp, const T* __restrict y, int I, int r0, int r1, int c0, int c1,
+                     Activation act) {
+    return per_isa([&]() PYVAE_KERNEL {
+        for (int n = r0; n < r1; ++n) {
+            T* d = d_inp + int64_t(n) * I;
+            const T* yn = y + int64_t(n) * I;
+            if (act == Activation::relu) {
 #pragma omp simd
-            for (int i = c0; i < c1; ++i) d[i] = yn[i] > T(0) ? d[i] : T(0);
-        } else {
+                for (int i = c0; i < c1; ++i) d[i] = yn[i] > T(0) ? d[i] : T(0);
+            } else {
 #pragma omp simd
-            for (int i = c0; i < c1; ++i) d[i] *= T(1) - yn[i] * yn[i];
+                for (int i = c0; i < c1; ++i) d[i] *= T(1) - yn[i] * yn[i];
+            }
         }
-    }
+    });
 }
 
 // d_pre (N, O) is the gradient w.r.t. the layer's pre-activation. Accumulates

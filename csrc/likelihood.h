@@ -47,7 +47,7 @@ template <bool kLogP, bool kGrad>
 __attribute__((always_inline)) inline float bernoulli_row_pass(float* d, const float* x, const float* a, int D,
                                                                float weight, bool missing) {
     float acc = 0;
-    auto body = [&](auto with_missing) {
+    auto body = [&](auto with_missing) PYVAE_KERNEL {
 #pragma omp simd reduction(+ : acc)
         for (int k = 0; k < D; ++k) {
             const float ak = a[k], xk = x[k];
@@ -64,41 +64,47 @@ __attribute__((always_inline)) inline float bernoulli_row_pass(float* d, const f
 
 // sum_k log p(x_k | a_k) over one row of D entries.
 template <class T>
-PYVAE_ELEMENTWISE inline T bernoulli_row_forward(const T* x, const T* a, int D, bool missing) {
-    if constexpr (std::is_same_v<T, float>) return bernoulli_row_pass<true, false>(nullptr, x, a, D, 0.0f, missing);
-    T acc = 0;
-    for (int k = 0; k < D; ++k) {
-        if (missing && std::isnan(x[k])) continue;
-        const T ak = a[k];
-        const T e = std::exp(-std::abs(ak));
-        acc += x[k] * ak - (std::max(ak, T(0)) + std::log1p(e));
-    }
-    return acc;
+inline T bernoulli_row_forward(const T* x, const T* a, int D, bool missing) {
+    return per_isa([&]() PYVAE_KERNEL {
+        if constexpr (std::is_same_v<T, float>) return bernoulli_row_pass<true, false>(nullptr, x, a, D, 0.0f, missing);
+        T acc = 0;
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(x[k])) continue;
+            const T ak = a[k];
+            const T e = std::exp(-std::abs(ak));
+            acc += x[k] * ak - (std::max(ak, T(0)) + std::log1p(e));
+        }
+        return acc;
+    });
 }
 
 // d_k = weight * (sigmoid(a_k) - x_k) over one row of D entries.
 template <class T>
-PYVAE_ELEMENTWISE inline void bernoulli_row_backward(T* d, const T* x, const T* a, int D, T weight, bool missing) {
-    if constexpr (std::is_same_v<T, float>) {
-        bernoulli_row_pass<false, true>(d, x, a, D, weight, missing);
-        return;
-    }
-    for (int k = 0; k < D; ++k) {
-        if (missing && std::isnan(x[k])) { d[k] = 0; continue; }
-        const T ak = a[k];
-        const T e = std::exp(-std::abs(ak));
-        d[k] = weight * ((ak >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - x[k]);
-    }
+inline void bernoulli_row_backward(T* d, const T* x, const T* a, int D, T weight, bool missing) {
+    return per_isa([&]() PYVAE_KERNEL {
+        if constexpr (std::is_same_v<T, float>) {
+            bernoulli_row_pass<false, true>(d, x, a, D, weight, missing);
+            return;
+        }
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(x[k])) { d[k] = 0; continue; }
+            const T ak = a[k];
+            const T e = std::exp(-std::abs(ak));
+            d[k] = weight * ((ak >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - x[k]);
+        }
+    });
 }
 
 // Both of the above in one pass over the row, sharing e^-|a|: returns the
 // row's log p and writes d, with the results of the two passes.
 template <class T>
-PYVAE_ELEMENTWISE inline T bernoulli_row_forward_backward(T* d, const T* x, const T* a, int D, T weight,
-                                                          bool missing) {
-    if constexpr (std::is_same_v<T, float>) return bernoulli_row_pass<true, true>(d, x, a, D, weight, missing);
-    bernoulli_row_backward(d, x, a, D, weight, missing);
-    return bernoulli_row_forward(x, a, D, missing);
+inline T bernoulli_row_forward_backward(T* d, const T* x, const T* a, int D, T weight,
+                                        bool missing) {
+    return per_isa([&]() PYVAE_KERNEL {
+        if constexpr (std::is_same_v<T, float>) return bernoulli_row_pass<true, true>(d, x, a, D, weight, missing);
+        bernoulli_row_backward(d, x, a, D, weight, missing);
+        return bernoulli_row_forward(x, a, D, missing);
+    });
 }
 
 // f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, D), in parallel.

@@ -24,36 +24,38 @@ struct ValueScan {
 // loop) so the compiler vectorizes it with blends; min, max and counts are exact,
 // so neither the clone nor the split into chunks changes the result.
 template <class T>
-PYVAE_ELEMENTWISE ValueScan value_scan_chunk(const T* __restrict x, int64_t n) {
-    constexpr int L = 64 / sizeof(T);
-    constexpr T inf = std::numeric_limits<T>::infinity();
-    T lo[L], hi[L];
-    int32_t nan[L], infs[L];
-    for (int j = 0; j < L; ++j) lo[j] = inf, hi[j] = -inf, nan[j] = 0, infs[j] = 0;
-    ValueScan out;
-    int64_t i = 0;
-    // Lane counters are flushed every 2^20 values, long before an int32 overflows.
-    while (i + L <= n) {
-        const int64_t end = std::min(n - (n - i) % L, i + (int64_t(1) << 20));
-        for (; i < end; i += L)
-            for (int j = 0; j < L; ++j) {
-                const T v = x[i + j];
-                lo[j] = v < lo[j] ? v : lo[j];  // NaN compares false and is left out
-                hi[j] = v > hi[j] ? v : hi[j];
-                nan[j] += v != v;
-                infs[j] += std::abs(v) == inf;
-            }
-        for (int j = 0; j < L; ++j) out.n_nan += nan[j], out.n_inf += infs[j], nan[j] = infs[j] = 0;
-    }
-    for (; i < n; ++i) {
-        const T v = x[i];
-        lo[0] = v < lo[0] ? v : lo[0];
-        hi[0] = v > hi[0] ? v : hi[0];
-        out.n_nan += v != v;
-        out.n_inf += std::abs(v) == inf;
-    }
-    for (int j = 0; j < L; ++j) out.lo = std::min<double>(out.lo, lo[j]), out.hi = std::max<double>(out.hi, hi[j]);
-    return out;
+ValueScan value_scan_chunk(const T* __restrict x, int64_t n) {
+    return per_isa([&]() PYVAE_KERNEL {
+        constexpr int L = 64 / sizeof(T);
+        constexpr T inf = std::numeric_limits<T>::infinity();
+        T lo[L], hi[L];
+        int32_t nan[L], infs[L];
+        for (int j = 0; j < L; ++j) lo[j] = inf, hi[j] = -inf, nan[j] = 0, infs[j] = 0;
+        ValueScan out;
+        int64_t i = 0;
+        // Lane counters are flushed every 2^20 values, long before an int32 overflows.
+        while (i + L <= n) {
+            const int64_t end = std::min(n - (n - i) % L, i + (int64_t(1) << 20));
+            for (; i < end; i += L)
+                for (int j = 0; j < L; ++j) {
+                    const T v = x[i + j];
+                    lo[j] = v < lo[j] ? v : lo[j];  // NaN compares false and is left out
+                    hi[j] = v > hi[j] ? v : hi[j];
+                    nan[j] += v != v;
+                    infs[j] += std::abs(v) == inf;
+                }
+            for (int j = 0; j < L; ++j) out.n_nan += nan[j], out.n_inf += infs[j], nan[j] = infs[j] = 0;
+        }
+        for (; i < n; ++i) {
+            const T v = x[i];
+            lo[0] = v < lo[0] ? v : lo[0];
+            hi[0] = v > hi[0] ? v : hi[0];
+            out.n_nan += v != v;
+            out.n_inf += std::abs(v) == inf;
+        }
+        for (int j = 0; j < L; ++j) out.lo = std::min<double>(out.lo, lo[j]), out.hi = std::max<double>(out.hi, hi[j]);
+        return out;
+    });
 }
 
 // The whole of x (n) in fixed chunks over the thread team.

@@ -124,7 +124,9 @@ __attribute__((target("avx2,popcnt"))) inline int32_t compress_row_avx2(const fl
 inline bool has_avx2() {
     static const bool yes = [] {
         __builtin_cpu_init();
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt");
+        // PYVAE_ISA below avx2 turns this path off too (dispatch.h).
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("popcnt") &&
+               (!PYVAE_DISPATCH_ISA || int(kIsa.active) >= int(Isa::avx2));
     }();
     return yes;
 }
@@ -224,7 +226,7 @@ void sparse_rows_by_feature(SparseRows<T>& s) {
 namespace sparse_detail {
 
 // Eight floats or four doubles: GCC's vector extension, which each clone of a
-// PYVAE_ELEMENTWISE kernel lowers to its own instructions (two SSE registers
+// per_isa kernel lowers to its own instructions (two SSE registers
 // in the baseline clone, one AVX register in the others).
 template <class T>
 struct Vec {
@@ -321,29 +323,31 @@ void pack_column_blocks(T* P, const T* M, int64_t ldm, int K, int O, int k0, int
 // (8 AVX registers) stay in registers for the sum. The packing changes no
 // arithmetic.
 template <class T>
-PYVAE_ELEMENTWISE void sparse_gather_rows(T* __restrict y, int64_t ldy, const int32_t* ptr, const int32_t* idx,
-                                          const T* val, int r0, int r1, const T* M, int64_t ldm, int K, int O,
-                                          bool accumulate) {
-    using sparse_detail::gather_rows;
-    constexpr int W = sparse_detail::Vec<T>::width;
-    for (int c = 0, width; c < O; c += width) {
-        width = sparse_detail::column_block_width<T>(c, O);
-        const T* block = ldm ? M + c : M + int64_t(K) * c;
-        const int64_t ldp = ldm ? ldm : width;
-        switch (width / W) {
-            case 8: gather_rows<T, 8>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
-            case 4: gather_rows<T, 4>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
-            case 2: gather_rows<T, 2>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
-            case 1: gather_rows<T, 1>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
-        }
-        for (int r = r0; r < r1; ++r)  // the last block, narrower than a vector
-            for (int j = 0; j < width; ++j) {
-                T acc = T(0);
-                for (int e = ptr[r]; e < ptr[r + 1]; ++e) acc += val[e] * block[idx[e] * ldp + j];
-                T& out = y[r * ldy + c + j];
-                out = accumulate ? out + acc : acc;
+void sparse_gather_rows(T* __restrict y, int64_t ldy, const int32_t* ptr, const int32_t* idx,
+                        const T* val, int r0, int r1, const T* M, int64_t ldm, int K, int O,
+                        bool accumulate) {
+    return per_isa([&]() PYVAE_KERNEL {
+        using sparse_detail::gather_rows;
+        constexpr int W = sparse_detail::Vec<T>::width;
+        for (int c = 0, width; c < O; c += width) {
+            width = sparse_detail::column_block_width<T>(c, O);
+            const T* block = ldm ? M + c : M + int64_t(K) * c;
+            const int64_t ldp = ldm ? ldm : width;
+            switch (width / W) {
+                case 8: gather_rows<T, 8>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
+                case 4: gather_rows<T, 4>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
+                case 2: gather_rows<T, 2>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
+                case 1: gather_rows<T, 1>(y, ldy, ptr, idx, val, r0, r1, block, ldp, c, accumulate); continue;
             }
-    }
+            for (int r = r0; r < r1; ++r)  // the last block, narrower than a vector
+                for (int j = 0; j < width; ++j) {
+                    T acc = T(0);
+                    for (int e = ptr[r]; e < ptr[r + 1]; ++e) acc += val[e] * block[idx[e] * ldp + j];
+                    T& out = y[r * ldy + c + j];
+                    out = accumulate ? out + acc : acc;
+                }
+        }
+    });
 }
 
 // s.packed = M (K, O) packed (pack_column_blocks), the copy split over the team.
