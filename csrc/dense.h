@@ -3,7 +3,9 @@
 // Products go through matmul.h's blocked GEMM with the bias and activation
 // fused into each block while it is in cache.
 #pragma once
+#include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "config.h"
 #include "dispatch.h"
@@ -43,6 +45,40 @@ void dense_forward(T* out, const T* inp, const T* W, const T* b, int N, int I, i
                    bool hidden, Activation act, int n_threads) {
     auto epilogue = [=](int r0, int r1, int c0, int c1) { bias_activation(out, O, b, r0, r1, c0, c1, hidden, act); };
     matmul<T>(false, false, N, O, I, inp, I, W, O, T(0), out, O, n_threads, epilogue);
+}
+
+// Inference computes its products in tiles of this many rows, the last one
+// padded with zero rows, so every product has the same shape whatever the
+// number of rows: a BLAS rounds a row the same way in any call of one shape,
+// but may pick another kernel (OpenBLAS's small-matrix kernels for AVX-512,
+// another split of the K sum) for another shape. A row's result then never
+// depends on the rows it arrives with. 64 rows: a multiple of every kernel's
+// row unroll, and, measured on MNIST's 784-400 layer with one thread, within a
+// few percent of one product over thousands of rows (benchmarks/ROW_TILES.md).
+constexpr int kRowTile = 64;
+
+// dense_forward, with each row's result independent of the others (kRowTile).
+template <class T>
+void dense_forward_rowwise(T* out, const T* inp, const T* W, const T* b, int N, int I, int O, bool hidden,
+                           Activation act, int n_threads) {
+    const int full = N / kRowTile, tail = N - full * kRowTile, n_tiles = full + (tail > 0);
+    std::vector<T> tail_in, tail_out;
+    if (tail) {
+        tail_in.assign(int64_t(kRowTile) * I, T(0));
+        tail_out.resize(int64_t(kRowTile) * O);
+        std::copy(inp + int64_t(full) * kRowTile * I, inp + int64_t(N) * I, tail_in.begin());
+    }
+    const double flops = 2.0 * n_tiles * kRowTile * double(I) * O;
+    parallel_tasks(n_tiles, n_threads, flops, [&](int t) {
+        const int r0 = t * kRowTile;
+        if (t < full) {
+            matmul_serial(false, false, kRowTile, O, I, inp + int64_t(r0) * I, I, W, O, T(0), out + int64_t(r0) * O, O);
+        } else {
+            matmul_serial(false, false, kRowTile, O, I, tail_in.data(), I, W, O, T(0), tail_out.data(), O);
+            std::copy(tail_out.begin(), tail_out.begin() + int64_t(tail) * O, out + int64_t(r0) * O);
+        }
+        bias_activation(out, O, b, r0, std::min(N, r0 + kRowTile), 0, O, hidden, act);
+    });
 }
 
 // db[lo, hi) += the column sums of d_pre (N, O) over those columns, rows in

@@ -71,7 +71,7 @@ template <class T>
 void weighted_draws_forward(const Model<T>& model, const T* params, const T* x, int N, int K, uint64_t seed,
                             Workspace<T>& ws, double* weights) {
     const T* head = model.draw_posterior(params, x, N, K, seed, ws);
-    const T* out = model.decoder_forward(params, ws.z.data(), K * N, ws);
+    const T* out = model.decoder_forward(params, ws.z.data(), K * N, ws, Model<T>::Pass::inference);
     model.likelihood_forward(params, out, x, N, K, ws.recon.data());
     model.kl_forward(head, ws.eps.data(), ws.z.data(), N, K, ws.kl.data(), ws.kl_analytic.data());
     importance_weights_forward(ws.recon.data(), ws.kl.data(), N, K, weights, model.n_threads);

@@ -69,15 +69,53 @@ class Model {
 
     // ---- forward pieces ----------------------------------------------------
 
-    // head (N, 2Z) = [mu | logvar] from x (N, D), the logvar half clamped. A batch
-    // that is mostly zeros goes through the first layer by its nonzeros
-    // (sparse_input.h); encoder_backward then uses them too.
-    // `backward`: encoder_backward follows (the sparse path then prepares its CSC).
-    const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws, bool backward = false) const {
-        const bool sparse = sparse_rows_build(ws.sparse, x, N, config.n_features, n_threads);
-        const T* out = mlp_forward(layout.encoder, ws.enc_out, params, x, N, sparse ? &ws.sparse : nullptr, backward);
+    // How a forward pass rounds. `training`: the batch as a whole, as fast as it
+    // goes (a backward pass follows). `inference`: row by row, so that each row
+    // gets the same bits alone, in any chunk or in the whole set (what
+    // scikit-learn's subset-invariance check asks of every method): products in
+    // fixed tiles of rows (dense_forward_rowwise), and the first layer by a row's
+    // nonzeros or densely as the row's own density decides.
+    enum class Pass { inference, training };
+
+    // head (N, 2Z) = [mu | logvar] from x (N, D), the logvar half clamped. In
+    // training a batch that is mostly zeros goes through the first layer by its
+    // nonzeros (sparse_input.h); encoder_backward then uses them too.
+    const T* encoder_forward(const T* params, const T* x, int N, Workspace<T>& ws, Pass pass) const {
+        const T* out;
+        if (pass == Pass::training) {
+            const bool sparse = sparse_rows_build(ws.sparse, x, N, config.n_features, n_threads);
+            out = mlp_forward(layout.encoder, ws.enc_out, params, x, N, pass, sparse ? &ws.sparse : nullptr);
+        } else {
+            input_layer_rowwise(params, x, N, ws);
+            out = mlp_forward(layout.encoder, ws.enc_out, params, x, N, pass, nullptr, /*first=*/1);
+        }
         logvar_clamp_forward(ws.enc_out.back().data(), N, config.n_components);
         return out;
+    }
+
+    // The encoder's first layer into ws.enc_out[0] for inference: rows at most
+    // kSparseInputMaxDensity nonzero by their nonzeros, the others in row tiles.
+    void input_layer_rowwise(const T* params, const T* x, int N, Workspace<T>& ws) const {
+        const Dense& d = layout.encoder[0];
+        const int D = d.n_in, O = d.n_out;
+        const bool hidden = layout.encoder.size() > 1;
+        const T *W = params + d.w, *b = params + d.b;
+        T* out = ws.enc_out[0].data();
+        std::vector<int>& dense = ws.dense_rows;
+        sparse_rows_build(ws.sparse, x, N, D, n_threads, /*max_density=*/1.0, &dense,
+                          int(kSparseInputMaxDensity * D));
+        if (int(dense.size()) == N) return dense_forward_rowwise(out, x, W, b, N, D, O, hidden, config.activation, n_threads);
+        // Every row by its nonzeros (the dense ones have none here), then the dense
+        // rows gathered, computed in their own tiles and put back in place.
+        sparse_dense_forward(out, ws.sparse, W, b, N, O, hidden, config.activation, n_threads);
+        if (dense.empty()) return;
+        const int n_dense = int(dense.size());
+        std::vector<T> x_dense(size_t(n_dense) * D), y(size_t(n_dense) * O);
+        for (int r = 0; r < n_dense; ++r)
+            std::copy(x + int64_t(dense[r]) * D, x + int64_t(dense[r] + 1) * D, x_dense.begin() + int64_t(r) * D);
+        dense_forward_rowwise(y.data(), x_dense.data(), W, b, n_dense, D, O, hidden, config.activation, n_threads);
+        for (int r = 0; r < n_dense; ++r)
+            std::copy(y.begin() + int64_t(r) * O, y.begin() + int64_t(r + 1) * O, out + int64_t(dense[r]) * O);
     }
 
     // eps, z (S, N, Z) from the head (N, 2Z) and base noise (S, N, Z).
@@ -86,23 +124,30 @@ class Model {
     }
 
     // out (M, D) from z (M, Z): logits (Bernoulli) or the Gaussian mean.
-    const T* decoder_forward(const T* params, const T* z, int M, Workspace<T>& ws) const {
-        return mlp_forward(layout.decoder, ws.dec_out, params, z, M);
+    const T* decoder_forward(const T* params, const T* z, int M, Workspace<T>& ws, Pass pass) const {
+        return mlp_forward(layout.decoder, ws.dec_out, params, z, M, pass);
     }
 
-    // The outputs of `layers` into `outs` (one buffer per layer) from inp (N, first
-    // layer's width): every layer but the last is activated. Returns the last output.
-    // With `sparse_inp` (inp by its nonzeros) the first layer runs on those.
+    // The outputs of `layers` from layer `first` on into `outs` (one buffer per
+    // layer) from inp (N, first layer's width), or from outs[first - 1]: every
+    // layer but the last is activated. Returns the last output. With
+    // `sparse_inp` (inp by its nonzeros, training) the first layer runs on those.
     const T* mlp_forward(const std::vector<Dense>& layers, std::vector<std::vector<T>>& outs, const T* params,
-                         const T* inp, int N, SparseRows<T>* sparse_inp = nullptr, bool backward = false) const {
-        for (size_t l = 0; l < layers.size(); ++l) {
+                         const T* inp, int N, Pass pass, SparseRows<T>* sparse_inp = nullptr,
+                         size_t first = 0) const {
+        if (first > 0) inp = outs[first - 1].data();
+        for (size_t l = first; l < layers.size(); ++l) {
             const Dense& d = layers[l];
+            const bool hidden = l + 1 < layers.size();
             if (l == 0 && sparse_inp)
-                sparse_dense_forward(outs[l].data(), *sparse_inp, params + d.w, params + d.b, N, d.n_out,
-                                     l + 1 < layers.size(), config.activation, n_threads, backward);
+                sparse_dense_forward(outs[l].data(), *sparse_inp, params + d.w, params + d.b, N, d.n_out, hidden,
+                                     config.activation, n_threads, /*by_feature_too=*/true);
+            else if (pass == Pass::inference)
+                dense_forward_rowwise(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out, hidden,
+                                      config.activation, n_threads);
             else
-                dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out,
-                              l + 1 < layers.size(), config.activation, n_threads);
+                dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out, hidden,
+                              config.activation, n_threads);
             inp = outs[l].data();
         }
         return inp;
@@ -242,9 +287,9 @@ class Model {
         const int S = config.n_mc_samples;
         ws.reserve(config, layout, N, S);
         if (!grad_is_zero) std::memset(grad, 0, sizeof(T) * layout.size);
-        const T* head = encoder_forward(params, x_enc, N, ws, /*backward=*/true);
+        const T* head = encoder_forward(params, x_enc, N, ws, Pass::training);
         reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
-        const T* out = decoder_forward(params, ws.z.data(), S * N, ws);
+        const T* out = decoder_forward(params, ws.z.data(), S * N, ws, Pass::training);
         T* d_out = ws.d_a.data();
         likelihood_forward_backward(params, out, x_obs, N, S, ws.recon.data(), T(1) / (T(S) * T(N)), d_out,
                                     grad + layout.noise_logvar);

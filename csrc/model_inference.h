@@ -12,7 +12,7 @@ void Model<T>::encode(const T* params, const T* X, int64_t n_rows, T* mu, T* log
     Workspace<T> ws;
     ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::encoder);
     for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
-        const T* head = encoder_forward(params, contiguous_encoder_input(x, n, ws), n, ws);
+        const T* head = encoder_forward(params, contiguous_encoder_input(x, n, ws), n, ws, Pass::inference);
         for (int i = 0; i < n; ++i)
             for (int j = 0; j < Z; ++j) {
                 mu[(start + i) * Z + j] = head[int64_t(i) * 2 * Z + j];
@@ -28,7 +28,7 @@ void Model<T>::decode(const T* params, const T* Zs, int64_t n_rows, T* out) cons
     Workspace<T> ws;
     ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
     for_each_chunk(Zs, n_rows, Z, C, [&](const T* z, int64_t start, int n) {
-        const T* o = decoder_forward(params, z, n, ws);
+        const T* o = decoder_forward(params, z, n, ws, Pass::inference);
         for (int i = 0; i < n; ++i) observation_mean_row(config, o + int64_t(i) * D, out + (start + i) * D);
     });
 }
@@ -51,7 +51,7 @@ void Model<T>::sample_observations(const T* params, const T* Zs, int64_t n_rows,
     Workspace<T> ws;
     ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
     for_each_chunk(Zs, n_rows, config.n_components, C, [&](const T* z, int64_t start, int n) {
-        const T* o = decoder_forward(params, z, n, ws);
+        const T* o = decoder_forward(params, z, n, ws, Pass::inference);
         for (int i = 0; i < n; ++i)
             observation_draw_row(config, o + int64_t(i) * D, sd.data(), combine_keys(seed, uint64_t(start + i)),
                                  out + (start + i) * D);
@@ -78,7 +78,7 @@ const T* Model<T>::draw_posterior(const T* params, const T* x, int N, int S, uin
     row_keys(x, N, seed, ws.keys.data());
     fill_noise(ws.noise.data(), ws.keys.data(), N, S, config.n_components,
                base_noise_is_uniform(config.posterior), n_threads);
-    const T* head = encoder_forward(params, contiguous_encoder_input(x, N, ws), N, ws);
+    const T* head = encoder_forward(params, contiguous_encoder_input(x, N, ws), N, ws, Pass::inference);
     reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, S);
     return head;
 }
@@ -108,7 +108,7 @@ void Model<T>::score(const T* params, const T* X, int64_t n_rows, int K, bool im
     for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
         if (stop) return;
         const T* head = draw_posterior(params, x, n, S, seed, ws);
-        const T* o = decoder_forward(params, ws.z.data(), S * n, ws);
+        const T* o = decoder_forward(params, ws.z.data(), S * n, ws, Pass::inference);
         likelihood_forward(params, o, x, n, S, ws.recon.data());
         kl_forward(head, ws.eps.data(), ws.z.data(), n, S, ws.kl.data(), ws.kl_analytic.data());
         const bool mc = config.kl == KLMode::mc;

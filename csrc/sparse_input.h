@@ -142,10 +142,13 @@ constexpr int kCompressSlack = 8;
 // Builds the CSR of x (N, D) into s when at most max_density of it is nonzero;
 // returns whether it did (s.active). The CSC waits for sparse_rows_by_feature.
 // Both passes split the rows over the team; each row lands at the same place
-// whoever compresses it.
+// whoever compresses it. With `dense_rows`, a row of more than max_row_nnz
+// nonzeros is left empty in s and listed there instead (inference decides by
+// the row, Model::input_layer_rowwise).
 template <class T>
 bool sparse_rows_build(SparseRows<T>& s, const T* x, int N, int D, int n_threads,
-                       double max_density = kSparseInputMaxDensity) {
+                       double max_density = kSparseInputMaxDensity, std::vector<int>* dense_rows = nullptr,
+                       int max_row_nnz = 0) {
     const int64_t n = int64_t(N) * D;
     const bool parallel = n >= (int64_t(1) << 17);
     const int64_t chunk = chunk_for(N);
@@ -162,6 +165,11 @@ bool sparse_rows_build(SparseRows<T>& s, const T* x, int N, int D, int n_threads
             count[i] = c;
         }
     });
+    if (dense_rows) {
+        dense_rows->clear();
+        for (int i = 0; i < N; ++i)
+            if (count[i] > max_row_nnz) dense_rows->push_back(i), count[i] = 0;
+    }
     int64_t nnz = 0;
     for (int i = 0; i < N; ++i) nnz += count[i];
     s.active = n > 0 && double(nnz) <= max_density * double(n) && nnz < INT32_MAX - kCompressSlack;
@@ -180,6 +188,7 @@ bool sparse_rows_build(SparseRows<T>& s, const T* x, int N, int D, int n_threads
         for (int64_t i = lo; i < hi; ++i) {
             const T* xi = x + i * D;
             const int32_t e = s.row_ptr[i];
+            if (dense_rows && s.row_ptr[i + 1] == e) continue;  // maybe a dense row: not compressed
             // A row's compression writes up to kCompressSlack - 1 slots past its
             // end, which the next rows then overwrite. The next chunk may be
             // written at the same time by another thread: rows that end within

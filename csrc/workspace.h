@@ -26,6 +26,7 @@ struct Workspace {
     std::vector<double> kl_analytic;      // (N)
     std::vector<uint64_t> keys;           // (N)
     SparseRows<T> sparse;                 // the encoder input by its nonzeros, when it is sparse (sparse_input.h)
+    std::vector<int> dense_rows;          // inference: the rows too dense for `sparse` (Model::input_layer_rowwise)
 
     // What a pass needs: encode only the encoder's buffers, decode only the
     // decoder's; training and scoring need everything. Sizing only the parts

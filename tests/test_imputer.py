@@ -27,7 +27,7 @@ def quick_imputer(**kw):
     return VAEImputer(**params)
 
 
-@parametrize_with_checks([quick_imputer(), quick_imputer(add_indicator=True, n_components=2)])
+@parametrize_with_checks([VAEImputer(), quick_imputer(), quick_imputer(add_indicator=True, n_components=2)])
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
