@@ -95,7 +95,10 @@ def show_config():
         OpenMP on/off, the BLAS the core links and, as loaded now, its version
         (``blas_version``), the kernel it chose for this CPU (``blas_kernel``)
         and ``n_threads``, the thread count ``n_threads=None`` uses; the
-        dtypes; whether the CUDA engine was built (``cuda``) and the devices
+        instruction set the core's elementwise kernels run
+        (``elementwise_isa``: the best this CPU has, ``cpu_isa``, unless the
+        environment variable ``PYVAE_ISA`` names a lower one: ``avx2`` or
+        ``baseline``, read when pyvae is imported); the dtypes; whether the CUDA engine was built (``cuda``) and the devices
         it found, or why none can be used (``cuda_devices``).
 
     Examples

@@ -12,11 +12,20 @@ decodings and draws. Floats are stored as exact hex strings (``float.hex``).
 ``tests/test_trajectory.py`` compares a fresh run with
 ``tests/data/trajectory.json``; ``scripts/record-trajectory.py`` writes that
 file (only on a commit whose numbers are known to be right).
+
+The bits depend on the instruction set the core's elementwise kernels run
+(csrc/dispatch.h) and on the kernel OpenBLAS picked for the products. Each
+recording in the file is one such path, pinned for its run (PYVAE_ISA and
+OPENBLAS_CORETYPE in a subprocess of its own), so that every x86-64 CPU with
+AVX2 reproduces the AVX2 paths, and a CPU with AVX-512 the AVX-512 one too.
 """
 
 import hashlib
+import json
 import os
 import platform
+import subprocess
+import sys
 
 import numpy as np
 from sklearn.datasets import load_digits
@@ -24,7 +33,20 @@ from sklearn.datasets import load_digits
 from pyvae import _core
 
 PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "trajectory.json")
-FORMAT = 1
+FORMAT = 2
+
+# The recorded paths: the core's instruction set and OpenBLAS's kernel, each
+# pinned for the run. The "avx2" paths run on every x86-64 CPU with AVX2 (an
+# AVX2-only EPYC computes them natively: its OpenBLAS kernel, "Zen", is
+# Haswell's, bit for bit); "avx512" needs AVX-512 (OpenBLAS's SkylakeX kernels
+# are what it picks on the AVX-512 EPYCs and Xeons seen).
+PATHS = {
+    "baseline-Haswell": dict(isa="baseline", blas_kernel="Haswell"),
+    "avx2-Haswell": dict(isa="avx2", blas_kernel="Haswell"),
+    "avx512-SkylakeX": dict(isa="avx512", blas_kernel="SkylakeX"),
+}
+ISA_ORDER = ("baseline", "avx2", "avx512")  # each runs where the next does
+_ISA_OF_NAME = {"x86-64-v2": "baseline", "x86-64-v3": "avx2", "x86-64-v4": "avx512"}
 N_STEPS = 10
 SEED = 20261125
 
@@ -127,8 +149,55 @@ def run(name, n_threads=2):
             "final_score_elbo": float(np.mean(outputs["score_elbo"])).hex()}
 
 
+def isa_short(name):
+    """"x86-64-v3 (AVX2, FMA)" -> "avx2" (None for a build without dispatch)."""
+    return _ISA_OF_NAME.get(name.split(" ")[0])
+
+
 def environment():
-    """What the bits depend on besides the code: the CPU, the BLAS, and the build
-    (optimization flags change how float sums are vectorized and rounded)."""
-    return {"machine": platform.machine(), "blas": _core.build_config["blas"],
-            "build": _core.build_config["build_type"], "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE", "")}
+    """What the bits depend on besides the code: the instruction set the core's
+    kernels run, the BLAS and the kernel it picked, and the build (optimization
+    flags change how float sums are vectorized and rounded)."""
+    config = _core.build_config
+    return {"machine": platform.machine(), "blas": config["blas"], "blas_kernel": config["blas_kernel"],
+            "isa": isa_short(config["elementwise_isa"]) or config["elementwise_isa"],
+            "build": config["build_type"], "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE", "")}
+
+
+def path_of(env):
+    """The PATHS name an environment computes, or None."""
+    for name, pins in PATHS.items():
+        if env["isa"] == pins["isa"] and env["blas_kernel"].lower() == pins["blas_kernel"].lower():
+            return name
+    return None
+
+
+def why_not_here(path):
+    """Why this CPU cannot run a recorded path, or None when it can."""
+    cpu = isa_short(_core.build_config["cpu_isa"])
+    if cpu is None:
+        return f"this build of the core has no instruction-set dispatch ({_core.build_config['elementwise_isa']})"
+    need = {"Haswell": "avx2", "SkylakeX": "avx512"}[PATHS[path]["blas_kernel"]]
+    need = max(need, PATHS[path]["isa"], key=ISA_ORDER.index)
+    if ISA_ORDER.index(cpu) < ISA_ORDER.index(need):
+        return f"path {path} needs {need}; this CPU has {_core.build_config['cpu_isa']}"
+    return None
+
+
+def run_all():
+    return {"environment": environment(), "cases": {name: dict(config=case_config(name), **run(name)) for name in CASES}}
+
+
+def run_pinned(path):
+    """run_all() in a subprocess with the path's instruction set and BLAS kernel pinned."""
+    pins = PATHS[path]
+    env = dict(os.environ, PYVAE_ISA=pins["isa"], OPENBLAS_CORETYPE=pins["blas_kernel"])
+    done = subprocess.run([sys.executable, os.path.abspath(__file__)], env=env, capture_output=True, text=True,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the pinned run of {path} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+if __name__ == "__main__":
+    json.dump(run_all(), sys.stdout)
