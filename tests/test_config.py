@@ -1,6 +1,9 @@
 """show_config / `pyvae info`: the BLAS pyvae links, its version and kernel, and the thread count."""
 
 import ctypes
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -31,3 +34,35 @@ def test_show_config_reports_the_default_thread_count():
 def test_show_config_names_the_elementwise_kernels_in_use():
     isa = pyvae.show_config()["elementwise_isa"]
     assert isinstance(isa, str) and isa
+
+
+ISAS = {"baseline": "x86-64-v2", "avx2": "x86-64-v3", "avx512": "x86-64-v4"}
+needs_dispatch = pytest.mark.skipif(
+    not _core.build_config["cpu_isa"].startswith("x86-64-v"), reason="this build has no instruction-set dispatch"
+)
+
+
+def import_with(isa):
+    env = dict(os.environ, PYVAE_ISA=isa)
+    code = "from pyvae import _core; print(_core.build_config['elementwise_isa'])"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=os.path.dirname(
+        os.path.dirname(pyvae.__file__)), check=False)
+
+
+@needs_dispatch
+def test_pyvae_isa_forces_each_instruction_set_the_cpu_has():
+    cpu = _core.build_config["cpu_isa"].split()[0]
+    for isa, name in ISAS.items():
+        done = import_with(isa)
+        if name <= cpu:  # "x86-64-v2" < "x86-64-v3" < "x86-64-v4"
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.split()[0] == name
+        else:
+            assert done.returncode != 0 and "which this CPU lacks" in done.stderr
+
+
+@needs_dispatch
+def test_pyvae_isa_refuses_an_unknown_name():
+    done = import_with("sse9")
+    assert done.returncode != 0
+    assert "PYVAE_ISA=sse9 is not one of auto, avx512, avx2, baseline" in done.stderr

@@ -45,13 +45,13 @@ def check_inference(vae, X, Xd, scheduler=None):
     assert isinstance(back, da.Array) and back.shape == X.shape
     with dask.config.set(scheduler=scheduler) if scheduler else dask.config.set({}):
         Zd, mu, sd, scores, back = dask.compute(Zd, mu, sd, scores, back)
-    # Every row is computed on its own, so the block layout changes nothing.
-    np.testing.assert_allclose(Zd, Z, rtol=1e-6, atol=1e-7)
+    # Every row is computed on its own, to the bit, so the block layout changes nothing.
+    np.testing.assert_array_equal(Zd, Z)
     ref_mu, ref_sd = vae.transform(X.astype(np.float64), return_std=True)
-    np.testing.assert_allclose(mu, ref_mu, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(sd, ref_sd, rtol=1e-6)
-    np.testing.assert_allclose(scores, vae.score_samples(X), rtol=1e-6)
-    np.testing.assert_allclose(back, vae.inverse_transform(Z), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(mu, ref_mu)
+    np.testing.assert_array_equal(sd, ref_sd)
+    np.testing.assert_array_equal(scores, vae.score_samples(X))
+    np.testing.assert_array_equal(back, vae.inverse_transform(Z))
 
 
 def test_inference_on_dask_arrays_matches_numpy(data, fitted):
@@ -77,7 +77,7 @@ def test_incremental_trains_block_by_block_like_partial_fit(data):
     assert inc.estimator_.n_iter_ == len(Xd.chunks[0])
     Zd = inc.transform(Xd)  # ParallelPostFit's own blockwise transform
     assert isinstance(Zd, da.Array)
-    np.testing.assert_allclose(Zd.compute(), ref.transform(X), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(Zd.compute(), ref.transform(X))
 
 
 @pytest.mark.slow  # starting two worker processes takes seconds
