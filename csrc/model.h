@@ -94,7 +94,7 @@ class Model {
     }
 
     // The encoder's first layer into ws.enc_out[0] for inference: rows at most
-    // kSparseInputMaxDensity nonzero by their nonzeros, the others in row tiles.
+    // kSparseRowMaxDensity nonzero by their nonzeros, the others in row tiles.
     void input_layer_rowwise(const T* params, const T* x, int N, Workspace<T>& ws) const {
         const Dense& d = layout.encoder[0];
         const int D = d.n_in, O = d.n_out;
@@ -103,7 +103,7 @@ class Model {
         T* out = ws.enc_out[0].data();
         std::vector<int>& dense = ws.dense_rows;
         sparse_rows_build(ws.sparse, x, N, D, n_threads, /*max_density=*/1.0, &dense,
-                          int(kSparseInputMaxDensity * D));
+                          int(kSparseRowMaxDensity * D));
         if (int(dense.size()) == N) return dense_forward_rowwise(out, x, W, b, N, D, O, hidden, config.activation, n_threads);
         // Every row by its nonzeros (the dense ones have none here), then the dense
         // rows gathered, computed in their own tiles and put back in place.

@@ -35,6 +35,13 @@ namespace pyvae {
 // a 64-column block of W per nonzero), the dense one by the FMA units.
 constexpr double kSparseInputMaxDensity = 0.25;
 
+// Inference decides by each row (Model::input_layer_rowwise) and needs no
+// backward pass: a row goes by its nonzeros up to this fraction of nonzeros.
+// Measured on MNIST's 784-400 layer (transform of 10,000 rows, AVX-512 EPYC,
+// 1 thread): with 0.25, the 14% of rows above it through the dense tiles made
+// transform 1.27x the time of the batch-level choice; see benchmarks/ROW_TILES.md.
+constexpr double kSparseRowMaxDensity = 0.5;
+
 // The forward packs W into column blocks for batches of at least this many rows.
 constexpr int kPackFromRows = 256;
 
