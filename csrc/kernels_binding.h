@@ -71,6 +71,15 @@ inline void bind_kernels(py::module_& parent) {
                   C.mutable_data(), N, n_threads);
         return C;
     });
+    // act(pre (N, O) + b (O)): the forward epilogue alone (b = -0.0 leaves pre exact).
+    k.def("bias_activation", [](In<F> pre, In<F> b, bool hidden, const std::string& act) {
+        const int N = int(pre.shape(0)), O = int(pre.shape(1));
+        if (b.size() != O) throw std::invalid_argument("b needs one entry per column");
+        py::array_t<F> out({N, O});
+        std::copy(pre.data(), pre.data() + pre.size(), out.mutable_data());
+        bias_activation<F>(out.mutable_data(), O, b.data(), 0, N, 0, O, hidden, activation_of(act));
+        return out;
+    });
     // out (N, O) from inp (N, I), W (I, O), b (O).
     k.def("dense_forward", [](In<F> inp, In<F> W, In<F> b, bool hidden, const std::string& act, int n_threads) {
         const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
