@@ -1,8 +1,9 @@
-"""What inference's row tiles cost: the same inference with the core before the
-change (one product per chunk of rows, batch-level choice of the sparse first
-layer) and with this checkout's (products in fixed tiles of 64 rows, the first
-layer chosen per row), each in its own process pinned to the same cores, in
-interleaved rounds. Writes benchmarks/ROW_TILES.md.
+"""What row-invariant inference costs: the same inference with the core before
+the change (OpenBLAS products over chunks of rows, batch-level choice of the
+sparse first layer) and with this checkout's (the core's row-wise product,
+dense.h's rowwise_product_tiles, and the first layer chosen per row), each in
+its own process pinned to the same cores, in interleaved rounds. Writes
+benchmarks/ROW_TILES.md.
 
     python benchmarks/row_tiles.py                   # builds the baseline revision under build/row-tiles-base
     python benchmarks/row_tiles.py --rounds 1 --quick
@@ -109,7 +110,7 @@ def main():
         env = None
         for r in range(args.rounds):
             for threads in (1, 2):
-                order = [("before", base), ("row tiles", ROOT)]
+                order = [("before", base), ("row-wise", ROOT)]
                 for label, tree in order if r % 2 == 0 else order[::-1]:
                     got = run(tree, threads, args.repeats)
                     env = got.pop("_env")
@@ -119,22 +120,23 @@ def main():
     finally:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], check=False)
     lines = [
-        "# What inference's row tiles cost",
+        "# What row-invariant inference costs",
         "",
         f"- command: `python benchmarks/row_tiles.py --rounds {args.rounds}` ({(time.time() - start) / 60:.0f} minutes)",
         f"- date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
         f"- CPU: {cpu_name()}; {os.cpu_count()} CPUs; each measurement in its own process pinned to the first 1 or 2",
         f"- pyvae's kernels: {env['isa']}; OpenBLAS kernel (its own choice, OPENBLAS_* variables removed): {env['blas_kernel']}",
-        f"- before: the core at {args.baseline_rev} (one product per chunk of up to 4,096 rows, the sparse first layer",
-        "  chosen per chunk); row tiles: this checkout (products in tiles of 64 rows, the first layer chosen per row)",
+        f"- before: the core at {args.baseline_rev} (OpenBLAS products over chunks of up to 4,096 rows, the sparse",
+        "  first layer chosen per chunk); row-wise: this checkout (the core's row-wise product, the first layer",
+        "  chosen per row)",
         f"- best of {args.repeats} calls (20x that for single rows) per process, over {args.rounds} interleaved rounds",
         "",
-        "| inference | threads | before, ms | row tiles, ms | row tiles / before |",
+        "| inference | threads | before, ms | row-wise, ms | row-wise / before |",
         "|---|---|---|---|---|",
     ]
     for name in CASES:
         for threads in (1, 2):
-            a, b = best[(name, threads, "before")], best[(name, threads, "row tiles")]
+            a, b = best[(name, threads, "before")], best[(name, threads, "row-wise")]
             lines.append(f"| {name} | {threads} | {a * 1e3:.3f} | {b * 1e3:.3f} | {b / a:.2f}x |")
     text = "\n".join(lines) + "\n"
     print(text)

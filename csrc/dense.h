@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -14,6 +15,15 @@
 #include "matmul.h"
 
 namespace pyvae {
+
+// Eight floats or four doubles: GCC's vector extension, which each instruction
+// set's copy of a kernel lowers to its own registers (two SSE registers in the
+// baseline copy, one AVX register in the others).
+template <class T>
+struct SimdVec {
+    typedef T type __attribute__((vector_size(32)));
+    static constexpr int width = 32 / sizeof(T);
+};
 
 // Rows [r0, r1), columns [c0, c1) of out (row stride O) = act(out + b), act
 // applied when `hidden`: the epilogue of a forward product, run on each block
@@ -52,37 +62,79 @@ void dense_forward(T* out, const T* inp, const T* W, const T* b, int N, int I, i
     matmul<T>(false, false, N, O, I, inp, I, W, O, T(0), out, O, n_threads, epilogue);
 }
 
-// Inference computes its products in tiles of this many rows, the last one
-// padded with zero rows, so every product has the same shape whatever the
-// number of rows: a BLAS rounds a row the same way in any call of one shape,
-// but may pick another kernel (OpenBLAS's small-matrix kernels for AVX-512,
-// another split of the K sum) for another shape. A row's result then never
-// depends on the rows it arrives with. 64 rows: a multiple of every kernel's
-// row unroll, and, measured on MNIST's 784-400 layer with one thread, within a
-// few percent of one product over thousands of rows (benchmarks/ROW_TILES.md).
-constexpr int kRowTile = 64;
+// Inference's product: out (N, O) = inp (N, I) @ W (I, O) with each row on its
+// own, every element one multiply-add chain over k = 0..I-1 in order, so a
+// row's result is the same bits alone, in any batch, at any position. A BLAS
+// does not promise that: OpenBLAS's AVX-512 kernels round a row by the shape
+// of the product (small-matrix kernels below a size), its Haswell kernels by
+// the row's position in the micro-tile (tests/test_sklearn.py). Register
+// tiles of 4 rows x 3 vectors of `Bytes`; the remainders run the same chain
+// per element, the last columns (fewer than a vector) from `W_tail` (I, L),
+// those columns of W padded with zeros.
+template <int Bytes, class T>
+__attribute__((always_inline)) inline void rowwise_product_tiles(T* __restrict out, const T* __restrict inp,
+                                                                const T* __restrict W, const T* __restrict W_tail,
+                                                                int r0, int r1, int I, int O) {
+    typedef T V __attribute__((vector_size(Bytes)));
+    constexpr int L = Bytes / sizeof(T);
+    auto tile = [&](auto rows, auto vecs, int n, const T* w0, int ldw, int c, int width) PYVAE_KERNEL {
+        constexpr int RB = decltype(rows)::value, NV = decltype(vecs)::value;
+        V acc[RB][NV];
+        for (int r = 0; r < RB; ++r)
+            for (int v = 0; v < NV; ++v) acc[r][v] = V{};
+        for (int k = 0; k < I; ++k) {
+            V wv[NV];
+            for (int v = 0; v < NV; ++v) std::memcpy(&wv[v], w0 + int64_t(k) * ldw + v * L, sizeof(V));
+            for (int r = 0; r < RB; ++r) {
+                const T a = inp[int64_t(n + r) * I + k];
+                for (int v = 0; v < NV; ++v) acc[r][v] = a * wv[v] + acc[r][v];
+            }
+        }
+        for (int r = 0; r < RB; ++r)
+            for (int v = 0; v < NV; ++v)
+                std::memcpy(out + int64_t(n + r) * O + c + v * L, &acc[r][v], sizeof(T) * std::min(L, width - v * L));
+    };
+    auto rows_of = [&](auto rows, int n) PYVAE_KERNEL {
+        using One = std::integral_constant<int, 1>;
+        int c = 0;
+        for (; c + 3 * L <= O; c += 3 * L) tile(rows, std::integral_constant<int, 3>(), n, W + c, O, c, 3 * L);
+        for (; c + L <= O; c += L) tile(rows, One(), n, W + c, O, c, L);
+        if (c < O) tile(rows, One(), n, W_tail, L, c, O - c);
+    };
+    int n = r0;
+    for (; n + 4 <= r1; n += 4) rows_of(std::integral_constant<int, 4>(), n);
+    for (; n < r1; ++n) rows_of(std::integral_constant<int, 1>(), n);
+}
 
-// dense_forward, with each row's result independent of the others (kRowTile).
+// The vector width of rowwise_product_tiles on the active instruction set.
+inline int rowwise_vector_bytes() { return kIsa.active == Isa::avx512 && PYVAE_DISPATCH_ISA ? 64 : 32; }
+
+// Rows [r0, r1) of rowwise_product_tiles: a leaf kernel, one copy per instruction set (dispatch.h).
+template <class T>
+void rowwise_product_rows(T* out, const T* inp, const T* W, const T* W_tail, int r0, int r1, int I, int O) {
+    return per_isa([&]() PYVAE_KERNEL {
+        if (rowwise_vector_bytes() == 64) rowwise_product_tiles<64>(out, inp, W, W_tail, r0, r1, I, O);
+        else rowwise_product_tiles<32>(out, inp, W, W_tail, r0, r1, I, O);
+    });
+}
+
+// Rows are handed to the team in blocks of this many.
+constexpr int kRowwiseBlock = 64;
+
+// dense_forward for inference: out (N, O) = act(inp (N, I) @ W (I, O) + b (O)),
+// each row's result independent of the others (rowwise_product_tiles).
 template <class T>
 void dense_forward_rowwise(T* out, const T* inp, const T* W, const T* b, int N, int I, int O, bool hidden,
                            Activation act, int n_threads) {
-    const int full = N / kRowTile, tail = N - full * kRowTile, n_tiles = full + (tail > 0);
-    std::vector<T> tail_in, tail_out;
-    if (tail) {
-        tail_in.assign(int64_t(kRowTile) * I, T(0));
-        tail_out.resize(int64_t(kRowTile) * O);
-        std::copy(inp + int64_t(full) * kRowTile * I, inp + int64_t(N) * I, tail_in.begin());
-    }
-    const double flops = 2.0 * n_tiles * kRowTile * double(I) * O;
-    parallel_tasks(n_tiles, n_threads, flops, [&](int t) {
-        const int r0 = t * kRowTile;
-        if (t < full) {
-            matmul_serial(false, false, kRowTile, O, I, inp + int64_t(r0) * I, I, W, O, T(0), out + int64_t(r0) * O, O);
-        } else {
-            matmul_serial(false, false, kRowTile, O, I, tail_in.data(), I, W, O, T(0), tail_out.data(), O);
-            std::copy(tail_out.begin(), tail_out.begin() + int64_t(tail) * O, out + int64_t(r0) * O);
-        }
-        bias_activation(out, O, b, r0, std::min(N, r0 + kRowTile), 0, O, hidden, act);
+    const int L = rowwise_vector_bytes() / int(sizeof(T)), first_tail = O - O % L;
+    std::vector<T> W_tail(size_t(I) * L, T(0));
+    for (int k = 0; k < I; ++k)
+        std::copy(W + int64_t(k) * O + first_tail, W + int64_t(k + 1) * O, W_tail.begin() + int64_t(k) * L);
+    const int n_blocks = (N + kRowwiseBlock - 1) / kRowwiseBlock;
+    parallel_tasks(n_blocks, n_threads, 2.0 * N * double(I) * O, [&](int t) {
+        const int r0 = t * kRowwiseBlock, r1 = std::min(N, r0 + kRowwiseBlock);
+        rowwise_product_rows(out, inp, W, W_tail.data(), r0, r1, I, O);
+        bias_activation(out, O, b, r0, r1, 0, O, hidden, act);
     });
 }
 

@@ -72,8 +72,8 @@ class Model {
     // How a forward pass rounds. `training`: the batch as a whole, as fast as it
     // goes (a backward pass follows). `inference`: row by row, so that each row
     // gets the same bits alone, in any chunk or in the whole set (what
-    // scikit-learn's subset-invariance check asks of every method): products in
-    // fixed tiles of rows (dense_forward_rowwise), and the first layer by a row's
+    // scikit-learn's subset-invariance check asks of every method): the core's
+    // row-wise products (dense_forward_rowwise), and the first layer by a row's
     // nonzeros or densely as the row's own density decides.
     enum class Pass { inference, training };
 
@@ -94,7 +94,7 @@ class Model {
     }
 
     // The encoder's first layer into ws.enc_out[0] for inference: rows at most
-    // kSparseRowMaxDensity nonzero by their nonzeros, the others in row tiles.
+    // kSparseRowMaxDensity nonzero by their nonzeros, the others densely (dense_forward_rowwise).
     void input_layer_rowwise(const T* params, const T* x, int N, Workspace<T>& ws) const {
         const Dense& d = layout.encoder[0];
         const int D = d.n_in, O = d.n_out;

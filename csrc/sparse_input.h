@@ -38,7 +38,7 @@ constexpr double kSparseInputMaxDensity = 0.25;
 // Inference decides by each row (Model::input_layer_rowwise) and needs no
 // backward pass: a row goes by its nonzeros up to this fraction of nonzeros.
 // Measured on MNIST's 784-400 layer (transform of 10,000 rows, AVX-512 EPYC,
-// 1 thread): with 0.25, the 14% of rows above it through the dense tiles made
+// 1 thread): with 0.25, the 14% of rows above it through the dense path made
 // transform 1.27x the time of the batch-level choice; see benchmarks/ROW_TILES.md.
 constexpr double kSparseRowMaxDensity = 0.5;
 
@@ -241,14 +241,9 @@ void sparse_rows_by_feature(SparseRows<T>& s) {
 
 namespace sparse_detail {
 
-// Eight floats or four doubles: GCC's vector extension, which each clone of a
-// per_isa kernel lowers to its own instructions (two SSE registers
-// in the baseline clone, one AVX register in the others).
+// The gather's vectors: dense.h's SimdVec.
 template <class T>
-struct Vec {
-    typedef T type __attribute__((vector_size(32)));
-    static constexpr int width = 32 / sizeof(T);
-};
+using Vec = SimdVec<T>;
 
 // The width of the gather's column block that starts at column c of O: 8
 // vectors while 8 fit, then at most one each of 4, 2 and 1 vectors, then the

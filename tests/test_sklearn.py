@@ -133,9 +133,10 @@ def _mnist_like(n_rows, rng):
     ],
 )
 def test_each_row_gets_the_same_bits_alone_in_any_chunk_or_in_the_whole_set(data, params):
-    # Whatever kernel OpenBLAS picks (its AVX-512 small-matrix kernels round a row
-    # differently by the shape of the product it is in), a row's outputs depend on
-    # the row alone: the products run in fixed tiles of rows (dense.h, kRowTile).
+    # Whatever kernel OpenBLAS picks (its AVX-512 kernels round a row by the shape
+    # of the product, its Haswell kernels by the row's place in it), a row's
+    # outputs depend on the row alone: inference's products are the core's
+    # row-wise kernel (dense.h, rowwise_product_tiles).
     rng = np.random.default_rng(0)
     if data == "wine":
         from sklearn.datasets import load_wine
