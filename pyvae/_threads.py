@@ -1,6 +1,6 @@
 """Loads the C++ core.
 
-The core runs its parallel work on its own thread team (csrc/parallel.h), not
+The core runs its parallel work on its own thread team (csrc/cpu/parallel.h), not
 on OpenMP parallel regions: helpers join a piece of work when they are free,
 and the calling thread never waits for work no helper has started. So on a
 machine shared with other work a late helper costs nothing, and n_threads=None

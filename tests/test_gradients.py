@@ -75,7 +75,7 @@ def test_gradient_matches_finite_differences(likelihood, kl, activation):
 
 def sparse_batch(likelihood, seed=0):
     """A batch mostly of zeros: the encoder's first layer then runs from the
-    nonzeros (csrc/sparse_input.h) instead of the dense product."""
+    nonzeros (csrc/cpu/sparse_input.h) instead of the dense product."""
     x, x_enc, noise = make_batch(likelihood, seed=seed)
     keep = np.zeros((N, D), bool)
     keep[0, 1] = keep[2, [0, 3]] = True  # 3 of 15 entries; row 1 all zeros

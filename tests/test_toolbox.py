@@ -48,7 +48,7 @@ _M = (1 << 64) - 1
 _C0, _C1, _C2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
 
 
-def _mix64(z):  # csrc/rng.h
+def _mix64(z):  # csrc/model/rng.h
     z = (z + _C0) & _M
     z = ((z ^ (z >> 30)) * _C1) & _M
     z = ((z ^ (z >> 27)) * _C2) & _M

@@ -14,7 +14,7 @@ decodings and draws. Floats are stored as exact hex strings (``float.hex``).
 file (only on a commit whose numbers are known to be right).
 
 The bits depend on the instruction set the core's elementwise kernels run
-(csrc/dispatch.h) and on the kernel OpenBLAS picked for the products. Each
+(csrc/cpu/dispatch.h) and on the kernel OpenBLAS picked for the products. Each
 recording in the file is one such path, pinned for its run (PYVAE_ISA and
 OPENBLAS_CORETYPE in a subprocess of its own), so that every x86-64 CPU with
 AVX2 reproduces the AVX2 paths, and a CPU with AVX-512 the AVX-512 one too.

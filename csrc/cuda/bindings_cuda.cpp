@@ -10,7 +10,7 @@
 #include <memory>
 #include <string>
 
-#include "../bind_engine.h"
+#include "python/bind_engine.h"
 #include "model_cuda.h"
 
 namespace py = pybind11;

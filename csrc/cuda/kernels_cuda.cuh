@@ -18,7 +18,7 @@
 
 #include <cstdint>
 
-#include "../vae.h"
+#include "vae.h"
 
 namespace pyvae {
 

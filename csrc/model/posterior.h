@@ -7,10 +7,10 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "config.h"
-#include "parallel.h"
-#include "rng.h"
-#include "standardized.h"
+#include "model/config.h"
+#include "cpu/parallel.h"
+#include "model/rng.h"
+#include "model/standardized.h"
 
 namespace pyvae {
 

@@ -22,7 +22,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "rng.h"
+#include "model/rng.h"
 #include "vae.h"
 
 namespace pyvae {

@@ -10,7 +10,7 @@
 #include <map>
 #include <string>
 
-#include "binding_util.h"
+#include "python/binding_util.h"
 #include "vae.h"
 
 namespace pyvae::binding {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "hd.h"
+#include "model/hd.h"
 
 namespace pyvae {
 

@@ -9,8 +9,8 @@
 #include <limits>
 #include <vector>
 
-#include "dispatch.h"
-#include "parallel.h"
+#include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 
 namespace pyvae {
 

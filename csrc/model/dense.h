@@ -9,10 +9,10 @@
 #include <type_traits>
 #include <vector>
 
-#include "config.h"
-#include "dispatch.h"
-#include "fastmath.h"
-#include "matmul.h"
+#include "model/config.h"
+#include "cpu/dispatch.h"
+#include "cpu/fastmath.h"
+#include "cpu/matmul.h"
 
 namespace pyvae {
 

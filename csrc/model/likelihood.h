@@ -13,12 +13,12 @@
 #include <algorithm>
 #include <vector>
 
-#include "config.h"
-#include "dispatch.h"
-#include "fastmath.h"
-#include "hd.h"
-#include "likelihood_math.h"
-#include "parallel.h"
+#include "model/config.h"
+#include "cpu/dispatch.h"
+#include "cpu/fastmath.h"
+#include "model/hd.h"
+#include "model/likelihood_math.h"
+#include "cpu/parallel.h"
 
 namespace pyvae {
 

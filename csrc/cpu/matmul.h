@@ -14,8 +14,8 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "dispatch.h"
-#include "parallel.h"
+#include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 
 #ifdef PYVAE_OPENBLAS
 #include <cblas.h>

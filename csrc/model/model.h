@@ -27,16 +27,16 @@
 #include <string>
 #include <vector>
 
-#include "adam.h"
-#include "config.h"
-#include "dense.h"
-#include "elbo.h"
-#include "likelihood.h"
-#include "matmul.h"
-#include "observation.h"
-#include "posterior.h"
-#include "rng.h"
-#include "workspace.h"
+#include "model/adam.h"
+#include "model/config.h"
+#include "model/dense.h"
+#include "model/elbo.h"
+#include "model/likelihood.h"
+#include "cpu/matmul.h"
+#include "model/observation.h"
+#include "model/posterior.h"
+#include "model/rng.h"
+#include "cpu/workspace.h"
 
 namespace pyvae {
 
@@ -477,4 +477,4 @@ class Model {
 
 }  // namespace pyvae
 
-#include "model_inference.h"
+#include "model/model_inference.h"

@@ -13,7 +13,7 @@
 #pragma once
 #include <cmath>
 
-#include "hd.h"
+#include "model/hd.h"
 
 namespace pyvae {
 

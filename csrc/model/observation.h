@@ -14,11 +14,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "config.h"
-#include "hd.h"
-#include "likelihood.h"
-#include "likelihood_math.h"
-#include "rng.h"
+#include "model/config.h"
+#include "model/hd.h"
+#include "model/likelihood.h"
+#include "model/likelihood_math.h"
+#include "model/rng.h"
 
 namespace pyvae {
 

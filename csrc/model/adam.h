@@ -8,9 +8,9 @@
 #include <type_traits>
 #include <vector>
 
-#include "config.h"
-#include "dispatch.h"
-#include "parallel.h"
+#include "model/config.h"
+#include "cpu/dispatch.h"
+#include "cpu/parallel.h"
 
 namespace pyvae {
 

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "binding_util.h"
+#include "python/binding_util.h"
 
 namespace pyvae::binding {
 

@@ -7,10 +7,10 @@
 
 #include <string>
 
-#include "bind_engine.h"
-#include "impute.h"
-#include "kernels_binding.h"
-#include "scan.h"
+#include "python/bind_engine.h"
+#include "model/impute.h"
+#include "python/kernels_binding.h"
+#include "cpu/scan.h"
 #include "vae.h"
 
 #ifdef _OPENMP

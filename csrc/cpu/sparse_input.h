@@ -18,11 +18,11 @@
 #include <immintrin.h>
 #endif
 
-#include "config.h"
-#include "dense.h"
-#include "dispatch.h"
-#include "matmul.h"
-#include "parallel.h"
+#include "model/config.h"
+#include "model/dense.h"
+#include "cpu/dispatch.h"
+#include "cpu/matmul.h"
+#include "cpu/parallel.h"
 
 namespace pyvae {
 

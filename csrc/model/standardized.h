@@ -3,8 +3,8 @@
 // u (design (2): u ~ N(0, 1), g the identity; design (1): u ~ U(0, 1), g the
 // inverse CDF of the standardized logistic or Laplace distribution).
 #pragma once
-#include "config.h"
-#include "hd.h"
+#include "model/config.h"
+#include "model/hd.h"
 
 namespace pyvae {
 

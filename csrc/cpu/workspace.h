@@ -6,8 +6,8 @@
 #include <optional>
 #include <vector>
 
-#include "config.h"
-#include "sparse_input.h"
+#include "model/config.h"
+#include "cpu/sparse_input.h"
 
 namespace pyvae {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <utility>
 
-#include "hd.h"
+#include "model/hd.h"
 
 namespace pyvae {
 
