@@ -48,6 +48,8 @@ _DIVERGENCE_CHECK_ROWS = 1000
 # lies outside these bounds is what standardizing would fix: the divergence
 # message suggests it only then.
 _STANDARDIZED_SCALE_BOUNDS = (0.1, 10.0)
+# A count column's initial rate is its mean count, but at least this (a column of zeros).
+_MIN_INITIAL_COUNT_RATE = 1e-3
 
 # The hyperparameters' constraints, in one place: name -> (kind, allowed).
 _INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
@@ -95,6 +97,11 @@ def _column_blocks(likelihood):
         else:
             raise ValueError(f"{hint}; got the entry {entry!r}.")
     return blocks
+
+
+def _columns_of_kind(blocks, kind):
+    """Boolean mask (n_columns,) of the columns in blocks [[kind, width], ...] of the given kind."""
+    return np.repeat([k == kind for k, _ in blocks], [width for _, width in blocks]).astype(bool)
 
 
 def _models_gaussian(likelihood):
@@ -164,7 +171,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         A list gives each block of columns its own kind, in column order:
         ``"gaussian"`` (one column, its own learned variance), ``"bernoulli"``
         (one 0/1 column), ``"poisson"`` (one column of counts, log-rate from
-        the decoder) or ``("categorical", k)`` (the k one-hot columns of a
+        the decoder, starting at the log of the column's mean count; the
+        encoder sees the counts standardized, so that counts in the
+        thousands train at the default learning rate) or
+        ``("categorical", k)`` (the k one-hot columns of a
         categorical variable, softmax over their logits; with
         ``missing="mask"`` a missing category is NaN in all k columns). For
         example ``["gaussian", "gaussian", "bernoulli", ("categorical", 3),
@@ -206,7 +216,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         score-function (REINFORCE) estimator with a running-mean baseline.
     missing : {"error", "mask"}, default="error"
         ``"mask"`` accepts NaN entries as missing: they are left out of the
-        reconstruction term and enter the encoder as 0.
+        reconstruction term and enter the encoder as 0 (in count columns,
+        which the encoder sees standardized, the column's mean count).
     batch_size : int or "auto", default="auto"
         Rows per minibatch (capped at the number of rows). "auto":
         ``min(128, max(8, n_rows // 16))``, so that an epoch over a few hundred
@@ -584,7 +595,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if continuing:
             state = _TrainingState.resume(self)
         else:
-            self._fit_config = self._new_config(X.shape[1], hidden)
+            self._fit_config = self._new_config(X, hidden, ctx)
             self.mean_, self.scale_ = self._learn_standardization(X, ctx)
             self._seed = ctx.bcast(_draw_seed(self.random_state))
             self.__dict__.pop("_engine_cache", None)
@@ -676,8 +687,21 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _initial_params(self, engine):
-        """The parameters a fresh fit starts from (the same for every call with the fitted seed)."""
-        return engine.init_params(self._seed)
+        """The parameters a fresh fit starts from (the same for every call with the
+        fitted seed): the core's initialization, except that the decoder's
+        log-rate of each count column starts at the log of the column's mean
+        count. From the core's output bias near 0 (rate 1), counts in the
+        hundreds would make the first steps' losses and gradients thousands of
+        times those of the other columns."""
+        params = engine.init_params(self._seed)
+        config = self._fit_config
+        if "encoder_shift" in config:  # a model with count columns (older models keep the core's bias)
+            counts = np.flatnonzero(_columns_of_kind(config["columns"], "poisson"))
+            output_bias = [offset for name, offset, _ in engine.layout()
+                           if name.startswith("decoder.") and name.endswith(".bias")][-1]
+            mean_counts = np.asarray(config["encoder_shift"])[counts]  # the shift of a count column is its mean
+            params[output_bias + counts] = np.log(np.maximum(mean_counts, _MIN_INITIAL_COUNT_RATE))
+        return params
 
     def _training_objective(self, engine, params, X32, batch_size, ctx):
         """Mean per row, over every rank's rows X32 (model units), of the objective
@@ -718,8 +742,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         remedies = ["a smaller learning_rate", "a larger alpha"]
         config = self._fit_config
         if "columns" in config:
-            gaussian = np.repeat([kind == "gaussian" for kind, _ in config["columns"]],
-                                 [width for _, width in config["columns"]])
+            gaussian = _columns_of_kind(config["columns"], "gaussian")
         else:
             gaussian = np.full(X.shape[1], config["likelihood"] in _GAUSSIAN)
         if gaussian.any():
@@ -731,11 +754,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 remedies.append("standardized features (standardize='auto', or a StandardScaler before the VAE)")
         return f"Try {', '.join(remedies[:-1])} or {remedies[-1]}."
 
-    def _new_config(self, n_features, hidden):
-        """The architecture and objective a fresh fit builds: what the engine needs."""
+    def _new_config(self, X, hidden, ctx):
+        """The architecture and objective a fresh fit on X builds: what the engine needs."""
         blocks = _column_blocks(self.likelihood)
         config = dict(
-            n_features=int(n_features),
+            n_features=int(X.shape[1]),
             n_components=int(self.n_components),
             hidden_layer_sizes=list(hidden),
             activation=self.activation,
@@ -750,6 +773,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         )
         if blocks is not None:
             config["columns"] = blocks
+            counts = _columns_of_kind(blocks, "poisson")
+            if counts.any():
+                # Count columns enter the encoder standardized (csrc/config.h,
+                # Config::encoder_shift, says why); the others as they are.
+                mean, var = ctx.column_moments(X)
+                scale = np.sqrt(var)
+                usable = counts & np.isfinite(mean) & (scale > 0)  # not an empty or constant column
+                config["encoder_shift"] = np.where(counts & np.isfinite(mean), mean, 0.0).tolist()
+                config["encoder_scale"] = np.where(usable, scale, 1.0).tolist()
         return config
 
     def _resolved_batch_size(self, n_train):
@@ -811,7 +843,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         mean[np.isnan(mean)] = 0.0
         blocks = _column_blocks(self.likelihood)
         if blocks is not None:  # per-column likelihoods: only the Gaussian columns are scaled
-            gaussian = np.repeat([kind == "gaussian" for kind, _ in blocks], [width for _, width in blocks])
+            gaussian = _columns_of_kind(blocks, "gaussian")
             mean[~gaussian], scale[~gaussian] = 0.0, 1.0
         return mean, scale
 
