@@ -525,6 +525,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self : VAE
             The fitted estimator.
 
+        Raises
+        ------
+        FloatingPointError
+            If training diverges: the ELBO becomes NaN or infinite, or the
+            fitted model fits its training rows worse than it did untrained
+            (by more than a nat per entry, on up to 1,000 of them). The
+            message says what to try; the estimator is left as it was.
+
         Examples
         --------
         >>> import numpy as np
@@ -552,6 +560,13 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self : VAE
             The updated estimator.
+
+        Raises
+        ------
+        FloatingPointError
+            As in :meth:`fit`; the check against the untrained model runs in
+            the call that initializes the model only (a later chunk may
+            differ from the earlier ones without anything having diverged).
 
         Examples
         --------
