@@ -46,18 +46,24 @@ def _check_report_dir(out, force):
             raise _Failure(f"--out {out!r} exists and is not empty; pass --force to write the report into it")
 
 
-def _write_report(vae, X, y, out):
-    """Write the demo's pictures as PNG files into ``out``; return their paths."""
+def _report_figures(vae, X, y):
+    """The demo report's pictures of ``vae`` and the held-out rows X, y: file name ->
+    a function drawing it (docs/readme_pictures.py draws the README's from here too)."""
     from . import plot
 
-    os.makedirs(out, exist_ok=True)
-    figures = {
+    return {
         "loss_curves.png": lambda: plot.plot_loss_curves(vae),
         "latent_space.png": lambda: plot.plot_latent_space(vae, X, y),
         "reconstructions.png": lambda: plot.plot_reconstructions(vae, X, n=16, image_shape=(8, 8)),
         "samples.png": lambda: plot.plot_samples(vae, n=36, image_shape=(8, 8), random_state=0),
         "latent_traversal.png": lambda: plot.plot_latent_traversal(vae, image_shape=(8, 8)),
     }
+
+
+def _write_report(vae, X, y, out):
+    """Write the demo's pictures as PNG files into ``out``; return their paths."""
+    os.makedirs(out, exist_ok=True)
+    figures = _report_figures(vae, X, y)
     paths = []
     for name in REPORT_FILES:
         path = os.path.join(out, name)
@@ -66,28 +72,43 @@ def _write_report(vae, X, y, out):
     return paths
 
 
+def _demo_data():
+    """The demo's digits: pixels in [0, 1] for the Bernoulli likelihood, split 80/20
+    into X_train, X_test, y_train, y_test."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.2, random_state=0)
+
+
+def _demo_model(epochs, n_components, seed, verbose=0):
+    """The demo's VAE, unfitted (docs/readme_pictures.py trains the same one)."""
+    from . import VAE
+
+    # A tenth of the training rows is held out to draw the validation curve; training
+    # stops when it stops improving (or after `epochs`) and keeps the best epoch.
+    return VAE(max_iter=epochs, early_stopping=True, n_iter_no_change=10, verbose=verbose,
+               **_demo_settings(n_components, seed))
+
+
+def _demo_settings(n_components, seed):
+    return dict(n_components=n_components, hidden_layer_sizes=(128,), likelihood="bernoulli", random_state=seed)
+
+
 def _demo(args):
     import warnings
 
     import numpy as np
-    from sklearn.datasets import load_digits
     from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import train_test_split
 
     from . import VAE
 
     if args.out is not None:
         _check_report_dir(args.out, args.force)
-    X, y = load_digits(return_X_y=True)
-    X = X / 16.0  # pixels in [0, 1] for the Bernoulli likelihood
-    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.2, random_state=0)
-    settings = dict(n_components=args.n_components, hidden_layer_sizes=(128,), likelihood="bernoulli",
-                    random_state=args.seed)
-    # A tenth of the training rows is held out to draw the validation curve; training
-    # stops when it stops improving (or after --epochs) and keeps the best epoch.
-    vae = VAE(max_iter=args.epochs, early_stopping=True, n_iter_no_change=10,
-              verbose=0 if args.quiet else 1, **settings)
-    untrained = VAE(max_iter=1, learning_rate=1e-12, **settings)
+    X_train, X_test, y_train, y_test = _demo_data()
+    vae = _demo_model(args.epochs, args.n_components, args.seed, verbose=0 if args.quiet else 1)
+    untrained = VAE(max_iter=1, learning_rate=1e-12, **_demo_settings(args.n_components, args.seed))
     print(f"Training a VAE on scikit-learn's digits: {X_train.shape[0]} rows x {X_train.shape[1]} pixels, "
           f"{args.n_components} latent dimensions, up to {args.epochs} epochs", flush=True)
     with warnings.catch_warnings():

@@ -16,10 +16,12 @@ import numpy as np
 from ._threads import _core
 
 FORMAT_NAME = "pyvae.VAE"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # Version 1 (pyvae before internal standardization and the variance floor) reads
-# as a model with neither: exactly what it computed then.
-_READABLE_VERSIONS = (1, 2)
+# as a model with neither: exactly what it computed then. Version 2 (before the
+# encoder standardized count columns: no encoder_shift in fit_config) reads as a
+# model whose encoder sees the counts as they are, as it did then.
+_READABLE_VERSIONS = (1, 2, 3)
 _VERSION_1_DEFAULTS = {"variance_floor": 0.0, "standardize": False}
 
 # Fitted state stored as arrays, and scalars stored in the JSON header.

@@ -36,6 +36,21 @@ _LOSS_SMOOTHING_EPOCHS = 5
 # score_samples shows progress (with verbose) from this many draws (rows x K) on.
 _SCORE_PROGRESS_MIN_DRAWS = 2**17
 
+# Divergence that stays finite: a fit whose training objective ends more than
+# this many nats per observed entry below the untrained model's has diverged
+# (a step size too large for the data throws the parameters far out and Adam
+# never brings them back). Any fit that learned something beats its own random
+# initialization, so a healthy fit is nowhere near this margin.
+_DIVERGED_NATS_PER_ENTRY = 1.0
+# The objectives compared are measured on up to this many training rows (the first ones).
+_DIVERGENCE_CHECK_ROWS = 1000
+# With standardize=False, a Gaussian column whose standard deviation or |mean|
+# lies outside these bounds is what standardizing would fix: the divergence
+# message suggests it only then.
+_STANDARDIZED_SCALE_BOUNDS = (0.1, 10.0)
+# A count column's initial rate is its mean count, but at least this (a column of zeros).
+_MIN_INITIAL_COUNT_RATE = 1e-3
+
 # The hyperparameters' constraints, in one place: name -> (kind, allowed).
 _INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
 _CONSTRAINTS = {
@@ -82,6 +97,11 @@ def _column_blocks(likelihood):
         else:
             raise ValueError(f"{hint}; got the entry {entry!r}.")
     return blocks
+
+
+def _columns_of_kind(blocks, kind):
+    """Boolean mask (n_columns,) of the columns in blocks [[kind, width], ...] of the given kind."""
+    return np.repeat([k == kind for k, _ in blocks], [width for _, width in blocks]).astype(bool)
 
 
 def _models_gaussian(likelihood):
@@ -151,7 +171,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         A list gives each block of columns its own kind, in column order:
         ``"gaussian"`` (one column, its own learned variance), ``"bernoulli"``
         (one 0/1 column), ``"poisson"`` (one column of counts, log-rate from
-        the decoder) or ``("categorical", k)`` (the k one-hot columns of a
+        the decoder, starting at the log of the column's mean count; the
+        encoder sees the counts standardized, so that counts in the
+        thousands train at the default learning rate) or
+        ``("categorical", k)`` (the k one-hot columns of a
         categorical variable, softmax over their logits; with
         ``missing="mask"`` a missing category is NaN in all k columns). For
         example ``["gaussian", "gaussian", "bernoulli", ("categorical", 3),
@@ -193,7 +216,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         score-function (REINFORCE) estimator with a running-mean baseline.
     missing : {"error", "mask"}, default="error"
         ``"mask"`` accepts NaN entries as missing: they are left out of the
-        reconstruction term and enter the encoder as 0.
+        reconstruction term and enter the encoder as 0 (in count columns,
+        which the encoder sees standardized, the column's mean count).
     batch_size : int or "auto", default="auto"
         Rows per minibatch (capped at the number of rows). "auto":
         ``min(128, max(8, n_rows // 16))``, so that an epoch over a few hundred
@@ -501,6 +525,14 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self : VAE
             The fitted estimator.
 
+        Raises
+        ------
+        FloatingPointError
+            If training diverges: the ELBO becomes NaN or infinite, or the
+            fitted model fits its training rows worse than it did untrained
+            (by more than a nat per entry, on up to 1,000 of them). The
+            message says what to try; the estimator is left as it was.
+
         Examples
         --------
         >>> import numpy as np
@@ -528,6 +560,13 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         -------
         self : VAE
             The updated estimator.
+
+        Raises
+        ------
+        FloatingPointError
+            As in :meth:`fit`; the check against the untrained model runs in
+            the call that initializes the model only (a later chunk may
+            differ from the earlier ones without anything having diverged).
 
         Examples
         --------
@@ -571,11 +610,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if continuing:
             state = _TrainingState.resume(self)
         else:
-            self._fit_config = self._new_config(X.shape[1], hidden)
+            self._fit_config = self._new_config(X, hidden, ctx)
             self.mean_, self.scale_ = self._learn_standardization(X, ctx)
             self._seed = ctx.bcast(_draw_seed(self.random_state))
             self.__dict__.pop("_engine_cache", None)
-            state = _TrainingState.fresh(self._engine(), self._seed)
+            state = _TrainingState.fresh(self._initial_params(self._engine()))
         X32 = self._model_units(X)
         ctx.bcast_state(state)
         early_stopping = not incremental and (
@@ -593,7 +632,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         learning_rate = float(self.learning_rate)
         reporter = EpochReporter(self.verbose if ctx.rank == 0 else 0, max_epochs)
         converged = incremental
+        # Every fit is checked against the untrained model, and so is the
+        # partial_fit that initializes the model; a later partial_fit is not:
+        # one epoch on a chunk unlike the previous ones may leave the model
+        # worse there than an untrained one without anything having diverged.
+        check_rows = None if incremental and continuing else ctx.local_rows(X32, rows[:_DIVERGENCE_CHECK_ROWS])
+        first_epoch = state.n_iter
         try:
+            if check_rows is not None:
+                untrained = self._training_objective(engine, self._initial_params(engine), check_rows, batch_size,
+                                                     ctx)
             for _ in range(max_epochs):
                 started = time.perf_counter()
                 epoch = engine.train_epoch(
@@ -604,9 +652,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 if not epoch["finite"] or not np.isfinite(state.params).all():
                     raise FloatingPointError(
                         f"Training diverged: the ELBO became NaN or infinite in epoch {state.n_iter + 1} "
-                        f"(learning_rate={learning_rate:.3g}). Try a smaller learning_rate, a larger alpha or "
-                        "variance_floor, or standardized features. The estimator is left as it was before "
-                        "this call."
+                        f"(learning_rate={learning_rate:.3g}). {self._divergence_advice(X)} The estimator is "
+                        "left as it was before this call."
                     )
                 val_score = None
                 if X_val is not None:
@@ -628,6 +675,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     reporter.close(reason=f"converged: no improvement for {self.n_iter_no_change} epochs at "
                                           f"learning rate {learning_rate:.3g}")
                     break
+            if check_rows is not None:
+                fitted = state.best_params if state.best_params is not None else state.params
+                self._check_not_diverged(
+                    untrained, self._training_objective(engine, fitted, check_rows, batch_size, ctx), check_rows,
+                    state.n_iter - first_epoch, ctx, X)
             if not converged:
                 warnings.warn(
                     f"VAE stopped after max_iter={self.max_iter} epochs without converging "
@@ -649,11 +701,79 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.active_units_ = self._count_active_units(X32, epoch, ctx)
         return self
 
-    def _new_config(self, n_features, hidden):
-        """The architecture and objective a fresh fit builds: what the engine needs."""
+    def _initial_params(self, engine):
+        """The parameters a fresh fit starts from (the same for every call with the
+        fitted seed): the core's initialization, except that the decoder's
+        log-rate of each count column starts at the log of the column's mean
+        count. From the core's output bias near 0 (rate 1), counts in the
+        hundreds would make the first steps' losses and gradients thousands of
+        times those of the other columns."""
+        params = engine.init_params(self._seed)
+        config = self._fit_config
+        if "encoder_shift" in config:  # a model with count columns (older models keep the core's bias)
+            counts = np.flatnonzero(_columns_of_kind(config["columns"], "poisson"))
+            output_bias = [offset for name, offset, _ in engine.layout()
+                           if name.startswith("decoder.") and name.endswith(".bias")][-1]
+            mean_counts = np.asarray(config["encoder_shift"])[counts]  # the shift of a count column is its mean
+            params[output_bias + counts] = np.log(np.maximum(mean_counts, _MIN_INITIAL_COUNT_RATE))
+        return params
+
+    def _training_objective(self, engine, params, X32, batch_size, ctx):
+        """Mean per row, over every rank's rows X32 (model units), of the objective
+        training maximizes: reconstruction - beta * KL, with the configured
+        likelihood, KL estimator and missing entries; -inf where it is not finite.
+
+        It comes from one pass of the core's own training loop at learning
+        rate 0 on copies of the parameters (so they cannot move), with the same
+        noise whatever the parameters: two calls on the same rows compare
+        parameters, not draws. (The ELBO of ``score`` would not do: with
+        beta < 1 it may fall as training succeeds.)"""
+        total, n = 0.0, len(X32)
+        if n:
+            epoch = engine.train_epoch(params.copy(), np.zeros_like(params), np.zeros_like(params), 0, 0.0, X32,
+                                       np.arange(n, dtype=np.int64), batch_size, self._seed, 0.0, 0.9, 0.999, 1e-8,
+                                       0.0)
+            total = epoch["recon"] - self._fit_config["beta"] * epoch["kl"] if epoch["finite"] else -np.inf
+        total, n = ctx.sum([total, n])
+        return total / n if np.isfinite(total) else -np.inf
+
+    def _check_not_diverged(self, untrained, fitted, X32, n_epochs, ctx, X):
+        """FloatingPointError when the fitted model's training objective (per row,
+        on the rows X32) ends far below the untrained model's: training diverged
+        though every number stayed finite."""
+        entries = ctx.sum([np.count_nonzero(~np.isnan(X32)), len(X32)])
+        margin = _DIVERGED_NATS_PER_ENTRY * entries[0] / max(entries[1], 1.0)
+        if fitted >= untrained - margin:
+            return
+        raise FloatingPointError(
+            f"Training diverged: after {n_epochs} epoch{'s' if n_epochs != 1 else ''} with "
+            f"learning_rate={float(self.learning_rate):.3g}, the model fits the training data worse than it did "
+            f"untrained (its training objective went from {untrained:.4g} to {fitted:.4g} nats per row). "
+            f"{self._divergence_advice(X)} The estimator is left as it was before this call."
+        )
+
+    def _divergence_advice(self, X):
+        """What to try after training diverged, only what applies to this model and X."""
+        remedies = ["a smaller learning_rate", "a larger alpha"]
+        config = self._fit_config
+        if "columns" in config:
+            gaussian = _columns_of_kind(config["columns"], "gaussian")
+        else:
+            gaussian = np.full(X.shape[1], config["likelihood"] in _GAUSSIAN)
+        if gaussian.any():
+            remedies.append("a larger variance_floor")
+            # Standardizing helps only where the model sees Gaussian columns far
+            # from unit scale: not when it standardizes them itself (mean_), and
+            # not for the other kinds, which model the data as it is.
+            if self.__dict__.get("mean_") is None and _far_from_standardized(X[:, gaussian]):
+                remedies.append("standardized features (standardize='auto', or a StandardScaler before the VAE)")
+        return f"Try {', '.join(remedies[:-1])} or {remedies[-1]}."
+
+    def _new_config(self, X, hidden, ctx):
+        """The architecture and objective a fresh fit on X builds: what the engine needs."""
         blocks = _column_blocks(self.likelihood)
         config = dict(
-            n_features=int(n_features),
+            n_features=int(X.shape[1]),
             n_components=int(self.n_components),
             hidden_layer_sizes=list(hidden),
             activation=self.activation,
@@ -668,6 +788,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         )
         if blocks is not None:
             config["columns"] = blocks
+            counts = _columns_of_kind(blocks, "poisson")
+            if counts.any():
+                # Count columns enter the encoder standardized (csrc/config.h,
+                # Config::encoder_shift, says why); the others as they are.
+                mean, var = ctx.column_moments(X)
+                scale = np.sqrt(var)
+                usable = counts & np.isfinite(mean) & (scale > 0)  # not an empty or constant column
+                config["encoder_shift"] = np.where(counts & np.isfinite(mean), mean, 0.0).tolist()
+                config["encoder_scale"] = np.where(usable, scale, 1.0).tolist()
         return config
 
     def _resolved_batch_size(self, n_train):
@@ -729,7 +858,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         mean[np.isnan(mean)] = 0.0
         blocks = _column_blocks(self.likelihood)
         if blocks is not None:  # per-column likelihoods: only the Gaussian columns are scaled
-            gaussian = np.repeat([kind == "gaussian" for kind, _ in blocks], [width for _, width in blocks])
+            gaussian = _columns_of_kind(blocks, "gaussian")
             mean[~gaussian], scale[~gaussian] = 0.0, 1.0
         return mean, scale
 
@@ -1021,9 +1150,9 @@ class _TrainingState:
     the fit ends well (or is interrupted), so a failed fit changes nothing."""
 
     @classmethod
-    def fresh(cls, engine, seed):
+    def fresh(cls, params):
         s = cls()
-        s.params = engine.init_params(seed)
+        s.params = params
         s.m = np.zeros_like(s.params)
         s.v = np.zeros_like(s.params)
         s.step, s.baseline, s.n_iter = 0, 0.0, 0
@@ -1135,6 +1264,17 @@ def _first_string_entry(X):
                 except ValueError:
                     return column, row, value
     return None
+
+
+def _far_from_standardized(X):
+    """Whether a column of X (NaN = missing) has a standard deviation or |mean|
+    outside _STANDARDIZED_SCALE_BOUNDS, as data before standardizing often has."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an entirely missing column
+        mean, std = np.nanmean(X, axis=0), np.nanstd(X, axis=0)
+    low, high = _STANDARDIZED_SCALE_BOUNDS
+    # (A constant column stays constant when standardized: it does not count.)
+    return bool(np.any(((std > 0) & (std < low)) | (std > high) | (np.abs(mean) > high)))
 
 
 def _check_latent(Z, n_components):

@@ -284,3 +284,34 @@ def test_vae_rejects_bad_column_lists(likelihood):
 
     with pytest.raises(ValueError, match="'likelihood' parameter"):
         VAE(likelihood=likelihood).fit(np.eye(3))
+
+
+@few_epochs
+def test_counts_up_to_ten_thousand_fit_at_default_settings():
+    """A Poisson column of counts in the thousands beside a Gaussian one and a
+    column of small counts, at the default learning rate: the log-rates start
+    at the columns' mean counts and the encoder sees the counts standardized
+    (entering as they were, the first epoch diverged)."""
+    from pyvae import VAE
+
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=400)
+    counts = np.minimum(rng.poisson(np.minimum(3000 * np.exp(0.5 * g), 10_000)), 10_000)
+    X = np.column_stack([g, counts, rng.poisson(5.0, 400)]).astype(float)
+    assert X[:, 1].max() == 10_000
+    model = VAE(likelihood=["gaussian", "poisson", "poisson"], random_state=0).fit(X)
+    rates = model.inverse_transform(model.transform(X))
+    np.testing.assert_allclose(rates[:, 1:].mean(axis=0), X[:, 1:].mean(axis=0), rtol=0.1)
+    assert np.corrcoef(rates[:, 1], X[:, 1])[0, 1] > 0.95  # the rate follows each row's count
+    draws = model.sample(2000, random_state=0)
+    np.testing.assert_allclose(draws[:, 1].mean(), X[:, 1].mean(), rtol=0.25)
+
+
+def test_divergence_advice_for_counts_names_neither_standardizing_nor_the_variance_floor():
+    from pyvae import VAE
+
+    rng = np.random.default_rng(0)
+    X = rng.poisson(800.0, size=(200, 2)).astype(float)
+    with pytest.raises(FloatingPointError, match="learning_rate") as info:
+        VAE(likelihood=["poisson", "poisson"], learning_rate=1.0, random_state=0).fit(X)
+    assert "standardized" not in str(info.value) and "variance_floor" not in str(info.value)

@@ -64,7 +64,7 @@ def test_saved_file_loads_without_pickle(fitted, tmp_path):
     path = tmp_path / "model.npz"
     fitted.save(path)
     with np.load(path, allow_pickle=False) as data:
-        assert json.loads(str(data["header"]))["format_version"] == 2
+        assert json.loads(str(data["header"]))["format_version"] == 3
 
 
 def test_feature_names_survive_save(tmp_path):
@@ -155,6 +155,17 @@ def test_version_1_file_loads_as_the_model_it_was(tmp_path):
     loaded = pyvae.load(path)
     assert loaded.variance_floor == 0.0 and loaded.standardize is False and loaded.mean_ is None
     np.testing.assert_array_equal(loaded.score_samples(X), old.score_samples(X))
+
+
+def test_count_columns_survive_save(tmp_path):
+    rng = np.random.default_rng(0)
+    counts = np.column_stack([rng.normal(size=200), rng.poisson(900.0, 200)])
+    model = VAE(hidden_layer_sizes=(4,), likelihood=["gaussian", "poisson"], max_iter=2, random_state=0).fit(counts)
+    model.save(tmp_path / "m.npz")
+    loaded = pyvae.load(tmp_path / "m.npz")
+    assert loaded._fit_config == model._fit_config  # the encoder's standardization of the counts included
+    np.testing.assert_array_equal(loaded.transform(counts), model.transform(counts))
+    np.testing.assert_array_equal(loaded.score_samples(counts), model.score_samples(counts))
 
 
 def test_standardization_survives_save(tmp_path):

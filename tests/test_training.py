@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 
 from pyvae import VAE
@@ -81,6 +81,62 @@ def test_divergence_raises_and_keeps_previous_model(likelihood):
     assert np.array_equal(model.transform(data), before)
     with pytest.raises(FloatingPointError, match="diverged"):
         vae(likelihood=likelihood, learning_rate=1e3, max_iter=50).fit(data)
+
+
+WINE = load_wine().data
+
+
+# With learning_rate=10 every number stays finite, but Adam throws the parameters
+# so far that the ELBO ends near -1e11: the fit used to return that model silently.
+def test_finite_divergence_raises_naming_learning_rate_and_keeps_previous_model():
+    model = VAE(max_iter=3, random_state=0).fit(WINE)
+    before = model.transform(WINE)
+    with pytest.raises(FloatingPointError, match=r"learning_rate=10\b.*worse than it did untrained") as info:
+        model.set_params(learning_rate=10.0, max_iter=1000).fit(WINE)
+    assert "smaller learning_rate" in str(info.value)
+    assert model.learning_rate == 10.0 and model.n_iter_ == 3
+    assert np.array_equal(model.transform(WINE), before)
+    with pytest.raises(FloatingPointError, match="learning_rate=10"):
+        VAE(learning_rate=10.0, random_state=0).fit(WINE)
+
+
+def test_finite_divergence_is_caught_by_the_first_partial_fit_and_a_warm_start():
+    with pytest.raises(FloatingPointError, match="learning_rate=10"):
+        VAE(learning_rate=10.0, random_state=0).partial_fit(WINE)
+    model = VAE(max_iter=3, random_state=0).fit(WINE)
+    with pytest.raises(FloatingPointError, match="learning_rate=10"):
+        model.set_params(learning_rate=10.0, warm_start=True, max_iter=1000).fit(WINE)
+    assert model.n_iter_ == 3
+
+
+@pytest.mark.parametrize("dataset", [load_wine, load_iris, load_diabetes, load_breast_cancer])
+def test_healthy_fits_are_not_taken_for_divergence(dataset):
+    # The learning rates a user may pick, beta = 0 (whose ELBO may fall as
+    # training succeeds) and a fit that learns next to nothing.
+    X_data = dataset().data
+    for params in [dict(learning_rate=1e-3), dict(), dict(learning_rate=3e-2), dict(beta=0.0, n_components=8),
+                   dict(max_iter=1), dict(learning_rate=1e-7, max_iter=2)]:
+        VAE(random_state=0, **params).fit(X_data)
+
+
+def test_divergence_advice_fits_the_model():
+    # Standardized inside the model: standardizing is no advice.
+    with pytest.raises(FloatingPointError) as info:
+        VAE(learning_rate=10.0, random_state=0).fit(WINE)
+    assert "variance_floor" in str(info.value) and "standardized" not in str(info.value)
+    # Raw units the model does not standardize: it is.
+    with pytest.raises(FloatingPointError, match="standardized features"):
+        VAE(standardize=False, learning_rate=100.0, random_state=0).fit(WINE)
+    # Data already standardized outside the model: it is not.
+    scaled = (WINE - WINE.mean(0)) / WINE.std(0)
+    with pytest.raises(FloatingPointError) as info:
+        VAE(standardize=False, learning_rate=100.0, random_state=0).fit(scaled)
+    assert "standardized" not in str(info.value)
+    # No Gaussian column: no variance to floor, nothing to standardize.
+    with pytest.raises(FloatingPointError) as info:
+        vae(learning_rate=10.0, max_iter=100).fit(X)
+    assert "smaller learning_rate" in str(info.value)
+    assert "variance_floor" not in str(info.value) and "standardized" not in str(info.value)
 
 
 def test_ctrl_c_stops_fit_and_leaves_a_usable_model():

@@ -17,7 +17,7 @@ struct Workspace {
     std::vector<std::vector<T>> enc_out;  // (N, width) per encoder layer; the last is the head (N, 2Z)
     std::vector<std::vector<T>> dec_out;  // (S*N, width) per decoder layer; the last is (S*N, D)
     std::vector<T> x_obs;                 // (N, D) gathered rows, NaN where missing
-    std::vector<T> x_enc;                 // (N, D) encoder input: missing entries set to 0
+    std::vector<T> x_enc;                 // (N, D) encoder input (Model::encoder_input_row), when a copy
     std::vector<T> noise, eps, z;         // (S, N, Z) base noise, standardized draw, latent
     std::vector<T> d_a, d_b;              // ping-pong gradient buffers, (S*N, widest)
     std::vector<T> d_head;                // (N, 2Z)
@@ -44,7 +44,7 @@ struct Workspace {
         enc_out.resize(L.encoder.size());
         if (parts & encoder)
             for (size_t l = 0; l < L.encoder.size(); ++l) enc_out[l].assign(N * L.encoder[l].n_out, T(0));
-        x_enc.assign(c.missing ? N * D : 0, T(0));
+        x_enc.assign(encoder_reads_copy(c) ? N * D : 0, T(0));
         dec_out.resize(L.decoder.size());
         if (parts & decoder)
             for (size_t l = 0; l < L.decoder.size(); ++l) dec_out[l].assign(SN * L.decoder[l].n_out, T(0));

@@ -84,6 +84,9 @@ std::unique_ptr<PyModelCuda> make_engine(PyModelCuda*, const Config& config, int
     }
     if (config.likelihood == Likelihood::mixed)
         throw std::invalid_argument("the CUDA engine has no per-column likelihoods (likelihood='mixed'); use device='cpu'");
+    if (!config.encoder_scale.empty())
+        throw std::invalid_argument("the CUDA engine has no encoder transform (encoder_shift, encoder_scale); "
+                                    "use device='cpu'");
     auto model = std::make_unique<PyModelCuda>(config, device);
     model->n_threads = n_threads;
     return model;

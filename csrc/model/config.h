@@ -49,7 +49,17 @@ struct Config {
     bool missing = false;  // NaN marks an unobserved entry
     double variance_floor = 0.0;  // Gaussian likelihoods: variance = variance_floor + exp(noise log-variance)
     std::vector<ColumnBlock> columns;  // Likelihood::mixed: blocks covering [0, n_features) in order
+    // The encoder sees column k as (x_k - encoder_shift[k]) / encoder_scale[k] (both (D)), or as
+    // x_k when both are empty. Adam moves every weight by about the learning rate whatever the
+    // scale of its input, so a column of counts in the thousands, entering as it is, would move
+    // the first layer's outputs by tens at each step; the Python layer standardizes such columns
+    // here, where the likelihood still sees the counts themselves.
+    std::vector<double> encoder_shift, encoder_scale;
 };
+
+// Whether the encoder reads a copy of the data (missing entries set to 0, the
+// encoder transform applied) rather than the data itself.
+inline bool encoder_reads_copy(const Config& c) { return c.missing || !c.encoder_scale.empty(); }
 
 // Blocks from (kind, width) pairs in column order: checks that they tile the
 // n_features columns, and merges adjacent blocks of a one-column kind.
@@ -110,6 +120,12 @@ inline Layout make_layout(const Config& c) {
         throw std::invalid_argument("variance_floor must be finite and >= 0");
     if ((c.likelihood == Likelihood::mixed) != !c.columns.empty())
         throw std::invalid_argument("column blocks go with likelihood='mixed', and only with it");
+    const size_t n_transform = c.encoder_scale.empty() ? 0 : size_t(c.n_features);
+    if (c.encoder_shift.size() != n_transform || c.encoder_scale.size() != n_transform)
+        throw std::invalid_argument("encoder_shift and encoder_scale need one entry per feature each, or none");
+    for (size_t k = 0; k < n_transform; ++k)
+        if (!std::isfinite(c.encoder_shift[k]) || !(c.encoder_scale[k] > 0) || !std::isfinite(c.encoder_scale[k]))
+            throw std::invalid_argument("encoder_shift must be finite and encoder_scale finite and > 0");
     if (is_gaussian(c.likelihood) || c.likelihood == Likelihood::mixed) {
         L.n_noise_logvar = has_noise_per_feature(c.likelihood) ? c.n_features : 1;
         L.noise_logvar = L.size;

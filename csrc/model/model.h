@@ -332,23 +332,33 @@ class Model {
             for (int i = int(lo); i < int(hi); ++i) {
                 const T* src = X + rows[i] * D;
                 std::memcpy(ws.x_obs.data() + int64_t(i) * D, src, sizeof(T) * D);
-                if (config.missing) {
-                    T* enc = ws.x_enc.data() + int64_t(i) * D;
-                    for (int k = 0; k < D; ++k) enc[k] = std::isnan(src[k]) ? T(0) : src[k];
-                }
+                if (encoder_reads_copy(config)) encoder_input_row(src, ws.x_enc.data() + int64_t(i) * D);
             }
         });
     }
     const T* encoder_input(Workspace<T>& ws) const {
-        return config.missing ? ws.x_enc.data() : ws.x_obs.data();
+        return encoder_reads_copy(config) ? ws.x_enc.data() : ws.x_obs.data();
     }
 
-    // Encoder input for a contiguous block of rows: the rows themselves, or a
-    // copy with missing entries set to 0.
+    // enc (D), the encoder's input for the data row x (D): a missing entry as 0,
+    // after the encoder transform of Config when there is one.
+    void encoder_input_row(const T* x, T* enc) const {
+        const int D = config.n_features;
+        if (config.encoder_scale.empty()) {
+            for (int k = 0; k < D; ++k) enc[k] = std::isnan(x[k]) ? T(0) : x[k];
+            return;
+        }
+        const double* shift = config.encoder_shift.data();
+        const double* scale = config.encoder_scale.data();
+        for (int k = 0; k < D; ++k) enc[k] = std::isnan(x[k]) ? T(0) : T((x[k] - shift[k]) / scale[k]);
+    }
+
+    // Encoder input for a contiguous block of rows: the rows themselves, or
+    // their copy by encoder_input_row.
     const T* contiguous_encoder_input(const T* X, int N, Workspace<T>& ws) const {
-        if (!config.missing) return X;
-        const int64_t n = int64_t(N) * config.n_features;
-        for (int64_t k = 0; k < n; ++k) ws.x_enc[k] = std::isnan(X[k]) ? T(0) : X[k];
+        if (!encoder_reads_copy(config)) return X;
+        const int D = config.n_features;
+        for (int i = 0; i < N; ++i) encoder_input_row(X + int64_t(i) * D, ws.x_enc.data() + int64_t(i) * D);
         return ws.x_enc.data();
     }
 

@@ -36,17 +36,20 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
     cls.def(py::init([](int n_features, int n_components, std::vector<int> hidden, std::string activation,
                         std::string likelihood, std::string kl, std::string posterior, std::string estimator,
                         int n_mc_samples, double beta, bool missing, double variance_floor,
-                        std::vector<std::pair<std::string, int>> columns, int n_threads, py::kwargs options) {
+                        std::vector<std::pair<std::string, int>> columns, std::vector<double> encoder_shift,
+                        std::vector<double> encoder_scale, int n_threads, py::kwargs options) {
                 return make_engine(static_cast<M*>(nullptr),
                                    make_config(n_features, n_components, std::move(hidden), activation, likelihood,
                                                kl, posterior, estimator, n_mc_samples, beta, missing, variance_floor,
-                                               columns),
+                                               columns, std::move(encoder_shift), std::move(encoder_scale)),
                                    std::max(1, n_threads), options);
             }),
             py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
             py::arg("likelihood"), py::arg("kl"), py::arg("posterior"), py::arg("gradient_estimator"),
             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("variance_floor") = 0.0,
-            py::arg("columns") = std::vector<std::pair<std::string, int>>(), py::arg("n_threads") = 1)
+            py::arg("columns") = std::vector<std::pair<std::string, int>>(),
+            py::arg("encoder_shift") = std::vector<double>(), py::arg("encoder_scale") = std::vector<double>(),
+            py::arg("n_threads") = 1)
         .def_property_readonly("n_params", &M::n_params)
         .def_readwrite("n_threads", &M::n_threads)
         .def("layout", [](const M& self) { return describe_layout(self.layout); })

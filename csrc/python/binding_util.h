@@ -26,7 +26,8 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
                           const std::string& likelihood, const std::string& kl, const std::string& posterior,
                           const std::string& estimator, int n_mc_samples, double beta, bool missing,
                           double variance_floor,
-                          const std::vector<std::pair<std::string, int>>& columns = {}) {
+                          const std::vector<std::pair<std::string, int>>& columns = {},
+                          std::vector<double> encoder_shift = {}, std::vector<double> encoder_scale = {}) {
     Config c;
     c.n_features = n_features;
     c.n_components = n_components;
@@ -54,6 +55,8 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
                                                     {"categorical", ColumnKind::categorical}}, "column kind"),
                            width);
     if (!kinds.empty()) c.columns = make_column_blocks(kinds, n_features);
+    c.encoder_shift = std::move(encoder_shift);  // (D) or empty: make_layout checks
+    c.encoder_scale = std::move(encoder_scale);
     return c;
 }
 
