@@ -52,7 +52,7 @@ __version__ = _core.__version__
 
 
 def load(path):
-    """Load a model written by :meth:`pyvae.VAE.save`.
+    """Load a model written by :meth:`pyvae.VAE.save` or :meth:`pyvae.VAEImputer.save`.
 
     Parameters
     ----------
@@ -61,14 +61,16 @@ def load(path):
 
     Returns
     -------
-    model : VAE
-        The fitted estimator, with its optimizer state: it can keep training.
+    model : VAE or VAEImputer
+        The fitted estimator the file holds (the file says which), a VAE with
+        its optimizer state: it can keep training.
 
     Raises
     ------
     ValueError
-        If the file is truncated, corrupted, not a pyvae model, or of a format
-        version this pyvae cannot read.
+        If the file is truncated, corrupted, not a pyvae model (a pickle or
+        joblib file is named as such: read it with pickle or joblib), or of a
+        format version this pyvae cannot read.
 
     Examples
     --------
@@ -83,7 +85,7 @@ def load(path):
     >>> bool((restored.params_ == vae.params_).all()), restored.n_iter_
     (True, 3)
     """
-    return _persistence.load(path, VAE)
+    return _persistence.load(path, {_persistence.FORMAT_NAME: VAE, _persistence.IMPUTER_FORMAT_NAME: VAEImputer})
 
 
 def show_config():

@@ -17,6 +17,9 @@ from ._threads import _core
 
 FORMAT_NAME = "pyvae.VAE"
 FORMAT_VERSION = 3
+# A VAEImputer: its own fitted state, and its VAE in the format above under "vae/".
+IMPUTER_FORMAT_NAME = "pyvae.VAEImputer"
+IMPUTER_FORMAT_VERSION = 1
 # Version 1 (pyvae before internal standardization and the variance floor) reads
 # as a model with neither: exactly what it computed then. Version 2 (before the
 # encoder standardized count columns: no encoder_shift in fit_config) reads as a
@@ -37,11 +40,8 @@ def _json_value(value):
     return value
 
 
-def save(model, path):
-    """Write the fitted estimator ``model`` to ``path`` (see :meth:`pyvae.VAE.save`)."""
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(model, "params_")
+def _vae_payload(model):
+    """A fitted VAE as (header, arrays): JSON-able text and NumPy arrays."""
     hyperparameters = model.get_params()
     if not isinstance(hyperparameters["random_state"], (int, np.integer, type(None))):
         hyperparameters["random_state"] = None  # a RandomState instance has no safe text form
@@ -61,8 +61,57 @@ def save(model, path):
             arrays[name.strip("_")] = np.asarray(getattr(model, name), dtype=np.float64)
     if hasattr(model, "feature_names_in_"):
         arrays["feature_names_in"] = np.asarray(model.feature_names_in_, dtype=str)
-    arrays["header"] = np.array(json.dumps(header))
+    return header, arrays
 
+
+def _imputer_payload(imputer):
+    """A fitted VAEImputer as (header, arrays): its own state, and its VAE's
+    under the prefix "vae/"."""
+    vae_header, vae_arrays = _vae_payload(imputer.vae_)
+    hyperparameters = imputer.get_params()
+    if not isinstance(hyperparameters["random_state"], (int, np.integer, type(None))):
+        hyperparameters["random_state"] = None
+    indicator = imputer.indicator_
+    header = {
+        "format": IMPUTER_FORMAT_NAME,
+        "format_version": IMPUTER_FORMAT_VERSION,
+        "pyvae_version": _core.__version__,
+        "hyperparameters": {k: _json_value(v) for k, v in hyperparameters.items()},
+        "state": {"column_kinds": list(imputer._column_kinds), "n_components_": int(imputer.n_components_),
+                  "n_iter_": int(imputer.n_iter_), "n_features_in_": int(imputer.n_features_in_),
+                  "_seed": int(imputer._seed),
+                  "indicator_features": None if indicator is None else [int(j) for j in indicator.features_]},
+        "vae": vae_header,
+    }
+    arrays = {f"vae/{k}": v for k, v in vae_arrays.items() if k != "header"}
+    arrays.update(mean=np.asarray(imputer.mean_, np.float64), scale=np.asarray(imputer.scale_, np.float64),
+                  empty_features=np.asarray(imputer._empty_features, bool), modeled=np.asarray(imputer._modeled, bool))
+    for k, categories in enumerate(imputer.categories_):
+        arrays[f"categories/{k}"] = np.asarray(categories, np.float64)
+    if hasattr(imputer, "feature_names_in_"):
+        arrays["feature_names_in"] = np.asarray(imputer.feature_names_in_, dtype=str)
+    return header, arrays
+
+
+def save(model, path):
+    """Write the fitted VAE ``model`` to ``path`` (see :meth:`pyvae.VAE.save`)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(model, "params_")
+    _write(path, *_vae_payload(model))
+
+
+def save_imputer(imputer, path):
+    """Write the fitted VAEImputer ``imputer`` to ``path`` (see :meth:`pyvae.VAEImputer.save`)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(imputer, "vae_")
+    _write(path, *_imputer_payload(imputer))
+
+
+def _write(path, header, arrays):
+    """Writes the .npz atomically: a temporary file beside the target, renamed over it."""
+    arrays = dict(arrays, header=np.array(json.dumps(header)))
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".pyvae-", suffix=".tmp", dir=directory)
@@ -78,11 +127,27 @@ def save(model, path):
         raise
 
 
-def load(path, estimator_class):
-    """Read ``path`` back into an ``estimator_class`` (:class:`pyvae.VAE`; see :func:`pyvae.load`).
+def _pickle_advice(path):
+    """A message for a pickle or joblib file handed to pyvae.load, or None."""
+    with open(path, "rb") as f:
+        head = f.read(8)
+    # Pickle protocol 2+ starts with 0x80; joblib's compressed files with a zlib
+    # header (0x78 and a check byte), or gzip, bz2, xz or lz4 magic.
+    zlib = len(head) > 1 and head[0] == 0x78 and (0x7800 + head[1]) % 31 == 0
+    magic = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x04\x22\x4d\x18")
+    if head[:1] == b"\x80" or zlib or any(head.startswith(m) for m in magic):
+        return (f"{path!r} looks like a pickle or joblib file, not one written by VAE.save / VAEImputer.save: "
+                "read it with pickle.load or joblib.load (which run code from the file: only for files "
+                "you trust). pyvae.load reads pyvae's own .npz format.")
+    return None
 
-    The class is passed in rather than imported, so that the estimator's
-    module can import this one without a cycle.
+
+def load(path, classes):
+    """Read ``path`` back into the estimator it holds; ``classes`` maps the
+    format names to the estimator classes (see :func:`pyvae.load`).
+
+    The classes are passed in rather than imported, so that the estimators'
+    modules can import this one without a cycle.
     """
     path = os.fspath(path)
     try:
@@ -91,11 +156,20 @@ def load(path, estimator_class):
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, KeyError) as exc:
+        advice = _pickle_advice(path)
+        if advice:
+            raise ValueError(advice) from None
         raise ValueError(f"{path!r} is not a readable pyvae model file (truncated or corrupted?): {exc}") from exc
     try:
         header = json.loads(str(contents["header"]))
     except (KeyError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path!r} is not a pyvae model file: no valid header") from exc
+    if header.get("format") == IMPUTER_FORMAT_NAME:
+        return _imputer_from(path, header, contents, classes)
+    return _vae_from(path, header, contents, classes[FORMAT_NAME])
+
+
+def _vae_from(path, header, contents, estimator_class):
     if header.get("format") != FORMAT_NAME:
         raise ValueError(f"{path!r} is not a pyvae model file (format {header.get('format')!r}).")
     if header.get("format_version") not in _READABLE_VERSIONS:
@@ -131,3 +205,47 @@ def load(path, estimator_class):
     if any(getattr(model, name).size != n_params for name in _ARRAYS):
         raise ValueError(f"{path!r} is corrupted: the parameter buffers do not match the architecture.")
     return model
+
+
+def _imputer_from(path, header, contents, classes):
+    if header.get("format_version") not in (IMPUTER_FORMAT_VERSION,):
+        raise ValueError(
+            f"{path!r} has imputer format version {header.get('format_version')!r}; this pyvae reads version "
+            f"{IMPUTER_FORMAT_VERSION}. Load it with the pyvae version that wrote it ({header.get('pyvae_version')})."
+        )
+    from sklearn.impute import MissingIndicator
+
+    vae_contents = {key[len("vae/"):]: value for key, value in contents.items() if key.startswith("vae/")}
+    vae = _vae_from(path, header["vae"], vae_contents, classes[FORMAT_NAME])
+    hyperparameters = dict(header["hyperparameters"])
+    if isinstance(hyperparameters.get("hidden_layer_sizes"), list):
+        hyperparameters["hidden_layer_sizes"] = tuple(hyperparameters["hidden_layer_sizes"])
+    if isinstance(hyperparameters.get("column_kinds"), list):
+        hyperparameters["column_kinds"] = list(hyperparameters["column_kinds"])
+    imputer = classes[IMPUTER_FORMAT_NAME](**hyperparameters)
+    state = header["state"]
+    try:
+        kinds = list(state["column_kinds"])
+        imputer.mean_, imputer.scale_ = np.array(contents["mean"]), np.array(contents["scale"])
+        imputer._empty_features, imputer._modeled = np.array(contents["empty_features"]), np.array(contents["modeled"])
+    except KeyError as exc:
+        raise ValueError(f"{path!r} is corrupted: the imputer's {exc} is missing.") from None
+    d = int(state["n_features_in_"])
+    if any(a.shape != (d,) for a in (imputer.mean_, imputer.scale_, imputer._empty_features, imputer._modeled)) \
+            or len(kinds) != d:
+        raise ValueError(f"{path!r} is corrupted: the imputer's per-feature arrays do not match its features.")
+    categorical = [j for j, kind in enumerate(kinds) if kind == "categorical"]
+    imputer.categories_ = [np.array(contents[f"categories/{k}"]) for k in range(len(categorical))]
+    imputer._column_kinds = kinds
+    imputer._categorical_index = {j: i for i, j in enumerate(categorical)}
+    imputer.vae_, imputer.n_features_in_ = vae, d
+    imputer.n_components_, imputer.n_iter_, imputer._seed = state["n_components_"], state["n_iter_"], state["_seed"]
+    if "feature_names_in" in contents:
+        imputer.feature_names_in_ = contents["feature_names_in"].astype(object)
+    imputer.indicator_ = None
+    if state["indicator_features"] is not None:
+        # The indicator is refitted on one row missing exactly where the fit's data had holes.
+        pattern = np.zeros((1, d))
+        pattern[0, state["indicator_features"]] = np.nan
+        imputer.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False).fit(pattern)
+    return imputer

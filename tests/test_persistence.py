@@ -174,3 +174,55 @@ def test_standardization_survives_save(tmp_path):
     loaded = pyvae.load(tmp_path / "m.npz")
     np.testing.assert_array_equal(loaded.scale_, model.scale_)
     np.testing.assert_array_equal(loaded.sample(5, random_state=0), model.sample(5, random_state=0))
+
+
+def test_imputer_round_trips_through_the_safe_format(tmp_path):
+    import pandas as pd
+
+    from pyvae import VAEImputer
+
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=300), rng.integers(0, 2, 300), rng.poisson(4.0, 300),
+                         rng.integers(1, 4, 300), rng.normal(size=300) * 10 + 3]).astype(float)
+    X[rng.random(X.shape) < 0.15] = np.nan
+    frame = pd.DataFrame(X, columns=["a", "b", "c", "d", "e"])
+    kinds = ["continuous", "binary", "count", "categorical", "continuous"]
+    imputer = VAEImputer(column_kinds=kinds, add_indicator=True, hidden_layer_sizes=(16,), max_iter=20,
+                         random_state=0).fit(frame)
+    path = tmp_path / "imputer.npz"
+    imputer.save(path)
+    restored = pyvae.load(path)
+    assert type(restored) is VAEImputer
+    assert restored.get_params() == imputer.get_params()
+    np.testing.assert_array_equal(restored.transform(frame), imputer.transform(frame))
+    np.testing.assert_array_equal(restored.sample_imputations(frame, 3, random_state=1),
+                                  imputer.sample_imputations(frame, 3, random_state=1))
+    assert list(restored.get_feature_names_out()) == list(imputer.get_feature_names_out())
+
+
+def test_unfitted_imputer_cannot_be_saved(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    from pyvae import VAEImputer
+
+    with pytest.raises(NotFittedError):
+        VAEImputer().save(tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize("writer", ["pickle", "joblib", "joblib_compressed"])
+def test_load_names_a_pickle_or_joblib_file_as_such(tmp_path, writer):
+    import pickle
+
+    import joblib
+
+    model = pyvae.VAE(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(
+        np.random.default_rng(0).normal(size=(50, 3)))
+    path = tmp_path / "model.bin"
+    if writer == "pickle":
+        with open(path, "wb") as f:
+            pickle.dump(model, f)
+    else:
+        joblib.dump(model, path, compress=3 if writer == "joblib_compressed" else 0)
+    with pytest.raises(ValueError, match="looks like a pickle or joblib file") as info:
+        pyvae.load(path)
+    assert "allow_pickle" not in str(info.value)
