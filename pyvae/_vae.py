@@ -932,7 +932,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         std = np.exp(0.5 * logvar.astype(np.float64)) * engine.posterior_std_per_scale
         return mu, std.astype(X.dtype, copy=False)
 
-    def sample_posterior(self, X, n_samples=1, random_state=None):
+    def sample_posterior(self, X, n_samples=1, random_state=None, *, rows_first=None):
         """Draw z ~ q(z | x) for each row of X.
 
         Parameters
@@ -943,11 +943,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Draws per row.
         random_state : int, RandomState instance or None, default=None
             Seed of the draws; each row's draws depend on the row and the seed only.
+        rows_first : bool or None, default=None
+            The layout of the draws. True: rows first, shape (n_samples_X,
+            n_samples, n_components), pyvae's one convention for draws (as
+            :meth:`pyvae.VAEImputer.sample_imputations` and scikit-learn's
+            ``sample_y``). False: draws first, (n_samples, n_samples_X,
+            n_components), deprecated. None: draws first with a FutureWarning;
+            rows first will become the default in pyvae 0.3 and draws first
+            will then be removed.
 
         Returns
         -------
-        Z : ndarray of shape (n_samples, n_samples_X, n_components)
-            The draws, in the dtype of X.
+        Z : ndarray of shape (n_samples_X, n_samples, n_components)
+            The draws, in the dtype of X (with ``rows_first=True``).
 
         Examples
         --------
@@ -955,12 +963,21 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         >>> from pyvae import VAE
         >>> X = np.random.default_rng(0).normal(size=(200, 5))
         >>> vae = VAE(n_components=2, hidden_layer_sizes=(16,), max_iter=5, random_state=0).fit(X)
-        >>> vae.sample_posterior(X[:3], n_samples=10, random_state=0).shape
-        (10, 3, 2)
+        >>> vae.sample_posterior(X[:3], n_samples=10, random_state=0, rows_first=True).shape
+        (3, 10, 2)
         """
         X, X32 = self._prepare(X)
         _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
+        if rows_first not in (None, True, False):
+            raise ValueError(f"rows_first must be True, False or None; got {rows_first!r}.")
+        if rows_first is not True:
+            warnings.warn(
+                "sample_posterior's draws-first layout (n_samples, n_samples_X, n_components) is deprecated: "
+                "pass rows_first=True for (n_samples_X, n_samples, n_components), the layout of every pyvae "
+                "sampling method, which becomes the default in pyvae 0.3.", FutureWarning, stacklevel=2)
         z = self._engine().sample_posterior(self.params_, X32, int(n_samples), _draw_seed(random_state))
+        if rows_first:
+            z = np.ascontiguousarray(z.transpose(1, 0, 2))
         return z.astype(X.dtype, copy=False)
 
     @dask_blockwise(n_in=lambda est: est._fit_config["n_components"], n_out=lambda est: est.n_features_in_)

@@ -256,7 +256,7 @@ def test_docstring_dtypes_match_the_outputs():
         warnings.simplefilter("ignore", ConvergenceWarning)
         vae = pyvae.VAE(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(X)
     assert vae.transform(X).dtype == np.float32 and vae.inverse_transform(vae.transform(X)).dtype == np.float32
-    assert vae.sample_posterior(X).dtype == np.float32
+    assert vae.sample_posterior(X, rows_first=True).dtype == np.float32
     assert vae.sample(2, random_state=0).dtype == np.float64 and vae.score_samples(X).dtype == np.float64
 
 
@@ -272,3 +272,21 @@ def test_readme_imputation_examples_run(dataset, tmp_path, monkeypatch):
         exec(compile(blocks[0], "README.md", "exec"), {})
     if dataset == "load_diabetes":
         assert out.getvalue().splitlines()[0] == "[1. 2.]"
+
+
+def test_sampling_methods_share_one_layout_and_the_old_one_warns():
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    X_missing = X.copy()
+    X_missing[::5, 0] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae = pyvae.VAE(n_components=2, hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(X)
+        imputer = pyvae.VAEImputer(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X_missing)
+    rows_first = vae.sample_posterior(X, n_samples=5, random_state=0, rows_first=True)
+    assert rows_first.shape == (40, 5, 2)
+    assert imputer.sample_imputations(X_missing, n_imputations=5, random_state=0).shape == (40, 5, 3)
+    with pytest.warns(FutureWarning, match="rows_first=True"):
+        draws_first = vae.sample_posterior(X, n_samples=5, random_state=0)
+    np.testing.assert_array_equal(draws_first.transpose(1, 0, 2), rows_first)
+    with pytest.raises(ValueError, match="rows_first"):
+        vae.sample_posterior(X, rows_first="yes")

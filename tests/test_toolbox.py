@@ -210,10 +210,10 @@ def test_transform_std_and_posterior_samples_agree(correlated, posterior):
     vae = fit_quietly(VAE(n_components=2, hidden_layer_sizes=(8,), kl="mc", posterior=posterior, max_iter=5,
                           **FAST), correlated[:300])
     mu, std = vae.transform(X, return_std=True)
-    z = vae.sample_posterior(X, n_samples=40000, random_state=0)  # (S, N, Z)
-    assert z.shape == (40000, 5, 2)
-    np.testing.assert_allclose(z.mean(0), mu, atol=5 * std.max() / np.sqrt(40000))
-    np.testing.assert_allclose(z.std(0), std, rtol=0.03)
+    z = vae.sample_posterior(X, n_samples=40000, random_state=0, rows_first=True)  # (N, S, Z)
+    assert z.shape == (5, 40000, 2)
+    np.testing.assert_allclose(z.mean(1), mu, atol=5 * std.max() / np.sqrt(40000))
+    np.testing.assert_allclose(z.std(1), std, rtol=0.03)
 
 
 # --------------------------------------------------------------------------
