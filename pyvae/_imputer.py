@@ -10,7 +10,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _persistence
-from ._vae import _BOOL, _INT, VAE, _check_hyperparameter, _draw_seed, _resolve_threads
+from ._vae import _BOOL, _INT, VAE, _check_hyperparameter, _draw_seed, _resolve_threads, _warn
 
 # The imputer's own hyperparameters; the training ones go to the VAE, which checks them.
 _CONSTRAINTS = {
@@ -322,7 +322,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         if empty.any():
             names = np.flatnonzero(empty).tolist()
             what = "kept and filled with 0" if self.keep_empty_features else "dropped from the output"
-            warnings.warn(f"Features {names} have no observed value in fit; they are {what}.", UserWarning)
+            _warn(f"Features {names} have no observed value in fit; they are {what}.", UserWarning)
         continuous = np.array([k == "continuous" for k in kinds])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an empty column
@@ -407,11 +407,8 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             warnings.simplefilter("always", ConvergenceWarning)
             vae.fit(Xm)
         if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            warnings.warn(
-                f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
-                f"(tol={self.tol}); raise max_iter or tol.",
-                ConvergenceWarning,
-            )
+            _warn(f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
+                  f"(tol={self.tol}); raise max_iter or tol.", ConvergenceWarning)
         return vae
 
     # ------------------------------------------------------------------ imputing

@@ -1,6 +1,8 @@
 """The scikit-learn estimator around the C++ core."""
 
 import numbers
+import os
+import sys
 import time
 import warnings
 
@@ -79,12 +81,13 @@ _CONSTRAINTS = {
 def _column_blocks(likelihood):
     """[[kind, width], ...] of a per-column likelihood (a sequence), None for a
     likelihood's name; ValueError for anything else."""
-    if isinstance(likelihood, str):
-        _check_hyperparameter("likelihood", likelihood, _STR, _LIKELIHOODS)
-        return None
     hint = (f"The 'likelihood' parameter must be one of {list(_LIKELIHOODS)}, or a list with one entry per "
             f"column block: one of {list(_ONE_COLUMN_KINDS)} (one column) or ('categorical', k) (k >= 2 one-hot "
-            "columns)")
+            "columns), e.g. likelihood=['gaussian', 'poisson', ('categorical', 3)]")
+    if isinstance(likelihood, str):
+        if likelihood not in _LIKELIHOODS:
+            raise ValueError(f"{hint}; got {likelihood!r}.")
+        return None
     if not isinstance(likelihood, (list, tuple)) or len(likelihood) == 0:
         raise ValueError(f"{hint}; got {likelihood!r}.")
     blocks = []
@@ -108,6 +111,18 @@ def _models_gaussian(likelihood):
     """Whether a (checked) likelihood has Gaussian columns: the ones standardized and floored."""
     blocks = _column_blocks(likelihood)
     return likelihood in _GAUSSIAN if blocks is None else any(kind == "gaussian" for kind, _ in blocks)
+
+
+def _warn(message, category):
+    """warnings.warn at the first frame outside pyvae and scikit-learn (whose
+    wrappers and pipelines may stand between): the user's line."""
+    import sklearn
+
+    inside = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (sys.modules[__package__], sklearn))
+    frame, level = sys._getframe(1), 2  # stacklevel 2: _warn's caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _check_hyperparameter(name, value, kind, allowed):
@@ -681,11 +696,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     untrained, self._training_objective(engine, fitted, check_rows, batch_size, ctx), check_rows,
                     state.n_iter - first_epoch, ctx, X)
             if not converged:
-                warnings.warn(
-                    f"VAE stopped after max_iter={self.max_iter} epochs without converging "
-                    f"(tol={self.tol}); raise max_iter or tol.",
-                    ConvergenceWarning,
-                )
+                _warn(f"VAE stopped after max_iter={self.max_iter} epochs without converging "
+                      f"(tol={self.tol}); raise max_iter or tol.", ConvergenceWarning)
         except KeyboardInterrupt:
             # Keep the work done: every completed step leaves consistent parameters.
             state.commit(self)
@@ -971,10 +983,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if rows_first not in (None, True, False):
             raise ValueError(f"rows_first must be True, False or None; got {rows_first!r}.")
         if rows_first is not True:
-            warnings.warn(
-                "sample_posterior's draws-first layout (n_samples, n_samples_X, n_components) is deprecated: "
-                "pass rows_first=True for (n_samples_X, n_samples, n_components), the layout of every pyvae "
-                "sampling method, which becomes the default in pyvae 0.3.", FutureWarning, stacklevel=2)
+            _warn("sample_posterior's draws-first layout (n_samples, n_samples_X, n_components) is deprecated: "
+                  "pass rows_first=True for (n_samples_X, n_samples, n_components), the layout of every pyvae "
+                  "sampling method, which becomes the default in pyvae 0.3.", FutureWarning)
         z = self._engine().sample_posterior(self.params_, X32, int(n_samples), _draw_seed(random_state))
         if rows_first:
             z = np.ascontiguousarray(z.transpose(1, 0, 2))

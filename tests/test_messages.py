@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
+import pyvae
 from pyvae import VAE
 
 X = np.random.default_rng(0).normal(size=(60, 4))
@@ -70,3 +71,24 @@ def test_numeric_strings_still_convert():
     # A string column that holds numbers converts as before; only non-numbers are named.
     model = fitted()
     assert model.transform(X[:3].astype(str)).shape == (3, 2)
+
+
+def test_warnings_point_at_the_callers_line():
+    import warnings as w
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    with w.catch_warnings(record=True) as caught:
+        w.simplefilter("always")
+        vae = pyvae.VAE(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(X)
+        vae.sample_posterior(X)
+    found = {c.category: c for c in caught}
+    for category in (ConvergenceWarning, FutureWarning):
+        assert found[category].filename == __file__, (category, found[category].filename)
+
+
+def test_a_column_kind_given_as_the_likelihood_names_the_per_column_form():
+    X = np.random.default_rng(0).poisson(3.0, size=(30, 2)).astype(float)
+    with pytest.raises(ValueError, match=r"a list with one entry per column block.*likelihood=\['gaussian', 'poisson'"):
+        pyvae.VAE(likelihood="poisson").fit(X)
