@@ -11,8 +11,9 @@ import pytest
 
 from pyvae import VAE
 
-da = pytest.importorskip("dask.array")
-dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers")
+WITHOUT_DASK = "needs pyvae's [dask] extra: pip install \".[dask]\""
+da = pytest.importorskip("dask.array", reason=WITHOUT_DASK)
+dask_ml_wrappers = pytest.importorskip("dask_ml.wrappers", reason=WITHOUT_DASK)
 
 KW = dict(hidden_layer_sizes=(8,), batch_size=32, random_state=0, n_threads=1)
 
@@ -82,7 +83,7 @@ def test_incremental_trains_block_by_block_like_partial_fit(data):
 
 @pytest.mark.slow  # starting two worker processes takes seconds
 def test_local_cluster_of_two_worker_processes(data):
-    distributed = pytest.importorskip("distributed")
+    distributed = pytest.importorskip("distributed", reason=WITHOUT_DASK)
     X, Xd = data
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None

@@ -58,3 +58,17 @@ def test_a_core_that_fails_to_load_keeps_the_loaders_reason(tmp_path):
     result = import_in(root)
     assert "compiled core in" in result.stderr and "failed to load" in result.stderr
     assert "direct cause" in result.stderr  # the loader's own error is shown above ours
+
+
+def test_the_test_extra_holds_what_the_default_run_needs_and_mpi_dask_have_their_own():
+    import os
+
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml without a package")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    assert not any(name in " ".join(extras["test"]) for name in ("mpi", "dask")), extras["test"]
+    assert "pyvae[test,mpi,dask]" in extras["test-all"]
+    for test_file, extra in (("test_mpi.py", "mpi"), ("test_dask.py", "dask")):
+        with open(os.path.join(root, "tests", test_file), encoding="utf-8") as f:
+            assert f"pip install \\\".[{extra}]\\\"" in f.read(), test_file  # the skip names the extra

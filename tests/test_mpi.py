@@ -18,7 +18,7 @@ import pytest
 import pyvae
 from pyvae import VAE
 
-mpi4py = pytest.importorskip("mpi4py")
+mpi4py = pytest.importorskip("mpi4py", reason="needs pyvae's [mpi] extra: pip install \".[mpi]\"")
 MPIEXEC = shutil.which("mpiexec")
 needs_mpiexec = pytest.mark.skipif(MPIEXEC is None, reason="mpiexec not found (pip install mpich)")
 # Where the pyvae the tests import lives (the source tree in development, site-packages
