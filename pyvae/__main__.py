@@ -92,6 +92,15 @@ def _demo_model(epochs, n_components, seed, verbose=0):
                **_demo_settings(n_components, seed))
 
 
+def _why_training_stopped(vae, epochs):
+    """One line: converged (and when), or stopped at the epoch limit."""
+    if vae.n_iter_ < epochs:
+        return (f"training converged after {vae.n_iter_} epochs: the validation ELBO stopped improving "
+                f"(best {vae.best_validation_score_:.2f} nats per digit, kept)")
+    return (f"training stopped at the limit of {epochs} epochs before converging (validation ELBO still "
+            f"improving); pass a larger --epochs to train on")
+
+
 def _demo_settings(n_components, seed):
     return dict(n_components=n_components, hidden_layer_sizes=(128,), likelihood="bernoulli", random_state=seed)
 
@@ -122,6 +131,7 @@ def _demo(args):
     print(f"held-out ELBO per digit: {after:.2f} nats (untrained: {before:.2f}); "
           f"importance-weighted bound (K=100): {bound:.2f} nats; "
           f"active latent units: {vae.active_units_}/{args.n_components}; epochs: {vae.n_iter_}")
+    print(_why_training_stopped(vae, args.epochs))
     if args.out is not None:
         paths = _write_report(vae, X_test, y_test, args.out)
         print(f"report: {len(paths)} pictures in {args.out}: " + ", ".join(os.path.basename(p) for p in paths))
@@ -143,8 +153,8 @@ def _add_demo_options(parser, defaults):
                         help="write the report (PNG pictures; needs matplotlib) to DIR")
     parser.add_argument("--force", action="store_true", default=d(False),
                         help="write the report even if DIR exists and is not empty")
-    parser.add_argument("--epochs", type=_positive_int, default=d(50), metavar="N",
-                        help="most training epochs (default 50; training may stop earlier)")
+    parser.add_argument("--epochs", type=_positive_int, default=d(1000), metavar="N",
+                        help="most training epochs (default 1000; training stops earlier when it converges)")
     parser.add_argument("--n-components", type=_positive_int, default=d(8), metavar="K",
                         help="latent dimensions (default 8)")
     parser.add_argument("--seed", type=int, default=d(0), help="random_state (default 0)")

@@ -112,3 +112,10 @@ def test_module_entry_point_exit_1_without_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("pyvae: error:") and len(result.stderr.strip().splitlines()) == 1
     assert "not a directory" in result.stderr
+
+
+def test_demo_says_why_training_stopped(capsys):
+    assert main(["demo", "--quiet"]) == 0  # default epochs: trains until the validation ELBO stops improving
+    assert "training converged after" in capsys.readouterr().out
+    assert main(["demo", "--quiet", "--epochs", "2"]) == 0
+    assert "stopped at the limit of 2 epochs before converging" in capsys.readouterr().out
