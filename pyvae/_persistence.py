@@ -31,7 +31,7 @@ _VERSION_1_DEFAULTS = {"variance_floor": 0.0, "standardize": False}
 _ARRAYS = ("params_", "_adam_m", "_adam_v")
 _STANDARDIZATION = ("mean_", "scale_")  # float64 arrays, or absent when the model does not standardize
 _SCALARS = ("n_features_in_", "n_iter_", "t_", "_baseline", "_seed", "best_loss_", "best_validation_score_",
-            "active_units_", "loss_curve_", "validation_scores_")
+            "active_units_", "loss_curve_", "validation_scores_", "latent_variance_")
 
 
 def _json_value(value):
@@ -55,6 +55,7 @@ def _vae_payload(model):
     }
     header["state"]["loss_curve_"] = [float(v) for v in model.loss_curve_]
     header["state"]["validation_scores_"] = [float(v) for v in model.validation_scores_]
+    header["state"]["latent_variance_"] = [float(v) for v in model.latent_variance_]
     arrays = {name.strip("_"): np.asarray(getattr(model, name)) for name in _ARRAYS}
     for name in _STANDARDIZATION:
         if model.__dict__.get(name) is not None:
@@ -187,6 +188,9 @@ def _vae_from(path, header, contents, estimator_class):
     model._fit_config = {"variance_floor": 0.0, **header["fit_config"]}
     for name, value in header["state"].items():
         setattr(model, name, value)
+    # Files written before latent_variance_ existed: unknown, so nothing is marked inactive.
+    model.latent_variance_ = np.asarray(header["state"].get("latent_variance_", [np.inf] * model._fit_config.get(
+        "n_components", 0)), dtype=np.float64)
     for name in _ARRAYS:
         array = contents.get(name.strip("_"))
         if array is None or array.dtype != np.float32 or array.ndim != 1:

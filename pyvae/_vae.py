@@ -113,6 +113,11 @@ def _models_gaussian(likelihood):
     return likelihood in _GAUSSIAN if blocks is None else any(kind == "gaussian" for kind, _ in blocks)
 
 
+# A latent dimension is active when its posterior mean varies more than this
+# across the data (Burda et al., 2015).
+_ACTIVE_VARIANCE = 1e-2
+
+
 def _warn(message, category):
     """warnings.warn at the first frame outside pyvae and scikit-learn (whose
     wrappers and pipelines may stand between): the user's line."""
@@ -312,6 +317,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Latent dimensions whose posterior mean varies across the training
         rows (variance above 1e-2, over the posterior means of the last epoch);
         few active units signal posterior collapse.
+    latent_variance_ : ndarray of shape (n_components,)
+        That variance per latent dimension: dimension d is active when
+        ``latent_variance_[d] > 1e-2`` (``plot_latent_traversal`` marks the others).
 
     Examples
     --------
@@ -710,7 +718,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             state.params = state.best_params
         ctx.check_same(state.params)
         state.commit(self)
-        self.active_units_ = self._count_active_units(X32, epoch, ctx)
+        self.latent_variance_ = self._latent_variance(X32, epoch, ctx)
+        self.active_units_ = int(np.sum(self.latent_variance_ > _ACTIVE_VARIANCE))
         return self
 
     def _initial_params(self, engine):
@@ -832,11 +841,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         permutation = check_random_state(self._seed & 0x7FFFFFFF).permutation(n_samples)
         return np.sort(permutation[n_val:]), np.sort(permutation[:n_val])
 
-    def _count_active_units(self, X32, epoch, ctx):
+    def _latent_variance(self, X32, epoch, ctx):
+        """Var over the training rows of each latent dimension's posterior mean."""
         if "mu_sum" not in epoch:  # an engine that does not keep the sums: encode every row again
             mu, _ = self._engine().encode(self.params_, X32)
             var, _ = ctx.column_variance(mu)  # over every rank's rows
-            return int(np.sum(var > 1e-2)) if var is not None else 0
+            return np.zeros(mu.shape[1]) if var is None else np.asarray(var, np.float64)
         # From the posterior means the last epoch computed anyway: the core sums
         # mu and mu^2 per latent dimension as it goes (encoding every row again
         # cost a fifth of an epoch per call).
@@ -844,10 +854,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         sums = ctx.sum(np.concatenate([epoch["mu_sum"], epoch["mu_sq_sum"], [epoch["mu_rows"]]]))
         n = sums[-1]
         if n < 2:
-            return 0
+            return np.zeros(Z)
         mean = sums[:Z] / n
-        var = np.maximum(sums[Z:2 * Z] / n - mean**2, 0.0)
-        return int(np.sum(var > 1e-2))
+        return np.maximum(sums[Z:2 * Z] / n - mean**2, 0.0)
 
     # ------------------------------------------------------------------ units
 

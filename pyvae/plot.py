@@ -533,7 +533,10 @@ def plot_latent_traversal(model, *, dims=None, n_steps=9, span=3.0, center=None,
 
     Line ``i`` holds the decoder means along ``center + t * e_d`` for latent
     dimension ``d = dims[i]`` (drawn as z1, z2, ...), with ``t`` evenly spaced
-    in ``[-span, span]``.
+    in ``[-span, span]``. An inactive dimension (its posterior mean hardly
+    varies over the training rows, ``latent_variance_[d] <= 1e-2``: the
+    decoder ignores it) is labelled "(inactive)", and drawn dotted in the
+    tabular form.
 
     Parameters
     ----------
@@ -591,9 +594,10 @@ def plot_latent_traversal(model, *, dims=None, n_steps=9, span=3.0, center=None,
     for i, d in enumerate(dims):
         Z[i * n_steps:(i + 1) * n_steps, d] += steps
     rows = fitted.decode(Z)  # (len(dims) * n_steps, n_features)
+    labels = _traversal_labels(fitted, dims)
     where = "z = 0, the prior mean" if center is None else "the given center"
     if shape is None:
-        return _tabular_traversal(fitted, rows.reshape(len(dims), n_steps, -1), dims, steps, where, figsize)
+        return _tabular_traversal(fitted, rows.reshape(len(dims), n_steps, -1), labels, steps, where, figsize)
 
     if figsize is None:  # about 0.75 inch per image, and room for the title and labels
         figsize = (min(1.2 + 0.75 * n_steps, 12.0), min(1.6 + 0.75 * len(dims), 12.0))
@@ -603,7 +607,7 @@ def plot_latent_traversal(model, *, dims=None, n_steps=9, span=3.0, center=None,
     fig.suptitle("Latent traversal: decoder means as one latent coordinate moves", fontsize=10)
     h, w = shape
     ax.set_xticks([1 + c * (w + 1) + (w - 1) / 2 for c in range(n_steps)], [f"{t:g}" for t in steps])
-    ax.set_yticks([1 + r * (h + 1) + (h - 1) / 2 for r in range(len(dims))], [f"z{d + 1}" for d in dims])
+    ax.set_yticks([1 + r * (h + 1) + (h - 1) / 2 for r in range(len(dims))], labels)
     ax.set_xlabel(f"value of the moving coordinate (the others stay at {where}), in prior standard deviations",
                   fontsize=8)
     ax.set_ylabel("latent coordinate that moves")
@@ -613,15 +617,27 @@ def plot_latent_traversal(model, *, dims=None, n_steps=9, span=3.0, center=None,
     return fig
 
 
-def _tabular_traversal(fitted, blocks, dims, steps, where, figsize):
+def _traversal_labels(fitted, dims):
+    """"z1", "z3 (inactive)", ...: a dimension is inactive when its posterior mean
+    hardly varies over the training rows (VAE.latent_variance_, as active_units_
+    counts): the decoder has learned to ignore it."""
+    from ._vae import _ACTIVE_VARIANCE
+
+    variance = getattr(fitted.vae, "latent_variance_", None)
+    return [f"z{d + 1}" + (" (inactive)" if variance is not None and variance[d] <= _ACTIVE_VARIANCE else "")
+            for d in dims]
+
+
+def _tabular_traversal(fitted, blocks, labels, steps, where, figsize):
     import matplotlib
 
     grid = _FeaturePanels(fitted, figsize, "Latent traversal: decoder mean of each feature as one latent "
                                            f"coordinate moves (the others stay at {where})")
-    cmap = matplotlib.colormaps["tab10" if len(dims) <= 10 else "tab20"]
+    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
     for j, ax in grid.panels:
-        for i, d in enumerate(dims):
-            ax.plot(steps, blocks[i, :, j], color=cmap(i % cmap.N), linewidth=1.2, label=f"z{d + 1}")
+        for i, label in enumerate(labels):
+            ax.plot(steps, blocks[i, :, j], color=cmap(i % cmap.N), linewidth=1.2, label=label,
+                    linestyle=":" if label.endswith("(inactive)") else "-")
     grid.label("moving coordinate (prior s.d.)", "decoder mean")
     grid.legend(title="latent coordinate\nthat moves")
     return grid.fig

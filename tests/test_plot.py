@@ -10,6 +10,7 @@ import pytest
 from sklearn.datasets import load_digits
 from sklearn.exceptions import NotFittedError
 
+import pyvae
 from pyvae import VAE
 
 pytest.importorskip("matplotlib")
@@ -190,7 +191,7 @@ def test_latent_traversal_title_fits_and_names_agree(digits):
     fig = plot.plot_latent_traversal(vae, image_shape=(8, 8))
     ax = fig.axes[0]
     assert inside_figure(fig, fig._suptitle)
-    rows = [t.get_text() for t in ax.get_yticklabels()]
+    rows = [t.get_text().split()[0] for t in ax.get_yticklabels()]  # "z3 (inactive)" -> "z3"
     assert rows == [f"z{i}" for i in range(1, 9)]
     # The axis names the centre without a latent name outside z1..z8.
     assert "z0" not in ax.get_xlabel() and "z = 0" in ax.get_xlabel()
@@ -269,3 +270,18 @@ def test_images_or_tables(tmp_path):
     wide = VAE(hidden_layer_sizes=(4,), max_iter=1, random_state=0).fit(np.random.default_rng(0).normal(size=(60, 20)))
     fig = plot.plot_reconstructions(wide, np.zeros((5, 20)))
     assert len(visible(fig)) == 16 and "the first 16 of 20 features" in fig._suptitle.get_text()
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_latent_traversal_marks_the_inactive_dimensions(tmp_path):
+    X = load_digits().data / 16.0
+    vae = VAE(n_components=8, hidden_layer_sizes=(128,), likelihood="bernoulli", early_stopping=True,
+              n_iter_no_change=10, max_iter=300, random_state=0).fit(X)
+    variance = vae.transform(X).var(axis=0)  # the posterior means' spread over the data
+    labels = [t.get_text() for t in plot.plot_latent_traversal(vae, image_shape=(8, 8)).axes[0].get_yticklabels()]
+    inactive = [d for d, label in enumerate(labels) if label.endswith("(inactive)")]
+    assert 0 < len(inactive) == 8 - vae.active_units_ < 8  # digits leave some of 8 dimensions unused
+    assert variance[inactive].max() < 1e-2 < variance[[d for d in range(8) if d not in inactive]].min()
+    path = tmp_path / "vae.npz"
+    vae.save(path)
+    np.testing.assert_array_equal(pyvae.load(path).latent_variance_, vae.latent_variance_)
