@@ -574,8 +574,8 @@ def plot_latent_traversal(model, *, dims=None, n_steps=9, span=3.0, center=None,
     >>> vae = VAE(n_components=3, hidden_layer_sizes=(8,), likelihood="bernoulli", max_iter=5,
     ...           random_state=0).fit(X)
     >>> fig = plot_latent_traversal(vae, n_steps=5)
-    >>> [tick.get_text() for tick in fig.axes[0].get_yticklabels()]
-    ['z1', 'z2', 'z3']
+    >>> [tick.get_text() for tick in fig.axes[0].get_yticklabels()]  # uniform noise: nothing to encode
+    ['z1 (inactive)', 'z2 (inactive)', 'z3 (inactive)']
     """
     fitted = _Fitted(model)
     shape = _resolve_image_shape(fitted, image_shape)
