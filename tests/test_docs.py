@@ -125,52 +125,48 @@ def test_readme_picture_exists():
 
 ROOT = os.path.dirname(README)
 PICTURES_SCRIPT = os.path.join(ROOT, "docs", "readme_pictures.py")
-# How far a README picture's numbers may move before the picture counts as
-# stale: on the environment they were recorded on (the code alone decides), and
-# elsewhere. OpenBLAS's Haswell and Zen kernels, against the SkylakeX one the
-# numbers were recorded with, moved an R^2 by 0.03 (training stops at another
-# epoch) and a grey level by 0.016.
-R2_TOLERANCE = {"recorded environment": 0.01, "other environment": 0.05}
-GREY_TOLERANCE = {"recorded environment": 0.02, "other environment": 0.05}
 
 
 @pytest.fixture(scope="module")
 def readme_pictures():
-    """docs/readme_pictures.py as a module, the numbers committed beside the pictures,
-    and whether this is the environment they were recorded on."""
+    """(committed, now): the numbers committed beside the README's pictures, and
+    those docs/readme_pictures.py draws from the current code, both on the
+    pinned path that every x86-64 CPU with AVX2 computes bit for bit."""
     pytest.importorskip("matplotlib")
     pytest.importorskip("pandas")  # load_wine(as_frame=True)
     if not os.path.exists(PICTURES_SCRIPT):
         pytest.skip("docs/ is not next to the tests (installed package)")
-    spec = importlib.util.spec_from_file_location("readme_pictures", PICTURES_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with open(module.NUMBERS, encoding="utf-8") as f:
+    with open(os.path.join(ROOT, "docs", "readme_pictures.json"), encoding="utf-8") as f:
         committed = json.load(f)
-    same = module.environment() == committed["environment"]
-    return module, committed, "recorded environment" if same else "other environment"
+    if not pyvae._core.build_config["cpu_isa"].startswith(("x86-64-v3", "x86-64-v4")):
+        pytest.skip(f"the pictures' path needs AVX2; this CPU (or build) has {pyvae._core.build_config['cpu_isa']}")
+    if pyvae._core.build_config["build_type"] != committed["environment"]["build_type"]:
+        pytest.skip(f"drawn with a {committed['environment']['build_type']} build of the core; this one is "
+                    f"{pyvae._core.build_config['build_type']} (other rounding)")
+    done = subprocess.run([sys.executable, PICTURES_SCRIPT, "--numbers"], capture_output=True, text=True,
+                          check=False, env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                              [os.path.dirname(os.path.dirname(pyvae.__file__)), os.environ.get("PYTHONPATH", "")])))
+    assert done.returncode == 0, done.stderr[-3000:]
+    now = json.loads(done.stdout)
+    assert now["environment"] == committed["environment"], (now["environment"], committed["environment"])
+    return committed, now
 
 
 def test_readme_wine_picture_is_current(readme_pictures):
-    module, committed, where = readme_pictures
-    now = module.wine_reconstructions()[-1]["r2"]
-    recorded = committed["wine_reconstructions.png"]["r2"]
-    assert sorted(now) == sorted(recorded)
-    off = {name: (recorded[name], now[name]) for name in recorded
-           if abs(now[name] - recorded[name]) > R2_TOLERANCE[where]}
-    assert not off, (f"docs/wine_reconstructions.png is stale: R^2 (committed, now) {off} ({where}); "
-                     "run python docs/readme_pictures.py")
+    committed, now = readme_pictures
+    recorded, drawn = committed["wine_reconstructions.png"]["r2"], now["wine_reconstructions.png"]["r2"]
+    off = {name: (recorded[name], drawn.get(name)) for name in recorded if drawn.get(name) != recorded[name]}
+    assert sorted(drawn) == sorted(recorded) and not off, (
+        f"docs/wine_reconstructions.png is stale: R^2 (committed, now) {off}; run python docs/readme_pictures.py")
 
 
 def test_readme_demo_picture_is_current(readme_pictures):
-    module, committed, where = readme_pictures
-    now = module.demo_samples()[-1]["grey_levels"]
-    recorded = committed["demo_samples.png"]["grey_levels"]
-    assert len(now) == len(recorded) == 36
-    off = [k for k, (a, b) in enumerate(zip(now, recorded))
-           if np.abs(np.array(a.split(), dtype=float) - np.array(b.split(), dtype=float)).max() > GREY_TOLERANCE[where]]
-    assert not off, (f"docs/demo_samples.png is stale: images {off} changed ({where}); "
-                     "run python docs/readme_pictures.py")
+    committed, now = readme_pictures
+    recorded, drawn = committed["demo_samples.png"]["grey_levels"], now["demo_samples.png"]["grey_levels"]
+    assert len(recorded) == 36
+    off = [k for k, (a, b) in enumerate(zip(drawn, recorded)) if a != b]
+    assert len(drawn) == 36 and not off, (
+        f"docs/demo_samples.png is stale: images {off} changed; run python docs/readme_pictures.py")
 
 
 # Files a user reads for install advice. (benchmarks/ joins once its own notes are fixed.)
