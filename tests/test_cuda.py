@@ -55,7 +55,8 @@ def test_device_is_validated():
 def test_cuda_available_gives_a_reason():
     ok, reason = cuda_available()
     assert isinstance(ok, bool) and isinstance(reason, str)
-    assert ok or reason
+    if not ok:  # the reason names what is missing, in words a user can act on
+        assert len(reason) > 20 and any(word in reason for word in ("CUDA", "GPU", "driver", "device", "built")), reason
 
 
 def test_show_config_reports_cuda(capsys):

@@ -56,7 +56,7 @@ def test_readme_keeps_the_two_commands():
 
 @pytest.fixture(scope="module")
 def readme_example_run(tmp_path_factory):
-    """The README's python example, run once in a fresh folder: (printed lines, folder, warnings)."""
+    """The README's python example, run once in a fresh folder: (printed lines, folder, warnings, its names)."""
     pytest.importorskip("matplotlib")
     blocks = re.findall(r"```python\n(.*?)```", readme(), flags=re.S)
     assert blocks, "README has no python example"
@@ -64,18 +64,25 @@ def readme_example_run(tmp_path_factory):
     printed = io.StringIO()
     cwd = os.getcwd()
     os.chdir(folder)  # the example writes samples.png
+    namespace = {}
     try:
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
             warnings.simplefilter("always")
-            exec(compile(blocks[0], "README.md", "exec"), {})
+            exec(compile(blocks[0], "README.md", "exec"), namespace)
     finally:
         os.chdir(cwd)
-    return printed.getvalue().strip().splitlines(), folder, caught
+    return printed.getvalue().strip().splitlines(), folder, caught, namespace
 
 
 def test_readme_example_runs(readme_example_run):
-    lines, folder, _ = readme_example_run
-    assert float(lines[-1]) < 0  # the printed ELBO
+    lines, folder, _, namespace = readme_example_run
+    vae, X = namespace["vae"], namespace["X"]
+    assert float(lines[-1]) == pytest.approx(vae.score(X), rel=1e-12)  # the printed line is the mean ELBO
+    untrained = pyvae.VAE(n_components=8, hidden_layer_sizes=(128,), likelihood="bernoulli", max_iter=1,
+                          learning_rate=1e-12, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        assert vae.score(X) > untrained.fit(X).score(X) + 10  # trained: tens of nats per digit better
     assert (folder / "samples.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -90,16 +97,9 @@ def test_readme_tabular_example_runs(tmp_path, monkeypatch):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
 
 
-class OnlyConvergenceWarnings(AssertionError):
-    """The README example warned, but only ConvergenceWarning: the training fix of issue 12 is pending."""
-
-
 def test_readme_example_prints_no_warning(readme_example_run):
-    _, _, caught = readme_example_run
-    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
-    if caught and all(issubclass(w.category, ConvergenceWarning) for w in caught):
-        raise OnlyConvergenceWarnings(messages)
-    assert messages == []
+    _, _, caught, _ = readme_example_run
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
 
 
 def test_readme_api_table_lists_every_public_method_and_function():
