@@ -58,6 +58,7 @@ _INT, _REAL, _STR, _BOOL = "int", "real", "str", "bool"
 _CONSTRAINTS = {
     "n_components": (_INT, (1, None)),
     "activation": (_STR, ("relu", "tanh")),
+    "objective": (_STR, ("elbo", "iwae")),
     "kl": (_STR, ("analytic", "mc")),
     "posterior": (_STR, ("gaussian", "logistic", "laplace")),
     "gradient_estimator": (_STR, ("reparameterization", "score_function")),
@@ -160,7 +161,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     Maximizes the evidence lower bound (ELBO) of a latent-variable model
     p(x, z) = p(x | z) N(z; 0, I) with an MLP encoder q(z | x) (a diagonal
     Gaussian by default) and an MLP decoder p(x | z), by minibatch Adam with
-    the reparameterization trick z = mu + exp(logvar / 2) * eps.
+    the reparameterization trick z = mu + exp(logvar / 2) * eps; or, with
+    ``objective="iwae"``, the importance-weighted bound (Burda et al., 2015).
 
     Training runs in float32; outputs of ``transform``, ``inverse_transform``
     and ``sample_posterior`` have the dtype of the input (float32 or float64),
@@ -201,13 +203,31 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "poisson"]`` for 7 columns. ``inverse_transform`` then gives each
         column's mean (probabilities for the binary and categorical columns,
         rates for the counts) and ``sample`` draws of each kind.
+    objective : {"elbo", "iwae"}, default="elbo"
+        What training maximizes. ``"elbo"``: the ELBO. ``"iwae"``: the
+        importance-weighted bound (Burda, Grosse & Salakhutdinov, 2015)
+        ``log (1/K) sum_k p(x, z_k) / q(z_k | x)`` of the K = ``n_mc_samples``
+        draws of each row, tighter than the ELBO as K grows, which pushes the
+        model toward a higher log p(x) (K = 1 is the ELBO with ``kl="mc"``);
+        with ``missing="mask"`` over the observed entries (MIWAE, Mattei &
+        Frellsen, 2019). The bound needs each draw's log q(z|x) - log p(z),
+        so training uses that Monte Carlo KL whatever ``kl`` says; ``kl``
+        still decides how the ELBO of the scores (``n_importance=1``) and
+        of the progress display is computed. Early stopping then compares
+        the held-out bound with K draws, and ``loss_curve_`` holds the
+        negative bound. Needs ``gradient_estimator="reparameterization"``
+        and ``device="cpu"`` (the CUDA engine trains on the ELBO only).
     kl : {"analytic", "mc"}, default="analytic"
         KL(q(z|x) || p(z)) in closed form, or estimated by Monte Carlo with
         the same draws as the reconstruction term (log p(z) - log q(z|x)).
+        ``objective="iwae"`` trains with the Monte Carlo KL either way.
     n_mc_samples : int, default=1
-        Monte Carlo samples S of z per row for the ELBO and its gradient.
+        Monte Carlo samples S of z per row for the ELBO and its gradient;
+        with ``objective="iwae"``, the K of the bound (the paper uses 5 or 50).
     beta : float, default=1.0
-        Weight of the KL term in the training objective (beta-VAE).
+        Weight of the KL term in the training objective (beta-VAE; with
+        ``objective="iwae"`` each draw's log weight is
+        ``log p(x|z) - beta (log q(z|x) - log p(z))``).
         Scores always report the true ELBO (beta = 1).
     variance_floor : float, default=1e-6
         Lower bound of the Gaussian likelihoods' variance, which is
@@ -298,9 +318,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Every weight, bias and noise log-variance, in one flat buffer.
     loss_curve_ : list of float
         Mean negative ELBO per row of the training rows, per epoch, in nats
-        of the data in its own units (comparable with ``score``).
+        of the data in its own units (comparable with ``score``); with
+        ``objective="iwae"`` the negative importance-weighted bound trained
+        on (comparable with ``score(X, n_importance=n_mc_samples)``).
     validation_scores_ : list of float
-        Mean held-out ELBO per epoch (with early stopping, else empty).
+        Mean held-out ELBO per epoch (with early stopping, else empty); with
+        ``objective="iwae"`` the held-out bound with ``n_mc_samples`` draws.
     mean_ : ndarray of shape (n_features_in_,) or None
         Per-feature mean the model subtracts (``standardize``), else None.
     scale_ : ndarray of shape (n_features_in_,) or None
@@ -352,6 +375,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         hidden_layer_sizes=(100,),
         activation="relu",
         likelihood="gaussian",
+        objective="elbo",
         kl="analytic",
         n_mc_samples=1,
         beta=1.0,
@@ -379,6 +403,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.likelihood = likelihood
+        self.objective = objective
         self.kl = kl
         self.n_mc_samples = n_mc_samples
         self.beta = beta
@@ -432,6 +457,17 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"standardize=True needs a Gaussian likelihood (or Gaussian columns); likelihood="
                 f"{self.likelihood!r} models the data as it is. Use standardize='auto' or False."
+            )
+        if self.objective == "iwae" and self.gradient_estimator != "reparameterization":
+            raise ValueError(
+                f"objective='iwae' needs gradient_estimator='reparameterization'; got gradient_estimator="
+                f"{self.gradient_estimator!r}. The importance-weighted bound is trained through its "
+                "reparameterized draws; use objective='elbo' with the score-function estimator."
+            )
+        if self.objective == "iwae" and self.device == "cuda":
+            raise ValueError(
+                "objective='iwae' trains on the CPU engine only: the CUDA engine trains on the ELBO. Use "
+                "device='cpu', or objective='elbo'."
             )
         if self.posterior != "gaussian" and self.kl == "analytic":
             raise ValueError(
@@ -527,7 +563,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X, y=None, comm=None):
-        """Fit the model to X by maximizing the ELBO.
+        """Fit the model to X by maximizing the ELBO (or the bound ``objective`` names).
 
         Parameters
         ----------
@@ -680,9 +716,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     )
                 val_score = None
                 if X_val is not None:
-                    val_score = ctx.mean(engine.score(state.params, X_val, 1, False, self._seed) + val_jacobian)
+                    val_score = ctx.mean(self._held_out_scores(engine, state.params, X_val) + val_jacobian)
                 n = epoch["n_rows"]
                 epoch["elbo"] += train_jacobian * n
+                if "bound" in epoch:  # objective="iwae": the bound trained on
+                    epoch["bound"] += train_jacobian * n
                 reporter.epoch(state.n_iter + 1, epoch["elbo"] / n, epoch["recon"] / n, epoch["kl"] / n,
                                time.perf_counter() - started, val_score)
                 stalled = state.record_epoch(epoch, val_score, self.tol)
@@ -742,7 +780,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _training_objective(self, engine, params, X32, batch_size, ctx):
         """Mean per row, over every rank's rows X32 (model units), of the objective
         training maximizes: reconstruction - beta * KL, with the configured
-        likelihood, KL estimator and missing entries; -inf where it is not finite.
+        likelihood, KL estimator and missing entries, or with objective="iwae"
+        the importance-weighted bound; -inf where it is not finite.
 
         It comes from one pass of the core's own training loop at learning
         rate 0 on copies of the parameters (so they cannot move), with the same
@@ -754,9 +793,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             epoch = engine.train_epoch(params.copy(), np.zeros_like(params), np.zeros_like(params), 0, 0.0, X32,
                                        np.arange(n, dtype=np.int64), batch_size, self._seed, 0.0, 0.9, 0.999, 1e-8,
                                        0.0)
-            total = epoch["recon"] - self._fit_config["beta"] * epoch["kl"] if epoch["finite"] else -np.inf
+            objective = epoch["bound"] if "bound" in epoch else epoch["recon"] - self._fit_config["beta"] * epoch["kl"]
+            total = objective if epoch["finite"] else -np.inf
         total, n = ctx.sum([total, n])
         return total / n if np.isfinite(total) else -np.inf
+
+    def _held_out_scores(self, engine, params, X32):
+        """Per-row scores of held-out rows X32 (model units) that early stopping compares,
+        with the fitted seed's noise (so they move with the parameters only): the ELBO,
+        or with objective="iwae" the importance-weighted bound of n_mc_samples draws."""
+        config = self._fit_config
+        if config.get("objective", "elbo") == "iwae":
+            return engine.score(params, X32, config["n_mc_samples"], True, self._seed)
+        return engine.score(params, X32, 1, False, self._seed)
 
     def _check_not_diverged(self, untrained, fitted, X32, n_epochs, ctx, X):
         """FloatingPointError when the fitted model's training objective (per row,
@@ -800,6 +849,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             activation=self.activation,
             likelihood=self.likelihood if blocks is None else "mixed",
             kl=self.kl,
+            objective=self.objective,
             posterior=self.posterior,
             gradient_estimator=self.gradient_estimator,
             n_mc_samples=int(self.n_mc_samples),
@@ -1216,7 +1266,7 @@ class _TrainingState:
         training loss without one. The best validated parameters are kept."""
         self.step, self.baseline = epoch["step"], epoch["baseline"]
         self.n_iter += 1
-        loss = -epoch["elbo"] / epoch["n_rows"]
+        loss = -epoch.get("bound", epoch["elbo"]) / epoch["n_rows"]  # the bound trained on, with objective="iwae"
         self.loss_curve.append(loss)
         if validation_score is not None:
             self.validation_scores.append(validation_score)

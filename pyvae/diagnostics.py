@@ -16,8 +16,9 @@ def gradient_variance(model, X, *, estimator="reparameterization", n_draws=100, 
 
     Builds an engine with the fitted model's configuration but the chosen
     ``estimator``, and evaluates the gradient of the training objective (the
-    mean over the rows of X of the negative beta-ELBO, as in one minibatch
-    step) at ``model.params_`` once per draw, each time with fresh noise for
+    mean over the rows of X of the negative beta-ELBO, or of the negative
+    importance-weighted bound for a model fitted with ``objective="iwae"``,
+    as in one minibatch step) at ``model.params_`` once per draw, each time with fresh noise for
     every row. The score-function estimator uses the model's fitted baseline
     (the running mean of the learning signal). Both estimators are unbiased
     for the same gradient; they differ in variance.

@@ -140,3 +140,8 @@ def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, p
     kl_row = kl_analytic(mu, logvar) if kl == "analytic" else kl_draws.mean(0)
     loss = np.mean(-recon.mean(0) + beta * kl_row)
     return loss, recon, kl_draws, kl_analytic(mu, logvar)
+
+
+def importance_bound(recon, kl_draws, beta=1.0):
+    """Per row, log (1/K) sum_k w_k with log w_k = recon_k - beta * kl_k over the K draws (axis 0)."""
+    return special.logsumexp(recon - beta * kl_draws, axis=0) - np.log(recon.shape[0])

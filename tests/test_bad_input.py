@@ -118,7 +118,7 @@ BAD_PARAMS = [
     ("hidden_layer_sizes", (0,)), ("hidden_layer_sizes", (4, -2)), ("hidden_layer_sizes", "wide"),
     ("hidden_layer_sizes", (2.5,)),
     ("activation", "sigmoid"), ("activation", None),
-    ("likelihood", "poisson"), ("kl", "exact"), ("posterior", "cauchy"),
+    ("likelihood", "poisson"), ("kl", "exact"), ("posterior", "cauchy"), ("objective", "foo"), ("objective", None),
     ("gradient_estimator", "pathwise"), ("missing", "impute"),
     ("n_mc_samples", 0), ("n_mc_samples", 2.0),
     ("beta", -1.0), ("beta", "one"), ("beta", np.nan),
@@ -146,6 +146,13 @@ def test_invalid_hyperparameter_is_named(fitted, name, value):
 def test_non_gaussian_posterior_needs_monte_carlo_kl():
     with pytest.raises(ValueError, match="'kl'.*'mc'"):
         VAE(posterior="logistic", kl="analytic").fit(X)
+
+
+def test_importance_weighted_objective_needs_the_reparameterization():
+    with pytest.raises(ValueError, match="objective='iwae'.*gradient_estimator='score_function'"):
+        VAE(objective="iwae", gradient_estimator="score_function", kl="mc").fit(X)
+    with pytest.raises(ValueError, match="objective='iwae'.*CPU.*device='cpu'"):
+        VAE(objective="iwae", device="cuda").fit(X)
 
 
 @pytest.mark.parametrize("method,args", [

@@ -413,6 +413,23 @@ def test_device_engine_refuses_data_parallel_epochs():
 
 
 @gpu
+def test_device_engine_refuses_to_train_on_the_iwae_bound_but_scores_such_a_model():
+    from pyvae import _cuda_core
+
+    kwargs = dict(CONFIGS[1], objective="iwae", n_features=D, n_components=Z, hidden_layer_sizes=[8],
+                  n_mc_samples=3, beta=1.0)
+    cpu, dev = _core.Model32(n_threads=1, **kwargs), _cuda_core.ModelCuda(**kwargs)
+    X = small_data(64).astype(np.float32)
+    params = cpu.init_params(0)
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    with pytest.raises(ValueError, match="ELBO only.*objective='iwae'"):
+        dev.train_epoch(params, m, v, 0, 0.0, X, np.arange(64), 16, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0)
+    with pytest.raises(ValueError, match="ELBO only"):
+        dev.loss_and_grad(params, X[:N], X[:N], np.zeros((3, N, Z), np.float32))
+    close(dev.score(params, X, 5, True, 7), cpu.score(params, X, 5, True, 7), SUMS)
+
+
+@gpu
 def test_row_keys_cover_chunks_of_many_rows():
     """Every row of a chunk gets its key (the kernel's grid once assumed 256
     threads per block but launched 128, leaving rows without one)."""

@@ -67,7 +67,9 @@ def run_ranks(tmp_path, body, n=2):
     {"early_stopping": True},
     # The score-function baseline is a running mean over batches: it must be reduced too.
     {"gradient_estimator": "score_function", "kl": "mc", "posterior": "logistic", "n_mc_samples": 2},
-], ids=["plain", "early_stopping", "score_function"])
+    # Each rank's share of the importance-weighted bound, its loss curve and held-out bound.
+    {"objective": "iwae", "n_mc_samples": 3, "early_stopping": True},
+], ids=["plain", "early_stopping", "score_function", "iwae"])
 def test_two_ranks_match_one_process_on_the_concatenated_data(tmp_path, extra):
     early_stopping = extra.get("early_stopping", False)
     results = run_ranks(tmp_path, f"""

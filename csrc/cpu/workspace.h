@@ -24,6 +24,7 @@ struct Workspace {
     std::vector<T> dz;                    // (S, N, Z)
     std::vector<double> recon, kl;        // (S*N) per-draw log p(x|z) and log q - log p(z)
     std::vector<double> kl_analytic;      // (N)
+    std::vector<T> importance;            // (S*N) self-normalized weights of each row's draws (objective iwae)
     std::vector<uint64_t> keys;           // (N)
     SparseRows<T> sparse;                 // the encoder input by its nonzeros, when it is sparse (sparse_input.h)
     std::vector<int> dense_rows;          // inference: the rows too dense for `sparse` (Model::input_layer_rowwise)
@@ -63,6 +64,7 @@ struct Workspace {
         recon.assign(SN, 0.0);
         kl.assign(SN, 0.0);
         kl_analytic.assign(N, 0.0);
+        importance.assign(c.objective == Objective::iwae ? SN : 0, T(0));
         keys.assign(N, 0);
     }
 };

@@ -92,8 +92,17 @@ std::unique_ptr<PyModelCuda> make_engine(PyModelCuda*, const Config& config, int
     return model;
 }
 
+// The CUDA engine trains on the ELBO only; a model trained on the IWAE bound (on
+// the CPU) still runs its inference here.
+void refuse_iwae_training(const ModelCuda& self) {
+    if (self.config.objective == Objective::iwae)
+        throw std::invalid_argument("the CUDA engine trains on the ELBO only (objective='elbo'); "
+                                    "objective='iwae' trains on the CPU engine (device='cpu')");
+}
+
 binding::LossTerms engine_loss_and_grad(ModelCuda& self, const float* params, float* grad, const float* x_obs,
                                         const float* x_enc, const float* noise, int N, double baseline) {
+    refuse_iwae_training(self);
     binding::LossTerms t;
     t.loss = self.loss_and_grad(params, grad, x_obs, x_enc, noise, N, baseline, t.recon, t.kl, t.kl_analytic,
                                 &t.mean_f);
@@ -104,6 +113,7 @@ void engine_prepare_epoch(PyModelCuda& self, const binding::In<float>& X, bool p
     if (parallel)
         throw std::invalid_argument("the CUDA engine does not train data-parallel (fit(..., comm=...)): it runs "
                                     "whole epochs on the device, with no per-step Allreduce; use the CPU engine");
+    refuse_iwae_training(self);
     self.ensure_bound(X);
 }
 
@@ -323,7 +333,7 @@ void bind_kernels(py::module_& parent) {
             const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
             std::vector<float> d_head(size_t(N) * 2 * k.Z()), g(dz.data(), dz.data() + dz.size());
             k.cpu.posterior_backward(head.data(), eps.data(), z.data(), g.data(), recon.data(), kl.data(), N, S,
-                                     baseline, d_head.data());
+                                     baseline, k.cpu.draw_weights(N, S, nullptr), d_head.data());
             return host_array(d_head, {N, 2 * k.Z()});
         })
         .def("posterior_backward_cuda", [](K& k, Arr head, Arr eps, Arr z, Arr dz, In<double> recon, In<double> kl,

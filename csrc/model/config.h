@@ -32,6 +32,9 @@ struct ColumnBlock {
 enum class KLMode { analytic, mc };
 enum class Posterior { gaussian, logistic, laplace };
 enum class Estimator { reparameterization, score_function };
+// What training maximizes: the ELBO, or the importance-weighted bound of its
+// n_mc_samples draws per row (Burda et al.), both in elbo.h.
+enum class Objective { elbo, iwae };
 
 constexpr double kLogvarBound = 30.0;  // |log-variance| of q(z|x); see logvar_clamp_forward
 
@@ -44,6 +47,7 @@ struct Config {
     KLMode kl = KLMode::analytic;
     Posterior posterior = Posterior::gaussian;
     Estimator estimator = Estimator::reparameterization;
+    Objective objective = Objective::elbo;  // iwae: K = n_mc_samples draws per row, the per-draw KL whatever `kl` says
     int n_mc_samples = 1;
     double beta = 1.0;   // weight of the KL term in the training objective
     bool missing = false;  // NaN marks an unobserved entry
@@ -102,6 +106,9 @@ inline Layout make_layout(const Config& c) {
         throw std::invalid_argument("n_features, n_components and n_mc_samples must be >= 1");
     if (c.kl == KLMode::analytic && c.posterior != Posterior::gaussian)
         throw std::invalid_argument("the analytic KL needs a Gaussian posterior; use kl='mc'");
+    if (c.objective == Objective::iwae && c.estimator != Estimator::reparameterization)
+        throw std::invalid_argument("objective='iwae' trains with the reparameterization estimator only; "
+                                    "gradient_estimator='score_function' goes with objective='elbo'");
     Layout L;
     auto add = [&L](std::vector<Dense>& layers, int n_in, int n_out) {
         layers.push_back({L.size, L.size + int64_t(n_in) * n_out, n_in, n_out});
@@ -163,6 +170,7 @@ constexpr int kStepScalars = 6;
 
 struct EpochResult {
     double elbo = 0, recon = 0, kl = 0;  // sums over rows
+    double bound = 0;  // objective iwae: sum over rows of the importance-weighted bound trained on
     int64_t n_rows = 0;
     // Sums of the posterior mean and of its square per latent dimension over the
     // rows this process encoded (mu_rows): the variance behind active_units_,

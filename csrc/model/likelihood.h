@@ -1,8 +1,9 @@
 // The likelihoods p(x | z), one forward / backward pair each: forward writes
 // recon (S*N) = log p(x_i | z_si) from the decoder's output out (S*N, D) against
 // the data x (N, D); backward writes d_out (S*N, D) = weight * d(-log p)/d(out)
-// and, for the Gaussians, adds weight * d(-sum log p)/d(noise log-variance).
-// Row (s, i) of out is s * N + i. With `missing`, a NaN in x marks an entry
+// and, for the Gaussians, adds weight * d(-sum log p)/d(noise log-variance), each
+// draw row r by its own weight[r] (DrawWeights, elbo.h: one scalar for the ELBO,
+// the importance weights for the IWAE bound). Row (s, i) of out is s * N + i. With `missing`, a NaN in x marks an entry
 // that neither counts nor gets a gradient. Model::likelihood_forward and
 // Model::likelihood_backward pick the pair of the configured likelihood; the
 // scalar math shared with the CUDA kernels is in likelihood_math.h.
@@ -16,6 +17,7 @@
 #include "model/config.h"
 #include "cpu/dispatch.h"
 #include "cpu/fastmath.h"
+#include "model/elbo.h"
 #include "model/hd.h"
 #include "model/likelihood_math.h"
 #include "cpu/parallel.h"
@@ -125,19 +127,19 @@ void bernoulli_forward(double* recon, const T* out, const T* x, int N, int S, in
 
 // d_out (S*N, D) from logits out (S*N, D) against x (N, D).
 template <class T>
-void bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, T weight, bool missing,
-                        int n_threads) {
+void bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, DrawWeights<T> weight,
+                        bool missing, int n_threads) {
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
-        bernoulli_row_backward(d_out + r * D, xi, a, D, weight, missing);
+        bernoulli_row_backward(d_out + r * D, xi, a, D, weight[r], missing);
     });
 }
 
 // recon (S*N) and d_out (S*N, D) in one pass: bernoulli_forward and bernoulli_backward.
 template <class T>
-void bernoulli_forward_backward(double* recon, T* d_out, const T* out, const T* x, int N, int S, int D, T weight,
-                                bool missing, int n_threads) {
+void bernoulli_forward_backward(double* recon, T* d_out, const T* out, const T* x, int N, int S, int D,
+                                DrawWeights<T> weight, bool missing, int n_threads) {
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
-        recon[r] = bernoulli_row_forward_backward(d_out + r * D, xi, a, D, weight, missing);
+        recon[r] = bernoulli_row_forward_backward(d_out + r * D, xi, a, D, weight[r], missing);
     });
 }
 
@@ -158,13 +160,14 @@ void continuous_bernoulli_forward(double* recon, const T* out, const T* x, int N
 
 // d_out = the Bernoulli's gradient minus weight * d log C / da.
 template <class T>
-void continuous_bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, T weight, bool missing,
-                                   int n_threads) {
+void continuous_bernoulli_backward(T* d_out, const T* out, const T* x, int N, int S, int D, DrawWeights<T> weight,
+                                   bool missing, int n_threads) {
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
         T* d = d_out + r * D;
-        bernoulli_row_backward(d, xi, a, D, weight, missing);
+        const T w = weight[r];
+        bernoulli_row_backward(d, xi, a, D, w, missing);
         for (int k = 0; k < D; ++k)
-            if (!(missing && std::isnan(xi[k]))) d[k] -= weight * continuous_bernoulli_log_norm_grad(a[k]);
+            if (!(missing && std::isnan(xi[k]))) d[k] -= w * continuous_bernoulli_log_norm_grad(a[k]);
     });
 }
 
@@ -195,20 +198,20 @@ inline T gaussian_log_p(T residual, T log_var, T inv_var) {
     return T(-0.5) * (T(kLog2Pi) + log_var + residual * residual * inv_var);
 }
 
-// sum over the draw rows of column k of 0.5 (1 - res^2 / var) (rows in order:
-// the sum does not depend on the thread count); times e^lv / var it is
-// d(-sum log p)/d lv_k.
+// sum over the draw rows r of column k of weight.relative_at(r) * 0.5 (1 - res^2 / var)
+// (rows in order: the sum does not depend on the thread count); times
+// weight.scale * e^lv / var it is sum_r weight[r] d(-log p_r)/d lv_k.
 template <class T>
 T gaussian_logvar_grad(const T* out, const T* x, const GaussianNoise<T>& g, int k, int N, int S, int D,
-                       bool missing) {
+                       const DrawWeights<T>& weight, bool missing) {
     T acc = 0;
     for (int64_t r = 0; r < int64_t(S) * N; ++r) {
         const T xv = x[(r % N) * D + k];
         if (missing && std::isnan(xv)) continue;
         const T res = xv - out[r * D + k];
-        acc += T(0.5) * (T(1) - res * res * g.inv_var[k]);
+        acc += weight.relative_at(r) * (T(0.5) * (T(1) - res * res * g.inv_var[k]));
     }
-    return acc;  // the caller scales: weight * acc * e^lv / var
+    return acc;  // the caller scales: weight.scale * acc * e^lv / var
 }
 
 template <class T>
@@ -230,19 +233,21 @@ void gaussian_rows_forward(double* recon, const T* out, const T* x, const Gaussi
 // each column in row order (thread-count independent).
 template <class T>
 void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S,
-                            int D, T weight, bool missing, int n_threads) {
+                            int D, const DrawWeights<T>& weight, bool missing, int n_threads) {
     const T* inv_var = g.inv_var.data();
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
         T* d = d_out + r * D;
+        const T w = weight[r];
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(xi[k])) { d[k] = 0; continue; }
-            d[k] = -weight * (xi[k] - o[k]) * inv_var[k];
+            d[k] = -w * (xi[k] - o[k]) * inv_var[k];
         }
     });
     const int64_t SN = int64_t(S) * N;
     parallel_for(D, chunk_for(D), n_threads, SN * D > kParallelEntries, [&](int64_t lo, int64_t hi) {
         for (int k = int(lo); k < int(hi); ++k)
-            column[k] = weight * gaussian_logvar_grad(out, x, g, k, N, S, D, missing) * g.learned_share[k];
+            column[k] = weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, weight, missing) *
+                        g.learned_share[k];
     });
 }
 
@@ -254,7 +259,7 @@ void gaussian_forward(double* recon, const T* out, const T* x, const T* lv, T fl
 }
 template <class T>
 void gaussian_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
-                       T weight, bool missing, int n_threads) {
+                       DrawWeights<T> weight, bool missing, int n_threads) {
     std::vector<T> column(D, T(0));
     gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 1, D, floor), N, S, D, weight, missing,
                            n_threads);
@@ -269,7 +274,7 @@ void gaussian_isotropic_forward(double* recon, const T* out, const T* x, const T
 }
 template <class T>
 void gaussian_isotropic_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor, int N, int S,
-                                 int D, T weight, bool missing, int n_threads) {
+                                 int D, DrawWeights<T> weight, bool missing, int n_threads) {
     std::vector<T> column(D, T(0));
     gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 0, D, floor), N, S, D, weight, missing,
                            n_threads);
@@ -377,16 +382,17 @@ void mixed_forward(double* recon, const T* out, const T* x, const T* lv, T floor
 // (the other columns' entries of lv are unused and get none).
 template <class T>
 void mixed_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor,
-                    const std::vector<ColumnBlock>& blocks, int N, int S, int D, T weight, bool missing,
+                    const std::vector<ColumnBlock>& blocks, int N, int S, int D, DrawWeights<T> weight, bool missing,
                     int n_threads) {
     const GaussianNoise<T> g(lv, 1, D, floor);
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
-        mixed_row_backward(d_out + r * D, xi, a, g, blocks, weight, missing);
+        mixed_row_backward(d_out + r * D, xi, a, g, blocks, weight[r], missing);
     });
     for (const ColumnBlock& b : blocks)
         if (b.kind == ColumnKind::gaussian)
             for (int k = b.start; k < b.start + b.width; ++k)
-                d_lv[k] += weight * gaussian_logvar_grad(out, x, g, k, N, S, D, missing) * g.learned_share[k];
+                d_lv[k] += weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, weight, missing) *
+                           g.learned_share[k];
 }
 
 }  // namespace pyvae

@@ -7,10 +7,12 @@
 //   decoder      mlp_forward                                  (dense.h)
 //   log p(x|z)   <likelihood>_forward                         (likelihood.h, likelihood_math.h)
 //   KL           kl_analytic_forward / kl_mc_forward          (posterior.h)
-//   ELBO         elbo_forward                                 (elbo.h)
-// and back: <likelihood>_backward, decoder_backward, the KL backward, then
-// reparameterize_backward (pathwise) or score_function_backward, then
-// logvar_clamp_backward and encoder_backward; adam_update (adam.h) applies it.
+//   ELBO         elbo_forward, or the IWAE bound               (elbo.h)
+//                importance_bound_forward
+// and back: the per-draw weights (DrawWeights; the IWAE's from
+// importance_bound_backward), <likelihood>_backward, decoder_backward, the KL
+// backward, then reparameterize_backward (pathwise) or score_function_backward,
+// then logvar_clamp_backward and encoder_backward; adam_update (adam.h) applies it.
 //
 // Shapes: N = rows in a batch, S = Monte Carlo samples per row, D = features,
 // Z = latent dimensions. Sample-major stacking: row (s, i) of a decoder buffer
@@ -171,9 +173,10 @@ class Model {
         }
     }
 
-    // d_out (S*N, D) = weight * d(-log p)/d(out), and d_noise_logvar += weight * d(-sum log p)/d(lv).
-    void likelihood_backward(const T* params, const T* out, const T* x, int N, int S, T weight, T* d_out,
-                             T* d_noise_logvar) const {
+    // d_out (S*N, D) = weight * d(-log p)/d(out), and d_noise_logvar += weight * d(-sum log p)/d(lv),
+    // draw row r weighted by weight[r] (elbo.h).
+    void likelihood_backward(const T* params, const T* out, const T* x, int N, int S, DrawWeights<T> weight,
+                             T* d_out, T* d_noise_logvar) const {
         const int D = config.n_features;
         const T* lv = params + layout.noise_logvar;
         const T floor = T(config.variance_floor);
@@ -197,7 +200,7 @@ class Model {
     // likelihood_forward then likelihood_backward; the Bernoulli's in one pass
     // (the two share e^-|out|, and its pass is most of a step's elementwise work).
     void likelihood_forward_backward(const T* params, const T* out, const T* x, int N, int S, double* recon,
-                                     T weight, T* d_out, T* d_noise_logvar) const {
+                                     DrawWeights<T> weight, T* d_out, T* d_noise_logvar) const {
         if (config.likelihood == Likelihood::bernoulli)
             return bernoulli_forward_backward(recon, d_out, out, x, N, S, config.n_features, weight, config.missing,
                                               n_threads);
@@ -264,24 +267,39 @@ class Model {
     // d_head (N, 2Z) = d(loss)/d[mu | logvar]: the KL's gradient, then the pathwise
     // chain through z (dz (S, N, Z), the decoder's gradient w.r.t. z; the MC KL adds
     // its prior term into it) or the score-function estimator with `baseline`.
+    // w_draw: the weight of each draw's term in the loss (draw_weights).
     void posterior_backward(const T* head, const T* eps, const T* z, T* dz, const double* recon, const double* kl,
-                            int N, int S, double baseline, T* d_head) const {
+                            int N, int S, double baseline, DrawWeights<T> w_draw, T* d_head) const {
         const int Z = config.n_components;
         const T beta = T(config.beta);
-        const T w_row = T(1) / T(N), w_draw = T(1) / (T(S) * T(N));
-        const bool mc = config.kl == KLMode::mc;
+        const T w_row = T(1) / T(N);
+        const bool mc = per_draw_kl();
         const bool pathwise = config.estimator == Estimator::reparameterization;
         if (mc) kl_mc_backward(d_head, dz, z, N, S, Z, beta, w_row, w_draw, pathwise);
         else kl_analytic_backward(d_head, head, N, Z, beta, w_row);
         if (pathwise) reparameterize_backward(d_head, dz, head, eps, N, S, Z, n_threads);
-        else score_function_backward(d_head, head, eps, recon, kl, N, S, Z, config.posterior, mc, beta, w_draw,
-                                     baseline, n_threads);
+        else score_function_backward(d_head, head, eps, recon, kl, N, S, Z, config.posterior, mc, beta,
+                                     w_draw.scale, baseline, n_threads);  // (objective elbo: one weight for all)
+    }
+
+    // Whether training differentiates the KL draw by draw: the Monte Carlo KL, and
+    // the IWAE bound (its log weights hold each draw's log q - log p(z), whatever `kl`).
+    bool per_draw_kl() const { return config.kl == KLMode::mc || config.objective == Objective::iwae; }
+
+    // The weight of each draw's term in the batch's loss (elbo.h): 1 / (S N) for the
+    // ELBO; for the IWAE bound 1 / N times importance (S*N), the self-normalized
+    // weights, which loss_and_grad fills before any backward reads them.
+    DrawWeights<T> draw_weights(int N, int S, const T* importance) const {
+        if (config.objective == Objective::iwae) return DrawWeights<T>(T(1) / T(N), importance);
+        return DrawWeights<T>(T(1) / (T(S) * T(N)));
     }
 
     // The training objective on one batch, with its gradient:
-    // loss = (1/N) sum_i [ -(1/S) sum_s log p(x_i|z_si) + beta * KL_i ] (elbo.h),
-    // x_obs (N, D) the targets (NaN = missing), x_enc (N, D) the encoder input,
-    // noise (S, N, Z) the base noise. grad is overwritten.
+    // objective elbo: loss = (1/N) sum_i [ -(1/S) sum_s log p(x_i|z_si) + beta * KL_i ];
+    // objective iwae: loss = -(1/N) sum_i L_K,i, the importance-weighted bound of the
+    // K = S draws (elbo.h; log w = log p(x|z) - beta (log q - log p(z))). stats holds
+    // the ELBO's terms either way. x_obs (N, D) the targets (NaN = missing), x_enc
+    // (N, D) the encoder input, noise (S, N, Z) the base noise. grad is overwritten.
     double loss_and_grad(const T* params, T* grad, const T* x_obs, const T* x_enc, const T* noise, int N,
                          double baseline, Workspace<T>& ws, BatchStats* stats, bool grad_is_zero = false) const {
         const int S = config.n_mc_samples;
@@ -291,15 +309,14 @@ class Model {
         reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
         const T* out = decoder_forward(params, ws.z.data(), S * N, ws, Pass::training);
         T* d_out = ws.d_a.data();
-        likelihood_forward_backward(params, out, x_obs, N, S, ws.recon.data(), T(1) / (T(S) * T(N)), d_out,
-                                    grad + layout.noise_logvar);
+        const bool iwae = config.objective == Objective::iwae;
+        const DrawWeights<T> w_draw = draw_weights(N, S, ws.importance.data());
+        // The ELBO's weights are known before the forward: the Bernoulli's forward
+        // and backward share a pass. The IWAE's come from the forward's results.
+        if (iwae) likelihood_forward(params, out, x_obs, N, S, ws.recon.data());
+        else likelihood_forward_backward(params, out, x_obs, N, S, ws.recon.data(), w_draw, d_out,
+                                         grad + layout.noise_logvar);
         kl_forward(head, ws.eps.data(), ws.z.data(), N, S, ws.kl.data(), ws.kl_analytic.data());
-        const bool pathwise = config.estimator == Estimator::reparameterization;
-        T* dz = pathwise ? ws.dz.data() : nullptr;  // the score-function estimator needs none
-        decoder_backward(params, grad, ws.z.data(), S * N, d_out, dz, ws);
-        posterior_backward(head, ws.eps.data(), ws.z.data(), dz, ws.recon.data(), ws.kl.data(), N, S, baseline,
-                           ws.d_head.data());
-        encoder_backward(params, grad, x_enc, N, ws);
 
         BatchStats st;
         double loss = 0;
@@ -308,8 +325,23 @@ class Model {
             const ElboTerms t = elbo_forward(ws.recon.data(), ws.kl.data(), ws.kl_analytic.data(), i, N, S, mc);
             st.recon += t.recon;
             st.kl += t.kl;
-            loss += -t.recon + config.beta * t.kl;
+            if (!iwae) {
+                loss += -t.recon + config.beta * t.kl;
+                continue;
+            }
+            const double bound = importance_bound_forward(ws.recon.data(), ws.kl.data(), i, N, S, config.beta);
+            importance_bound_backward(ws.importance.data(), ws.recon.data(), ws.kl.data(), bound, i, N, S,
+                                      config.beta);
+            loss -= bound;
         }
+        if (iwae) likelihood_backward(params, out, x_obs, N, S, w_draw, d_out, grad + layout.noise_logvar);
+        const bool pathwise = config.estimator == Estimator::reparameterization;
+        T* dz = pathwise ? ws.dz.data() : nullptr;  // the score-function estimator needs none
+        decoder_backward(params, grad, ws.z.data(), S * N, d_out, dz, ws);
+        posterior_backward(head, ws.eps.data(), ws.z.data(), dz, ws.recon.data(), ws.kl.data(), N, S, baseline,
+                           w_draw, ws.d_head.data());
+        encoder_backward(params, grad, x_enc, N, ws);
+
         if (stats) {
             st.mean_f = learning_signal_mean(ws.recon.data(), ws.kl.data(), N, S, mc, config.beta);
             *stats = st;
@@ -417,6 +449,7 @@ class Model {
             res.recon += st.recon;
             res.kl += st.kl;
             res.elbo += st.recon - st.kl;
+            if (config.objective == Objective::iwae) res.bound -= loss * N;
             res.n_rows += N;
             if (dp ? stop : (interrupted && interrupted())) { res.status = EpochStatus::interrupted; return res; }
         }

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "model/config.h"
+#include "model/elbo.h"
 #include "cpu/parallel.h"
 #include "model/rng.h"
 #include "model/standardized.h"
@@ -143,11 +144,15 @@ void kl_mc_forward(double* kl, const T* head, const T* eps, const T* z, int N, i
     });
 }
 // Initializes d_head (N, 2Z). Pathwise (the draws' noise held fixed): the
-// -logvar/2 term gives d logvar = -beta / (2N), and the prior's z^2/2 adds
-// beta / (S N) * z into dz (S, N, Z), which reparameterize_backward then carries.
-// The score-function estimator takes the KL through its learning signal instead.
+// -logvar/2 term of draw r, weighted by w_draw[r] (elbo.h), gives d logvar =
+// -beta / 2 times the sum of row i's weights, which is w_row = 1 / N for the
+// ELBO (S draws of 1 / (S N)) and for the importance-weighted bound (1 / N times
+// weights that sum to 1); and the prior's z^2/2 adds beta * w_draw[r] * z into
+// dz (S, N, Z), which reparameterize_backward then carries. The
+// score-function estimator takes the KL through its learning signal instead.
 template <class T>
-void kl_mc_backward(T* d_head, T* dz, const T* z, int N, int S, int Z, T beta, T w_row, T w_draw, bool pathwise) {
+void kl_mc_backward(T* d_head, T* dz, const T* z, int N, int S, int Z, T beta, T w_row, DrawWeights<T> w_draw,
+                    bool pathwise) {
     for (int i = 0; i < N; ++i) {
         T* dmu = d_head + int64_t(i) * 2 * Z;
         T* dlv = dmu + Z;
@@ -157,8 +162,10 @@ void kl_mc_backward(T* d_head, T* dz, const T* z, int N, int S, int Z, T beta, T
         }
     }
     if (!pathwise) return;
-    const int64_t n = int64_t(S) * N * Z;
-    for (int64_t k = 0; k < n; ++k) dz[k] = dz[k] + beta * w_draw * z[k];
+    for (int64_t r = 0; r < int64_t(S) * N; ++r) {
+        const T c = beta * w_draw[r];
+        for (int64_t k = r * Z; k < (r + 1) * Z; ++k) dz[k] = dz[k] + c * z[k];
+    }
 }
 
 // ---- the score-function (REINFORCE) estimator ---------------------------------------

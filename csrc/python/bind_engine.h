@@ -37,11 +37,13 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
                         std::string likelihood, std::string kl, std::string posterior, std::string estimator,
                         int n_mc_samples, double beta, bool missing, double variance_floor,
                         std::vector<std::pair<std::string, int>> columns, std::vector<double> encoder_shift,
-                        std::vector<double> encoder_scale, int n_threads, py::kwargs options) {
+                        std::vector<double> encoder_scale, std::string objective, int n_threads,
+                        py::kwargs options) {
                 return make_engine(static_cast<M*>(nullptr),
                                    make_config(n_features, n_components, std::move(hidden), activation, likelihood,
                                                kl, posterior, estimator, n_mc_samples, beta, missing, variance_floor,
-                                               columns, std::move(encoder_shift), std::move(encoder_scale)),
+                                               columns, std::move(encoder_shift), std::move(encoder_scale),
+                                               objective),
                                    std::max(1, n_threads), options);
             }),
             py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"), py::arg("activation"),
@@ -49,7 +51,7 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
             py::arg("n_mc_samples"), py::arg("beta"), py::arg("missing"), py::arg("variance_floor") = 0.0,
             py::arg("columns") = std::vector<std::pair<std::string, int>>(),
             py::arg("encoder_shift") = std::vector<double>(), py::arg("encoder_scale") = std::vector<double>(),
-            py::arg("n_threads") = 1)
+            py::arg("objective") = "elbo", py::arg("n_threads") = 1)
         .def_property_readonly("n_params", &M::n_params)
         .def_readwrite("n_threads", &M::n_threads)
         .def("layout", [](const M& self) { return describe_layout(self.layout); })
@@ -84,7 +86,7 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
                 return a;
             };
             py::dict out;
-            out["loss"] = t.loss;
+            out["loss"] = t.loss;  // objective iwae: minus the rows' mean importance-weighted bound
             out["grad"] = grad;
             out["recon"] = array(t.recon, {S, N});     // (S, N) log p(x_i | z_si)
             out["kl_draws"] = array(t.kl, {S, N});     // (S, N) log q(z_si | x_i) - log p(z_si)
@@ -142,6 +144,7 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
             out["recon"] = res.recon;
             out["kl"] = res.kl;
             out["n_rows"] = res.n_rows;
+            if (self.config.objective == Objective::iwae) out["bound"] = res.bound;  // the IWAE bound trained on
             if (!res.mu_sum.empty()) {  // the sums behind active_units_ (an engine may not keep them)
                 out["mu_sum"] = py::array_t<double>(int64_t(res.mu_sum.size()), res.mu_sum.data());
                 out["mu_sq_sum"] = py::array_t<double>(int64_t(res.mu_sq_sum.size()), res.mu_sq_sum.data());

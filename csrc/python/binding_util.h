@@ -27,7 +27,8 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
                           const std::string& estimator, int n_mc_samples, double beta, bool missing,
                           double variance_floor,
                           const std::vector<std::pair<std::string, int>>& columns = {},
-                          std::vector<double> encoder_shift = {}, std::vector<double> encoder_scale = {}) {
+                          std::vector<double> encoder_shift = {}, std::vector<double> encoder_scale = {},
+                          const std::string& objective = "elbo") {
     Config c;
     c.n_features = n_features;
     c.n_components = n_components;
@@ -42,6 +43,7 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
                                                {"laplace", Posterior::laplace}}, "posterior");
     c.estimator = parse<Estimator>(estimator, {{"reparameterization", Estimator::reparameterization},
                                                {"score_function", Estimator::score_function}}, "gradient_estimator");
+    c.objective = parse<Objective>(objective, {{"elbo", Objective::elbo}, {"iwae", Objective::iwae}}, "objective");
     c.n_mc_samples = n_mc_samples;
     c.beta = beta;
     c.missing = missing;

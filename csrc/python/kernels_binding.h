@@ -35,17 +35,16 @@ inline Posterior posterior_of(const std::string& name) {
 // threads) and backward(d_out, d_lv, out, x, lv, floor, N, S, D, weight, missing, threads).
 struct LikelihoodPair {
     std::function<void(double*, const F*, const F*, const F*, F, int, int, int, bool, int)> forward;
-    std::function<void(F*, F*, const F*, const F*, const F*, F, int, int, int, F, bool, int)> backward;
+    std::function<void(F*, F*, const F*, const F*, const F*, F, int, int, int, DrawWeights<F>, bool, int)> backward;
 };
 template <void (*Forward)(double*, const F*, const F*, int, int, int, bool, int),
-          void (*Backward)(F*, const F*, const F*, int, int, int, F, bool, int)>
+          void (*Backward)(F*, const F*, const F*, int, int, int, DrawWeights<F>, bool, int)>
 LikelihoodPair logit_pair() {  // the Bernoulli likelihoods: no noise variance
     return {[](double* r, const F* o, const F* x, const F*, F, int N, int S, int D, bool miss, int nt) {
                 Forward(r, o, x, N, S, D, miss, nt);
             },
-            [](F* d, F*, const F* o, const F* x, const F*, F, int N, int S, int D, F w, bool miss, int nt) {
-                Backward(d, o, x, N, S, D, w, miss, nt);
-            }};
+            [](F* d, F*, const F* o, const F* x, const F*, F, int N, int S, int D, DrawWeights<F> w, bool miss,
+               int nt) { Backward(d, o, x, N, S, D, w, miss, nt); }};
 }
 inline const LikelihoodPair& likelihood_pair(const std::string& name) {
     static const std::map<std::string, LikelihoodPair> pairs = {
