@@ -255,7 +255,9 @@ def plot_loss_curves(model, *, figsize=(6.4, 4.0)):
                 else f"{len(epochs)} epochs")
             markers[0].set_label(f"below the axis: {which} (lowest {lowest:.4g})")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("ELBO per row (nats, higher is better)")
+    objective = "ELBO" if getattr(vae, "objective", "elbo") == "elbo" else (
+        f"importance-weighted bound (K={vae.n_mc_samples})")
+    ax.set_ylabel(f"{objective} per row (nats, higher is better)")
     ax.set_title(f"Training: {vae.n_iter_} epochs", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="best")

@@ -74,8 +74,8 @@ def test_output_shapes_dtypes_and_ranges(digits, likelihood, dtype):
     scores = model.score_samples(X)
     assert scores.shape == (300,) and scores.dtype == np.float64 and np.isfinite(scores).all()
     assert model.score(X) == pytest.approx(scores.mean())
-    posterior = model.sample_posterior(X[:10], n_samples=4, random_state=0)
-    assert posterior.shape == (4, 10, 3)
+    posterior = model.sample_posterior(X[:10], n_samples=4, random_state=0, rows_first=True)
+    assert posterior.shape == (10, 4, 3)
     if likelihood == "bernoulli":
         assert ((X_hat >= 0) & (X_hat <= 1)).all()
         assert set(np.unique(S)) <= {0.0, 1.0}

@@ -285,3 +285,11 @@ def test_latent_traversal_marks_the_inactive_dimensions(tmp_path):
     path = tmp_path / "vae.npz"
     vae.save(path)
     np.testing.assert_array_equal(pyvae.load(path).latent_variance_, vae.latent_variance_)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_loss_curves_name_the_objective_trained_on(digits):
+    X, _ = digits
+    iwae = VAE(n_components=2, hidden_layer_sizes=(8,), likelihood="bernoulli", objective="iwae", n_mc_samples=3,
+               max_iter=2, random_state=0).fit(X)
+    assert plot.plot_loss_curves(iwae).axes[0].get_ylabel().startswith("importance-weighted bound (K=3) per row")
