@@ -104,6 +104,7 @@ def main():
     if args.worker:
         return worker(args.worker, args.repeats)
     start = time.time()
+    load_before = os.getloadavg()[0]
     base = build_baseline(args.baseline_rev)
     try:
         best = {}
@@ -130,6 +131,8 @@ def main():
         "  first layer chosen per chunk); row-wise: this checkout (the core's row-wise product, the first layer",
         "  chosen per row)",
         f"- best of {args.repeats} calls (20x that for single rows) per process, over {args.rounds} interleaved rounds",
+        f"- load average {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (other work on the "
+        "machine slows both columns alike: they interleave)",
         "",
         "| inference | threads | before, ms | row-wise, ms | row-wise / before |",
         "|---|---|---|---|---|",
