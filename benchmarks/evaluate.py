@@ -146,6 +146,20 @@ def units_check(X):
                 fa_iterations=int(fa.n_iter_), vae=float(one), vae_times_10=float(ten), d=X.shape[1])
 
 
+def fa_convergence(X):
+    """Split 0: FactorAnalysis's held-out score at max_iter=10000 (the one reported) and at 100000."""
+    X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
+    mean, scale = standardizer(X_train)
+    Z_train, Z_test = (X_train - mean) / scale, (X_test - mean) / scale
+    k = latent_dimensions(X.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        short = fit_fa(Z_train, k)
+        long = FactorAnalysis(k, tol=1e-8, max_iter=100000, svd_method="lapack").fit(Z_train)
+    return dict(score=float(short.score(Z_test)), score_long=float(long.score(Z_test)),
+                iterations_long=int(long.n_iter_))
+
+
 def hide(X, rate, seed):
     hidden = np.random.default_rng(seed).random(X.shape) < rate
     X_missing = X.copy()
@@ -188,14 +202,20 @@ def run(names, splits, rates, masks, results, cache_path=None):
             with open(cache_path, "w") as f:
                 json.dump(results, f)
 
+    def compute(key, work):
+        if key not in results:
+            started = time.perf_counter()
+            results[key] = work()
+            results["seconds"] = results.get("seconds", 0.0) + time.perf_counter() - started
+            save()
+        return results[key]
+
     for name in names:
         X, columns = suite.load_table(name)
         results[f"{name}|shape"] = list(X.shape)
         for seed in splits:
             key = f"{name}|density|{seed}"
-            if key not in results:
-                results[key] = density_split(X, seed)
-                save()
+            compute(key, lambda: density_split(X, seed))
             r = results[key]
             print(f"{name:32s} split {seed}: FA {r['fa']['score']:9.3f}  GMM {r['gmm']['score']:9.3f} "
                   f"({r['gmm']['components']})  VAE {r['vae']['score']:9.3f}  "
@@ -205,12 +225,14 @@ def run(names, splits, rates, masks, results, cache_path=None):
                 row = {}
                 for imputer in IMPUTERS:
                     key = f"{name}|impute|{rate}|{seed}|{imputer}"
-                    if key not in results:
-                        results[key] = impute_one(X, rate, seed, imputer)
-                        save()
-                    row[imputer] = results[key]
+                    row[imputer] = compute(key, lambda: impute_one(X, rate, seed, imputer))
                 print(f"{name:32s} {rate:.0%} mask {seed}: "
-                      + "  ".join(f"{m} {row[m]['rmse']:.3f} ({row[m]['seconds']:.1f} s)" for m in IMPUTERS), flush=True)
+                      + "  ".join(f"{m} {row[m]['rmse']:.3f} ({row[m]['seconds']:.1f} s)" for m in IMPUTERS),
+                      flush=True)
+        if splits and 0 in splits:
+            check = compute(f"{name}|fa_check", lambda: fa_convergence(X))
+            print(f"{name:32s} FactorAnalysis at 10,000 / {check['iterations_long']:,} iterations: "
+                  f"{check['score']:.4f} / {check['score_long']:.4f} (standardized units)", flush=True)
 
 
 def mean_sd(values):
@@ -255,7 +277,7 @@ def fmt(pair, digits=3, sign=""):
     return f"{pair[0]:{sign}.{digits}f} ± {pair[1]:.{digits}f}"
 
 
-def write_markdown(path, results, names, part, args, check, wall):
+def write_markdown(path, results, names, part, args, check):
     splits, rates, masks = args.splits, args.rates, args.masks
     dens = density_rows(results, names, splits)
     imp = impute_rows(results, names, rates, masks)
@@ -268,7 +290,8 @@ def write_markdown(path, results, names, part, args, check, wall):
         "",
         f"`{command}` on {platform.processor() or platform.machine()} ({os.cpu_count()} cores, shared with another "
         f"engineer's jobs: times are wall times under that load), pyvae {pyvae.__version__}, scikit-learn "
-        f"{sklearn.__version__}, {time.strftime('%Y-%m-%d')}; {wall / 60:.0f} minutes in all. One process, one thread "
+        f"{sklearn.__version__}, {time.strftime('%Y-%m-%d')}; {results['seconds'] / 60:.0f} minutes of computing in "
+        "all. One process, one thread "
         "everywhere (`n_threads=1`, `n_jobs=1`, BLAS and OpenMP at 1 thread). Tables: benchmarks/SUITE.md "
         f"({len(names)} tables, {part} part). The protocol is benchmarks/evaluate.py's docstring; in short:",
         "",
@@ -312,21 +335,46 @@ def write_markdown(path, results, names, part, args, check, wall):
             f"{r['fa_seconds']:.1f} / {r['gmm_seconds']:.1f} / {r['vae_seconds']:.1f} | {r['fa_iterations']} | "
             f"{r['vae_epochs']}"
             f"{' (warned)' if r['vae_warned'] else ''} |")
-    lines += ["", "| VAE against | wins | losses | median gap | worst gap (table) | best gap (table) |",
+    lines += ["", "A win or a loss is counted on the mean gap; \"clear\" ones are those whose mean gap exceeds its "
+              "standard deviation over the splits.", "",
+              "| VAE against | wins (clear) | losses (clear) | median gap | worst gap (table) | best gap (table) |",
               "|---|---|---|---|---|---|"]
     for peer in ("fa", "gmm"):
         gaps = np.array([r["vae_minus_" + peer][0] for r in dens])
+        spread = np.array([r["vae_minus_" + peer][1] for r in dens])
         worst, best = int(np.argmin(gaps)), int(np.argmax(gaps))
-        lines.append(f"| {NAMES[peer]} | {int((gaps > 0).sum())} | {int((gaps < 0).sum())} | "
+        lines.append(f"| {NAMES[peer]} | {int((gaps > 0).sum())} ({int((gaps > spread).sum())}) | "
+                     f"{int((gaps < 0).sum())} ({int((gaps < -spread).sum())}) | "
                      f"{np.median(gaps):+.3f} | {gaps[worst]:+.3f} ({dens[worst]['name']}) | "
                      f"{gaps[best]:+.3f} ({dens[best]['name']}) |")
     fa_gaps = np.array([r["vae_minus_fa"][0] for r in dens])
     behind = [f"{r['name']} ({g:+.3f})" for r, g in zip(dens, fa_gaps) if g < -0.5]
+    split_gaps = [(name, s, results[f"{name}|density|{s}"]["vae"]["score"]
+                   - results[f"{name}|density|{s}"]["fa"]["score"]) for name in names for s in splits]
+    split_behind = [f"{name} split {s} ({g:+.3f})" for name, s, g in split_gaps if g < -0.5]
     lines += [
         "",
         f"Target (issue 24): the default VAE within 0.5 nats/row of converged FactorAnalysis on every table: "
-        + ("**holds**." if not behind else f"**fails** on {len(behind)} of {len(dens)}: {', '.join(behind)}."),
+        + ("**holds**" if not behind else f"**fails** on {len(behind)} of {len(dens)}: {', '.join(behind)}")
+        + " on the mean over splits; split by split, "
+        + (f"{len(split_behind)} of {len(split_gaps)} splits {'is' if len(split_behind) == 1 else 'are'} more than "
+           f"0.5 behind: {', '.join(split_behind)}."
+           if split_behind else f"none of the {len(split_gaps)} splits is more than 0.5 behind."),
         "",
+    ]
+    checks = [(name, results[f"{name}|fa_check"]) for name in names if f"{name}|fa_check" in results]
+    if checks:
+        moved = max(abs(c["score_long"] - c["score"]) for _, c in checks)
+        warned = sum(results[f"{name}|density|{s}"]["fa"]["warned"] for name in names for s in splits)
+        lines += [
+            f"FactorAnalysis converged: scikit-learn's `tol` applies to the total log-likelihood of the training rows, "
+            f"so `tol=1e-8` is met rarely; {warned} of {len(names) * len(splits)} fits stop at `max_iter=10000` "
+            "(a noise variance creeping toward 0). Refitted with `max_iter=100000` (split 0, every table), the "
+            f"held-out score moves by at most {moved:.4f} nats/row, so the FactorAnalysis column is its optimum to "
+            "the digits shown.",
+            "",
+        ]
+    lines += [
         "## Imputation: RMSE on the hidden entries (standardized units, lower is better)",
         "",
         "| table | missing | mean | KNNImputer | Iterative (BayesianRidge) | Iterative (ExtraTrees) | VAEImputer "
@@ -346,12 +394,19 @@ def write_markdown(path, results, names, part, args, check, wall):
         lines.append(f"| {NAMES[peer]} | {int((ratios < 1).sum())} | {int((ratios > 1).sum())} | "
                      f"{np.median(ratios):.3f} | {ratios[worst]:.3f} ({imp[worst]['name']}, {imp[worst]['rate']:.0%}) "
                      f"| {ratios[best]:.3f} ({imp[best]['name']}, {imp[best]['rate']:.0%}) |")
+    def warned_fits(imputer):
+        return sum(results[f"{r['name']}|impute|{r['rate']}|{m}|{imputer}"]["warned"] for r in imp for m in masks)
+
     to_best = np.array([r["vae"][0] / r["best_ii"] for r in imp])
     beats_all = sum(r["vae"][0] < min(r["ii_br"][0], r["ii_et"][0], r["knn"][0]) for r in imp)
     within10, within25 = int((to_best <= 1.10).sum()), int((to_best <= 1.25).sum())
     over25 = [f"{r['name']} {r['rate']:.0%} ({x:.3f})" for r, x in zip(imp, to_best) if x > 1.25]
     n = len(imp)
     lines += [
+        "",
+        f"IterativeImputer warned that it had not converged (its `tol`) in {warned_fits('ii_et')} of "
+        f"{len(imp) * len(masks)} ExtraTrees fits and {warned_fits('ii_br')} of {len(imp) * len(masks)} BayesianRidge "
+        "fits; the numbers are those after its last round.",
         "",
         "Targets (issue 24), over the (table, missing rate) pairs:",
         "",
@@ -390,10 +445,17 @@ def plain_statement(dens, imp):
         "- Density, VAE against GaussianMixture: better on "
         f"{names(dens, lambda r: r['vae_minus_gmm'][0] > 0)}; worse on "
         f"{names(dens, lambda r: r['vae_minus_gmm'][0] < 0)}.",
+        "- Density, unstable across splits (a standard deviation over 2 nats/row for some model: a few test rows "
+        f"scored far below the rest): {names(dens, lambda r: max(r[m][1] for m in DENSITY_MODELS) > 2)}.",
         "- Imputation: VAEImputer has the lowest error of all five at every missing rate on "
         f"{tables(lambda r: r['vae'][0] <= min(r[m][0] for m in IMPUTERS))}; it is behind the better "
         f"IterativeImputer at every rate on {tables(lambda r: r['vae'][0] > r['best_ii'])}; and behind KNNImputer at "
-        f"every rate on {tables(lambda r: r['vae'][0] > r['knn'][0])}.",
+        f"every rate on {tables(lambda r: r['vae'][0] > r['knn'][0])}. The better IterativeImputer is the "
+        f"ExtraTrees one on {sum(r['ii_et'][0] < r['ii_br'][0] for r in imp)} of {len(imp)} (table, rate) pairs; "
+        "VAEImputer's RMSE is a median "
+        f"{100 * (np.median([r['vae'][0] / r['ii_et'][0] for r in imp]) - 1):+.1f}% against it, "
+        f"{100 * (np.median([r['vae'][0] / r['ii_br'][0] for r in imp]) - 1):+.1f}% against BayesianRidge and "
+        f"{100 * (np.median([r['vae'][0] / r['knn'][0] for r in imp]) - 1):+.1f}% against KNNImputer.",
     ]
 
 
@@ -419,13 +481,16 @@ def main():
         with open(args.cache) as f:
             results = json.load(f)
     started = time.perf_counter()
-    check = units_check(suite.load_table(names[0])[0])
-    print(f"units check: {check}", flush=True)
+    key = f"{names[0]}|units_check"
+    if key not in results:
+        results[key] = units_check(suite.load_table(names[0])[0])
+        results["seconds"] = results.get("seconds", 0.0) + time.perf_counter() - started
+    print(f"units check: {results[key]}", flush=True)
     run(names, args.splits, args.rates, args.masks, results, args.cache)
     wall = time.perf_counter() - started
-    print(f"{wall / 60:.1f} minutes", flush=True)
+    print(f"{wall / 60:.1f} minutes this run, {results['seconds'] / 60:.1f} minutes of computing in all", flush=True)
     if args.out:
-        write_markdown(args.out, results, names, args.part, args, check, wall)
+        write_markdown(args.out, results, names, args.part, args, results[key])
 
 
 if __name__ == "__main__":
