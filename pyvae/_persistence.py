@@ -40,16 +40,29 @@ def _json_value(value):
     return value
 
 
-def _vae_payload(model):
-    """A fitted VAE as (header, arrays): JSON-able text and NumPy arrays."""
-    hyperparameters = model.get_params()
+def _hyperparameters_to_text(estimator):
+    """get_params() as JSON-able values."""
+    hyperparameters = estimator.get_params()
     if not isinstance(hyperparameters["random_state"], (int, np.integer, type(None))):
         hyperparameters["random_state"] = None  # a RandomState instance has no safe text form
+    return {k: _json_value(v) for k, v in hyperparameters.items()}
+
+
+def _estimator_from_text(estimator_class, hyperparameters):
+    """The estimator with the saved hyperparameters (JSON turned tuples into lists)."""
+    estimator = estimator_class(**hyperparameters)
+    if isinstance(estimator.hidden_layer_sizes, list):
+        estimator.hidden_layer_sizes = tuple(estimator.hidden_layer_sizes)
+    return estimator
+
+
+def _vae_payload(model):
+    """A fitted VAE as (header, arrays): JSON-able text and NumPy arrays."""
     header = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "pyvae_version": _core.__version__,
-        "hyperparameters": {k: _json_value(v) for k, v in hyperparameters.items()},
+        "hyperparameters": _hyperparameters_to_text(model),
         "fit_config": model._fit_config,
         "state": {k: _json_value(getattr(model, k)) for k in _SCALARS},
     }
@@ -69,15 +82,12 @@ def _imputer_payload(imputer):
     """A fitted VAEImputer as (header, arrays): its own state, and its VAE's
     under the prefix "vae/"."""
     vae_header, vae_arrays = _vae_payload(imputer.vae_)
-    hyperparameters = imputer.get_params()
-    if not isinstance(hyperparameters["random_state"], (int, np.integer, type(None))):
-        hyperparameters["random_state"] = None
     indicator = imputer.indicator_
     header = {
         "format": IMPUTER_FORMAT_NAME,
         "format_version": IMPUTER_FORMAT_VERSION,
         "pyvae_version": _core.__version__,
-        "hyperparameters": {k: _json_value(v) for k, v in hyperparameters.items()},
+        "hyperparameters": _hyperparameters_to_text(imputer),
         "state": {"column_kinds": list(imputer._column_kinds), "n_components_": int(imputer.n_components_),
                   "n_iter_": int(imputer.n_iter_), "n_features_in_": int(imputer.n_features_in_),
                   "_seed": int(imputer._seed),
@@ -182,9 +192,7 @@ def _vae_from(path, header, contents, estimator_class):
     hyperparameters = header["hyperparameters"]
     if header["format_version"] == 1:
         hyperparameters = {**_VERSION_1_DEFAULTS, **hyperparameters}
-    model = estimator_class(**hyperparameters)
-    if isinstance(model.hidden_layer_sizes, list):
-        model.hidden_layer_sizes = tuple(model.hidden_layer_sizes)
+    model = _estimator_from_text(estimator_class, hyperparameters)
     model._fit_config = {"variance_floor": 0.0, **header["fit_config"]}
     for name, value in header["state"].items():
         setattr(model, name, value)
@@ -221,12 +229,7 @@ def _imputer_from(path, header, contents, classes):
 
     vae_contents = {key[len("vae/"):]: value for key, value in contents.items() if key.startswith("vae/")}
     vae = _vae_from(path, header["vae"], vae_contents, classes[FORMAT_NAME])
-    hyperparameters = dict(header["hyperparameters"])
-    if isinstance(hyperparameters.get("hidden_layer_sizes"), list):
-        hyperparameters["hidden_layer_sizes"] = tuple(hyperparameters["hidden_layer_sizes"])
-    if isinstance(hyperparameters.get("column_kinds"), list):
-        hyperparameters["column_kinds"] = list(hyperparameters["column_kinds"])
-    imputer = classes[IMPUTER_FORMAT_NAME](**hyperparameters)
+    imputer = _estimator_from_text(classes[IMPUTER_FORMAT_NAME], header["hyperparameters"])
     state = header["state"]
     try:
         kinds = list(state["column_kinds"])
