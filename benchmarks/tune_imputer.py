@@ -1,0 +1,142 @@
+"""Choosing VAEImputer's defaults on the evaluation suite's tuning part only.
+
+Each candidate setting (CANDIDATES below: VAEImputer keyword arguments) fills
+every tuning table of benchmarks/suite.json at 10%, 20% and 30% missing (one
+mask seed, the evaluation's ``hide``), and so do scikit-learn's
+IterativeImputer (BayesianRidge, max_iter=25) and IterativeImputer
+(ExtraTreesRegressor(50), max_iter=10). Reported per candidate: the median and
+worst RMSE ratio against the better IterativeImputer and against BayesianRidge,
+and the median and worst time ratio (fit + transform) against BayesianRidge,
+which is the speed target of issue 27. Every process runs one thread
+(``n_threads=1``, BLAS and OpenMP at 1); times are taken in the same process
+one after the other, so a ratio compares like with like even on a busy machine.
+The evaluation part is never touched here.
+
+    python benchmarks/tune_imputer.py --out benchmarks/TUNE_IMPUTER.md
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import warnings  # noqa: E402
+
+import numpy as np  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import evaluate  # noqa: E402
+import suite  # noqa: E402
+
+from pyvae import VAEImputer  # noqa: E402
+
+RATES = (0.1, 0.2, 0.3)
+MASK = 0
+PEERS = ("ii_br", "ii_et")
+
+# name -> VAEImputer keyword arguments (random_state and n_threads added).
+CANDIDATES = {
+    "0.1 defaults": {},
+    "h64": dict(hidden_layer_sizes=(64,)),
+    "lr3e-3": dict(learning_rate=3e-3),
+    "nochange10": dict(n_iter_no_change=10),
+    "K30": dict(n_importance=30),
+    "h64 lr3e-3 nc10": dict(hidden_layer_sizes=(64,), learning_rate=3e-3, n_iter_no_change=10),
+    "h64 lr3e-3 nc10 K30": dict(hidden_layer_sizes=(64,), learning_rate=3e-3, n_iter_no_change=10, n_importance=30),
+    "h128 lr3e-3 nc10 K30": dict(hidden_layer_sizes=(128,), learning_rate=3e-3, n_iter_no_change=10, n_importance=30),
+    "h64 lr1e-2 nc10 K30": dict(hidden_layer_sizes=(64,), learning_rate=1e-2, n_iter_no_change=10, n_importance=30),
+    "es": dict(early_stopping=True),
+    "es K30": dict(early_stopping=True, n_importance=30),
+    "es lr3e-3 K30": dict(early_stopping=True, learning_rate=3e-3, n_importance=30),
+    "es h64 lr3e-3 K30": dict(early_stopping=True, hidden_layer_sizes=(64,), learning_rate=3e-3, n_importance=30),
+    "nc10 K30": dict(n_iter_no_change=10, n_importance=30),
+    "lr3e-3 nc10 K30": dict(learning_rate=3e-3, n_iter_no_change=10, n_importance=30),
+}
+
+
+def rmse_and_seconds(X, rate, fill):
+    X_missing, hidden = evaluate.hide(X, rate, MASK)
+    scale = X.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    started = time.perf_counter()
+    X_filled = fill(X_missing)
+    seconds = time.perf_counter() - started
+    return float(np.sqrt(np.mean((((X_filled - X) / scale)[hidden]) ** 2))), seconds
+
+
+def main():
+    warnings.simplefilter("ignore", ConvergenceWarning)  # BayesianRidge rarely meets its tol in 25 rounds
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", nargs="+", help="only these candidates")
+    parser.add_argument("--cache", default=os.path.join(os.path.dirname(__file__), "tune_imputer.json"))
+    parser.add_argument("--out")
+    args = parser.parse_args()
+    results = json.load(open(args.cache)) if os.path.exists(args.cache) else {}
+    names = json.load(open(os.path.join(os.path.dirname(__file__), "suite.json")))["tuning"]
+    candidates = {k: v for k, v in CANDIDATES.items() if not args.candidates or k in args.candidates}
+    for table in names:
+        X, _ = suite.load_table(table)
+        for rate in RATES:
+            for peer in PEERS:
+                key = f"{table}|{rate}|{peer}"
+                if key not in results:
+                    results[key] = rmse_and_seconds(X, rate, evaluate.make_imputer(peer, MASK))
+            for cand, kwargs in candidates.items():
+                key = f"{table}|{rate}|{cand}"
+                if key not in results:
+                    fill = VAEImputer(random_state=MASK, n_threads=1, **kwargs).fit_transform
+                    results[key] = rmse_and_seconds(X, rate, fill)
+                br, et, vae = (results[f"{table}|{rate}|{m}"] for m in ("ii_br", "ii_et", cand))
+                print(f"{table:26s} {rate:.0%} {cand:28s} rmse {vae[0]:.3f} (BR {br[0]:.3f} ET {et[0]:.3f}) "
+                      f"time {vae[1]:.2f}s = {vae[1] / br[1]:.1f}x BR", flush=True)
+            json.dump(results, open(args.cache, "w"), indent=0)
+    if args.out:
+        write_markdown(args.out, results, names)
+
+
+def summary(results, names, cand):
+    vs_best, vs_br, time_ratio = [], [], []
+    for table in names:
+        for rate in RATES:
+            key = f"{table}|{rate}|"
+            if key + cand not in results:
+                return None
+            vae, br, et = results[key + cand], results[key + "ii_br"], results[key + "ii_et"]
+            vs_best.append(vae[0] / min(br[0], et[0]))
+            vs_br.append(vae[0] / br[0])
+            time_ratio.append(vae[1] / br[1])
+    vs_best, vs_br, time_ratio = map(np.array, (vs_best, vs_br, time_ratio))
+    return dict(within10=int((vs_best <= 1.10).sum()), n=len(vs_best), med_best=np.median(vs_best),
+                worst_best=vs_best.max(), beats_br=int((vs_br < 1).sum()), med_br=np.median(vs_br),
+                med_time=np.median(time_ratio), worst_time=time_ratio.max())
+
+
+def write_markdown(path, results, names):
+    lines = ["# VAEImputer's defaults, chosen on the suite's tuning part", "",
+             "`python benchmarks/tune_imputer.py --out benchmarks/TUNE_IMPUTER.md` (the protocol is its docstring; "
+             f"results cached in benchmarks/tune_imputer.json). Tables: the {len(names)} of the tuning part "
+             "(benchmarks/SUITE.md), at 10/20/30% missing, mask seed 0. Ratios are VAEImputer's over the peer's "
+             "(RMSE: below 1 is better; time: fit + transform). Load average when the table was written: "
+             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other jobs shared the machine: time ratios "
+             "move by 2x between candidates that train alike, so only large differences count).", "",
+             "| candidate | settings | within 10% of best Iterative | median / worst RMSE vs best Iterative | "
+             "beats BayesianRidge | median RMSE vs BR | median / worst time vs BR |",
+             "|---|---|---|---|---|---|---|"]
+    for cand, kwargs in CANDIDATES.items():
+        s = summary(results, names, cand)
+        if s is None:
+            continue
+        settings = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "(0.1.0 defaults)"
+        lines.append(f"| {cand} | {settings} | {s['within10']}/{s['n']} | {s['med_best']:.3f} / {s['worst_best']:.3f} "
+                     f"| {s['beats_br']}/{s['n']} | {s['med_br']:.3f} | {s['med_time']:.1f} / {s['worst_time']:.1f} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
