@@ -705,8 +705,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 started = time.perf_counter()
                 epoch = engine.train_epoch(
                     state.params, state.m, state.v, state.step, state.baseline, X32, rows,
-                    batch_size * ctx.size, self._seed, learning_rate, 0.9, 0.999, 1e-8,
-                    float(self.alpha), **ctx.engine_kwargs,
+                    batch_size * ctx.size, self._seed,
+                    _core.AdamSettings(learning_rate=learning_rate, alpha=float(self.alpha)), **ctx.engine_kwargs,
                 )
                 if not epoch["finite"] or not np.isfinite(state.params).all():
                     raise FloatingPointError(
@@ -791,8 +791,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         total, n = 0.0, len(X32)
         if n:
             epoch = engine.train_epoch(params.copy(), np.zeros_like(params), np.zeros_like(params), 0, 0.0, X32,
-                                       np.arange(n, dtype=np.int64), batch_size, self._seed, 0.0, 0.9, 0.999, 1e-8,
-                                       0.0)
+                                       np.arange(n, dtype=np.int64), batch_size, self._seed,
+                                       _core.AdamSettings(learning_rate=0.0))
             objective = epoch["bound"] if "bound" in epoch else epoch["recon"] - self._fit_config["beta"] * epoch["kl"]
             total = objective if epoch["finite"] else -np.inf
         total, n = ctx.sum([total, n])

@@ -105,8 +105,8 @@ def test_bound_matches_numpy_reference(likelihood, missing, beta):
 def still_epoch(engine, params, X):
     """One epoch of the engine at learning rate 0 (the parameters cannot move), in one batch."""
     zeros = np.zeros_like(params)
-    return engine.train_epoch(params.copy(), zeros, zeros.copy(), 0, 0.0, X, np.arange(len(X)), len(X), 3, 0.0,
-                              0.9, 0.999, 1e-8, 0.0)
+    return engine.train_epoch(params.copy(), zeros, zeros.copy(), 0, 0.0, X, np.arange(len(X)), len(X), 3,
+                              _core.AdamSettings(learning_rate=0.0))
 
 
 def test_epoch_reports_the_bound_beside_the_elbo():
