@@ -134,13 +134,13 @@ class PyvaeTrainer:
     def __init__(self, m, batch, threads, X, seed=1):
         import numpy as np
         from pyvae import _core
-        from pyvae._vae import _resolve_threads
+        from pyvae._threads import resolve_threads
         self.np, self.X, self.batch = np, X, batch
         likelihood = m.get("likelihood", "bernoulli")
         self.engine = _core.Model32(
             n_features=m["d"], n_components=m["z"], hidden_layer_sizes=list(m["hidden"]), activation=m["act"],
             likelihood=likelihood, kl="analytic", posterior="gaussian", gradient_estimator="reparameterization",
-            n_mc_samples=1, beta=1.0, missing=False, n_threads=_resolve_threads(threads),
+            n_mc_samples=1, beta=1.0, missing=False, n_threads=resolve_threads(threads),
             variance_floor=VARIANCE_FLOOR if likelihood == "gaussian" else 0.0)
         self.params = self.engine.init_params(seed)
         self.m, self.v = np.zeros_like(self.params), np.zeros_like(self.params)

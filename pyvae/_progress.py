@@ -12,12 +12,25 @@ appears only once a call has run for ``ROW_PROGRESS_DELAY_S`` seconds: a quick
 call shows nothing.
 """
 
+import os
 import sys
 import time
 import warnings
 
 # Progress over rows appears only after this many seconds (tqdm's ``delay``).
 ROW_PROGRESS_DELAY_S = 2.0
+
+
+def warn(message, category):
+    """warnings.warn at the first frame outside pyvae and scikit-learn (whose
+    wrappers and pipelines may stand between): the user's line."""
+    import sklearn
+
+    inside = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (sys.modules[__package__], sklearn))
+    frame, level = sys._getframe(1), 2  # stacklevel 2: warn's caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _load_tqdm():

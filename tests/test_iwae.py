@@ -171,7 +171,7 @@ def test_early_stopping_compares_the_held_out_bound():
     model = fit("iwae", 3, max_iter=3, early_stopping=True, X=TRAIN[:300])
     X_val = model._model_units(TRAIN[:300])  # (the held-out rows are among them)
     engine = model._engine()
-    assert np.array_equal(model._held_out_scores(engine, model.params_, X_val),
+    assert np.array_equal(model._held_out_scores(model.params_, X_val),
                           engine.score(model.params_, X_val, 3, True, model._seed))
     assert len(model.validation_scores_) == 3 and max(model.validation_scores_) == model.best_validation_score_
 
