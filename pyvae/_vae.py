@@ -6,7 +6,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _cuda, _persistence, _training
 from ._dask import dask_blockwise
-from ._progress import row_progress, warn
+from ._progress import by_row_slices, warn
 from ._threads import _core, resolve_threads
 from ._validation import INT, check_hyperparameter, check_latent, columns_of_kind, draw_seed, validate_vae_input
 
@@ -719,21 +719,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         engine = self._engine()
         if not self.verbose or K == 1 or X32.shape[0] * K < _SCORE_PROGRESS_MIN_DRAWS:
             return engine.score(self.params_, X32, K, K > 1, self._seed) + self._log_jacobian(X)
-        # Long call: score in slices of rows to show progress. Each slice is a whole
-        # number of the core's own blocks of rows, so every block sees the same rows
-        # as in one call and the result is bit-identical.
-        block = engine.score_block_rows(K)
-        step = block * max(1, -(-X32.shape[0] // (block * 50)))
-        out = np.empty(X32.shape[0], dtype=np.float64)
-        progress = row_progress(self.verbose, X32.shape[0], f"score_samples (K={K})")
-        try:
-            for start in range(0, X32.shape[0], step):
-                stop = min(start + step, X32.shape[0])
-                out[start:stop] = engine.score(self.params_, X32[start:stop], K, True, self._seed)
-                progress.update(stop - start)
-        finally:
-            progress.close()
-        return out + self._log_jacobian(X)
+        # Long call: score in slices of rows to show progress, each a whole number of
+        # the core's own blocks of rows, so that the result is bit-identical.
+        parts = by_row_slices(lambda start, stop: engine.score(self.params_, X32[start:stop], K, True, self._seed),
+                              X32.shape[0], engine.score_block_rows(K), self.verbose, f"score_samples (K={K})")
+        return np.concatenate(parts) + self._log_jacobian(X)
 
     def score(self, X, y=None, n_importance=1):
         """Mean per-row bound on log p(x) (the ELBO by default), in nats.
