@@ -413,7 +413,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             vae.fit(Xm)
         if any(issubclass(w.category, ConvergenceWarning) for w in caught):
             warn(f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
-                  f"(tol={self.tol}); raise max_iter or tol.", ConvergenceWarning)
+                 f"(tol={self.tol}); raise max_iter or tol.", ConvergenceWarning)
         return vae
 
     # ------------------------------------------------------------------ imputing

@@ -288,7 +288,6 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_threads = n_threads
         self.device = device
 
-
     @property
     def _n_features_out(self):
         # Names the outputs for get_feature_names_out: vae0, vae1, ...
@@ -411,9 +410,13 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self._fit_config["likelihood"] == "bernoulli"
 
     def _inactive_dimensions(self):
-        """Boolean mask (n_components,) of the latent dimensions whose posterior
-        mean hardly varies over the training rows (those active_units_ leaves out)."""
-        return np.asarray(self.latent_variance_) <= _training.ACTIVE_VARIANCE
+        """Boolean mask (n_components,) of the latent dimensions whose posterior mean hardly
+        varies over the training rows (those active_units_ leaves out); none for a model
+        pickled before latent_variance_ existed."""
+        variance = self.__dict__.get("latent_variance_")
+        if variance is None:
+            return np.zeros(self._n_features_out, dtype=bool)
+        return np.asarray(variance) <= _training.ACTIVE_VARIANCE
 
     # ------------------------------------------------------------------ fitting
 
@@ -521,7 +524,6 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if not self._fit_config["missing"]:
             return np.full(X.shape[0], -log_scale.sum())
         return -((~np.isnan(X)) @ log_scale)
-
 
     # ------------------------------------------------------------------ inference
 

@@ -623,8 +623,8 @@ def _traversal_labels(fitted, dims):
     """"z1", "z3 (inactive)", ...: a dimension is inactive when its posterior mean
     hardly varies over the training rows (VAE.latent_variance_, as active_units_
     counts): the decoder has learned to ignore it."""
-    inactive = fitted.vae._inactive_dimensions() if hasattr(fitted.vae, "latent_variance_") else None
-    return [f"z{d + 1}" + (" (inactive)" if inactive is not None and inactive[d] else "") for d in dims]
+    inactive = fitted.vae._inactive_dimensions()
+    return [f"z{d + 1}" + (" (inactive)" if inactive[d] else "") for d in dims]
 
 
 def _tabular_traversal(fitted, blocks, labels, steps, where, figsize):
