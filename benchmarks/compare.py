@@ -134,13 +134,13 @@ class PyvaeTrainer:
     def __init__(self, m, batch, threads, X, seed=1):
         import numpy as np
         from pyvae import _core
-        from pyvae._vae import _resolve_threads
+        from pyvae._threads import resolve_threads
         self.np, self.X, self.batch = np, X, batch
         likelihood = m.get("likelihood", "bernoulli")
         self.engine = _core.Model32(
             n_features=m["d"], n_components=m["z"], hidden_layer_sizes=list(m["hidden"]), activation=m["act"],
             likelihood=likelihood, kl="analytic", posterior="gaussian", gradient_estimator="reparameterization",
-            n_mc_samples=1, beta=1.0, missing=False, n_threads=_resolve_threads(threads),
+            n_mc_samples=1, beta=1.0, missing=False, n_threads=resolve_threads(threads),
             variance_floor=VARIANCE_FLOOR if likelihood == "gaussian" else 0.0)
         self.params = self.engine.init_params(seed)
         self.m, self.v = np.zeros_like(self.params), np.zeros_like(self.params)
@@ -150,7 +150,7 @@ class PyvaeTrainer:
     def run(self, n_rows):
         rows = self.rng.permutation(len(self.X))[:n_rows].astype(self.np.int64)
         out = self.engine.train_epoch(self.params, self.m, self.v, self.step, 0.0, self.X, rows, self.batch, 7,
-                                      LR, 0.9, 0.999, 1e-8, 0.0)
+                                      _core.AdamSettings(learning_rate=LR))
         self.step = out["step"]
 
     def encode(self, X):
@@ -512,7 +512,7 @@ def work_overhead(spec):
     """The core's epoch against partial_fit (one epoch) and fit (per epoch) on 20,000 rows."""
     import warnings
     import numpy as np
-    from pyvae import VAE
+    from pyvae import VAE, _core
     m, X = MODELS[spec["model"]], load_data(spec)
     X = np.ascontiguousarray(X[:20000])
     batch, threads = spec["batch"], spec["threads"]
@@ -524,9 +524,10 @@ def work_overhead(spec):
     rows = np.arange(len(X), dtype=np.int64)
     fit_epochs = 3
     fitter = VAE(max_iter=fit_epochs, tol=0.0, n_iter_no_change=100, **kw)
+    adam = _core.AdamSettings(learning_rate=LR)
 
     def core_epoch():
-        engine.train_epoch(params, mom, vel, est.t_, 0.0, X, rows, batch, 1, LR, 0.9, 0.999, 1e-8, 0.0)
+        engine.train_epoch(params, mom, vel, est.t_, 0.0, X, rows, batch, 1, adam)
 
     def fit():
         with warnings.catch_warnings():

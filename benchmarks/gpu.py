@@ -17,6 +17,7 @@ import numpy as np
 
 
 def pyvae_throughput(X, batch_size, epochs, graphs):
+    from pyvae import _core
     from pyvae._cuda import load_engine
 
     engine = load_engine(n_features=X.shape[1], n_components=20, hidden_layer_sizes=[400], activation="relu",
@@ -27,10 +28,10 @@ def pyvae_throughput(X, batch_size, epochs, graphs):
     m, v = np.zeros_like(params), np.zeros_like(params)
     rows = np.arange(len(X), dtype=np.int64)
     state = {"step": 0}
+    adam = _core.AdamSettings(learning_rate=1e-3)
 
     def epoch():
-        out = engine.train_epoch(params, m, v, state["step"], 0.0, X, rows, batch_size, 1, 1e-3, 0.9, 0.999,
-                                 1e-8, 0.0)
+        out = engine.train_epoch(params, m, v, state["step"], 0.0, X, rows, batch_size, 1, adam)
         state["step"] = out["step"]
 
     epoch()  # warm-up: the data goes to the device, cuBLAS picks its kernels, the step graph is captured

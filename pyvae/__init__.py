@@ -113,11 +113,11 @@ def show_config():
     True
     """
     from ._cuda import cuda_config
-    from ._vae import _resolve_threads
+    from ._threads import resolve_threads
 
     config = dict(_core.build_config)
     config.update(_blas_runtime(config.get("blas", "")))
-    config["n_threads"] = _resolve_threads(None)
+    config["n_threads"] = resolve_threads(None)
     config.update(cuda_config())
     config["version"] = __version__
     for key, value in config.items():

@@ -10,19 +10,31 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _persistence
-from ._vae import _BOOL, _INT, VAE, _check_hyperparameter, _draw_seed, _resolve_threads, _warn
+from ._progress import warn
+from ._validation import BOOL, INT, check_column_values, check_hyperparameter, draw_seed
+from ._vae import VAE
 
 # The imputer's own hyperparameters; the training ones go to the VAE, which checks them.
 _CONSTRAINTS = {
-    "n_importance": (_INT, (1, None)),
-    "add_indicator": (_BOOL, None),
-    "keep_empty_features": (_BOOL, None),
+    "n_importance": (INT, (1, None)),
+    "add_indicator": (BOOL, None),
+    "keep_empty_features": (BOOL, None),
 }
 
+# VAE's hyperparameters that the imputer passes on to its VAE as they are (with
+# defaults of its own, in __init__). A new one: its name here, in __init__ and
+# in the docstring.
+_FORWARDED = ("hidden_layer_sizes", "activation", "objective", "n_mc_samples", "variance_floor", "batch_size",
+              "learning_rate", "max_iter", "alpha", "tol", "early_stopping", "validation_fraction",
+              "n_iter_no_change", "verbose", "n_threads")
 
 # column_kinds: each kind's likelihood in the VAE (a categorical column becomes
 # a block of one-hot columns, one per category seen in fit).
 _KIND_LIKELIHOODS = {"continuous": "gaussian", "binary": "bernoulli", "count": "poisson", "categorical": "categorical"}
+# The values each kind holds, as validation.check_column_values checks them
+# (None: any number; a categorical column's codes are checked against the
+# categories fit saw).
+_KIND_VALUES = {"continuous": None, "binary": "binary", "count": "count", "categorical": None}
 
 
 class VAEImputer(TransformerMixin, BaseEstimator):
@@ -227,9 +239,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
 
     def _check_params(self):
         for name, (kind, allowed) in _CONSTRAINTS.items():
-            _check_hyperparameter(name, getattr(self, name), kind, allowed)
+            check_hyperparameter(name, getattr(self, name), kind, allowed)
         if self.n_components is not None:
-            _check_hyperparameter("n_components", self.n_components, _INT, (1, None))
+            check_hyperparameter("n_components", self.n_components, INT, (1, None))
         check_random_state(self.random_state)
         kinds = self.column_kinds
         if kinds is not None and (
@@ -262,19 +274,10 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         if np.isinf(X).any():
             raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
         kinds = self._kinds(X.shape[1]) if reset else self._column_kinds
+        check_column_values(X, [[_KIND_VALUES[kind], 1] for kind in kinds])
         for j, kind in enumerate(kinds):
-            values = X[:, j][~np.isnan(X[:, j])]
-            if kind == "binary":
-                bad = (values != 0) & (values != 1)
-                if bad.any():
-                    raise ValueError(f"Column {j} is binary (column_kinds) and holds {float(values[bad][0])!r}; "
-                                     "binary columns hold 0 and 1 (use 'categorical' for other codes).")
-            elif kind == "count":
-                bad = (values < 0) | (values != np.round(values))
-                if bad.any():
-                    raise ValueError(f"Column {j} is a count (column_kinds) and holds {float(values[bad][0])!r}; "
-                                     "counts are integers >= 0.")
-            elif kind == "categorical" and not reset:
+            if kind == "categorical" and not reset:
+                values = X[:, j][~np.isnan(X[:, j])]
                 unseen = ~np.isin(values, self.categories_[self._categorical_index[j]])
                 if unseen.any():
                     raise ValueError(
@@ -336,7 +339,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         if empty.any():
             names = np.flatnonzero(empty).tolist()
             what = "kept and filled with 0" if self.keep_empty_features else "dropped from the output"
-            _warn(f"Features {names} have no observed value in fit; they are {what}.", UserWarning)
+            warn(f"Features {names} have no observed value in fit; they are {what}.", UserWarning)
         continuous = np.array([k == "continuous" for k in kinds])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an empty column
@@ -357,7 +360,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         Xm = self._model_matrix(X)
         n_features = int(self._modeled.sum())
         n_components = self._resolve_n_components(n_features)
-        seed = _draw_seed(self.random_state)
+        seed = draw_seed(self.random_state)
         vae = self._train(Xm, n_components, seed)
         indicator = None
         if self.add_indicator:
@@ -399,47 +402,27 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         """The VAE fitted to the model matrix Xm (NaN = missing)."""
         vae = VAE(
             n_components=n_components,
-            hidden_layer_sizes=self.hidden_layer_sizes,
-            activation=self.activation,
             likelihood=self._model_likelihood(),
             missing="mask",
-            objective=self.objective,
-            n_mc_samples=self.n_mc_samples,
             standardize=False,  # Xm is standardized here, with the statistics of every feature
-            variance_floor=self.variance_floor,
-            batch_size=self.batch_size,
-            learning_rate=self.learning_rate,
-            max_iter=self.max_iter,
-            alpha=self.alpha,
-            tol=self.tol,
-            early_stopping=self.early_stopping,
-            validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change,
             random_state=seed & 0x7FFFFFFF,
-            verbose=self.verbose,
-            n_threads=self.n_threads,
+            **{name: getattr(self, name) for name in _FORWARDED},
         )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", ConvergenceWarning)
             vae.fit(Xm)
         if any(issubclass(w.category, ConvergenceWarning) for w in caught):
-            _warn(f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
-                  f"(tol={self.tol}); raise max_iter or tol.", ConvergenceWarning)
+            warn(f"VAEImputer's training stopped after max_iter={self.max_iter} epochs without converging "
+                 f"(tol={self.tol}); raise max_iter or tol.", ConvergenceWarning)
         return vae
 
     # ------------------------------------------------------------------ imputing
 
     def _prepare(self, X):
         check_is_fitted(self, "vae_")
-        _check_hyperparameter("n_importance", self.n_importance, _INT, (1, None))
+        check_hyperparameter("n_importance", self.n_importance, INT, (1, None))
         X = self._validate_X(X, reset=False)
         return X, np.ascontiguousarray(self._model_matrix(X), dtype=np.float32)
-
-    def _engine(self):
-        # The imputer's n_threads, as set now (results do not depend on it).
-        engine = self.vae_._engine()
-        engine.n_threads = _resolve_threads(self.n_threads)
-        return engine
 
     def _column_values(self, filled):
         """Values of each input column's kind (n, n_features_in_) from the model's
@@ -512,8 +495,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         ((100, 3), False)
         """
         X, Xs = self._prepare(X)
-        engine = self._engine()
-        filled = engine.impute(self.vae_.params_, Xs, int(self.n_importance), self._seed)
+        filled = self.vae_._impute(Xs, self.n_importance, self._seed, self.n_threads)
         return self._finish(X, filled)
 
     def sample_imputations(self, X, n_imputations=5, random_state=None):
@@ -555,10 +537,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         True
         """
         X, Xs = self._prepare(X)
-        _check_hyperparameter("n_imputations", n_imputations, _INT, (1, None))
-        engine = self._engine()
-        seed = _draw_seed(random_state)
-        draws = engine.sample_imputations(self.vae_.params_, Xs, int(self.n_importance), int(n_imputations), seed)
+        check_hyperparameter("n_imputations", n_imputations, INT, (1, None))
+        seed = draw_seed(random_state)
+        draws = self.vae_._sample_imputations(Xs, self.n_importance, n_imputations, seed, self.n_threads)
         return np.stack([self._finish(X, draws[:, m]) for m in range(int(n_imputations))], axis=1)
 
     def save(self, path):

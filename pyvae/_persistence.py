@@ -213,7 +213,7 @@ def _vae_from(path, header, contents, estimator_class):
         raise ValueError(f"{path!r} is corrupted: it holds only one of mean_ and scale_.")
     if "feature_names_in" in contents:
         model.feature_names_in_ = contents["feature_names_in"].astype(object)
-    n_params = model._engine().n_params
+    n_params = model._n_params()
     if any(getattr(model, name).size != n_params for name in _ARRAYS):
         raise ValueError(f"{path!r} is corrupted: the parameter buffers do not match the architecture.")
     return model

@@ -9,15 +9,28 @@ in pyvae's repository) and is only imported when a bar is about to be shown.
 While a bar is on screen, warnings are held back and shown when it closes, so a
 warning never splits the bar's line. Progress over rows (``score_samples``)
 appears only once a call has run for ``ROW_PROGRESS_DELAY_S`` seconds: a quick
-call shows nothing.
+call shows nothing. ``warn`` issues pyvae's warnings at the user's line.
 """
 
+import os
 import sys
 import time
 import warnings
 
 # Progress over rows appears only after this many seconds (tqdm's ``delay``).
 ROW_PROGRESS_DELAY_S = 2.0
+
+
+def warn(message, category):
+    """warnings.warn at the first frame outside pyvae and scikit-learn (whose
+    wrappers and pipelines may stand between): the user's line."""
+    import sklearn
+
+    inside = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (sys.modules[__package__], sklearn))
+    frame, level = sys._getframe(1), 2  # stacklevel 2: warn's caller
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(inside):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _load_tqdm():
@@ -201,3 +214,21 @@ def row_progress(verbose, n_rows, desc):
     """Progress over rows (for long scoring calls): silent when not ``verbose``, and
     shown only once the call has run for ``ROW_PROGRESS_DELAY_S`` seconds."""
     return _Progress(verbose, n_rows, desc, "row", delay=ROW_PROGRESS_DELAY_S)
+
+
+def by_row_slices(compute, n_rows, block, verbose, desc):
+    """compute(start, stop) over about 50 consecutive slices of n_rows rows,
+    concatenated, with progress over the rows (see ``row_progress``). Each slice
+    but the last is a whole number of ``block`` rows: where the core computes rows
+    in blocks, every block sees the rows it would see in one call."""
+    step = block * max(1, -(-n_rows // (block * 50)))
+    parts = []
+    progress = row_progress(verbose, n_rows, desc)
+    try:
+        for start in range(0, n_rows, step):
+            stop = min(start + step, n_rows)
+            parts.append(compute(start, stop))
+            progress.update(stop - start)
+    finally:
+        progress.close()
+    return parts

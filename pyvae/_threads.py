@@ -14,3 +14,8 @@ runtime thread is started by the core any more, so nothing is set here.
 """
 
 from . import _core  # noqa: F401  (re-exported: `from ._threads import _core`)
+
+
+def resolve_threads(n_threads):
+    """The core's thread count for an estimator's n_threads: None is every thread the build has."""
+    return max(1, int(n_threads)) if n_threads is not None else int(_core.build_config["max_threads"])

@@ -4,8 +4,7 @@ import numpy as np
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from . import _core
-from ._vae import _check_hyperparameter, _resolve_threads
+from ._validation import INT, STR, check_hyperparameter
 
 _ESTIMATORS = ("reparameterization", "score_function")
 
@@ -60,42 +59,24 @@ def gradient_variance(model, X, *, estimator="reparameterization", n_draws=100, 
     True
     """
     check_is_fitted(model, "params_")
-    _check_hyperparameter("estimator", estimator, "str", _ESTIMATORS)
-    _check_hyperparameter("n_draws", n_draws, "int", (2, None))
+    check_hyperparameter("estimator", estimator, STR, _ESTIMATORS)
+    check_hyperparameter("n_draws", n_draws, INT, (2, None))
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64; got {dtype}.")
-    X = model._validate_X(X, reset=False)
-    config = dict(model._fit_config, gradient_estimator=estimator)
-    cls = _core.Model64 if dtype == np.float64 else _core.Model32
-    engine = cls(n_threads=_resolve_threads(model.n_threads), **config)
-
-    x_obs = model._model_units(X, dtype=dtype)
-    x_enc = np.nan_to_num(x_obs, nan=0.0)
-    params = np.ascontiguousarray(model.params_, dtype=dtype)
-    baseline = float(model._baseline)
-    N, S, Z = x_obs.shape[0], config["n_mc_samples"], config["n_components"]
-    uniform = config["posterior"] != "gaussian"
-    rng = check_random_state(random_state)
-    below_one = np.nextafter(dtype.type(1), dtype.type(0))
+    draw, layout = model._gradient_draws(X, estimator, dtype, check_random_state(random_state))
 
     # Welford's running mean and sum of squared deviations, in float64.
-    mean = np.zeros(engine.n_params)
-    m2 = np.zeros(engine.n_params)
+    mean = np.zeros(model.params_.size)
+    m2 = np.zeros(model.params_.size)
     loss = 0.0
     for k in range(1, int(n_draws) + 1):
-        if uniform:  # open interval (0, 1), as the core draws it
-            noise = np.minimum((rng.randint(0, 2**53, size=(S, N, Z), dtype=np.int64) + 0.5) * 2.0**-53, below_one)
-        else:
-            noise = rng.standard_normal(size=(S, N, Z))
-        out = engine.loss_and_grad(params, x_obs, x_enc, noise.astype(dtype), baseline)
-        g = np.asarray(out["grad"], dtype=np.float64)
+        draw_loss, g = draw()
         delta = g - mean
         mean += delta / k
         m2 += delta * (g - mean)
-        loss += (out["loss"] - loss) / k
+        loss += (draw_loss - loss) / k
 
-    layout = list(engine.layout())
     tensors = {name: slice(offset, offset + int(np.prod(shape))) for name, offset, shape in layout}
     return Bunch(mean=mean, var=m2 / (int(n_draws) - 1), n_draws=int(n_draws), estimator=estimator, loss=loss,
                  layout=layout, tensors=tensors)

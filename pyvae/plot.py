@@ -62,7 +62,7 @@ class _Fitted:
         self.vae = steps[-1][1] if steps else model
         check_is_fitted(self.vae, "params_")
         self.prefix = model[:-1] if steps and len(steps) > 1 else None
-        self.config = self.vae._fit_config
+        self.n_components = int(self.vae._n_features_out)
         self.n_features = int(model.n_features_in_)
         names = getattr(model, "feature_names_in_", None)
         self.has_feature_names = names is not None
@@ -84,7 +84,7 @@ class _Fitted:
 
     def unit_interval(self):
         """Whether outputs lie in [0, 1] (Bernoulli, no steps before the VAE)."""
-        return self.config["likelihood"] == "bernoulli" and self.prefix is None
+        return self.vae._decodes_probabilities() and self.prefix is None
 
 
 def _resolve_image_shape(fitted, image_shape):
@@ -305,7 +305,7 @@ def plot_latent_space(model, X, y=None, *, dims=None, max_classes=20, figsize=(6
     """
     fitted = _Fitted(model)
     Z = fitted.encode(X)
-    k = fitted.config["n_components"]
+    k = fitted.n_components
     if dims is not None:
         dims = tuple(int(d) for d in dims)
         if len(dims) != 2 or not all(0 <= d < k for d in dims):
@@ -492,7 +492,7 @@ def plot_samples(model, *, n=None, image_shape=None, n_cols=None, kind=None, X=N
         raise ValueError("X is drawn beside the samples for tabular data only; pass image_shape=False.")
     n = (16 if shape is not None else 1000) if n is None else int(n)
     if kind == "mean":
-        z = check_random_state(random_state).standard_normal((n, fitted.config["n_components"]))
+        z = check_random_state(random_state).standard_normal((n, fitted.n_components))
         rows = fitted.decode(z)
         what = "decoder means E[x | z], z ~ N(0, I)"
     else:
@@ -581,7 +581,7 @@ def plot_latent_traversal(model, *, dims=None, n_steps=9, span=3.0, center=None,
     """
     fitted = _Fitted(model)
     shape = _resolve_image_shape(fitted, image_shape)
-    k = fitted.config["n_components"]
+    k = fitted.n_components
     dims = list(range(min(k, 8))) if dims is None else [int(d) for d in dims]
     if not dims or not all(0 <= d < k for d in dims):
         raise ValueError(f"dims must be latent dimensions in [0, {k}); got {dims!r}.")
@@ -623,11 +623,8 @@ def _traversal_labels(fitted, dims):
     """"z1", "z3 (inactive)", ...: a dimension is inactive when its posterior mean
     hardly varies over the training rows (VAE.latent_variance_, as active_units_
     counts): the decoder has learned to ignore it."""
-    from ._vae import _ACTIVE_VARIANCE
-
-    variance = getattr(fitted.vae, "latent_variance_", None)
-    return [f"z{d + 1}" + (" (inactive)" if variance is not None and variance[d] <= _ACTIVE_VARIANCE else "")
-            for d in dims]
+    inactive = fitted.vae._inactive_dimensions()
+    return [f"z{d + 1}" + (" (inactive)" if inactive[d] else "") for d in dims]
 
 
 def _tabular_traversal(fitted, blocks, labels, steps, where, figsize):

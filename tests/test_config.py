@@ -28,7 +28,7 @@ def test_show_config_names_the_loaded_blas_and_its_kernel(capsys):
 def test_show_config_reports_the_default_thread_count():
     config = pyvae.show_config()
     assert isinstance(config["n_threads"], int) and config["n_threads"] >= 1
-    assert config["n_threads"] == pyvae._vae._resolve_threads(None)
+    assert config["n_threads"] == pyvae._threads.resolve_threads(None)
 
 
 def test_show_config_names_the_elementwise_kernels_in_use():

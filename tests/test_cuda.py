@@ -26,6 +26,7 @@ gpu = pytest.mark.skipif(not AVAILABLE, reason=f"no usable CUDA device: {REASON}
 D, Z, N, S = 5, 2, 3, 2
 ELEMENTWISE = dict(rtol=1e-5, atol=1e-6)
 SUMS = dict(rtol=1e-4, atol=1e-5)
+ADAM = _core.AdamSettings(learning_rate=1e-3)
 
 
 def small_data(n=40, d=D, seed=0):
@@ -195,10 +196,11 @@ def test_adam_update_matches_cpu():
     rng = np.random.default_rng(3)
     params = params_for(cpu_model)
     m, v = np.zeros_like(params), np.zeros_like(params)
+    adam = _core.AdamSettings(learning_rate=1e-2, alpha=0.1)
     for step in range(1, 4):
         grad = rng.normal(size=params.shape).astype(np.float32)
-        p_cpu, m_cpu, v_cpu = k.adam_update(params, grad, m, v, step, 1e-2, 0.9, 0.999, 1e-8, 0.1)
-        p_dev, m_dev, v_dev = k.adam_update_cuda(params, grad, m, v, step, 1e-2, 0.9, 0.999, 1e-8, 0.1)
+        p_cpu, m_cpu, v_cpu = k.adam_update(params, grad, m, v, step, adam)
+        p_dev, m_dev, v_dev = k.adam_update_cuda(params, grad, m, v, step, adam)
         for cpu, dev in [(p_cpu, p_dev), (m_cpu, m_dev), (v_cpu, v_dev)]:
             close(dev, cpu, ELEMENTWISE)
         params, m, v = p_cpu, m_cpu, v_cpu
@@ -260,7 +262,7 @@ def test_train_epoch_follows_the_cpu(config):
     for engine in (cpu, dev):
         params = engine.init_params(7)
         m, v = np.zeros_like(params), np.zeros_like(params)
-        out = engine.train_epoch(params, m, v, 0, 0.0, X, rows, 32, 99, 1e-3, 0.9, 0.999, 1e-8, 0.01)
+        out = engine.train_epoch(params, m, v, 0, 0.0, X, rows, 32, 99, _core.AdamSettings(learning_rate=1e-3, alpha=0.01))
         results.append((out, params))
     (a, pa), (b, pb) = results
     assert set(a) == set(b) and a["step"] == b["step"] and a["n_rows"] == b["n_rows"] and b["finite"]
@@ -285,7 +287,7 @@ def test_device_runs_repeat_bit_for_bit_with_and_without_graphs():
         m, v = np.zeros_like(params), np.zeros_like(params)
         step = 0
         for _ in range(3):
-            step = dev.train_epoch(params, m, v, step, 0.0, X, rows, 64, 5, 1e-3, 0.9, 0.999, 1e-8, 0.0)["step"]
+            step = dev.train_epoch(params, m, v, step, 0.0, X, rows, 64, 5, ADAM)["step"]
         runs.append(params)
         assert dev.graph_in_use == graphs
     np.testing.assert_array_equal(runs[0], runs[1])
@@ -299,13 +301,12 @@ def test_data_changed_in_place_is_uploaded_again():
     X = small_data(100, seed=8).astype(np.float32)
     rows = np.arange(len(X), dtype=np.int64)
     p = dev.init_params(1)
-    dev.train_epoch(p.copy(), np.zeros_like(p), np.zeros_like(p), 0, 0.0, X, rows, 50, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0)
+    dev.train_epoch(p.copy(), np.zeros_like(p), np.zeros_like(p), 0, 0.0, X, rows, 50, 1, ADAM)
     X[:] = X[::-1] * 2  # same array, new contents
     results = []
     for engine in (cpu, dev):
         q = p.copy()
-        results.append(engine.train_epoch(q, np.zeros_like(q), np.zeros_like(q), 0, 0.0, X, rows, 50, 1, 1e-3,
-                                          0.9, 0.999, 1e-8, 0.0)["elbo"])
+        results.append(engine.train_epoch(q, np.zeros_like(q), np.zeros_like(q), 0, 0.0, X, rows, 50, 1, ADAM)["elbo"])
     np.testing.assert_allclose(results[1], results[0], rtol=1e-4)
 
 
@@ -408,7 +409,7 @@ def test_device_engine_refuses_data_parallel_epochs():
     params = dev.init_params(0)
     m, v = np.zeros_like(params), np.zeros_like(params)
     with pytest.raises(ValueError, match="data-parallel"):
-        dev.train_epoch(params, m, v, 0, 0.0, X, np.arange(64), 16, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0,
+        dev.train_epoch(params, m, v, 0, 0.0, X, np.arange(64), 16, 1, ADAM,
                         allreduce=lambda buffer: None, first_row=0)
 
 
@@ -423,7 +424,7 @@ def test_device_engine_refuses_to_train_on_the_iwae_bound_but_scores_such_a_mode
     params = cpu.init_params(0)
     m, v = np.zeros_like(params), np.zeros_like(params)
     with pytest.raises(ValueError, match="ELBO only.*objective='iwae'"):
-        dev.train_epoch(params, m, v, 0, 0.0, X, np.arange(64), 16, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0)
+        dev.train_epoch(params, m, v, 0, 0.0, X, np.arange(64), 16, 1, ADAM)
     with pytest.raises(ValueError, match="ELBO only"):
         dev.loss_and_grad(params, X[:N], X[:N], np.zeros((3, N, Z), np.float32))
     close(dev.score(params, X, 5, True, 7), cpu.score(params, X, 5, True, 7), SUMS)
@@ -513,7 +514,7 @@ def test_ctrl_c_during_a_device_epoch_raises_keyboard_interrupt():
     try:
         threading.Thread(target=interrupt).start()
         with pytest.raises(KeyboardInterrupt):
-            dev.train_epoch(params, m, v, 0, 0.0, X, rows, 1, 5, 1e-3, 0.9, 0.999, 1e-8, 0.0)
+            dev.train_epoch(params, m, v, 0, 0.0, X, rows, 1, 5, ADAM)
     finally:
         signal.signal(signal.SIGINT, previous)
     assert np.isfinite(params).all() and not np.array_equal(params, start)

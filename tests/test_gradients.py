@@ -161,10 +161,11 @@ def test_adam_update_matches_numpy_reference():
     for name, offset, shape in model.layout():
         if name.endswith(".weight"):
             decay[offset:offset + int(np.prod(shape))] = 1.0
-    lr, b1, b2, eps, alpha = 1e-2, 0.9, 0.999, 1e-8, 0.1
+    lr, b1, b2, eps, alpha = 1e-2, 0.8, 0.99, 1e-6, 0.1  # each unlike AdamSettings' default, so each must arrive
+    adam = _core.AdamSettings(learning_rate=lr, beta1=b1, beta2=b2, epsilon=eps, alpha=alpha)
     for step in range(1, 4):
         grad = rng.normal(size=params.shape)
-        model.adam_update(params, grad, m, v, step, lr, b1, b2, eps, alpha)
+        model.adam_update(params, grad, m, v, step, adam)
         g = grad + alpha * decay * ref_p
         ref_m = b1 * ref_m + (1 - b1) * g
         ref_v = b2 * ref_v + (1 - b2) * g * g

@@ -106,9 +106,9 @@ def test_unseen_category_is_an_error_and_changes_nothing(fitted):
 
 
 @pytest.mark.parametrize("column_kinds,change,message", [
-    (KINDS, lambda X: X.__setitem__((0, 2), 2.0), "Column 2 is binary"),
-    (KINDS, lambda X: X.__setitem__((0, 3), 1.5), "Column 3 is a count"),
-    (KINDS, lambda X: X.__setitem__((0, 3), -1.0), "Column 3 is a count"),
+    (KINDS, lambda X: X.__setitem__((0, 2), 2.0), r"column 2 \(binary\) needs 0 or 1"),
+    (KINDS, lambda X: X.__setitem__((0, 3), 1.5), r"column 3 \(count\) needs counts"),
+    (KINDS, lambda X: X.__setitem__((0, 3), -1.0), r"column 3 \(count\) needs counts"),
     (KINDS[:4], lambda X: None, "column_kinds has 4 entries; X has 5 features"),
     (KINDS[:4] + ["ordinal"], lambda X: None, "'column_kinds' parameter"),
     ("continuous", lambda X: None, "'column_kinds' parameter"),

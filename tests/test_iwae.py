@@ -105,8 +105,8 @@ def test_bound_matches_numpy_reference(likelihood, missing, beta):
 def still_epoch(engine, params, X):
     """One epoch of the engine at learning rate 0 (the parameters cannot move), in one batch."""
     zeros = np.zeros_like(params)
-    return engine.train_epoch(params.copy(), zeros, zeros.copy(), 0, 0.0, X, np.arange(len(X)), len(X), 3, 0.0,
-                              0.9, 0.999, 1e-8, 0.0)
+    return engine.train_epoch(params.copy(), zeros, zeros.copy(), 0, 0.0, X, np.arange(len(X)), len(X), 3,
+                              _core.AdamSettings(learning_rate=0.0))
 
 
 def test_epoch_reports_the_bound_beside_the_elbo():
@@ -171,7 +171,7 @@ def test_early_stopping_compares_the_held_out_bound():
     model = fit("iwae", 3, max_iter=3, early_stopping=True, X=TRAIN[:300])
     X_val = model._model_units(TRAIN[:300])  # (the held-out rows are among them)
     engine = model._engine()
-    assert np.array_equal(model._held_out_scores(engine, model.params_, X_val),
+    assert np.array_equal(model._held_out_scores(model.params_, X_val),
                           engine.score(model.params_, X_val, 3, True, model._seed))
     assert len(model.validation_scores_) == 3 and max(model.validation_scores_) == model.best_validation_score_
 

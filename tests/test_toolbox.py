@@ -83,7 +83,8 @@ def test_float32_uniform_noise_never_reaches_one(posterior):
     params = engine.init_params(1)
     m, v = np.zeros_like(params), np.zeros_like(params)
     X = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
-    out = engine.train_epoch(params, m, v, 0, 0.0, X, np.arange(8), 8, seed, 1e-3, 0.9, 0.999, 1e-8, 0.0)
+    out = engine.train_epoch(params, m, v, 0, 0.0, X, np.arange(8), 8, seed,
+                             _core.AdamSettings(learning_rate=1e-3))
     assert out["finite"] and np.isfinite(params).all()
 
 

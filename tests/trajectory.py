@@ -113,16 +113,16 @@ def run(name, n_threads=2):
     params = model.init_params(SEED)
     m, v = np.zeros_like(params), np.zeros_like(params)
     B = c["batch_size"]
-    adam = (c["learning_rate"], 0.9, 0.999, 1e-8, c["alpha"])
+    adam = _core.AdamSettings(learning_rate=c["learning_rate"], alpha=c["alpha"])
     step, baseline = 0, 0.0
     steps = []
     for k in range(N_STEPS):
         rows = (np.arange(B, dtype=np.int64) + k * B) % n
-        out = model.train_epoch(params, m, v, step, baseline, X, rows, B, SEED, *adam)
+        out = model.train_epoch(params, m, v, step, baseline, X, rows, B, SEED, adam)
         step, baseline = out["step"], out["baseline"]
         steps.append({key: float(out[key]).hex() for key in ("elbo", "recon", "kl", "baseline")})
     # A whole epoch: the shuffle, and a short last batch (n is not a multiple of B).
-    out = model.train_epoch(params, m, v, step, baseline, X, np.arange(n, dtype=np.int64), B, SEED, *adam)
+    out = model.train_epoch(params, m, v, step, baseline, X, np.arange(n, dtype=np.int64), B, SEED, adam)
     steps.append({key: float(out[key]).hex() for key in ("elbo", "recon", "kl", "baseline")})
 
     S, Z = c["n_mc_samples"], c["n_components"]

@@ -349,21 +349,20 @@ void bind_kernels(py::module_& parent) {
             return d_head.to_host({N, 2 * k.Z()});
         })
         // -> (params, m, v) after one step
-        .def("adam_update", [](K& k, Arr params, Arr grad, Arr m, Arr v, int64_t step, double lr, double b1, double b2,
-                               double eps, double alpha) {
+        .def("adam_update", [](K& k, Arr params, Arr grad, Arr m, Arr v, int64_t step, const AdamSettings& adam) {
             const int64_t P = k.cpu.n_params();
             std::vector<float> p(params.data(), params.data() + P), mm(m.data(), m.data() + P), vv(v.data(), v.data() + P);
-            k.cpu.adam_update(p.data(), grad.data(), mm.data(), vv.data(), step, AdamSettings{lr, b1, b2, eps, alpha});
+            k.cpu.adam_update(p.data(), grad.data(), mm.data(), vv.data(), step, adam);
             return py::make_tuple(host_array(p, {P}), host_array(mm, {P}), host_array(vv, {P}));
         })
-        .def("adam_update_cuda", [](K& k, Arr params, Arr grad, Arr m, Arr v, int64_t step, double lr, double b1,
-                                    double b2, double eps, double alpha) {
+        .def("adam_update_cuda", [](K& k, Arr params, Arr grad, Arr m, Arr v, int64_t step, const AdamSettings& adam) {
             const int64_t P = k.cpu.n_params();
             std::vector<uint8_t> decay(size_t(P), 0);
             for (const auto* layers : {&k.cpu.layout.encoder, &k.cpu.layout.decoder})
                 for (const Dense& d : *layers) std::fill(decay.begin() + d.w, decay.begin() + d.b, uint8_t(1));
             StepState st;
-            st.step = step, st.learning_rate = lr, st.beta1 = b1, st.beta2 = b2, st.epsilon = eps, st.alpha = alpha;
+            st.step = step, st.learning_rate = adam.learning_rate, st.beta1 = adam.beta1, st.beta2 = adam.beta2,
+            st.epsilon = adam.epsilon, st.alpha = adam.alpha;
             adam_scalars(st);
             Dev<float> p(params.data(), P), g(grad.data(), P), mm(m.data(), P), vv(v.data(), P);
             Dev<uint8_t> dec(decay.data(), P);
@@ -377,6 +376,7 @@ void bind_kernels(py::module_& parent) {
 
 PYBIND11_MODULE(_cuda_core, m) {
     m.doc() = "pyvae's CUDA engine: the VAE's kernels on an NVIDIA GPU (float32).";
+    binding::bind_adam_settings(m);
     m.def("cuda_status", &cuda_status,
           "(usable, reason, device_count): whether a CUDA device can be used, and if not, why. Never raises.");
     m.def("device_names", &device_names, "Name, compute capability and memory of each visible device.");

@@ -95,17 +95,15 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
             return out;
         }, py::arg("params"), py::arg("x_obs"), py::arg("x_enc"), py::arg("noise"), py::arg("baseline") = 0.0)
         .def("adam_update", [](M& self, py::array_t<T> params, In<T> grad, py::array_t<T> m, py::array_t<T> v,
-                               int64_t step, double learning_rate, double beta1, double beta2, double epsilon,
-                               double alpha) {
+                               int64_t step, const AdamSettings& adam) {
             const int64_t P = self.n_params();
             if (grad.size() != P) throw std::invalid_argument("grad has the wrong size");
             self.adam_update(writable(params, P, "params"), grad.data(), writable(m, P, "m"), writable(v, P, "v"), step,
-                             AdamSettings{learning_rate, beta1, beta2, epsilon, alpha});
-        })
+                             adam);
+        }, py::arg("params"), py::arg("grad"), py::arg("m"), py::arg("v"), py::arg("step"), py::arg("adam"))
         .def("train_epoch", [](M& self, py::array_t<T> params, py::array_t<T> m, py::array_t<T> v, int64_t step,
                                double baseline, In<T> X, Rows rows, int batch_size, uint64_t seed,
-                               double learning_rate, double beta1, double beta2, double epsilon, double alpha,
-                               py::object allreduce, int64_t first_row) {
+                               const AdamSettings& adam, py::object allreduce, int64_t first_row) {
             const int64_t P = self.n_params();
             T* p = writable(params, P, "params");
             T* mm = writable(m, P, "m");
@@ -126,7 +124,6 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
                     allreduce(py::array_t<T>(size, buffer, py::capsule(buffer, [](void*) {})));
                 };
             engine_prepare_epoch(self, X, parallel);
-            AdamSettings adam{learning_rate, beta1, beta2, epsilon, alpha};
             EpochResult res;
             {
                 py::gil_scoped_release nogil;
@@ -154,8 +151,7 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
             out["baseline"] = baseline;
             return out;
         }, py::arg("params"), py::arg("m"), py::arg("v"), py::arg("step"), py::arg("baseline"), py::arg("X"),
-           py::arg("rows"), py::arg("batch_size"), py::arg("seed"), py::arg("learning_rate"), py::arg("beta1"),
-           py::arg("beta2"), py::arg("epsilon"), py::arg("alpha"), py::arg("allreduce") = py::none(),
+           py::arg("rows"), py::arg("batch_size"), py::arg("seed"), py::arg("adam"), py::arg("allreduce") = py::none(),
            py::arg("first_row") = 0)
         .def("encode", [](M& self, In<T> params, In<T> X) {
             check_cols(X, self.config.n_features, "X");
@@ -218,6 +214,36 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
             return out;
         });
     return cls;
+}
+
+// Adam's settings (model/config.h) as one Python object, for both modules:
+// _core.AdamSettings(learning_rate=..., alpha=...), the moment decays and
+// epsilon defaulting to the struct's own. The module loaded first registers the
+// type and the other names it, so either engine takes the object either makes.
+inline void bind_adam_settings(py::module_& m) {
+    if (const auto* registered = py::detail::get_type_info(typeid(AdamSettings))) {
+        m.attr("AdamSettings") = py::handle(reinterpret_cast<PyObject*>(registered->type));
+        return;
+    }
+    const AdamSettings defaults;
+    py::class_<AdamSettings>(m, "AdamSettings",
+                             "Adam's step size, moment decays beta1 and beta2, epsilon, and alpha, the L2 decay "
+                             "of the weight matrices: what train_epoch and adam_update take.")
+        .def(py::init([](double learning_rate, double beta1, double beta2, double epsilon, double alpha) {
+                 return AdamSettings{learning_rate, beta1, beta2, epsilon, alpha};
+             }),
+             py::kw_only(), py::arg("learning_rate"), py::arg("beta1") = defaults.beta1,
+             py::arg("beta2") = defaults.beta2, py::arg("epsilon") = defaults.epsilon,
+             py::arg("alpha") = defaults.alpha)
+        .def_readonly("learning_rate", &AdamSettings::learning_rate)
+        .def_readonly("beta1", &AdamSettings::beta1)
+        .def_readonly("beta2", &AdamSettings::beta2)
+        .def_readonly("epsilon", &AdamSettings::epsilon)
+        .def_readonly("alpha", &AdamSettings::alpha)
+        .def("__repr__", [](const AdamSettings& a) {
+            return py::str("AdamSettings(learning_rate={!r}, beta1={!r}, beta2={!r}, epsilon={!r}, alpha={!r})")
+                .format(a.learning_rate, a.beta1, a.beta2, a.epsilon, a.alpha);
+        });
 }
 
 // The translation of std::out_of_range to IndexError, for both modules.

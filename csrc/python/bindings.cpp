@@ -101,6 +101,7 @@ PYBIND11_MODULE(_core, m) {
     using namespace pyvae;
     if (!kIsa.error.empty()) throw py::import_error("pyvae: " + kIsa.error + " (dispatch.h)");
     m.doc() = "pyvae's C++ core: the VAE's forward and backward passes, Adam, and the epoch loop.";
+    binding::bind_adam_settings(m);
     auto model32 = binding::bind_engine<Model<float>, float>(m, "Model32",
                                                              "The VAE on the CPU, float32 (training and inference).");
     auto model64 = binding::bind_engine<Model<double>, double>(m, "Model64",
