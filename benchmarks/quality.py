@@ -53,7 +53,7 @@ def log(msg):
 # --------------------------------------------------------------------------
 
 def pyvae_pytorch_setting(data, epochs, threads, seed):
-    # Every training hyperparameter is explicit: pyvae's defaults (step size 1e-2
+    # Every training hyperparameter is explicit: pyvae's defaults (step size "auto"
     # with an adaptive schedule, automatic batch size and early stopping) are
     # for small data, the example's setting is fixed: batch 128, Adam at a
     # constant 1e-3, exactly `epochs` epochs on all 60,000 rows.

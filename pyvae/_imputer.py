@@ -95,10 +95,10 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     batch_size : int or "auto", default="auto"
         Rows per minibatch; "auto" takes 128 rows, or fewer on small data so
         that an epoch still makes about 16 optimizer steps (see :class:`VAE`).
-    learning_rate : float, default=1e-3
+    learning_rate : float or "auto", default=1e-3
         Adam's initial step size; it is divided by 10 at each plateau of the
         training loss, twice, before training stops (:class:`VAE`'s adaptive
-        schedule).
+        schedule; "auto" as in :class:`VAE`).
     max_iter : int, default=2000
         Maximum number of training epochs.
     alpha : float, default=0.0

@@ -23,6 +23,13 @@ from ._validation import (GAUSSIAN, check_vae_hyperparameters, column_blocks, co
 # nonlinear model can memorize the training rows); beyond, the smoothed training
 # loss decides.
 AUTO_VALIDATION_MAX_ROWS = 10_000
+# learning_rate="auto": Adam moves every weight by about the step size each
+# step, so one step can move a first-layer unit's input by up to
+# step x n_inputs x a typical |x|. The small tables' step, 1e-2, is kept up to
+# 150 inputs; above that the step shrinks as 1 / n_inputs (on MNIST's 784
+# pixels 1e-2 leaves most ReLU units dead: benchmarks/MNIST_DEFAULTS.md).
+AUTO_LEARNING_RATE = 1e-2
+AUTO_LEARNING_RATE_INPUTS = 150
 # learning_rate_schedule="adaptive": the step size is divided by this at each
 # plateau, down to learning_rate times the factor below; the next plateau ends training.
 LEARNING_RATE_DECAY = 10.0
@@ -96,7 +103,7 @@ def _train(est, X, incremental, ctx):
     batch_size = resolved_batch_size(est, len(rows))
     max_epochs = 1 if incremental else int(est.max_iter)
     adaptive = est.learning_rate_schedule == "adaptive" and not incremental
-    learning_rate = float(est.learning_rate)
+    initial_rate = learning_rate = initial_learning_rate(est, X32.shape[1])
     reporter = EpochReporter(est.verbose if ctx.rank == 0 else 0, max_epochs)
     converged = incremental
     # Every fit is checked against the untrained model, and so is the
@@ -131,7 +138,7 @@ def _train(est, X, incremental, ctx):
             if incremental:
                 break
             if stalled >= est.n_iter_no_change:
-                if adaptive and learning_rate > float(est.learning_rate) * MIN_LEARNING_RATE_FACTOR:
+                if adaptive and learning_rate > initial_rate * MIN_LEARNING_RATE_FACTOR:
                     # A plateau at this step size: Adam's noise floor scales with it.
                     learning_rate /= LEARNING_RATE_DECAY
                     state.stalled = 0
@@ -320,6 +327,14 @@ def training_objective(est, params, X32, batch_size, ctx):
     return total / n if np.isfinite(total) else -np.inf
 
 
+def initial_learning_rate(est, n_inputs):
+    """Adam's first step size: ``learning_rate``, or for "auto" 1e-2 shrinking
+    as 1 / n_inputs beyond AUTO_LEARNING_RATE_INPUTS inputs of the encoder."""
+    if isinstance(est.learning_rate, str):  # "auto", checked before training
+        return AUTO_LEARNING_RATE * min(1.0, AUTO_LEARNING_RATE_INPUTS / n_inputs)
+    return float(est.learning_rate)
+
+
 def check_not_diverged(est, untrained, fitted, X32, n_epochs, ctx, X):
     """FloatingPointError when the fitted model's training objective (per row,
     on the rows X32) ends far below the untrained model's: training diverged
@@ -330,7 +345,7 @@ def check_not_diverged(est, untrained, fitted, X32, n_epochs, ctx, X):
         return
     raise FloatingPointError(
         f"Training diverged: after {n_epochs} epoch{'s' if n_epochs != 1 else ''} with "
-        f"learning_rate={float(est.learning_rate):.3g}, the model fits the training data worse than it did "
+        f"learning_rate={initial_learning_rate(est, X32.shape[1]):.3g}, the model fits the training data worse than it did "
         f"untrained (its training objective went from {untrained:.4g} to {fitted:.4g} nats per row). "
         f"{divergence_advice(est, X)} The estimator is left as it was before this call."
     )

@@ -123,8 +123,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Rows per minibatch (capped at the number of rows). "auto":
         ``min(128, max(8, n_rows // 16))``, so that an epoch over a few hundred
         rows still takes about 16 optimizer steps.
-    learning_rate : float, default=1e-2
-        Adam's (initial) step size.
+    learning_rate : float or "auto", default="auto"
+        Adam's (initial) step size. "auto": 1e-2 for data of up to 150
+        features (the encoder's inputs), and ``1.5 / n_features`` beyond, so
+        that one step moves a first-layer unit's input about as much on
+        784-pixel images as on a small table (with 1e-2 on MNIST most ReLU
+        units die within a few epochs; benchmarks/MNIST_DEFAULTS.md).
     learning_rate_schedule : {"adaptive", "constant"}, default="adaptive"
         "adaptive": each time training stalls for ``n_iter_no_change`` epochs,
         the step size is divided by 10, twice (down to ``learning_rate / 100``;
@@ -246,7 +250,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         gradient_estimator="reparameterization",
         missing="error",
         batch_size="auto",
-        learning_rate=1e-2,
+        learning_rate="auto",
         learning_rate_schedule="adaptive",
         max_iter=1000,
         alpha=0.0,

@@ -33,7 +33,6 @@ CONSTRAINTS = {
     "beta": (REAL, (0.0, None)),
     "variance_floor": (REAL, (0.0, None)),
     "learning_rate_schedule": (STR, ("adaptive", "constant")),
-    "learning_rate": (REAL, (0.0, None, "open")),
     "max_iter": (INT, (1, None)),
     "alpha": (REAL, (0.0, None)),
     "tol": (REAL, (0.0, None)),
@@ -137,6 +136,11 @@ def check_vae_hyperparameters(est):
         check_hyperparameter("n_threads", est.n_threads, INT, (1, None))
     if est.batch_size != "auto":
         check_hyperparameter("batch_size", est.batch_size, INT, (1, None))
+    if not (isinstance(est.learning_rate, str) and est.learning_rate == "auto"):
+        if isinstance(est.learning_rate, str):
+            raise ValueError(f"The 'learning_rate' parameter must be 'auto' or a real number > 0; "
+                             f"got {est.learning_rate!r}.")
+        check_hyperparameter("learning_rate", est.learning_rate, REAL, (0.0, None, "open"))
     if not (isinstance(est.early_stopping, (bool, np.bool_)) or est.early_stopping == "auto"):
         raise ValueError(
             f"The 'early_stopping' parameter must be 'auto', True or False; got {est.early_stopping!r}."

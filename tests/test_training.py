@@ -198,3 +198,37 @@ def test_repeated_fit_and_transform_do_not_grow_memory():
         model.transform(X)
         model.score_samples(X, n_importance=3)
     assert rss_kb() - start < 8 * 1024, f"RSS grew by {rss_kb() - start} kB"
+
+
+@pytest.mark.parametrize("n_features, step", [(13, 1e-2), (150, 1e-2), (300, 5e-3), (600, 2.5e-3)])
+def test_auto_learning_rate_is_1e2_up_to_150_inputs_then_shrinks_as_their_inverse(n_features, step):
+    # The rule's value, seen through what it trains: "auto" and the explicit
+    # step it stands for give the same parameters bit for bit, and a step
+    # twice as large does not.
+    X = np.random.default_rng(0).standard_normal((64, n_features)).astype(np.float32)
+    settings = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=3, early_stopping=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        auto = VAE(**settings).fit(X)
+        explicit = VAE(learning_rate=step, **settings).fit(X)
+        doubled = VAE(learning_rate=2 * step, **settings).fit(X)
+    assert auto.learning_rate == "auto"
+    np.testing.assert_array_equal(auto.params_, explicit.params_)
+    assert not np.array_equal(auto.params_, doubled.params_)
+
+
+def test_auto_learning_rate_schedule_decays_from_the_resolved_step():
+    # The adaptive schedule's floor (1/100 of the first step) is taken from the
+    # resolved step: with "auto" a plateau divides 5e-3, not the string.
+    X = np.random.default_rng(1).standard_normal((80, 300)).astype(np.float32)
+    settings = dict(n_components=2, hidden_layer_sizes=(8,), max_iter=40, n_iter_no_change=2, tol=10.0,
+                    early_stopping=False, random_state=0)
+    auto = VAE(**settings).fit(X)
+    explicit = VAE(learning_rate=5e-3, **settings).fit(X)
+    assert auto.n_iter_ == explicit.n_iter_ < 40
+    np.testing.assert_array_equal(auto.params_, explicit.params_)
+
+
+def test_learning_rate_other_strings_are_refused():
+    with pytest.raises(ValueError, match="'learning_rate' parameter must be 'auto' or a real number > 0; got 'fast'"):
+        VAE(learning_rate="fast").fit(np.zeros((10, 3)))
