@@ -15,7 +15,11 @@ Two settings:
   1e-3 * 10^(-i/7) for i = 0..7 (3,280 epochs), test log-likelihood
   estimated with K = 5000 importance samples: published -86.76 nats.
   ``--iwae-schedule short`` runs the first stages only and scores a subset of
-  the test set; ``full`` runs the paper's schedule (about a day here).
+  the test set; ``full`` runs the paper's schedule (hours: it checkpoints into
+  ``build/burda-<objective>-k<k>`` every ``--checkpoint-every`` epochs and
+  every scored chunk of test images, and the same command resumes it from
+  there) and writes benchmarks/burda_full.json. ``--train-objective iwae
+  --train-k 5`` trains the IWAE (k = 5) of the same table instead.
 
 Data: ``pyvae.load_mnist`` (the IDX files in ``--data-home``, else in
 ``$PYVAE_MNIST_DIR``, else downloaded). Examples::
@@ -27,6 +31,7 @@ Data: ``pyvae.load_mnist`` (the IDX files in ``--data-home``, else in
 
 import argparse
 import json
+import os
 import platform
 import time
 import warnings
@@ -155,45 +160,114 @@ def iwae_schedule(kind, stages):
     return full[:stages]
 
 
+def _checkpoint_paths(folder):
+    return os.path.join(folder, "state.json"), os.path.join(folder, "model.pyvae")
+
+
+def _save_checkpoint(folder, vae, state):
+    """The model (parameters and Adam's moments, pyvae's safe format) and the
+    run's state (epoch, binarization generator, elapsed seconds, partial test
+    sums); the JSON is replaced last, so a run killed mid-save resumes from the
+    previous checkpoint."""
+    os.makedirs(folder, exist_ok=True)
+    state_path, model_path = _checkpoint_paths(folder)
+    if vae is not None:
+        vae.save(model_path + ".new")
+        os.replace(model_path + ".new", model_path)
+    with open(state_path + ".new", "w") as f:
+        json.dump(state, f)
+    os.replace(state_path + ".new", state_path)
+
+
+def _load_checkpoint(folder, settings):
+    state_path, model_path = _checkpoint_paths(folder)
+    if not os.path.exists(state_path):
+        return None, None
+    with open(state_path) as f:
+        state = json.load(f)
+    if state["settings"] != settings:
+        raise SystemExit(f"{folder} holds a run with other settings ({state['settings']}); "
+                         f"use another --checkpoint-dir or remove it")
+    return pyvae.load(model_path), state
+
+
 def run_iwae_setting(data, args):
+    """Burda et al.'s VAE, resumable: with --checkpoint-dir the run saves itself
+    every --checkpoint-every epochs (and every scored chunk of test images) and
+    a later call with the same arguments continues from the last checkpoint,
+    bit for bit as if it had not stopped (the binarization generator's state is
+    kept; the model keeps Adam's moments and step)."""
     schedule = iwae_schedule(args.iwae_schedule, args.iwae_stages)
     n_epochs = sum(e for _, e in schedule)
+    objective = f"IWAE k={args.train_k}" if args.train_objective == "iwae" else f"VAE k={args.train_k}"
     log(f"== IWAE paper setting: 784-200-200-50 tanh, dynamic binarization, batch {args.iwae_batch}, "
-        f"{n_epochs} epochs ({args.iwae_schedule}), K = {args.k} on {args.iwae_test_rows} test images")
+        f"{n_epochs} epochs ({args.iwae_schedule}), trained as {objective}, "
+        f"K = {args.k} on {args.iwae_test_rows} test images")
+    settings = dict(schedule=[list(stage) for stage in schedule], batch=args.iwae_batch, seed=args.seeds[0],
+                    train_rows=args.train_rows,
+                    objective=args.train_objective, train_k=args.train_k, k=args.k, test_rows=args.iwae_test_rows)
+    folder = args.checkpoint_dir
+    vae, state = _load_checkpoint(folder, settings) if folder else (None, None)
     rng = np.random.default_rng(args.seeds[0])
-    # partial_fit runs one epoch at the step size set below (no schedule, no held-out rows).
-    vae = VAE(n_components=50, hidden_layer_sizes=(200, 200), activation="tanh", likelihood="bernoulli",
-              batch_size=args.iwae_batch, learning_rate_schedule="constant", early_stopping=False,
-              random_state=args.seeds[0], n_threads=args.threads)
-    X_train = data.X_train
+    if state is None:
+        # partial_fit runs one epoch at the step size set below (no schedule, no held-out rows).
+        vae = VAE(n_components=50, hidden_layer_sizes=(200, 200), activation="tanh", likelihood="bernoulli",
+                  objective=args.train_objective, n_mc_samples=args.train_k, batch_size=args.iwae_batch,
+                  learning_rate_schedule="constant", early_stopping=False, random_state=args.seeds[0],
+                  n_threads=args.threads)
+        state = dict(settings=settings, epoch=0, train_s=0.0, score_s=0.0, scored_rows=0, log_lik_sum=0.0,
+                     elbo=None)
+    else:
+        rng.bit_generator.state = state["rng"]
+        vae.set_params(n_threads=args.threads)
+        log(f"  resumed from {folder}: epoch {state['epoch']}/{n_epochs}, {state['scored_rows']} test images scored")
+    X_train = data.X_train[: args.train_rows]
     # The test set is binarized once, with a fixed draw.
     X_test = (np.random.default_rng(12345).uniform(size=data.X_test.shape) < data.X_test).astype(np.float32)
     X_test = X_test[: args.iwae_test_rows]
-    started = time.perf_counter()
-    epoch = 0
-    for learning_rate, epochs in schedule:
+
+    def checkpoint():
+        if folder:
+            state["rng"] = rng.bit_generator.state
+            _save_checkpoint(folder, vae, state)
+
+    stage_end = np.cumsum([e for _, e in schedule])
+    started = time.perf_counter() - state["train_s"]
+    while state["epoch"] < n_epochs:
+        learning_rate = schedule[int(np.searchsorted(stage_end, state["epoch"], side="right"))][0]
         vae.set_params(learning_rate=learning_rate)
-        for _ in range(epochs):
-            X_bin = (rng.uniform(size=X_train.shape) < X_train).astype(np.float32)
-            vae.partial_fit(X_bin)
-            epoch += 1
-            if epoch == 1 or epoch % args.log_every == 0:
-                log(f"  epoch {epoch}/{n_epochs}  lr {learning_rate:.2e}  train ELBO {-vae.loss_curve_[-1]:.2f}  "
-                    f"({time.perf_counter() - started:.0f} s)")
-    train_s = time.perf_counter() - started
-    started = time.perf_counter()
-    elbo = vae.score(X_test)
-    log_lik = vae.score(X_test, n_importance=args.k)
-    score_s = time.perf_counter() - started
+        X_bin = (rng.uniform(size=X_train.shape) < X_train).astype(np.float32)
+        vae.partial_fit(X_bin)
+        state["epoch"] += 1
+        state["train_s"] = time.perf_counter() - started
+        if state["epoch"] == 1 or state["epoch"] % args.log_every == 0:
+            log(f"  epoch {state['epoch']}/{n_epochs}  lr {learning_rate:.2e}  train ELBO {-vae.loss_curve_[-1]:.2f}"
+                f"  ({state['train_s']:.0f} s)")
+        if state["epoch"] % args.checkpoint_every == 0 or state["epoch"] == n_epochs:
+            checkpoint()
+    # The K-sample estimate, in chunks of test images, each chunk's sum kept.
+    started = time.perf_counter() - state["score_s"]
+    if state["elbo"] is None:
+        state["elbo"] = float(vae.score(X_test))
+    chunk = args.score_chunk
+    while state["scored_rows"] < len(X_test):
+        rows = X_test[state["scored_rows"]: state["scored_rows"] + chunk]
+        state["log_lik_sum"] += float(vae.score_samples(rows, n_importance=args.k).astype(np.float64).sum())
+        state["scored_rows"] += len(rows)
+        state["score_s"] = time.perf_counter() - started
+        log(f"  scored {state['scored_rows']}/{len(X_test)} test images  ({state['score_s']:.0f} s)")
+        checkpoint()
+    log_lik = state["log_lik_sum"] / len(X_test)
+    train_s, score_s = state["train_s"], state["score_s"]
     log(f"{'':34s}{'nats':>10s}")
-    log(f"{'pyvae test ELBO':34s}{elbo:10.2f}")
+    log(f"{'pyvae test ELBO':34s}{state['elbo']:10.2f}")
     log(f"{'pyvae test log p(x), K=' + str(args.k):34s}{log_lik:10.2f}")
     log(f"{'published (Burda et al. Table 1)':34s}{PUBLISHED['iwae_vae_k1']:10.2f}")
-    log(f"train {train_s:.0f} s ({train_s / n_epochs:.1f} s/epoch; the full 3,280-epoch schedule would take "
-        f"~{train_s / n_epochs * 3280 / 3600:.1f} h); scoring {score_s:.0f} s for {len(X_test)} images "
-        f"(~{score_s / len(X_test) * 10000 / 3600:.1f} h for all 10,000)")
-    return {"epochs": n_epochs, "elbo": elbo, "log_likelihood": log_lik, "k": args.k, "test_rows": len(X_test),
-            "train_s": train_s, "score_s": score_s}
+    log(f"train {train_s:.0f} s ({train_s / n_epochs:.1f} s/epoch); scoring {score_s:.0f} s for {len(X_test)} images")
+    return {"epochs": n_epochs, "objective": args.train_objective, "train_k": args.train_k, "elbo": state["elbo"],
+            "test_log_likelihood": log_lik, "k": args.k, "test_rows": len(X_test), "train_s": train_s,
+            "score_s": score_s, "pyvae": pyvae.__version__, "numpy": np.__version__,
+            "machine": platform.processor() or platform.machine()}
 
 
 def main(argv=None):
@@ -213,11 +287,24 @@ def main(argv=None):
                         help="test images scored with K samples (default: 200 short, 10000 full)")
     parser.add_argument("--k", type=int, default=5000, help="importance samples for log p(x) (5000)")
     parser.add_argument("--log-every", type=int, default=1)
+    parser.add_argument("--train-objective", choices=["elbo", "iwae"], default="elbo",
+                        help="what the IWAE setting trains on: the ELBO (VAE) or the importance-weighted bound")
+    parser.add_argument("--train-k", type=int, default=1, help="draws per row in training (the k of Table 1)")
+    parser.add_argument("--checkpoint-dir", default=None,
+                        help="save the IWAE run here and resume from it (default for the full schedule: "
+                             "build/burda-<objective>-k<k>)")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="epochs between checkpoints (100)")
+    parser.add_argument("--train-rows", type=int, default=None, help="only the first N training images (smoke runs)")
+    parser.add_argument("--score-chunk", type=int, default=500, help="test images per checkpointed scoring chunk")
     parser.add_argument("--data-home", default=None)
     parser.add_argument("--json", default=None, help="write the results to this file")
     args = parser.parse_args(argv)
     if args.iwae_test_rows is None:
         args.iwae_test_rows = 200 if args.iwae_schedule == "short" else 10000
+    if args.checkpoint_dir is None and args.iwae_schedule == "full":
+        args.checkpoint_dir = os.path.join("build", f"burda-{args.train_objective}-k{args.train_k}")
+    if args.json is None and args.iwae_schedule == "full" and args.setting == "iwae" and args.train_rows is None:
+        args.json = os.path.join(os.path.dirname(os.path.abspath(__file__)), "burda_full.json")
 
     data = pyvae.load_mnist(data_home=args.data_home)
     log(f"data: {data.source}: {data.X_train.shape[0]} train, {data.X_test.shape[0]} test; "
