@@ -173,10 +173,13 @@ def test_row_keys_match_cpu():
     np.testing.assert_array_equal(k.row_keys_cuda(X, 12345), k.row_keys(X, 12345))
 
 
-def pairs(k, name, *args):
-    """The CPU kernel `name` and its `_cuda` twin on the same inputs, as tuples of arrays."""
+def assert_twins_match(k, calls, tol):
+    """Each CPU kernel of `calls`, (name, args) pairs, against its `_cuda` twin on the same inputs."""
     as_tuple = lambda r: r if isinstance(r, tuple) else (r,)  # noqa: E731
-    return zip(as_tuple(getattr(k, name)(*args)), as_tuple(getattr(k, name + "_cuda")(*args)))
+    for name, args in calls:
+        for cpu, dev in zip(as_tuple(getattr(k, name)(*args)), as_tuple(getattr(k, name + "_cuda")(*args))):
+            assert dev.shape == cpu.shape, name
+            close(dev, cpu, tol)
 
 
 @gpu
@@ -190,13 +193,10 @@ def test_posterior_kernels_match_cpu(config):
     eps, zz = k.reparameterize_forward(head, noise)
     dz = rng.normal(size=(s, n, z)).astype(np.float32)
     recon, kl = rng.normal(size=s * n) * 10, rng.normal(size=s * n)
-    for name, args in [("reparameterize_forward", (head, noise)), ("reparameterize_backward", (dz, head, eps)),
-                       ("kl_analytic_forward", (head,)), ("kl_analytic_backward", (head,)),
-                       ("kl_mc_forward", (head, eps, zz)), ("kl_mc_backward", (zz, dz)),
-                       ("score_function_backward", (head, eps, recon, kl, 1.5))]:
-        for cpu, dev in pairs(k, name, *args):
-            assert dev.shape == cpu.shape, name
-            close(dev, cpu, ELEMENTWISE)
+    assert_twins_match(k, [("reparameterize_forward", (head, noise)), ("reparameterize_backward", (dz, head, eps)),
+                           ("kl_analytic_forward", (head,)), ("kl_analytic_backward", (head,)),
+                           ("kl_mc_forward", (head, eps, zz)), ("kl_mc_backward", (zz, dz)),
+                           ("score_function_backward", (head, eps, recon, kl, 1.5))], ELEMENTWISE)
 
 
 @gpu
@@ -226,11 +226,8 @@ def test_likelihood_kernels_match_cpu(config):
                           n_threads=1, **config)
     params = params_for(model)
     out = rng.normal(size=(s * n, d)).astype(np.float32)
-    for name, args in [("likelihood_forward", (params, out, x)), ("likelihood_backward", (params, out, x, 0.1)),
-                       ("likelihood_forward_backward", (params, out, x, 0.1))]:
-        for cpu, dev in pairs(k, name, *args):
-            assert dev.shape == cpu.shape, name
-            close(dev, cpu, SUMS)
+    assert_twins_match(k, [("likelihood_forward", (params, out, x)), ("likelihood_backward", (params, out, x, 0.1)),
+                           ("likelihood_forward_backward", (params, out, x, 0.1))], SUMS)
 
 
 @gpu

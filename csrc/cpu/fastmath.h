@@ -91,47 +91,46 @@ inline float tanh_unit(float a) {
 // oracle) and on the CUDA device, where nvcc has fast expf/log1pf/tanhf of its
 // own and these bit tricks would gain nothing, the C library's (hd.h).
 
+// Whether T's element math takes the vectorizable versions above: float on the CPU.
+template <class T>
+constexpr bool kSimdMath =
+#ifdef __CUDA_ARCH__
+    false;
+#else
+    std::is_same_v<T, float>;
+#endif
+
 // e^t for t <= 0.
 template <class T>
 PYVAE_HD inline T simd_exp_nonpositive(T t) {
-#ifndef __CUDA_ARCH__
-    if constexpr (std::is_same_v<T, float>) return exp_nonpositive(t);
-    else
-#endif
-        return hd_exp(t);
+    if constexpr (kSimdMath<T>) return exp_nonpositive(t);
+    else return hd_exp(t);
 }
 
 // log(1 + e) for e in [0, 1].
 template <class T>
 PYVAE_HD inline T simd_log1p_unit(T e) {
-#ifndef __CUDA_ARCH__
-    if constexpr (std::is_same_v<T, float>) return log1p_unit(e);
-    else
-#endif
-        return hd_log1p(e);
+    if constexpr (kSimdMath<T>) return log1p_unit(e);
+    else return hd_log1p(e);
 }
 
 // tanh(a).
 template <class T>
 PYVAE_HD inline T simd_tanh(T a) {
-#ifndef __CUDA_ARCH__
-    if constexpr (std::is_same_v<T, float>) return tanh_unit(a);
-    else
-#endif
-        return hd_tanh(a);
+    if constexpr (kSimdMath<T>) return tanh_unit(a);
+    else return hd_tanh(a);
 }
 
-// sigmoid(a) from e = e^-|a|: branch-free selects in float on the CPU (a ?:
-// would keep the loop scalar), hd.h's sigmoid_of_exp elsewhere.
+// sigmoid(a) from e = e^-|a|: branch-free selects on the CPU (a ?: would keep
+// the loop scalar), hd.h's sigmoid_of_exp elsewhere.
 template <class T>
 PYVAE_HD inline T simd_sigmoid_of_exp(T a, T e) {
-#ifndef __CUDA_ARCH__
-    if constexpr (std::is_same_v<T, float>) {
-        const float inv = 1.0f / (1.0f + e);  // sigmoid(|a|)
+    if constexpr (kSimdMath<T>) {
+        const T inv = T(1) / (T(1) + e);  // sigmoid(|a|)
         return pick_bits(sign_mask(a), e * inv, inv);
-    } else
-#endif
+    } else {
         return sigmoid_of_exp(a, e);
+    }
 }
 
 }  // namespace pyvae

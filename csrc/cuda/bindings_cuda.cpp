@@ -383,7 +383,7 @@ void bind_kernels(py::module_& parent) {
             const bool pathwise = k.cfg().estimator == Estimator::reparameterization;
             Dev<float> zz(z.data(), z.size()), g(dz.data(), dz.size()), d_head(int64_t(N) * 2 * k.Z());
             kl_mc_backward_cuda(nullptr, d_head.get(), g.get(), zz.get(), N, S, k.Z(), float(k.cfg().beta),
-                                1.f / float(N), 1.f / (float(S) * float(N)), pathwise);
+                                1.f / float(N), elbo_draw_weight<float>(N, S), pathwise);
             return py::make_tuple(d_head.to_host({N, 2 * k.Z()}), g.to_host({S, N, k.Z()}));
         })
         // d_head (N, 2Z) from recon, kl (S*N) and the baseline, with the ELBO's weight 1 / (S N)
@@ -393,7 +393,7 @@ void bind_kernels(py::module_& parent) {
             std::vector<float> d_head(head.size(), 0.f);
             score_function_backward<float>(d_head.data(), head.data(), eps.data(), recon.data(), kl.data(), N, S,
                                            k.Z(), k.cfg().posterior, k.cfg().kl == KLMode::mc, float(k.cfg().beta),
-                                           1.f / (float(S) * float(N)), baseline, 1);
+                                           elbo_draw_weight<float>(N, S), baseline, 1);
             return host_array(d_head, {N, 2 * k.Z()});
         })
         .def("score_function_backward_cuda", [](K& k, Arr head, Arr eps, In<double> recon, In<double> kl,
@@ -404,7 +404,7 @@ void bind_kernels(py::module_& parent) {
             Dev<double> rc(recon.data(), recon.size()), kk(kl.data(), kl.size()), b(&baseline, 1);
             score_function_backward_cuda(nullptr, d_head.get(), h.get(), e.get(), rc.get(), kk.get(), N, S, k.Z(),
                                          k.cfg().posterior, k.cfg().kl == KLMode::mc, float(k.cfg().beta),
-                                         1.f / (float(S) * float(N)), b.get());
+                                         elbo_draw_weight<float>(N, S), b.get());
             return d_head.to_host({N, 2 * k.Z()});
         })
         // the configured likelihood: recon (S*N) from params, out (S*N, D), x (N, D);

@@ -134,21 +134,32 @@ __global__ void reparameterize_forward_kernel(float* eps, float* z, const float*
     z[k] = reparameterize_entry(mu[j], mu[Z + j], e);
 }
 
-// One thread per (i, j), the S draws summed in order onto d_head, as the CPU does.
-__global__ void reparameterize_backward_kernel(float* d_head, const float* dz, const float* head, const float* eps,
-                                               int N, int S, int Z) {
+// d_head's entries (i, j) of mu and logvar += the sum of grad(r, lv) over row i's
+// draws r = s * N + i, in order as on the CPU: one thread per (i, j).
+template <class DrawGrad>
+__device__ void add_over_draws(float* d_head, const float* head, int N, int S, int Z, const DrawGrad& grad) {
     const int64_t k = thread_index();
     if (k >= int64_t(N) * Z) return;
-    const int i = int(k / Z), j = int(k % Z);
-    const float lv = head[int64_t(i) * 2 * Z + Z + j];
-    float dmu = d_head[int64_t(i) * 2 * Z + j], dlv = d_head[int64_t(i) * 2 * Z + Z + j];
+    const int64_t i = k / Z;
+    float* d = d_head + i * 2 * Z + k % Z;  // d[0] = d mu, d[Z] = d logvar
+    const float lv = head[i * 2 * Z + Z + k % Z];
+    float dmu = d[0], dlv = d[Z];
     for (int s = 0; s < S; ++s) {
-        const int64_t at = (int64_t(s) * N + i) * Z + j;
-        dmu += dz[at];
-        dlv += reparameterize_logvar_grad(dz[at], lv, eps[at]);
+        const HeadGrad<float> g = grad(int64_t(s) * N + i, lv);
+        dmu += g.mu;
+        dlv += g.logvar;
     }
-    d_head[int64_t(i) * 2 * Z + j] = dmu;
-    d_head[int64_t(i) * 2 * Z + Z + j] = dlv;
+    d[0] = dmu;
+    d[Z] = dlv;
+}
+
+__global__ void reparameterize_backward_kernel(float* d_head, const float* dz, const float* head, const float* eps,
+                                               int N, int S, int Z) {
+    const int j = int(thread_index() % Z);
+    add_over_draws(d_head, head, N, S, Z, [&](int64_t r, float lv) {
+        const int64_t at = r * Z + j;
+        return HeadGrad<float>{dz[at], reparameterize_logvar_grad(dz[at], lv, eps[at])};
+    });
 }
 
 // One thread per row.
@@ -194,25 +205,15 @@ __global__ void kl_mc_backward_kernel(float* d_head, float* dz, const float* z, 
     if (pathwise) dz[k] = dz[k] + kl_mc_z_grad(z[k], beta * w_draw);
 }
 
-// One thread per (i, j), the S draws summed in order onto d_head.
 __global__ void score_function_backward_kernel(float* d_head, const float* head, const float* eps,
                                                const double* recon, const double* kl, int N, int S, int Z,
                                                Posterior posterior, bool mc, float beta, float w_draw,
                                                const double* baseline) {
-    const int64_t k = thread_index();
-    if (k >= int64_t(N) * Z) return;
-    const int i = int(k / Z), j = int(k % Z);
-    const float lv = head[int64_t(i) * 2 * Z + Z + j];
-    float dmu = d_head[int64_t(i) * 2 * Z + j], dlv = d_head[int64_t(i) * 2 * Z + Z + j];
-    for (int s = 0; s < S; ++s) {
-        const int64_t r = int64_t(s) * N + i;
+    const int j = int(thread_index() % Z);
+    add_over_draws(d_head, head, N, S, Z, [&](int64_t r, float lv) {
         const float c = score_function_weight(learning_signal(recon, kl, r, mc, double(beta)), *baseline, w_draw);
-        const HeadGrad<float> g = score_function_grad(posterior, eps[r * Z + j], lv, c);
-        dmu += g.mu;
-        dlv += g.logvar;
-    }
-    d_head[int64_t(i) * 2 * Z + j] = dmu;
-    d_head[int64_t(i) * 2 * Z + Z + j] = dlv;
+        return score_function_grad(posterior, eps[r * Z + j], lv, c);
+    });
 }
 
 // ---- the likelihoods: likelihood_math.h's entry functions ------------------------------

@@ -165,7 +165,7 @@ void ModelCuda::kl_forward(const float* head, int N, int S, DeviceWorkspace& ws)
 
 void ModelCuda::posterior_backward(const float* head, float* dz, int N, int S, DeviceWorkspace& ws) {
     const int Z = config.n_components;
-    const float beta = float(config.beta), w_row = 1.f / float(N), w_draw = 1.f / (float(S) * float(N));
+    const float beta = float(config.beta), w_row = 1.f / float(N), w_draw = elbo_draw_weight<float>(N, S);
     const bool mc = config.kl == KLMode::mc;  // (the ELBO only: no IWAE training here)
     const bool pathwise = config.estimator == Estimator::reparameterization;
     float* d_head = ws.d_head.get();
@@ -183,7 +183,7 @@ void ModelCuda::forward_backward(const float* x_obs, const float* x_enc, int N) 
     const float* head = encoder_forward(x_enc, N, ws);
     reparameterize_forward_cuda(stream_, ws.eps.get(), ws.z.get(), head, ws.noise.get(), N, S, Z, config.posterior);
     const float* out = decoder_forward(ws.z.get(), S * N, ws);
-    const float w_draw = 1.f / (float(S) * float(N));  // the ELBO's weight of each draw (DrawWeights)
+    const float w_draw = elbo_draw_weight<float>(N, S);
     float* d_out = ws.d_a.get();
     likelihood_forward_backward_cuda(blas_, stream_, config, params_.get() + layout.noise_logvar, out, x_obs, N, S,
                                      ws.recon.get(), w_draw, d_out, grad_.get() + layout.noise_logvar,

@@ -29,6 +29,10 @@ struct DrawWeights {
     T relative_at(int64_t r) const { return relative ? relative[r] : T(1); }
 };
 
+// The ELBO's weight of each draw's term in the batch's loss, 1 / (S N).
+template <class T>
+PYVAE_HD inline T elbo_draw_weight(int N, int S) { return T(1) / (T(S) * T(N)); }
+
 // The two terms of row i's ELBO: E_q[log p(x|z)] as the mean over the draws,
 // and the KL, in closed form (kl_analytic (N)) or as the mean over the draws.
 struct ElboTerms {

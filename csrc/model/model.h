@@ -291,7 +291,7 @@ class Model {
     // weights, which loss_and_grad fills before any backward reads them.
     DrawWeights<T> draw_weights(int N, int S, const T* importance) const {
         if (config.objective == Objective::iwae) return DrawWeights<T>(T(1) / T(N), importance);
-        return DrawWeights<T>(T(1) / (T(S) * T(N)));
+        return DrawWeights<T>(elbo_draw_weight<T>(N, S));
     }
 
     // The training objective on one batch, with its gradient:
