@@ -88,8 +88,10 @@ inline float tanh_unit(float a) {
 // The per-element formulas of model/ are PYVAE_HD functions (one source for both
 // engines) over these: in float on the CPU they are the vectorizable versions
 // above, which the `omp simd` loops need; in double (the gradient checks'
-// oracle) and on the CUDA device, where nvcc has fast expf/log1pf/tanhf of its
-// own and these bit tricks would gain nothing, the C library's (hd.h).
+// oracle) and on the CUDA device the C library's (hd.h). The versions above are
+// host code (bit casts, std::fma) and the device's expf/log1pf/tanhf are fast
+// already, so the GPU's bits differ from the CPU's float ones in the last
+// places there (tests/test_cuda.py's tolerances), while the formula is one.
 
 // Whether T's element math takes the vectorizable versions above: float on the CPU.
 template <class T>
