@@ -1,7 +1,8 @@
 // The VAE core, by role (docs/layout.md names where each equation lives).
 //
 // model/: the equations, shared by both engines where marked PYVAE_HD
-//   hd.h               functions compiled for both engines (PYVAE_HD), scalar math
+//   hd.h               functions compiled for both engines (PYVAE_HD), scalar math;
+//                      every equation's per-entry arithmetic below is written with it
 //   rng.h              the counter-based generator, noise keys, the epoch's shuffle
 //   config.h           hyperparameters, the flat parameter layout, small records
 //   standardized.h     the posterior families' standardized draw, density, score
@@ -17,7 +18,7 @@
 //   impute.h           importance-weighted imputation (MIWAE) over Model's pieces
 // cpu/: what makes the CPU engine fast and deterministic
 //   dispatch.h         per_isa: the elementwise kernels per instruction set (PYVAE_ISA)
-//   fastmath.h         vectorizable float exp, log1p and tanh
+//   fastmath.h         vectorizable float exp, log1p and tanh; simd_*, which picks them
 //   matmul.h           blocked GEMM over OpenBLAS (or the naive oracle)
 //   sparse_input.h     the first layer from a batch's nonzeros
 //   parallel.h         the core's thread team
@@ -25,6 +26,6 @@
 //   workspace.h        the buffers of a pass
 // python/: the pybind11 binding (bindings.cpp; bind_engine.h, written once for
 //   both engines; binding_util.h; kernels_binding.h, the kernels one by one for tests)
-// cuda/: the CUDA engine (docs/layout.md)
+// cuda/: the CUDA engine, its kernels loops over model/'s PYVAE_HD functions (docs/layout.md)
 #pragma once
 #include "model/model.h"

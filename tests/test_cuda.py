@@ -1,7 +1,9 @@
 """The CUDA engine (pyvae._cuda_core) against the CPU engine.
 
 Every test but the first few needs a usable NVIDIA GPU and is skipped cleanly
-without one. Tolerances, all float32:
+without one. Each `_cuda` kernel is compared with its CPU twin of the same name
+(`_cuda_core.kernels.KernelBench`); both run the same PYVAE_HD formulas, so
+what differs is the device's libm and the order of sums. Tolerances, all float32:
 - elementwise kernels (activations, noise, reparameterization, KL terms,
   posterior gradient, Adam): rtol 1e-5, atol 1e-6; the device's expf/logf/tanhf
   are within 2 ulp of glibc's and nvcc fuses multiply-adds, so bits may differ;
@@ -133,6 +135,9 @@ def close(a, b, tol, scale=None):
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("hidden", [True, False])
 def test_dense_forward_and_backward_match_cpu(activation, hidden):
+    """One contract for both: dense_backward takes the pre-activation gradient
+    and, with inp_act (`hidden` here), applies the derivative of the
+    activation whose output inp is."""
     config = dict(CONFIGS[0], activation=activation)
     _, _, k = engines(config)
     rng = np.random.default_rng(0)
@@ -140,11 +145,16 @@ def test_dense_forward_and_backward_match_cpu(activation, hidden):
     inp, W, b = (rng.normal(size=s).astype(np.float32) for s in [(n, i), (i, o), (o,)])
     out = k.dense_forward(inp, W, b, hidden)
     close(k.dense_forward_cuda(inp, W, b, hidden), out, SUMS)
-    d_out = rng.normal(size=(n, o)).astype(np.float32)
+    if hidden:  # the input of a layer above a hidden one is that layer's activated output
+        inp = np.maximum(inp, 0) if activation == "relu" else np.tanh(inp)
+    d_pre = rng.normal(size=(n, o)).astype(np.float32)
     dW, db = rng.normal(size=(i, o)).astype(np.float32), rng.normal(size=o).astype(np.float32)
-    for cpu, dev in zip(k.dense_backward(d_out, out, inp, W, dW, db, hidden),
-                        k.dense_backward_cuda(d_out, out, inp, W, dW, db, hidden)):
-        close(dev, cpu, SUMS)
+    cpu = k.dense_backward(d_pre, inp, W, dW, db, hidden)
+    for a, b_ in zip(cpu, k.dense_backward_cuda(d_pre, inp, W, dW, db, hidden)):
+        close(b_, a, SUMS)
+    # the derivative is applied (or not) on both: d_inp vanishes where relu's output is 0
+    if hidden and activation == "relu":
+        assert (cpu[0][inp == 0] == 0).all() and (cpu[0][inp > 0] != 0).mean() > 0.9
 
 
 @gpu
@@ -164,30 +174,61 @@ def test_row_keys_match_cpu():
     np.testing.assert_array_equal(k.row_keys_cuda(X, 12345), k.row_keys(X, 12345))
 
 
+def assert_twins_match(k, calls, tol):
+    """Each CPU kernel of `calls`, (name, args) pairs, against its `_cuda` twin on the same inputs."""
+    as_tuple = lambda r: r if isinstance(r, tuple) else (r,)  # noqa: E731
+    for name, args in calls:
+        for cpu, dev in zip(as_tuple(getattr(k, name)(*args)), as_tuple(getattr(k, name + "_cuda")(*args))):
+            assert dev.shape == cpu.shape, name
+            close(dev, cpu, tol)
+
+
 @gpu
 @pytest.mark.parametrize("config", CONFIGS, ids=IDS)
-def test_posterior_and_likelihood_kernels_match_cpu(config):
+def test_posterior_kernels_match_cpu(config):
     _, _, k = engines(config)
     rng = np.random.default_rng(2)
-    n, s, z, d = 37, 3, Z, D
-    x, _, noise = batch(config, n=n, s=s)
+    n, s, z = 37, 3, Z
+    _, _, noise = batch(config, n=n, s=s)
     head = rng.normal(scale=0.7, size=(n, 2 * z)).astype(np.float32)
-    eps, zz = k.reparameterize(head, noise)
-    for cpu, dev in zip((eps, zz), k.reparameterize_cuda(head, noise)):
-        close(dev, cpu, ELEMENTWISE)
-    for cpu, dev in zip(k.kl_forward(head, eps, zz), k.kl_forward_cuda(head, eps, zz)):
-        close(dev, cpu, ELEMENTWISE)
-    model = _core.Model32(n_features=d, n_components=z, hidden_layer_sizes=[4, 3], n_mc_samples=s, beta=0.7,
+    eps, zz = k.reparameterize_forward(head, noise)
+    dz = rng.normal(size=(s, n, z)).astype(np.float32)
+    recon, kl = rng.normal(size=s * n) * 10, rng.normal(size=s * n)
+    assert_twins_match(k, [("reparameterize_forward", (head, noise)), ("reparameterize_backward", (dz, head, eps)),
+                           ("kl_analytic_forward", (head,)), ("kl_analytic_backward", (head,)),
+                           ("kl_mc_forward", (head, eps, zz)), ("kl_mc_backward", (zz, dz)),
+                           ("score_function_backward", (head, eps, recon, kl, 1.5))], ELEMENTWISE)
+
+
+@gpu
+def test_logvar_clamp_kernels_match_cpu():
+    _, _, k = engines(CONFIGS[0])
+    head = np.random.default_rng(3).normal(scale=20, size=(41, 2 * Z)).astype(np.float32)
+    head[0, Z:] = [1e3, np.nan]
+    head[1, Z:] = [-30, 30]  # on the bound: the clamp holds there too
+    clamped = k.logvar_clamp_forward(head)
+    assert (np.abs(clamped[:, Z:][~np.isnan(clamped[:, Z:])]) <= 30).all() and np.isnan(clamped[0, Z + 1])
+    np.testing.assert_array_equal(k.logvar_clamp_forward_cuda(head), clamped)
+    d_head = np.ones_like(head)
+    passed = k.logvar_clamp_backward(d_head, clamped)
+    assert (passed[:, :Z] == 1).all() and (passed[1, Z:] == 0).all() and 0 < (passed[:, Z:] == 0).mean() < 1
+    np.testing.assert_array_equal(k.logvar_clamp_backward_cuda(d_head, clamped), passed)
+
+
+@gpu
+@pytest.mark.parametrize("config", CONFIGS + [dict(CONFIGS[0], likelihood="continuous_bernoulli")],
+                         ids=IDS + ["continuous_bernoulli"])
+def test_likelihood_kernels_match_cpu(config):
+    _, _, k = engines(config)
+    rng = np.random.default_rng(2)
+    n, s, d = 37, 3, D
+    x, _, _ = batch(dict(config, likelihood="bernoulli") if "bernoulli" in config["likelihood"] else config, n=n, s=s)
+    model = _core.Model32(n_features=d, n_components=Z, hidden_layer_sizes=[4, 3], n_mc_samples=s, beta=0.7,
                           n_threads=1, **config)
     params = params_for(model)
     out = rng.normal(size=(s * n, d)).astype(np.float32)
-    for cpu, dev in zip(k.likelihood_forward_backward(params, out, x, 0.1),
-                        k.likelihood_forward_backward_cuda(params, out, x, 0.1)):
-        close(dev, cpu, SUMS)
-    recon, kl = rng.normal(size=s * n) * 10, rng.normal(size=s * n)
-    dz = rng.normal(size=(s, n, z)).astype(np.float32)
-    close(k.posterior_backward_cuda(head, eps, zz, dz, recon, kl, 1.5),
-          k.posterior_backward(head, eps, zz, dz, recon, kl, 1.5), ELEMENTWISE)
+    assert_twins_match(k, [("likelihood_forward", (params, out, x)), ("likelihood_backward", (params, out, x, 0.1)),
+                           ("likelihood_forward_backward", (params, out, x, 0.1))], SUMS)
 
 
 @gpu

@@ -3,10 +3,14 @@
 // vectorize without -ffast-math (a tanhf call costs ~15 ns); these
 // are plain arithmetic the compiler turns into AVX code under `omp simd`. They
 // are used for float only: the float64 build (gradient checks) keeps std::exp
-// and std::log1p and is the oracle they are tested against.
+// and std::log1p and is the oracle they are tested against. The simd_*
+// functions at the end are how the equations (model/) call them.
 #pragma once
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+
+#include "model/hd.h"
 
 namespace pyvae {
 
@@ -78,6 +82,57 @@ inline float tanh_unit(float a) {
     const float large = 1.0f - 2.0f * t / (1.0f + t);
     const float magnitude = pick_bits(uint32_t(-int32_t(x < 0.625f)), small, large);
     return bits_to_float(float_to_bits(magnitude) | (float_to_bits(a) & 0x80000000u));
+}
+
+// ---- the primitives the equations are written with ---------------------------------
+// The per-element formulas of model/ are PYVAE_HD functions (one source for both
+// engines) over these: in float on the CPU they are the vectorizable versions
+// above, which the `omp simd` loops need; in double (the gradient checks'
+// oracle) and on the CUDA device the C library's (hd.h). The versions above are
+// host code (bit casts, std::fma) and the device's expf/log1pf/tanhf are fast
+// already, so the GPU's bits differ from the CPU's float ones in the last
+// places there (tests/test_cuda.py's tolerances), while the formula is one.
+
+// Whether T's element math takes the vectorizable versions above: float on the CPU.
+template <class T>
+constexpr bool kSimdMath =
+#ifdef __CUDA_ARCH__
+    false;
+#else
+    std::is_same_v<T, float>;
+#endif
+
+// e^t for t <= 0.
+template <class T>
+PYVAE_HD inline T simd_exp_nonpositive(T t) {
+    if constexpr (kSimdMath<T>) return exp_nonpositive(t);
+    else return hd_exp(t);
+}
+
+// log(1 + e) for e in [0, 1].
+template <class T>
+PYVAE_HD inline T simd_log1p_unit(T e) {
+    if constexpr (kSimdMath<T>) return log1p_unit(e);
+    else return hd_log1p(e);
+}
+
+// tanh(a).
+template <class T>
+PYVAE_HD inline T simd_tanh(T a) {
+    if constexpr (kSimdMath<T>) return tanh_unit(a);
+    else return hd_tanh(a);
+}
+
+// sigmoid(a) from e = e^-|a|: branch-free selects on the CPU (a ?: would keep
+// the loop scalar), hd.h's sigmoid_of_exp elsewhere.
+template <class T>
+PYVAE_HD inline T simd_sigmoid_of_exp(T a, T e) {
+    if constexpr (kSimdMath<T>) {
+        const T inv = T(1) / (T(1) + e);  // sigmoid(|a|)
+        return pick_bits(sign_mask(a), e * inv, inv);
+    } else {
+        return sigmoid_of_exp(a, e);
+    }
 }
 
 }  // namespace pyvae

@@ -156,6 +156,7 @@ struct Dev {
     Dev(const T* host, int64_t size) : Dev(size) {
         if (size) PYVAE_CUDA_CHECK(cudaMemcpy(a.get(), host, sizeof(T) * size_t(size), cudaMemcpyHostToDevice));
     }
+    Dev(int64_t size, T value) : Dev(std::vector<T>(size_t(size), value).data(), size) {}
     T* get() const { return a.get(); }
     py::array_t<T> to_host(std::vector<py::ssize_t> shape) const {
         py::array_t<T> out(shape);
@@ -189,6 +190,18 @@ struct KernelBench {
     int D() const { return cpu.config.n_features; }
 };
 
+// Device copies of a likelihood bench call's inputs and room for its outputs.
+struct LikelihoodBuffers {
+    Dev<float> params, out, x, d_out, terms, column, ones, d_noise_logvar;
+    Dev<double> recon;
+    LikelihoodBuffers(const KernelBench& k, const In<float>& p, const In<float>& o, const In<float>& xx)
+        : params(p.data(), p.size()), out(o.data(), o.size()), x(xx.data(), xx.size()), d_out(o.size()),
+          terms(o.size()), column(k.D()), ones(o.shape(0), 1.f),
+          d_noise_logvar(std::max(1, k.cpu.layout.n_noise_logvar), 0.f), recon(o.shape(0)) {}
+    const float* noise_logvar(const KernelBench& k) const { return params.get() + k.cpu.layout.noise_logvar; }
+    LogvarScratch scratch() const { return {terms.get(), column.get(), ones.get()}; }
+};
+
 void bind_kernels(py::module_& parent) {
     auto m = parent.def_submodule("kernels", "Each `_cuda` kernel beside its CPU twin, for tests.");
     using K = KernelBench;
@@ -217,32 +230,24 @@ void bind_kernels(py::module_& parent) {
                                k.cfg().activation);
             return out.to_host({N, O});
         })
-        // -> (d_inp (N, I), dW (I, O), db (O), d_out turned into the pre-activation gradient)
-        .def("dense_backward", [](K& k, Arr d_out, Arr out, Arr inp, Arr W, Arr dW, Arr db, bool hidden) {
+        // -> (d_inp (N, I), dW (I, O), db (O)) from d_pre (N, O), inp (N, I), W (I, O) and the gradients dW, db so far
+        .def("dense_backward", [](K& k, Arr d_pre, Arr inp, Arr W, Arr dW, Arr db, bool inp_act) {
             const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
-            std::vector<float> d(d_out.data(), d_out.data() + d_out.size()), gW(dW.data(), dW.data() + dW.size()),
-                gb(db.data(), db.data() + db.size()), d_inp(size_t(N) * I);
-            // The CPU kernel takes the pre-activation gradient (the layer above applies
-            // the activation's derivative); turn d_out into it here, as the CUDA twin does.
-            if (hidden) {
-                const float* y = out.data();
-                const bool relu = k.cfg().activation == Activation::relu;
-                for (size_t e = 0; e < d.size(); ++e) d[e] = relu ? (y[e] > 0.f ? d[e] : 0.f) : d[e] * (1.f - y[e] * y[e]);
-            }
-            dense_backward<float>(d_inp.data(), gW.data(), gb.data(), d.data(), inp.data(), W.data(), N, I, O,
-                                  /*inp_act=*/false, k.cfg().activation, 1);
-            return py::make_tuple(host_array(d_inp, {N, I}), host_array(gW, {I, O}), host_array(gb, {O}),
-                                  host_array(d, {N, O}));
+            std::vector<float> gW(dW.data(), dW.data() + dW.size()), gb(db.data(), db.data() + db.size()),
+                d_inp(size_t(N) * I);
+            dense_backward<float>(d_inp.data(), gW.data(), gb.data(), d_pre.data(), inp.data(), W.data(), N, I, O,
+                                  inp_act, k.cfg().activation, 1);
+            return py::make_tuple(host_array(d_inp, {N, I}), host_array(gW, {I, O}), host_array(gb, {O}));
         })
-        .def("dense_backward_cuda", [](K& k, Arr d_out, Arr out, Arr inp, Arr W, Arr dW, Arr db, bool hidden) {
+        .def("dense_backward_cuda", [](K& k, Arr d_pre, Arr inp, Arr W, Arr dW, Arr db, bool inp_act) {
             const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
-            Dev<float> d(d_out.data(), d_out.size()), y(out.data(), out.size()), x(inp.data(), inp.size()),
-                w(W.data(), W.size()), gW(dW.data(), dW.size()), gb(db.data(), db.size()), d_inp(int64_t(N) * I);
+            Dev<float> d(d_pre.data(), d_pre.size()), x(inp.data(), inp.size()), w(W.data(), W.size()),
+                gW(dW.data(), dW.size()), gb(db.data(), db.size()), d_inp(int64_t(N) * I);
             std::vector<float> one(size_t(N), 1.f);
             Dev<float> ones(one.data(), N);
-            dense_backward_cuda(k.blas, nullptr, d_inp.get(), gW.get(), gb.get(), d.get(), y.get(), x.get(), w.get(),
-                                ones.get(), N, I, O, hidden, k.cfg().activation);
-            return py::make_tuple(d_inp.to_host({N, I}), gW.to_host({I, O}), gb.to_host({O}), d.to_host({N, O}));
+            dense_backward_cuda(k.blas, nullptr, d_inp.get(), gW.get(), gb.get(), d.get(), x.get(), w.get(), ones.get(),
+                                N, I, O, inp_act, k.cfg().activation);
+            return py::make_tuple(d_inp.to_host({N, I}), gW.to_host({I, O}), gb.to_host({O}));
         })
         // noise (S, N, Z) from keys (N)
         .def("fill_noise", [](K& k, In<uint64_t> keys, int S, bool uniform) {
@@ -272,81 +277,179 @@ void bind_kernels(py::module_& parent) {
             row_keys_cuda(nullptr, keys.get(), x.get(), N, k.D(), seed);
             return keys.to_host({N});
         })
-        // (eps, z) (S, N, Z) from head (N, 2Z), noise (S, N, Z)
-        .def("reparameterize", [](K& k, Arr head, Arr noise) {
+        // the posterior: head (N, 2Z), draws (S, N, Z); d_head (N, 2Z) starts at 0 where a backward adds to it
+        .def("logvar_clamp_forward", [](K& k, Arr head) {
+            const int N = int(head.shape(0));
+            std::vector<float> h(head.data(), head.data() + head.size());
+            logvar_clamp_forward<float>(h.data(), N, k.Z());
+            return host_array(h, {N, 2 * k.Z()});
+        })
+        .def("logvar_clamp_forward_cuda", [](K& k, Arr head) {
+            const int N = int(head.shape(0));
+            Dev<float> h(head.data(), head.size());
+            logvar_clamp_forward_cuda(nullptr, h.get(), N, k.Z());
+            return h.to_host({N, 2 * k.Z()});
+        })
+        .def("logvar_clamp_backward", [](K& k, Arr d_head, Arr head) {
+            const int N = int(head.shape(0));
+            std::vector<float> d(d_head.data(), d_head.data() + d_head.size());
+            logvar_clamp_backward<float>(d.data(), head.data(), N, k.Z());
+            return host_array(d, {N, 2 * k.Z()});
+        })
+        .def("logvar_clamp_backward_cuda", [](K& k, Arr d_head, Arr head) {
+            const int N = int(head.shape(0));
+            Dev<float> d(d_head.data(), d_head.size()), h(head.data(), head.size());
+            logvar_clamp_backward_cuda(nullptr, d.get(), h.get(), N, k.Z());
+            return d.to_host({N, 2 * k.Z()});
+        })
+        // -> (eps, z) (S, N, Z) from head (N, 2Z), noise (S, N, Z)
+        .def("reparameterize_forward", [](K& k, Arr head, Arr noise) {
             const int N = int(head.shape(0)), S = int(noise.size() / (int64_t(N) * k.Z()));
             std::vector<float> eps(noise.size()), z(noise.size());
-            k.cpu.reparameterize(head.data(), noise.data(), eps.data(), z.data(), N, S);
+            reparameterize_forward<float>(eps.data(), z.data(), head.data(), noise.data(), N, S, k.Z(),
+                                          k.cfg().posterior, 1);
             return py::make_tuple(host_array(eps, {S, N, k.Z()}), host_array(z, {S, N, k.Z()}));
         })
-        .def("reparameterize_cuda", [](K& k, Arr head, Arr noise) {
+        .def("reparameterize_forward_cuda", [](K& k, Arr head, Arr noise) {
             const int N = int(head.shape(0)), S = int(noise.size() / (int64_t(N) * k.Z()));
             Dev<float> h(head.data(), head.size()), u(noise.data(), noise.size()), eps(noise.size()), z(noise.size());
-            reparameterize_cuda(nullptr, h.get(), u.get(), eps.get(), z.get(), N, S, k.Z(), k.cfg().posterior);
+            reparameterize_forward_cuda(nullptr, eps.get(), z.get(), h.get(), u.get(), N, S, k.Z(), k.cfg().posterior);
             return py::make_tuple(eps.to_host({S, N, k.Z()}), z.to_host({S, N, k.Z()}));
         })
-        // -> (recon (S*N), d_out (S*N, D), d_noise_logvar) from params, out (S*N, D), x (N, D)
+        .def("reparameterize_backward", [](K& k, Arr dz, Arr head, Arr eps) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            std::vector<float> d_head(head.size(), 0.f);
+            reparameterize_backward<float>(d_head.data(), dz.data(), head.data(), eps.data(), N, S, k.Z(), 1);
+            return host_array(d_head, {N, 2 * k.Z()});
+        })
+        .def("reparameterize_backward_cuda", [](K& k, Arr dz, Arr head, Arr eps) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            std::vector<float> zeros(head.size(), 0.f);
+            Dev<float> d_head(zeros.data(), head.size()), g(dz.data(), dz.size()), h(head.data(), head.size()),
+                e(eps.data(), eps.size());
+            reparameterize_backward_cuda(nullptr, d_head.get(), g.get(), h.get(), e.get(), N, S, k.Z());
+            return d_head.to_host({N, 2 * k.Z()});
+        })
+        // kl_analytic (N); its backward with weight beta / N
+        .def("kl_analytic_forward", [](K& k, Arr head) {
+            const int N = int(head.shape(0));
+            std::vector<double> kl(static_cast<size_t>(N));
+            kl_analytic_forward<float>(kl.data(), head.data(), N, k.Z());
+            return host_array(kl, {N});
+        })
+        .def("kl_analytic_forward_cuda", [](K& k, Arr head) {
+            const int N = int(head.shape(0));
+            Dev<float> h(head.data(), head.size());
+            Dev<double> kl(N);
+            kl_analytic_forward_cuda(nullptr, kl.get(), h.get(), N, k.Z());
+            return kl.to_host({N});
+        })
+        .def("kl_analytic_backward", [](K& k, Arr head) {
+            const int N = int(head.shape(0));
+            std::vector<float> d_head(head.size());
+            kl_analytic_backward<float>(d_head.data(), head.data(), N, k.Z(), float(k.cfg().beta), 1.f / float(N));
+            return host_array(d_head, {N, 2 * k.Z()});
+        })
+        .def("kl_analytic_backward_cuda", [](K& k, Arr head) {
+            const int N = int(head.shape(0));
+            Dev<float> h(head.data(), head.size()), d_head(head.size());
+            kl_analytic_backward_cuda(nullptr, d_head.get(), h.get(), N, k.Z(), float(k.cfg().beta), 1.f / float(N));
+            return d_head.to_host({N, 2 * k.Z()});
+        })
+        // kl (S*N); its backward -> (d_head (N, 2Z), dz (S, N, Z)) with the ELBO's weights and the configured estimator
+        .def("kl_mc_forward", [](K& k, Arr head, Arr eps, Arr z) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            std::vector<double> kl(size_t(S) * N);
+            kl_mc_forward<float>(kl.data(), head.data(), eps.data(), z.data(), N, S, k.Z(), k.cfg().posterior, 1);
+            return host_array(kl, {S * N});
+        })
+        .def("kl_mc_forward_cuda", [](K& k, Arr head, Arr eps, Arr z) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            Dev<float> h(head.data(), head.size()), e(eps.data(), eps.size()), zz(z.data(), z.size());
+            Dev<double> kl(int64_t(S) * N);
+            kl_mc_forward_cuda(nullptr, kl.get(), h.get(), e.get(), zz.get(), N, S, k.Z(), k.cfg().posterior);
+            return kl.to_host({int64_t(S) * N});
+        })
+        .def("kl_mc_backward", [](K& k, Arr z, Arr dz) {
+            const int N = int(z.shape(1)), S = int(z.shape(0));
+            const bool pathwise = k.cfg().estimator == Estimator::reparameterization;
+            std::vector<float> d_head(size_t(N) * 2 * k.Z()), g(dz.data(), dz.data() + dz.size());
+            kl_mc_backward<float>(d_head.data(), g.data(), z.data(), N, S, k.Z(), float(k.cfg().beta), 1.f / float(N),
+                                  k.cpu.draw_weights(N, S, nullptr), pathwise);
+            return py::make_tuple(host_array(d_head, {N, 2 * k.Z()}), host_array(g, {S, N, k.Z()}));
+        })
+        .def("kl_mc_backward_cuda", [](K& k, Arr z, Arr dz) {
+            const int N = int(z.shape(1)), S = int(z.shape(0));
+            const bool pathwise = k.cfg().estimator == Estimator::reparameterization;
+            Dev<float> zz(z.data(), z.size()), g(dz.data(), dz.size()), d_head(int64_t(N) * 2 * k.Z());
+            kl_mc_backward_cuda(nullptr, d_head.get(), g.get(), zz.get(), N, S, k.Z(), float(k.cfg().beta),
+                                1.f / float(N), elbo_draw_weight<float>(N, S), pathwise);
+            return py::make_tuple(d_head.to_host({N, 2 * k.Z()}), g.to_host({S, N, k.Z()}));
+        })
+        // d_head (N, 2Z) from recon, kl (S*N) and the baseline, with the ELBO's weight 1 / (S N)
+        .def("score_function_backward", [](K& k, Arr head, Arr eps, In<double> recon, In<double> kl,
+                                           double baseline) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            std::vector<float> d_head(head.size(), 0.f);
+            score_function_backward<float>(d_head.data(), head.data(), eps.data(), recon.data(), kl.data(), N, S,
+                                           k.Z(), k.cfg().posterior, k.cfg().kl == KLMode::mc, float(k.cfg().beta),
+                                           elbo_draw_weight<float>(N, S), baseline, 1);
+            return host_array(d_head, {N, 2 * k.Z()});
+        })
+        .def("score_function_backward_cuda", [](K& k, Arr head, Arr eps, In<double> recon, In<double> kl,
+                                                double baseline) {
+            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
+            std::vector<float> zeros(head.size(), 0.f);
+            Dev<float> d_head(zeros.data(), head.size()), h(head.data(), head.size()), e(eps.data(), eps.size());
+            Dev<double> rc(recon.data(), recon.size()), kk(kl.data(), kl.size()), b(&baseline, 1);
+            score_function_backward_cuda(nullptr, d_head.get(), h.get(), e.get(), rc.get(), kk.get(), N, S, k.Z(),
+                                         k.cfg().posterior, k.cfg().kl == KLMode::mc, float(k.cfg().beta),
+                                         elbo_draw_weight<float>(N, S), b.get());
+            return d_head.to_host({N, 2 * k.Z()});
+        })
+        // the configured likelihood: recon (S*N) from params, out (S*N, D), x (N, D);
+        // backward -> (d_out (S*N, D), d_noise_logvar); forward_backward -> all three
+        .def("likelihood_forward", [](K& k, Arr params, Arr out, Arr x) {
+            const int N = int(x.shape(0)), S = int(out.shape(0) / N);
+            std::vector<double> recon(size_t(S) * N);
+            k.cpu.likelihood_forward(params.data(), out.data(), x.data(), N, S, recon.data());
+            return host_array(recon, {S * N});
+        })
+        .def("likelihood_forward_cuda", [](K& k, Arr params, Arr out, Arr x) {
+            const int N = int(x.shape(0)), S = int(out.shape(0) / N);
+            LikelihoodBuffers b(k, params, out, x);
+            likelihood_forward_cuda(nullptr, k.cfg(), b.noise_logvar(k), b.out.get(), b.x.get(), N, S, b.recon.get());
+            return b.recon.to_host({int64_t(S) * N});
+        })
+        .def("likelihood_backward", [](K& k, Arr params, Arr out, Arr x, float weight) {
+            const int N = int(x.shape(0)), D = k.D(), S = int(out.shape(0) / N);
+            std::vector<float> d(size_t(S) * N * D), dlv(size_t(std::max(1, k.cpu.layout.n_noise_logvar)), 0.f);
+            k.cpu.likelihood_backward(params.data(), out.data(), x.data(), N, S, weight, d.data(), dlv.data());
+            return py::make_tuple(host_array(d, {S * N, D}), host_array(dlv, {py::ssize_t(dlv.size())}));
+        })
+        .def("likelihood_backward_cuda", [](K& k, Arr params, Arr out, Arr x, float weight) {
+            const int N = int(x.shape(0)), D = k.D(), S = int(out.shape(0) / N);
+            LikelihoodBuffers b(k, params, out, x);
+            likelihood_backward_cuda(k.blas, nullptr, k.cfg(), b.noise_logvar(k), b.out.get(), b.x.get(), N, S, weight,
+                                     b.d_out.get(), b.d_noise_logvar.get(), b.scratch());
+            return py::make_tuple(b.d_out.to_host({int64_t(S) * N, D}), b.d_noise_logvar.to_host({b.d_noise_logvar.n}));
+        })
         .def("likelihood_forward_backward", [](K& k, Arr params, Arr out, Arr x, float weight) {
             const int N = int(x.shape(0)), D = k.D(), S = int(out.shape(0) / N);
-            const Layout& L = k.cpu.layout;
             std::vector<double> recon(size_t(S) * N);
-            std::vector<float> d(size_t(S) * N * D), dlv(size_t(std::max(1, L.n_noise_logvar)), 0.f);
-            k.cpu.likelihood_forward(params.data(), out.data(), x.data(), N, S, recon.data());
-            k.cpu.likelihood_backward(params.data(), out.data(), x.data(), N, S, weight, d.data(), dlv.data());
+            std::vector<float> d(size_t(S) * N * D), dlv(size_t(std::max(1, k.cpu.layout.n_noise_logvar)), 0.f);
+            k.cpu.likelihood_forward_backward(params.data(), out.data(), x.data(), N, S, recon.data(), weight, d.data(),
+                                              dlv.data());
             return py::make_tuple(host_array(recon, {S * N}), host_array(d, {S * N, D}),
                                   host_array(dlv, {py::ssize_t(dlv.size())}));
         })
         .def("likelihood_forward_backward_cuda", [](K& k, Arr params, Arr out, Arr x, float weight) {
             const int N = int(x.shape(0)), D = k.D(), S = int(out.shape(0) / N);
-            const Layout& L = k.cpu.layout;
-            const int64_t SN = int64_t(S) * N;
-            Dev<float> p(params.data(), params.size()), o(out.data(), out.size()), xx(x.data(), x.size()),
-                d(SN * D), lv_terms(SN * D), column(D);
-            std::vector<float> zeros(size_t(std::max(1, L.n_noise_logvar)), 0.f), one(size_t(SN), 1.f);
-            Dev<float> dlv(zeros.data(), int64_t(zeros.size())), ones(one.data(), SN);
-            Dev<double> recon(SN);
-            likelihood_forward_backward_cuda(k.blas, nullptr, k.cfg().likelihood, k.cfg().missing,
-                                             float(k.cfg().variance_floor),
-                                             p.get() + L.noise_logvar, o.get(), xx.get(), N, S, D, recon.get(), d.get(),
-                                             dlv.get(), weight, lv_terms.get(), column.get(), ones.get());
-            return py::make_tuple(recon.to_host({SN}), d.to_host({SN, D}), dlv.to_host({py::ssize_t(zeros.size())}));
-        })
-        // -> (kl (S*N), kl_analytic (N))
-        .def("kl_forward", [](K& k, Arr head, Arr eps, Arr z) {
-            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
-            std::vector<double> kl(size_t(S) * N), kla(size_t(N), 0.0);
-            k.cpu.kl_forward(head.data(), eps.data(), z.data(), N, S, kl.data(), kla.data());
-            return py::make_tuple(host_array(kl, {S * N}), host_array(kla, {N}));
-        })
-        .def("kl_forward_cuda", [](K& k, Arr head, Arr eps, Arr z) {
-            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
-            Dev<float> h(head.data(), head.size()), e(eps.data(), eps.size()), zz(z.data(), z.size());
-            std::vector<double> zeros(size_t(N), 0.0);
-            Dev<double> kl(int64_t(S) * N), kla(zeros.data(), N);
-            kl_forward_cuda(nullptr, h.get(), e.get(), zz.get(), N, S, k.Z(), k.cfg().posterior,
-                            k.cfg().kl == KLMode::analytic, kl.get(), kla.get());
-            return py::make_tuple(kl.to_host({int64_t(S) * N}), kla.to_host({N}));
-        })
-        // d_head (N, 2Z)
-        .def("posterior_backward", [](K& k, Arr head, Arr eps, Arr z, Arr dz, In<double> recon, In<double> kl,
-                                      double baseline) {
-            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
-            std::vector<float> d_head(size_t(N) * 2 * k.Z()), g(dz.data(), dz.data() + dz.size());
-            k.cpu.posterior_backward(head.data(), eps.data(), z.data(), g.data(), recon.data(), kl.data(), N, S,
-                                     baseline, k.cpu.draw_weights(N, S, nullptr), d_head.data());
-            return host_array(d_head, {N, 2 * k.Z()});
-        })
-        .def("posterior_backward_cuda", [](K& k, Arr head, Arr eps, Arr z, Arr dz, In<double> recon, In<double> kl,
-                                           double baseline) {
-            const int N = int(head.shape(0)), S = int(eps.size() / (int64_t(N) * k.Z()));
-            Dev<float> h(head.data(), head.size()), e(eps.data(), eps.size()), zz(z.data(), z.size()),
-                g(dz.data(), dz.size()), d_head(int64_t(N) * 2 * k.Z());
-            Dev<double> rc(recon.data(), recon.size()), kk(kl.data(), kl.size()), b(&baseline, 1);
-            const bool pathwise = k.cfg().estimator == Estimator::reparameterization;
-            posterior_backward_cuda(nullptr, h.get(), e.get(), zz.get(), pathwise ? g.get() : nullptr, rc.get(),
-                                    kk.get(), N, S, k.Z(), k.cfg().posterior, k.cfg().kl == KLMode::mc, pathwise,
-                                    float(k.cfg().beta), b.get(), d_head.get());
-            return d_head.to_host({N, 2 * k.Z()});
+            LikelihoodBuffers b(k, params, out, x);
+            likelihood_forward_backward_cuda(k.blas, nullptr, k.cfg(), b.noise_logvar(k), b.out.get(), b.x.get(), N, S,
+                                             b.recon.get(), weight, b.d_out.get(), b.d_noise_logvar.get(), b.scratch());
+            return py::make_tuple(b.recon.to_host({int64_t(S) * N}), b.d_out.to_host({int64_t(S) * N, D}),
+                                  b.d_noise_logvar.to_host({b.d_noise_logvar.n}));
         })
         // -> (params, m, v) after one step
         .def("adam_update", [](K& k, Arr params, Arr grad, Arr m, Arr v, int64_t step, const AdamSettings& adam) {
@@ -361,9 +464,9 @@ void bind_kernels(py::module_& parent) {
             for (const auto* layers : {&k.cpu.layout.encoder, &k.cpu.layout.decoder})
                 for (const Dense& d : *layers) std::fill(decay.begin() + d.w, decay.begin() + d.b, uint8_t(1));
             StepState st;
-            st.step = step, st.learning_rate = adam.learning_rate, st.beta1 = adam.beta1, st.beta2 = adam.beta2,
-            st.epsilon = adam.epsilon, st.alpha = adam.alpha;
-            adam_scalars(st);
+            st.step = step;
+            st.adam = adam;
+            st.adam_step = adam_step<float>(st.adam, step);
             Dev<float> p(params.data(), P), g(grad.data(), P), mm(m.data(), P), vv(v.data(), P);
             Dev<uint8_t> dec(decay.data(), P);
             Dev<StepState> s(&st, 1);

@@ -1,7 +1,9 @@
 // The inference kernels of the CUDA engine (decoder means, draws, per-row
 // scores), each the twin of a loop in model_inference.h; see kernels_cuda.cuh
-// for their contracts.
+// for their contracts. As in kernels_cuda.cu, the arithmetic is the CPU's
+// PYVAE_HD functions (observation.h, likelihood_math.h, elbo.h, rng.h).
 #include <cmath>
+#include <stdexcept>
 
 #include "kernels_cuda.cuh"
 #include "launch_cuda.cuh"
@@ -31,49 +33,43 @@ __global__ void sample_prior_kernel(float* z, int64_t N, int Z, int64_t row0, ui
     z[k] = float(standard_normal(combine_keys(seed, uint64_t(i)), uint64_t(k % Z)));
 }
 
-__global__ void sample_observations_kernel(float* x, const float* noise_lv, float variance_floor, int64_t N, int D,
-                                           int64_t row0, uint64_t seed, Likelihood likelihood) {
+// Entry k of row i of x (N, D) draws from counter k of the row's key
+// combine_keys(seed, row0 + i), as observation_draw_row: one kernel per likelihood.
+
+// x holds the means sigmoid(a) here.
+__global__ void bernoulli_draw_kernel(float* x, int64_t N, int D, int64_t row0, uint64_t seed) {
     const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
     if (k >= N * D) return;
-    const int64_t i = k / D;
-    const int c = int(k % D);
-    const uint64_t key = combine_keys(seed, uint64_t(row0 + i));
-    if (likelihood == Likelihood::bernoulli) {
-        x[k] = standard_uniform(key, uint64_t(c)) < double(x[k]) ? 1.f : 0.f;
-    } else if (likelihood == Likelihood::continuous_bernoulli) {  // x holds the logits here
-        x[k] = continuous_bernoulli_inverse_cdf(x[k], float(standard_uniform(key, uint64_t(c))));
-    } else {
-        const float lv = noise_lv[likelihood == Likelihood::gaussian_isotropic ? 0 : c];
-        x[k] += sqrtf(floored_variance(lv, variance_floor)) * float(standard_normal(key, uint64_t(c)));
-    }
+    const uint64_t key = combine_keys(seed, uint64_t(row0 + k / D));
+    x[k] = bernoulli_draw(x[k], standard_uniform(key, uint64_t(k % D)));
 }
 
+// x holds the logits here.
+__global__ void continuous_bernoulli_draw_kernel(float* x, int64_t N, int D, int64_t row0, uint64_t seed) {
+    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (k >= N * D) return;
+    const uint64_t key = combine_keys(seed, uint64_t(row0 + k / D));
+    x[k] = continuous_bernoulli_inverse_cdf(x[k], float(standard_uniform(key, uint64_t(k % D))));
+}
+
+// x holds the means; feature c's log-variance is lv[c * lv_stride] (stride 0: shared).
+__global__ void gaussian_draw_kernel(float* x, const float* lv, int lv_stride, float variance_floor, int64_t N, int D,
+                                     int64_t row0, uint64_t seed) {
+    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    if (k >= N * D) return;
+    const int c = int(k % D);
+    const uint64_t key = combine_keys(seed, uint64_t(row0 + k / D));
+    const float sd = gaussian_sd(gaussian_feature(lv[c * lv_stride], variance_floor).inv_var);
+    x[k] = gaussian_draw(x[k], sd, standard_normal(key, uint64_t(c)));
+}
+
+// One thread per row: the loop of Model::score.
 __global__ void score_rows_kernel(double* out, const double* recon, const double* kl, const double* kl_analytic,
                                   int N, int S, bool importance, bool analytic) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= N) return;
-    if (importance) {  // log-mean-exp, shifted by the largest term
-        double top = -INFINITY;
-        for (int s = 0; s < S; ++s) {
-            const int64_t r = int64_t(s) * N + i;
-            const double t = recon[r] - kl[r];
-            top = top < t ? t : top;
-        }
-        double acc = 0;
-        for (int s = 0; s < S; ++s) {
-            const int64_t r = int64_t(s) * N + i;
-            acc += exp(recon[r] - kl[r] - top);
-        }
-        out[i] = isinf(top) ? top : top + log(acc / S);  // every term -inf: -inf, not NaN
-    } else {
-        double rec = 0, k = 0;
-        for (int s = 0; s < S; ++s) {
-            rec += recon[int64_t(s) * N + i];
-            k += kl[int64_t(s) * N + i];
-        }
-        k = analytic ? kl_analytic[i] : k / S;
-        out[i] = rec / S - k;
-    }
+    out[i] = importance ? importance_bound_forward(recon, kl, i, N, S)
+                        : elbo_of(elbo_forward(recon, kl, kl_analytic, i, N, S, !analytic));
 }
 
 __global__ void fill_kernel(float* p, float value, int64_t n) {
@@ -104,9 +100,24 @@ void sample_prior_cuda(cudaStream_t stream, float* z, int64_t N, int Z, int64_t 
 void sample_observations_cuda(cudaStream_t stream, float* x, const float* noise_logvar, float variance_floor,
                               int64_t N, int D, int64_t row0, uint64_t seed, Likelihood likelihood) {
     if (N * D <= 0) return;
-    sample_observations_kernel<<<blocks_for(N * D), kThreads, 0, stream>>>(x, noise_logvar, variance_floor, N, D,
-                                                                            row0, seed, likelihood);
-    check_launch("sample_observations_kernel");
+    const unsigned blocks = blocks_for(N * D);
+    switch (likelihood) {
+        case Likelihood::bernoulli:
+            bernoulli_draw_kernel<<<blocks, kThreads, 0, stream>>>(x, N, D, row0, seed);
+            return check_launch("bernoulli_draw_kernel");
+        case Likelihood::continuous_bernoulli:
+            continuous_bernoulli_draw_kernel<<<blocks, kThreads, 0, stream>>>(x, N, D, row0, seed);
+            return check_launch("continuous_bernoulli_draw_kernel");
+        case Likelihood::gaussian:
+        case Likelihood::gaussian_isotropic: {
+            const int stride = likelihood == Likelihood::gaussian ? 1 : 0;
+            gaussian_draw_kernel<<<blocks, kThreads, 0, stream>>>(x, noise_logvar, stride, variance_floor, N, D, row0,
+                                                                  seed);
+            return check_launch("gaussian_draw_kernel");
+        }
+        case Likelihood::mixed: break;
+    }
+    throw std::invalid_argument("the CUDA engine has no per-column likelihoods (likelihood='mixed')");
 }
 
 void score_rows_cuda(cudaStream_t stream, double* out, const double* recon, const double* kl,

@@ -1,8 +1,10 @@
-// CUDA kernels of the VAE, each the twin of a CPU function of the core (see
-// kernels_cuda.cuh for shapes and contracts). Elementwise work is one thread
-// per element; per-row sums are one block per row reduced by a fixed-shape
-// tree; column sums go to cuBLAS gemv against a vector of ones. Nothing sums
-// floats with atomics, so every run repeats bit for bit.
+// CUDA kernels of the VAE's training step, each the twin of a CPU function of
+// the core (see kernels_cuda.cuh for shapes and contracts). The arithmetic is
+// the CPU's own: every formula is a PYVAE_HD function of model/ (hd.h), and a
+// kernel here is only the loop over entries, rows or draws that calls it.
+// Elementwise work is one thread per element; per-row sums are one block per
+// row reduced by a fixed-shape tree; column sums go to cuBLAS gemv against a
+// vector of ones. Nothing sums floats with atomics, so every run repeats bit for bit.
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -32,42 +34,47 @@ void check_cublas(cublasStatus_t s, const char* what, const char* file, int line
 
 namespace {
 
-// ---- kernels: the generator (rng.h), the standardized draws (standardized.h) and
-// the scalar math (hd.h) are the CPU's own functions, compiled for the device too.
+// The index of this thread in a one-dimensional grid.
+__device__ inline int64_t thread_index() { return blockIdx.x * int64_t(blockDim.x) + threadIdx.x; }
 
-// y (N, O) = act(y + b): mode 0 none, 1 relu, 2 tanh. relu keeps NaN as the CPU's
-// std::max does (a NaN loss must stay visible).
-__global__ void bias_activation_kernel(float* y, const float* b, int64_t n, int O, int mode) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= n) return;
-    const float a = y[k] + b[k % O];
-    y[k] = mode == 1 ? (a < 0.f ? 0.f : a) : (mode == 2 ? tanhf(a) : a);
+// ---- layers: the activations of dense.h ----------------------------------------------
+
+template <Activation A>
+__device__ inline float activation_forward(float v) {
+    if constexpr (A == Activation::relu) return relu(v);
+    else return simd_tanh(v);
+}
+template <Activation A>
+__device__ inline float activation_backward(float d, float y) {
+    if constexpr (A == Activation::relu) return relu_backward(d, y);
+    else return tanh_backward(d, y);
 }
 
-// d (n) *= act'(pre-activation), from the saved output y.
-__global__ void activation_backward_kernel(float* d, const float* y, int64_t n, int relu) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+// y (N, O) += b; then act when kHidden. The twin of bias_activation.
+template <bool kHidden, Activation A>
+__global__ void bias_activation_kernel(float* y, const float* b, int64_t n, int O) {
+    const int64_t k = thread_index();
     if (k >= n) return;
-    if (relu) d[k] = y[k] > 0.f ? d[k] : 0.f;
-    else d[k] *= 1.f - y[k] * y[k];
+    const float v = y[k] + b[k % O];
+    y[k] = kHidden ? activation_forward<A>(v) : v;
 }
+
+// d (n) times the activation's derivative at the saved output y (n). The twin of activation_grad.
+template <Activation A>
+__global__ void activation_grad_kernel(float* d, const float* y, int64_t n) {
+    const int64_t k = thread_index();
+    if (k < n) d[k] = activation_backward<A>(d[k], y[k]);
+}
+
+// ---- noise and data ------------------------------------------------------------------
 
 __global__ void fill_noise_kernel(float* noise, const uint64_t* keys, int N, int S, int Z, bool uniform) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    const int64_t k = thread_index();
     if (k >= int64_t(S) * N * Z) return;
     const int j = int(k % Z);
     const int64_t r = k / Z;  // s * N + i
     const int i = int(r % N), s = int(r / N);
     noise[k] = base_noise<float>(keys[i], s, Z, j, uniform);
-}
-
-// As Model::encoder_forward: the logvar half of the head (N, 2Z) clamped to +-kLogvarBound.
-__global__ void clamp_logvar_kernel(float* head, int N, int Z) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= int64_t(N) * Z) return;
-    float& lv = head[(k / Z) * 2 * Z + Z + k % Z];
-    // As the CPU's std::min/std::max: a NaN stays NaN (fminf/fmaxf would turn it into the bound).
-    lv = lv < -float(kLogvarBound) ? -float(kLogvarBound) : (lv > float(kLogvarBound) ? float(kLogvarBound) : lv);
 }
 
 __global__ void train_keys_kernel(uint64_t* keys, const StepState* st, int N) {
@@ -85,7 +92,7 @@ __global__ void row_keys_kernel(uint64_t* keys, const float* X, int N, int D, ui
 
 __global__ void gather_rows_kernel(float* x_obs, float* x_enc, const float* X, const int64_t* order,
                                    const StepState* st, int N, int D, bool missing) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    const int64_t k = thread_index();
     if (k >= int64_t(N) * D) return;
     const int64_t i = k / D, c = k % D;
     const float v = X[order[st->cursor + i] * D + c];
@@ -94,69 +101,219 @@ __global__ void gather_rows_kernel(float* x_obs, float* x_enc, const float* X, c
 }
 
 __global__ void mask_missing_kernel(float* x_enc, const float* x, int64_t n) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    const int64_t k = thread_index();
     if (k >= n) return;
     x_enc[k] = isnan(x[k]) ? 0.f : x[k];
 }
 
-__global__ void reparameterize_kernel(const float* head, const float* noise, float* eps, float* z, int N, int S,
-                                      int Z, Posterior posterior) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+// ---- the posterior: posterior.h's entry functions, one thread per entry ------------------
+
+__global__ void logvar_clamp_forward_kernel(float* head, int N, int Z) {
+    const int64_t k = thread_index();
+    if (k >= int64_t(N) * Z) return;
+    float& lv = head[(k / Z) * 2 * Z + Z + k % Z];
+    lv = logvar_clamp(lv);
+}
+
+__global__ void logvar_clamp_backward_kernel(float* d_head, const float* head, int N, int Z) {
+    const int64_t k = thread_index();
+    if (k >= int64_t(N) * Z) return;
+    const int64_t at = (k / Z) * 2 * Z + Z + k % Z;
+    if (logvar_clamp_holds(head[at])) d_head[at] = 0.f;
+}
+
+__global__ void reparameterize_forward_kernel(float* eps, float* z, const float* head, const float* noise, int N,
+                                              int S, int Z, Posterior posterior) {
+    const int64_t k = thread_index();
     if (k >= int64_t(S) * N * Z) return;
     const int j = int(k % Z);
     const int i = int((k / Z) % N);
     const float* mu = head + int64_t(i) * 2 * Z;
     const float e = standardized_draw(posterior, noise[k]);
     eps[k] = e;
-    z[k] = mu[j] + expf(0.5f * mu[Z + j]) * e;
+    z[k] = reparameterize_entry(mu[j], mu[Z + j], e);
 }
 
-// One block per draw row r: recon[r], d_out row r, and for the Gaussian the
-// per-entry noise log-variance terms 0.5 (1 - res^2 / var) into lv_terms.
-template <int BLOCK>
-__global__ void likelihood_kernel(Likelihood likelihood, bool missing, float variance_floor, const float* noise_lv,
-                                  const float* out, const float* x, int N, int D, double* recon, float* d_out,
-                                  float* lv_terms, float weight) {
+// d_head's entries (i, j) of mu and logvar += the sum of grad(r, lv) over row i's
+// draws r = s * N + i, in order as on the CPU: one thread per (i, j).
+template <class DrawGrad>
+__device__ void add_over_draws(float* d_head, const float* head, int N, int S, int Z, const DrawGrad& grad) {
+    const int64_t k = thread_index();
+    if (k >= int64_t(N) * Z) return;
+    const int64_t i = k / Z;
+    float* d = d_head + i * 2 * Z + k % Z;  // d[0] = d mu, d[Z] = d logvar
+    const float lv = head[i * 2 * Z + Z + k % Z];
+    float dmu = d[0], dlv = d[Z];
+    for (int s = 0; s < S; ++s) {
+        const HeadGrad<float> g = grad(int64_t(s) * N + i, lv);
+        dmu += g.mu;
+        dlv += g.logvar;
+    }
+    d[0] = dmu;
+    d[Z] = dlv;
+}
+
+__global__ void reparameterize_backward_kernel(float* d_head, const float* dz, const float* head, const float* eps,
+                                               int N, int S, int Z) {
+    const int j = int(thread_index() % Z);
+    add_over_draws(d_head, head, N, S, Z, [&](int64_t r, float lv) {
+        const int64_t at = r * Z + j;
+        return HeadGrad<float>{dz[at], reparameterize_logvar_grad(dz[at], lv, eps[at])};
+    });
+}
+
+// One thread per row.
+__global__ void kl_analytic_forward_kernel(double* kl_analytic, const float* head, int N, int Z) {
+    const int i = int(thread_index());
+    if (i >= N) return;
+    const float* mu = head + int64_t(i) * 2 * Z;
+    float acc = 0.f;
+    for (int j = 0; j < Z; ++j) acc += kl_analytic_entry(mu[j], mu[Z + j]);
+    kl_analytic[i] = kl_analytic_row(double(acc));
+}
+
+__global__ void kl_analytic_backward_kernel(float* d_head, const float* head, int N, int Z, float weight) {
+    const int64_t k = thread_index();
+    if (k >= int64_t(N) * Z) return;
+    const int64_t mu = (k / Z) * 2 * Z + k % Z;
+    const HeadGrad<float> g = kl_analytic_grad(head[mu], head[mu + Z], weight);
+    d_head[mu] = g.mu;
+    d_head[mu + Z] = g.logvar;
+}
+
+// One thread per draw row r = s * N + i.
+__global__ void kl_mc_forward_kernel(double* kl, const float* head, const float* eps, const float* z, int N, int S,
+                                     int Z, Posterior posterior) {
+    const int64_t r = thread_index();
+    if (r >= int64_t(S) * N) return;
+    const float* lv = head + (r % N) * 2 * Z + Z;
+    float acc = 0.f;
+    for (int j = 0; j < Z; ++j) acc += kl_mc_entry(posterior, eps[r * Z + j], lv[j], z[r * Z + j]);
+    kl[r] = double(acc);
+}
+
+// One thread per draw entry (S, N, Z); those of the first N rows also initialize d_head.
+__global__ void kl_mc_backward_kernel(float* d_head, float* dz, const float* z, int N, int S, int Z, float beta,
+                                      float w_row, float w_draw, bool pathwise) {
+    const int64_t k = thread_index();
+    if (k >= int64_t(S) * N * Z) return;
+    if (k < int64_t(N) * Z) {
+        const int64_t mu = (k / Z) * 2 * Z + k % Z;
+        d_head[mu] = 0.f;
+        d_head[mu + Z] = pathwise ? kl_mc_logvar_grad(beta, w_row) : 0.f;
+    }
+    if (pathwise) dz[k] = dz[k] + kl_mc_z_grad(z[k], beta * w_draw);
+}
+
+__global__ void score_function_backward_kernel(float* d_head, const float* head, const float* eps,
+                                               const double* recon, const double* kl, int N, int S, int Z,
+                                               Posterior posterior, bool mc, float beta, float w_draw,
+                                               const double* baseline) {
+    const int j = int(thread_index() % Z);
+    add_over_draws(d_head, head, N, S, Z, [&](int64_t r, float lv) {
+        const float c = score_function_weight(learning_signal(recon, kl, r, mc, double(beta)), *baseline, w_draw);
+        return score_function_grad(posterior, eps[r * Z + j], lv, c);
+    });
+}
+
+// ---- the likelihoods: likelihood_math.h's entry functions ------------------------------
+// Each likelihood is a small functor (its entry's log p, its gradient) given to
+// the two loops below, so each instantiation is that likelihood's own kernel.
+
+struct BernoulliEntry {
+    __device__ float log_p(int, float a, float x) const { return bernoulli_log_p(a, x, bernoulli_exp(a)); }
+    __device__ float grad(int, float a, float x, float weight) const {
+        return weight * bernoulli_grad(a, x, bernoulli_exp(a));
+    }
+};
+
+// The Bernoulli's terms plus log C(a) (continuous_bernoulli_forward / _backward).
+struct ContinuousBernoulliEntry {
+    __device__ float log_p(int k, float a, float x) const {
+        return BernoulliEntry().log_p(k, a, x) + continuous_bernoulli_log_norm(a);
+    }
+    __device__ float grad(int k, float a, float x, float weight) const {
+        return BernoulliEntry().grad(k, a, x, weight) - weight * continuous_bernoulli_log_norm_grad(a);
+    }
+};
+
+// Feature k's log-variance is lv[k * lv_stride] (stride 0: one shared by all).
+struct GaussianEntry {
+    const float* lv;
+    int lv_stride;
+    float floor;
+    __device__ GaussianFeature<float> feature(int k) const { return gaussian_feature(lv[k * lv_stride], floor); }
+    __device__ float log_p(int k, float m, float x) const {
+        const GaussianFeature<float> f = feature(k);
+        return gaussian_log_p(x - m, f.log_var, f.inv_var);
+    }
+    __device__ float grad(int k, float m, float x, float weight) const {
+        return gaussian_grad(x - m, feature(k).inv_var, weight);
+    }
+};
+
+// recon[r] = sum of log p over row r's observed entries: one block per draw row r
+// of out (S*N, D), against row r % N of x.
+template <int BLOCK, class Entry>
+__global__ void likelihood_forward_kernel(double* recon, const float* out, const float* x, int N, int D, bool missing,
+                                          Entry entry) {
     const int64_t r = blockIdx.x;
     const float* xi = x + (r % N) * D;
-    const float* o = out + r * D;
-    float* d = d_out ? d_out + r * D : nullptr;
-    float* t = lv_terms ? lv_terms + r * D : nullptr;
-    const bool bernoulli = !is_gaussian(likelihood);
-    const bool continuous = likelihood == Likelihood::continuous_bernoulli;
-    const bool shared_lv = likelihood == Likelihood::gaussian_isotropic;
+    const float* a = out + r * D;
+    float acc = 0.f;
+    for (int k = threadIdx.x; k < D; k += BLOCK)
+        if (!(missing && isnan(xi[k]))) acc += entry.log_p(k, a[k], xi[k]);
+    acc = block_sum<float, BLOCK>(acc);
+    if (threadIdx.x == 0) recon[r] = double(acc);
+}
+
+// d_out (S*N, D) = weight * d(-log p)/d(out), 0 where x is missing: one thread per entry.
+template <class Entry>
+__global__ void likelihood_backward_kernel(float* d_out, const float* out, const float* x, int64_t n, int N, int D,
+                                           float weight, bool missing, Entry entry) {
+    const int64_t at = thread_index();
+    if (at >= n) return;
+    const int k = int(at % D);
+    const float xv = x[(at / D) % N * D + k];
+    d_out[at] = missing && isnan(xv) ? 0.f : entry.grad(k, out[at], xv, weight);
+}
+
+// bernoulli_forward_backward: both from one e^-|a| per entry, one block per draw row.
+template <int BLOCK>
+__global__ void bernoulli_forward_backward_kernel(double* recon, float* d_out, const float* out, const float* x, int N,
+                                                  int D, float weight, bool missing) {
+    const int64_t r = blockIdx.x;
+    const float* xi = x + (r % N) * D;
+    const float* a = out + r * D;
+    float* d = d_out + r * D;
     float acc = 0.f;
     for (int k = threadIdx.x; k < D; k += BLOCK) {
-        const float xv = xi[k];
-        if (missing && isnan(xv)) {
-            if (d) d[k] = 0.f;
-            if (t) t[k] = 0.f;
+        if (missing && isnan(xi[k])) {
+            d[k] = 0.f;
             continue;
         }
-        if (bernoulli) {
-            // log p = x * a - softplus(a), stable for any logit a.
-            const float a = o[k];
-            const float e = expf(-fabsf(a));
-            acc += xv * a - ((a < 0.f ? 0.f : a) + log1pf(e));
-            float g = (a >= 0.f ? 1.f / (1.f + e) : e / (1.f + e)) - xv;
-            if (continuous) {
-                acc += continuous_bernoulli_log_norm(a);
-                g -= continuous_bernoulli_log_norm_grad(a);
-            }
-            if (d) d[k] = weight * g;
-        } else {
-            const float lv = noise_lv[shared_lv ? 0 : k];
-            const float learned = expf(lv);
-            const float var = floored_variance(lv, variance_floor);
-            const float inv_var = 1.f / var;
-            const float res = xv - o[k];
-            acc += -0.5f * (float(kLog2Pi) + logf(var) + res * res * inv_var);
-            if (d) d[k] = -weight * res * inv_var;
-            if (t) t[k] = 0.5f * (1.f - res * res * inv_var) * learned * inv_var;
-        }
+        const float e = bernoulli_exp(a[k]);
+        acc += bernoulli_log_p(a[k], xi[k], e);
+        d[k] = weight * bernoulli_grad(a[k], xi[k], e);
     }
     acc = block_sum<float, BLOCK>(acc);
     if (threadIdx.x == 0) recon[r] = double(acc);
+}
+
+// The Gaussians' terms (S*N, D) of the log-variance gradient, summed over rows by
+// the caller: gaussian_logvar_term * learned_share, 0 where x is missing.
+__global__ void gaussian_logvar_terms_kernel(float* terms, const float* out, const float* x, int64_t n, int N, int D,
+                                             bool missing, GaussianEntry entry) {
+    const int64_t at = thread_index();
+    if (at >= n) return;
+    const int k = int(at % D);
+    const float xv = x[(at / D) % N * D + k];
+    if (missing && isnan(xv)) {
+        terms[at] = 0.f;
+        return;
+    }
+    const GaussianFeature<float> f = entry.feature(k);
+    terms[at] = gaussian_logvar_term(xv - out[at], f.inv_var) * f.learned_share;
 }
 
 // dst[0] += sum(column (n)), one block.
@@ -168,74 +325,7 @@ __global__ void sum_into_kernel(float* dst, const float* column, int n) {
     if (threadIdx.x == 0) dst[0] += acc;
 }
 
-// One thread per draw row r = s * N + i; row i < N also writes the analytic KL.
-__global__ void kl_forward_kernel(const float* head, const float* eps, const float* z, int N, int S, int Z,
-                                  Posterior posterior, bool analytic, double* kl, double* kl_analytic) {
-    const int64_t r = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (r >= int64_t(S) * N) return;
-    const int i = int(r % N);
-    const float* mu = head + int64_t(i) * 2 * Z;
-    const float* lv = mu + Z;
-    if (analytic && r < N) {
-        float acc = 0.f;
-        for (int j = 0; j < Z; ++j) acc += mu[j] * mu[j] + expf(lv[j]) - 1.f - lv[j];
-        kl_analytic[i] = 0.5 * double(acc);
-    }
-    const float* e = eps + r * Z;
-    const float* zz = z + r * Z;
-    float acc = 0.f;
-    for (int j = 0; j < Z; ++j)
-        acc += standardized_log_density(posterior, e[j]) - 0.5f * lv[j] + 0.5f * zz[j] * zz[j] +
-               float(0.5 * kLog2Pi);
-    kl[r] = double(acc);
-}
-
-// One thread per (i, j), summing over the S draws in order, as the CPU does.
-__global__ void posterior_backward_kernel(const float* head, const float* eps, const float* z, const float* dz,
-                                          const double* recon, const double* kl, int N, int S, int Z,
-                                          Posterior posterior, bool mc, bool pathwise, float beta,
-                                          const double* baseline_ptr, float* d_head) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
-    if (k >= int64_t(N) * Z) return;
-    const int i = int(k / Z), j = int(k % Z);
-    const float mu = head[int64_t(i) * 2 * Z + j];
-    const float lv = head[int64_t(i) * 2 * Z + Z + j];
-    const float w_row = 1.f / float(N), w_draw = 1.f / (float(S) * float(N));
-    float dmu, dlv;
-    if (mc) {
-        dmu = 0.f;
-        dlv = pathwise ? -0.5f * beta * w_row : 0.f;
-    } else {
-        dmu = beta * w_row * mu;
-        dlv = beta * w_row * 0.5f * (expf(lv) - 1.f);
-    }
-    const double baseline = pathwise ? 0.0 : *baseline_ptr;
-    for (int s = 0; s < S; ++s) {
-        const int64_t r = int64_t(s) * N + i;
-        const float e = eps[r * Z + j];
-        if (pathwise) {
-            const float dzj = dz[r * Z + j] + (mc ? beta * w_draw * z[r * Z + j] : 0.f);
-            dmu += dzj;
-            dlv += dzj * 0.5f * expf(0.5f * lv) * e;
-        } else {
-            const double f = recon[r] - (mc ? double(beta) * kl[r] : 0.0);
-            const float c = -float(f - baseline) * w_draw;
-            const float g = standardized_score(posterior, e);
-            dmu += c * (-g * expf(-0.5f * lv));
-            dlv += c * 0.5f * (-g * e - 1.f);
-        }
-    }
-    if (fabsf(lv) >= float(kLogvarBound)) dlv = 0.f;  // the clamp passes no gradient where it holds
-    d_head[int64_t(i) * 2 * Z + j] = dmu;
-    d_head[int64_t(i) * 2 * Z + Z + j] = dlv;
-}
-
-__device__ void adam_scalars_device(StepState* st) {
-    const double bc1 = 1 - pow(st->beta1, double(st->step));
-    const double bc2 = 1 - pow(st->beta2, double(st->step));
-    st->step_size = float(st->learning_rate / bc1);
-    st->inv_sqrt_bc2 = float(1 / sqrt(bc2));
-}
+// ---- the step: elbo.h and adam.h ---------------------------------------------------------
 
 template <int BLOCK>
 __global__ void batch_stats_kernel(const double* recon, const double* kl, const double* kl_analytic, int N, int S,
@@ -243,18 +333,11 @@ __global__ void batch_stats_kernel(const double* recon, const double* kl, const 
     if (training && st->non_finite) return;  // uniform across the block
     double rec_sum = 0, kl_sum = 0, loss_sum = 0, f_sum = 0;
     for (int i = threadIdx.x; i < N; i += BLOCK) {
-        double rec = 0, klm = 0;
-        for (int s = 0; s < S; ++s) {
-            const int64_t r = int64_t(s) * N + i;
-            rec += recon[r];
-            klm += kl[r];
-            f_sum += recon[r] - (mc ? beta * kl[r] : 0.0);
-        }
-        rec /= S;
-        klm = mc ? klm / S : kl_analytic[i];
-        rec_sum += rec;
-        kl_sum += klm;
-        loss_sum += -rec + beta * klm;
+        const ElboTerms t = elbo_forward(recon, kl, kl_analytic, i, N, S, mc);
+        rec_sum += t.recon;
+        kl_sum += t.kl;
+        loss_sum += elbo_loss(t, beta);
+        for (int s = 0; s < S; ++s) f_sum += learning_signal(recon, kl, int64_t(s) * N + i, mc, beta);
     }
     rec_sum = block_sum<double, BLOCK>(rec_sum);
     kl_sum = block_sum<double, BLOCK>(kl_sum);
@@ -273,27 +356,19 @@ __global__ void batch_stats_kernel(const double* recon, const double* kl, const 
     }
     st->step += 1;
     st->cursor += N;
-    adam_scalars_device(st);
-    st->baseline = st->step == 1 ? st->mean_f : 0.9 * st->baseline + 0.1 * st->mean_f;
+    st->adam_step = adam_step<float>(st->adam, st->step);
+    st->baseline = baseline_update(st->baseline, st->mean_f, st->step);
     st->epoch_recon += rec_sum;
     st->epoch_kl += kl_sum;
-    st->epoch_elbo += rec_sum - kl_sum;
+    st->epoch_elbo += elbo_of({rec_sum, kl_sum});
     st->epoch_rows += N;
 }
 
 __global__ void adam_update_kernel(float* params, const float* grad, float* m, float* v, const uint8_t* decay,
                                    int64_t P, const StepState* st) {
-    const int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+    const int64_t k = thread_index();
     if (k >= P || st->non_finite) return;
-    const float b1 = float(st->beta1), b2 = float(st->beta2), eps = float(st->epsilon);
-    const float step_size = st->step_size, inv_sqrt_bc2 = st->inv_sqrt_bc2;
-    const float p = params[k];
-    const float g = grad[k] + (decay[k] ? float(st->alpha) : 0.f) * p;
-    const float mk = b1 * m[k] + (1 - b1) * g;
-    const float vk = b2 * v[k] + (1 - b2) * g * g;
-    m[k] = mk;
-    v[k] = vk;
-    params[k] = p - step_size * mk / (sqrtf(vk) * inv_sqrt_bc2 + eps);
+    adam_element(params[k], grad[k], m[k], v[k], decay[k] ? float(st->adam.alpha) : 0.f, st->adam_step);
 }
 
 }  // namespace
@@ -308,28 +383,31 @@ void dense_forward_cuda(cublasHandle_t blas, cudaStream_t stream, float* out, co
     const float one = 1.f, zero = 0.f;
     PYVAE_CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_N, O, N, I, &one, W, O, inp, I, &zero, out, O));
     const int64_t n = int64_t(N) * O;
-    const int mode = !hidden ? 0 : (act == Activation::relu ? 1 : 2);
-    bias_activation_kernel<<<blocks_for(n), kThreads, 0, stream>>>(out, b, n, O, mode);
+    if (!hidden) bias_activation_kernel<false, Activation::relu><<<blocks_for(n), kThreads, 0, stream>>>(out, b, n, O);
+    else if (act == Activation::relu)
+        bias_activation_kernel<true, Activation::relu><<<blocks_for(n), kThreads, 0, stream>>>(out, b, n, O);
+    else bias_activation_kernel<true, Activation::tanh><<<blocks_for(n), kThreads, 0, stream>>>(out, b, n, O);
     check_launch("bias_activation_kernel");
 }
 
-void dense_backward_cuda(cublasHandle_t blas, cudaStream_t stream, float* d_inp, float* dW, float* db, float* d_out,
-                         const float* out, const float* inp, const float* W, const float* ones, int N, int I, int O,
-                         bool hidden, Activation act) {
+void dense_backward_cuda(cublasHandle_t blas, cudaStream_t stream, float* d_inp, float* dW, float* db,
+                         const float* d_pre, const float* inp, const float* W, const float* ones, int N, int I, int O,
+                         bool inp_act, Activation act) {
     if (N <= 0) return;
-    const int64_t n = int64_t(N) * O;
-    if (hidden) {
-        activation_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_out, out, n, act == Activation::relu);
-        check_launch("activation_backward_kernel");
-    }
     const float one = 1.f, zero = 0.f;
     // dW^T (O, I) += d^T (O, N) inp (N, I)
-    PYVAE_CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, O, I, N, &one, d_out, O, inp, I, &one, dW, O));
+    PYVAE_CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_N, CUBLAS_OP_T, O, I, N, &one, d_pre, O, inp, I, &one, dW, O));
     // db (O) += d^T (O, N) ones (N)
-    PYVAE_CUBLAS_CHECK(cublasSgemv(blas, CUBLAS_OP_N, O, N, &one, d_out, O, ones, 1, &one, db, 1));
+    PYVAE_CUBLAS_CHECK(cublasSgemv(blas, CUBLAS_OP_N, O, N, &one, d_pre, O, ones, 1, &one, db, 1));
+    if (!d_inp) return;
     // d_inp^T (I, N) = W (I, O) d^T (O, N)
-    if (d_inp)
-        PYVAE_CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, I, N, O, &one, W, O, d_out, O, &zero, d_inp, I));
+    PYVAE_CUBLAS_CHECK(cublasSgemm(blas, CUBLAS_OP_T, CUBLAS_OP_N, I, N, O, &one, W, O, d_pre, O, &zero, d_inp, I));
+    if (!inp_act) return;
+    const int64_t n = int64_t(N) * I;
+    if (act == Activation::relu)
+        activation_grad_kernel<Activation::relu><<<blocks_for(n), kThreads, 0, stream>>>(d_inp, inp, n);
+    else activation_grad_kernel<Activation::tanh><<<blocks_for(n), kThreads, 0, stream>>>(d_inp, inp, n);
+    check_launch("activation_grad_kernel");
 }
 
 void fill_noise_cuda(cudaStream_t stream, float* noise, const uint64_t* keys, int N, int S, int Z, bool uniform) {
@@ -365,64 +443,233 @@ void contiguous_encoder_input_cuda(cudaStream_t stream, float* x_enc, const floa
     check_launch("mask_missing_kernel");
 }
 
-void reparameterize_cuda(cudaStream_t stream, const float* head, const float* noise, float* eps, float* z, int N,
-                         int S, int Z, Posterior posterior) {
+// ---- the posterior
+
+void logvar_clamp_forward_cuda(cudaStream_t stream, float* head, int N, int Z) {
+    const int64_t n = int64_t(N) * Z;
+    if (n <= 0) return;
+    logvar_clamp_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(head, N, Z);
+    check_launch("logvar_clamp_forward_kernel");
+}
+
+void logvar_clamp_backward_cuda(cudaStream_t stream, float* d_head, const float* head, int N, int Z) {
+    const int64_t n = int64_t(N) * Z;
+    if (n <= 0) return;
+    logvar_clamp_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_head, head, N, Z);
+    check_launch("logvar_clamp_backward_kernel");
+}
+
+void reparameterize_forward_cuda(cudaStream_t stream, float* eps, float* z, const float* head, const float* noise,
+                                 int N, int S, int Z, Posterior posterior) {
     const int64_t n = int64_t(S) * N * Z;
     if (n <= 0) return;
-    reparameterize_kernel<<<blocks_for(n), kThreads, 0, stream>>>(head, noise, eps, z, N, S, Z, posterior);
-    check_launch("reparameterize_kernel");
+    reparameterize_forward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(eps, z, head, noise, N, S, Z, posterior);
+    check_launch("reparameterize_forward_kernel");
 }
 
-void likelihood_forward_backward_cuda(cublasHandle_t blas, cudaStream_t stream, Likelihood likelihood, bool missing,
-                                      float variance_floor, const float* noise_logvar, const float* out, const float* x, int N, int S, int D,
-                                      double* recon, float* d_out, float* d_noise_logvar, float weight,
-                                      float* lv_terms, float* column, const float* ones) {
-    const int64_t SN = int64_t(S) * N;
-    if (SN <= 0) return;
-    const bool lv_grad = d_out && is_gaussian(likelihood);
-    constexpr int B = 128;
-    likelihood_kernel<B><<<unsigned(SN), B, 0, stream>>>(likelihood, missing, variance_floor, noise_logvar, out, x, N, D, recon, d_out,
-                                                         lv_grad ? lv_terms : nullptr, weight);
-    check_launch("likelihood_kernel");
-    if (!lv_grad) return;
-    // Column sums of the log-variance terms over the S*N rows: lv_terms^T (D, SN) ones (SN).
-    const float one = 1.f, zero = 0.f;
-    if (likelihood == Likelihood::gaussian) {
-        PYVAE_CUBLAS_CHECK(cublasSgemv(blas, CUBLAS_OP_N, D, int(SN), &weight, lv_terms, D, ones, 1, &one,
-                                       d_noise_logvar, 1));
-    } else {
-        PYVAE_CUBLAS_CHECK(cublasSgemv(blas, CUBLAS_OP_N, D, int(SN), &weight, lv_terms, D, ones, 1, &zero, column, 1));
-        sum_into_kernel<256><<<1, 256, 0, stream>>>(d_noise_logvar, column, D);
-        check_launch("sum_into_kernel");
-    }
-}
-
-void kl_forward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z, int N, int S, int Z,
-                     Posterior posterior, bool analytic, double* kl, double* kl_analytic) {
-    const int64_t SN = int64_t(S) * N;
-    if (SN <= 0) return;
-    kl_forward_kernel<<<blocks_for(SN), kThreads, 0, stream>>>(head, eps, z, N, S, Z, posterior, analytic, kl,
-                                                                kl_analytic);
-    check_launch("kl_forward_kernel");
-}
-
-void clamp_logvar_cuda(cudaStream_t stream, float* head, int N, int Z) {
-    const int64_t n = int64_t(N) * Z;
-    if (n == 0) return;
-    clamp_logvar_kernel<<<blocks_for(n), kThreads, 0, stream>>>(head, N, Z);
-    check_launch("clamp_logvar_kernel");
-}
-
-void posterior_backward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z,
-                             const float* dz, const double* recon, const double* kl, int N, int S, int Z,
-                             Posterior posterior, bool mc, bool pathwise, float beta, const double* baseline,
-                             float* d_head) {
+void reparameterize_backward_cuda(cudaStream_t stream, float* d_head, const float* dz, const float* head,
+                                  const float* eps, int N, int S, int Z) {
     const int64_t n = int64_t(N) * Z;
     if (n <= 0) return;
-    posterior_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(head, eps, z, dz, recon, kl, N, S, Z, posterior,
-                                                                       mc, pathwise, beta, baseline, d_head);
-    check_launch("posterior_backward_kernel");
+    reparameterize_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_head, dz, head, eps, N, S, Z);
+    check_launch("reparameterize_backward_kernel");
 }
+
+void kl_analytic_forward_cuda(cudaStream_t stream, double* kl_analytic, const float* head, int N, int Z) {
+    if (N <= 0) return;
+    kl_analytic_forward_kernel<<<blocks_for(N), kThreads, 0, stream>>>(kl_analytic, head, N, Z);
+    check_launch("kl_analytic_forward_kernel");
+}
+
+void kl_analytic_backward_cuda(cudaStream_t stream, float* d_head, const float* head, int N, int Z, float beta,
+                               float w_row) {
+    const int64_t n = int64_t(N) * Z;
+    if (n <= 0) return;
+    kl_analytic_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_head, head, N, Z, beta * w_row);
+    check_launch("kl_analytic_backward_kernel");
+}
+
+void kl_mc_forward_cuda(cudaStream_t stream, double* kl, const float* head, const float* eps, const float* z, int N,
+                        int S, int Z, Posterior posterior) {
+    const int64_t SN = int64_t(S) * N;
+    if (SN <= 0) return;
+    kl_mc_forward_kernel<<<blocks_for(SN), kThreads, 0, stream>>>(kl, head, eps, z, N, S, Z, posterior);
+    check_launch("kl_mc_forward_kernel");
+}
+
+void kl_mc_backward_cuda(cudaStream_t stream, float* d_head, float* dz, const float* z, int N, int S, int Z,
+                         float beta, float w_row, float w_draw, bool pathwise) {
+    const int64_t n = int64_t(S) * N * Z;
+    if (n <= 0) return;
+    kl_mc_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_head, dz, z, N, S, Z, beta, w_row, w_draw,
+                                                                   pathwise);
+    check_launch("kl_mc_backward_kernel");
+}
+
+void score_function_backward_cuda(cudaStream_t stream, float* d_head, const float* head, const float* eps,
+                                  const double* recon, const double* kl, int N, int S, int Z, Posterior posterior,
+                                  bool mc, float beta, float w_draw, const double* baseline) {
+    const int64_t n = int64_t(N) * Z;
+    if (n <= 0) return;
+    score_function_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_head, head, eps, recon, kl, N, S, Z,
+                                                                            posterior, mc, beta, w_draw, baseline);
+    check_launch("score_function_backward_kernel");
+}
+
+// ---- the likelihoods
+
+namespace {
+
+constexpr int kRowBlock = 128;  // threads summing one draw row
+
+template <class Entry>
+void launch_likelihood_forward(cudaStream_t stream, double* recon, const float* out, const float* x, int N, int S, int D,
+                        bool missing, const Entry& entry, const char* what) {
+    const int64_t SN = int64_t(S) * N;
+    if (SN <= 0) return;
+    likelihood_forward_kernel<kRowBlock><<<unsigned(SN), kRowBlock, 0, stream>>>(recon, out, x, N, D, missing, entry);
+    check_launch(what);
+}
+
+template <class Entry>
+void launch_likelihood_backward(cudaStream_t stream, float* d_out, const float* out, const float* x, int N, int S, int D,
+                         float weight, bool missing, const Entry& entry, const char* what) {
+    const int64_t n = int64_t(S) * N * D;
+    if (n <= 0) return;
+    likelihood_backward_kernel<<<blocks_for(n), kThreads, 0, stream>>>(d_out, out, x, n, N, D, weight, missing, entry);
+    check_launch(what);
+}
+
+// d_out, and the log-variance terms summed over the S*N rows into d_lv (per
+// feature) or into column, then d_lv[0] (isotropic).
+void gaussian_backward_any(cublasHandle_t blas, cudaStream_t stream, float* d_out, float* d_lv, const float* out,
+                           const float* x, const GaussianEntry& entry, int N, int S, int D, float weight, bool missing,
+                           const LogvarScratch& scratch, const char* what) {
+    const int64_t SN = int64_t(S) * N, n = SN * D;
+    if (n <= 0) return;
+    launch_likelihood_backward(stream, d_out, out, x, N, S, D, weight, missing, entry, what);
+    gaussian_logvar_terms_kernel<<<blocks_for(n), kThreads, 0, stream>>>(scratch.terms, out, x, n, N, D, missing,
+                                                                          entry);
+    check_launch("gaussian_logvar_terms_kernel");
+    // Column sums over the S*N rows: terms^T (D, SN) ones (SN).
+    const float one = 1.f, zero = 0.f;
+    if (entry.lv_stride == 1) {
+        PYVAE_CUBLAS_CHECK(cublasSgemv(blas, CUBLAS_OP_N, D, int(SN), &weight, scratch.terms, D, scratch.ones, 1, &one,
+                                       d_lv, 1));
+        return;
+    }
+    PYVAE_CUBLAS_CHECK(cublasSgemv(blas, CUBLAS_OP_N, D, int(SN), &weight, scratch.terms, D, scratch.ones, 1, &zero,
+                                   scratch.column, 1));
+    sum_into_kernel<256><<<1, 256, 0, stream>>>(d_lv, scratch.column, D);
+    check_launch("sum_into_kernel");
+}
+
+}  // namespace
+
+void bernoulli_forward_cuda(cudaStream_t stream, double* recon, const float* out, const float* x, int N, int S, int D,
+                            bool missing) {
+    launch_likelihood_forward(stream, recon, out, x, N, S, D, missing, BernoulliEntry(), "bernoulli_forward");
+}
+
+void bernoulli_backward_cuda(cudaStream_t stream, float* d_out, const float* out, const float* x, int N, int S, int D,
+                             float weight, bool missing) {
+    launch_likelihood_backward(stream, d_out, out, x, N, S, D, weight, missing, BernoulliEntry(), "bernoulli_backward");
+}
+
+void bernoulli_forward_backward_cuda(cudaStream_t stream, double* recon, float* d_out, const float* out,
+                                     const float* x, int N, int S, int D, float weight, bool missing) {
+    const int64_t SN = int64_t(S) * N;
+    if (SN <= 0) return;
+    bernoulli_forward_backward_kernel<kRowBlock><<<unsigned(SN), kRowBlock, 0, stream>>>(recon, d_out, out, x, N, D,
+                                                                                          weight, missing);
+    check_launch("bernoulli_forward_backward_kernel");
+}
+
+void continuous_bernoulli_forward_cuda(cudaStream_t stream, double* recon, const float* out, const float* x, int N,
+                                       int S, int D, bool missing) {
+    launch_likelihood_forward(stream, recon, out, x, N, S, D, missing, ContinuousBernoulliEntry(),
+                       "continuous_bernoulli_forward");
+}
+
+void continuous_bernoulli_backward_cuda(cudaStream_t stream, float* d_out, const float* out, const float* x, int N,
+                                        int S, int D, float weight, bool missing) {
+    launch_likelihood_backward(stream, d_out, out, x, N, S, D, weight, missing, ContinuousBernoulliEntry(),
+                        "continuous_bernoulli_backward");
+}
+
+void gaussian_forward_cuda(cudaStream_t stream, double* recon, const float* out, const float* x, const float* lv,
+                           float floor, int N, int S, int D, bool missing) {
+    launch_likelihood_forward(stream, recon, out, x, N, S, D, missing, GaussianEntry{lv, 1, floor}, "gaussian_forward");
+}
+
+void gaussian_backward_cuda(cublasHandle_t blas, cudaStream_t stream, float* d_out, float* d_lv, const float* out,
+                            const float* x, const float* lv, float floor, int N, int S, int D, float weight,
+                            bool missing, const LogvarScratch& scratch) {
+    gaussian_backward_any(blas, stream, d_out, d_lv, out, x, GaussianEntry{lv, 1, floor}, N, S, D, weight, missing,
+                          scratch, "gaussian_backward");
+}
+
+void gaussian_isotropic_forward_cuda(cudaStream_t stream, double* recon, const float* out, const float* x,
+                                     const float* lv, float floor, int N, int S, int D, bool missing) {
+    launch_likelihood_forward(stream, recon, out, x, N, S, D, missing, GaussianEntry{lv, 0, floor},
+                       "gaussian_isotropic_forward");
+}
+
+void gaussian_isotropic_backward_cuda(cublasHandle_t blas, cudaStream_t stream, float* d_out, float* d_lv,
+                                      const float* out, const float* x, const float* lv, float floor, int N, int S,
+                                      int D, float weight, bool missing, const LogvarScratch& scratch) {
+    gaussian_backward_any(blas, stream, d_out, d_lv, out, x, GaussianEntry{lv, 0, floor}, N, S, D, weight, missing,
+                          scratch, "gaussian_isotropic_backward");
+}
+
+void likelihood_forward_cuda(cudaStream_t stream, const Config& c, const float* noise_logvar, const float* out,
+                             const float* x, int N, int S, double* recon) {
+    const int D = c.n_features;
+    const float floor = float(c.variance_floor);
+    switch (c.likelihood) {
+        case Likelihood::bernoulli: return bernoulli_forward_cuda(stream, recon, out, x, N, S, D, c.missing);
+        case Likelihood::continuous_bernoulli:
+            return continuous_bernoulli_forward_cuda(stream, recon, out, x, N, S, D, c.missing);
+        case Likelihood::gaussian:
+            return gaussian_forward_cuda(stream, recon, out, x, noise_logvar, floor, N, S, D, c.missing);
+        case Likelihood::gaussian_isotropic:
+            return gaussian_isotropic_forward_cuda(stream, recon, out, x, noise_logvar, floor, N, S, D, c.missing);
+        case Likelihood::mixed: break;
+    }
+    throw std::invalid_argument("the CUDA engine has no per-column likelihoods (likelihood='mixed')");
+}
+
+void likelihood_backward_cuda(cublasHandle_t blas, cudaStream_t stream, const Config& c, const float* noise_logvar,
+                              const float* out, const float* x, int N, int S, float weight, float* d_out,
+                              float* d_noise_logvar, const LogvarScratch& scratch) {
+    const int D = c.n_features;
+    const float floor = float(c.variance_floor);
+    switch (c.likelihood) {
+        case Likelihood::bernoulli: return bernoulli_backward_cuda(stream, d_out, out, x, N, S, D, weight, c.missing);
+        case Likelihood::continuous_bernoulli:
+            return continuous_bernoulli_backward_cuda(stream, d_out, out, x, N, S, D, weight, c.missing);
+        case Likelihood::gaussian:
+            return gaussian_backward_cuda(blas, stream, d_out, d_noise_logvar, out, x, noise_logvar, floor, N, S, D,
+                                          weight, c.missing, scratch);
+        case Likelihood::gaussian_isotropic:
+            return gaussian_isotropic_backward_cuda(blas, stream, d_out, d_noise_logvar, out, x, noise_logvar, floor,
+                                                    N, S, D, weight, c.missing, scratch);
+        case Likelihood::mixed: break;
+    }
+    throw std::invalid_argument("the CUDA engine has no per-column likelihoods (likelihood='mixed')");
+}
+
+void likelihood_forward_backward_cuda(cublasHandle_t blas, cudaStream_t stream, const Config& c,
+                                      const float* noise_logvar, const float* out, const float* x, int N, int S,
+                                      double* recon, float weight, float* d_out, float* d_noise_logvar,
+                                      const LogvarScratch& scratch) {
+    if (c.likelihood == Likelihood::bernoulli)
+        return bernoulli_forward_backward_cuda(stream, recon, d_out, out, x, N, S, c.n_features, weight, c.missing);
+    likelihood_forward_cuda(stream, c, noise_logvar, out, x, N, S, recon);
+    likelihood_backward_cuda(blas, stream, c, noise_logvar, out, x, N, S, weight, d_out, d_noise_logvar, scratch);
+}
+
+// ---- the step
 
 void batch_stats_cuda(cudaStream_t stream, const double* recon, const double* kl, const double* kl_analytic, int N,
                       int S, bool mc, double beta, StepState* state, bool training) {
@@ -436,13 +683,6 @@ void adam_update_cuda(cudaStream_t stream, float* params, const float* grad, flo
     if (P <= 0) return;
     adam_update_kernel<<<blocks_for(P), kThreads, 0, stream>>>(params, grad, m, v, decay, P, state);
     check_launch("adam_update_kernel");
-}
-
-void adam_scalars(StepState& st) {
-    const double bc1 = 1 - std::pow(st.beta1, double(st.step));
-    const double bc2 = 1 - std::pow(st.beta2, double(st.step));
-    st.step_size = float(st.learning_rate / bc1);
-    st.inv_sqrt_bc2 = float(1 / std::sqrt(bc2));
 }
 
 }  // namespace pyvae

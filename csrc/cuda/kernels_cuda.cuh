@@ -30,11 +30,11 @@ struct StepState {
     int64_t step = 0;       // Adam updates so far (read by train_keys_cuda, bumped by batch_stats_cuda)
     int64_t cursor = 0;     // position of the next batch in the epoch's row order
     double baseline = 0;    // running mean of the learning signal (score-function estimator)
-    double learning_rate = 1e-3, beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8, alpha = 0;
+    AdamSettings adam;
     // Written by batch_stats_cuda.
     int32_t non_finite = 0;  // set once a loss is not finite: every later step is a no-op
     int32_t reserved = 0;
-    float step_size = 0, inv_sqrt_bc2 = 1;  // Adam's bias corrections for the current step
+    AdamStep<float> adam_step{};  // adam_step(adam, step): the current step's bias corrections (adam.h)
     double loss = 0, recon = 0, kl = 0, mean_f = 0;  // the last batch (sums over rows, as BatchStats)
     double epoch_elbo = 0, epoch_recon = 0, epoch_kl = 0;
     int64_t epoch_rows = 0;
@@ -48,17 +48,19 @@ void check_cublas(cublasStatus_t s, const char* what, const char* file, int line
 
 // ---- layers -----------------------------------------------------------------
 
-// out (N, O) = act(inp (N, I) @ W (I, O) + b (O)): cuBLAS sgemm, then one fused
-// bias + activation pass. Twin of dense_forward.
+// out (N, O) = act(inp (N, I) @ W (I, O) + b (O)), act applied when `hidden`:
+// cuBLAS sgemm, then one fused bias + activation pass. Twin of dense_forward.
 void dense_forward_cuda(cublasHandle_t blas, cudaStream_t stream, float* out, const float* inp, const float* W,
                         const float* b, int N, int I, int O, bool hidden, Activation act);
 
-// d_out (N, O) in, turned in place into the pre-activation gradient for a hidden
-// layer; dW (I, O) += inp^T d (sgemm), db (O) += colsum(d) (sgemv against
-// `ones`, at least N long), d_inp (N, I) = d W^T when not null. Twin of dense_backward.
-void dense_backward_cuda(cublasHandle_t blas, cudaStream_t stream, float* d_inp, float* dW, float* db, float* d_out,
-                         const float* out, const float* inp, const float* W, const float* ones, int N, int I, int O,
-                         bool hidden, Activation act);
+// d_pre (N, O) the gradient w.r.t. the layer's pre-activation: dW (I, O) +=
+// inp^T d_pre (sgemm), db (O) += colsum(d_pre) (sgemv against `ones`, at least
+// N long), d_inp (N, I) = d_pre W^T when not null, times the derivative of
+// activation `act` at inp when `inp_act` (inp is a hidden layer's output), so
+// that it is the layer below's pre-activation gradient. Twin of dense_backward.
+void dense_backward_cuda(cublasHandle_t blas, cudaStream_t stream, float* d_inp, float* dW, float* db,
+                         const float* d_pre, const float* inp, const float* W, const float* ones, int N, int I, int O,
+                         bool inp_act, Activation act);
 
 // ---- noise --------------------------------------------------------------------
 
@@ -83,56 +85,108 @@ void gather_rows_cuda(cudaStream_t stream, float* x_obs, float* x_enc, const flo
 // x_enc (n) = x with NaN set to 0. Twin of Model::contiguous_encoder_input.
 void contiguous_encoder_input_cuda(cudaStream_t stream, float* x_enc, const float* x, int64_t n);
 
-// ---- posterior and likelihood ---------------------------------------------------
+// ---- the posterior (posterior.h): head (N, 2Z) = [mu | logvar], draws (S, N, Z) ----
 
-// eps, z (S, N, Z) from head (N, 2Z) and noise (S, N, Z). Twin of reparameterize_forward.
-void reparameterize_cuda(cudaStream_t stream, const float* head, const float* noise, float* eps, float* z, int N,
-                         int S, int Z, Posterior posterior);
+// head (N, 2Z): the logvar half clamped to +-kLogvarBound. Twin of logvar_clamp_forward.
+void logvar_clamp_forward_cuda(cudaStream_t stream, float* head, int N, int Z);
+// d_head (N, 2Z): 0 in the logvar half where the clamp holds. Twin of logvar_clamp_backward.
+void logvar_clamp_backward_cuda(cudaStream_t stream, float* d_head, const float* head, int N, int Z);
 
-// recon (S*N) = log p(x_i | z_si) for out (S*N, D) against x (N, D); with d_out,
-// also d_out = weight * d(-log p)/d(out) and d_noise_logvar += weight * d(-sum
-// log p)/d(noise log-variance). Scratch: lv_terms (S*N, D) and column (D) for
-// the Gaussian likelihoods, ones (S*N). Twin of Model::likelihood_forward and
-// Model::likelihood_backward (the <likelihood>_forward / _backward pairs).
-void likelihood_forward_backward_cuda(cublasHandle_t blas, cudaStream_t stream, Likelihood likelihood, bool missing,
-                                      float variance_floor, const float* noise_logvar, const float* out, const float* x, int N, int S, int D,
-                                      double* recon, float* d_out, float* d_noise_logvar, float weight,
-                                      float* lv_terms, float* column, const float* ones);
+// eps, z (S, N, Z) from head (N, 2Z) and base noise (S, N, Z). Twin of reparameterize_forward.
+void reparameterize_forward_cuda(cudaStream_t stream, float* eps, float* z, const float* head, const float* noise,
+                                 int N, int S, int Z, Posterior posterior);
+// d_head (N, 2Z) += the pathwise chain of dz (S, N, Z), draws summed in order. Twin of reparameterize_backward.
+void reparameterize_backward_cuda(cudaStream_t stream, float* d_head, const float* dz, const float* head,
+                                  const float* eps, int N, int S, int Z);
 
-// kl (S*N) = log q(z|x) - log p(z) per draw; kl_analytic (N) when `analytic`.
-// Twin of Model::kl_forward (kl_analytic_forward, kl_mc_forward).
-void kl_forward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z, int N, int S, int Z,
-                     Posterior posterior, bool analytic, double* kl, double* kl_analytic);
+// kl_analytic (N) = KL(q || N(0, I)) in closed form. Twin of kl_analytic_forward.
+void kl_analytic_forward_cuda(cudaStream_t stream, double* kl_analytic, const float* head, int N, int Z);
+// d_head (N, 2Z) = beta * w_row * d KL / d head (initializes it). Twin of kl_analytic_backward.
+void kl_analytic_backward_cuda(cudaStream_t stream, float* d_head, const float* head, int N, int Z, float beta,
+                               float w_row);
 
-// d_head (N, 2Z) = d(loss)/d[mu | logvar], pathwise (dz (S, N, Z)) or score
-// function (recon, kl (S*N), *baseline). Twin of Model::posterior_backward
-// (the KL backward, then reparameterize_backward or score_function_backward).
-// head (N, 2Z): clamps the logvar half to +-kLogvarBound, as Model::encoder_forward.
-void clamp_logvar_cuda(cudaStream_t stream, float* head, int N, int Z);
+// kl (S*N) = log q(z|x) - log p(z) per draw. Twin of kl_mc_forward.
+void kl_mc_forward_cuda(cudaStream_t stream, double* kl, const float* head, const float* eps, const float* z, int N,
+                        int S, int Z, Posterior posterior);
+// Initializes d_head (N, 2Z); pathwise, also dz (S, N, Z) += beta * w_draw * z.
+// Twin of kl_mc_backward with the ELBO's one weight per draw (the CUDA engine
+// trains on the ELBO only).
+void kl_mc_backward_cuda(cudaStream_t stream, float* d_head, float* dz, const float* z, int N, int S, int Z,
+                         float beta, float w_row, float w_draw, bool pathwise);
 
-void posterior_backward_cuda(cudaStream_t stream, const float* head, const float* eps, const float* z,
-                             const float* dz, const double* recon, const double* kl, int N, int S, int Z,
-                             Posterior posterior, bool mc, bool pathwise, float beta, const double* baseline,
-                             float* d_head);
+// d_head (N, 2Z) += the score-function estimator's gradient from recon, kl (S*N)
+// and *baseline (on the device). Twin of score_function_backward.
+void score_function_backward_cuda(cudaStream_t stream, float* d_head, const float* head, const float* eps,
+                                  const double* recon, const double* kl, int N, int S, int Z, Posterior posterior,
+                                  bool mc, float beta, float w_draw, const double* baseline);
+
+// ---- the likelihoods (likelihood.h): out (S*N, D) against x (N, D) ----------------
+// forward: recon (S*N) = log p(x_i | out_r) for every draw row r = s * N + i;
+// backward: d_out (S*N, D) = weight * d(-log p)/d(out), and for the Gaussians
+// d_lv += weight * d(-sum log p)/d(noise log-variance). With `missing`, a NaN
+// in x neither counts nor gets a gradient. Each is the twin of the CPU function
+// of its name.
+
+// Scratch of the Gaussians' log-variance gradient: terms (S*N, D), column (D) for
+// the isotropic one's sum, ones (S*N).
+struct LogvarScratch {
+    float* terms = nullptr;
+    float* column = nullptr;
+    const float* ones = nullptr;
+};
+
+void bernoulli_forward_cuda(cudaStream_t stream, double* recon, const float* out, const float* x, int N, int S, int D,
+                            bool missing);
+void bernoulli_backward_cuda(cudaStream_t stream, float* d_out, const float* out, const float* x, int N, int S, int D,
+                             float weight, bool missing);
+// Both in one pass, sharing e^-|out|.
+void bernoulli_forward_backward_cuda(cudaStream_t stream, double* recon, float* d_out, const float* out,
+                                     const float* x, int N, int S, int D, float weight, bool missing);
+void continuous_bernoulli_forward_cuda(cudaStream_t stream, double* recon, const float* out, const float* x, int N,
+                                       int S, int D, bool missing);
+void continuous_bernoulli_backward_cuda(cudaStream_t stream, float* d_out, const float* out, const float* x, int N,
+                                        int S, int D, float weight, bool missing);
+// lv (D): a log-variance per feature.
+void gaussian_forward_cuda(cudaStream_t stream, double* recon, const float* out, const float* x, const float* lv,
+                           float floor, int N, int S, int D, bool missing);
+void gaussian_backward_cuda(cublasHandle_t blas, cudaStream_t stream, float* d_out, float* d_lv, const float* out,
+                            const float* x, const float* lv, float floor, int N, int S, int D, float weight,
+                            bool missing, const LogvarScratch& scratch);
+// lv (1): one log-variance shared by all features.
+void gaussian_isotropic_forward_cuda(cudaStream_t stream, double* recon, const float* out, const float* x,
+                                     const float* lv, float floor, int N, int S, int D, bool missing);
+void gaussian_isotropic_backward_cuda(cublasHandle_t blas, cudaStream_t stream, float* d_out, float* d_lv,
+                                      const float* out, const float* x, const float* lv, float floor, int N, int S,
+                                      int D, float weight, bool missing, const LogvarScratch& scratch);
+
+// The configured likelihood's pair (config.likelihood, missing, variance_floor;
+// noise_logvar from the parameters): twins of Model::likelihood_forward,
+// likelihood_backward and likelihood_forward_backward (the Bernoulli's in one pass).
+void likelihood_forward_cuda(cudaStream_t stream, const Config& config, const float* noise_logvar, const float* out,
+                             const float* x, int N, int S, double* recon);
+void likelihood_backward_cuda(cublasHandle_t blas, cudaStream_t stream, const Config& config,
+                              const float* noise_logvar, const float* out, const float* x, int N, int S, float weight,
+                              float* d_out, float* d_noise_logvar, const LogvarScratch& scratch);
+void likelihood_forward_backward_cuda(cublasHandle_t blas, cudaStream_t stream, const Config& config,
+                                      const float* noise_logvar, const float* out, const float* x, int N, int S,
+                                      double* recon, float weight, float* d_out, float* d_noise_logvar,
+                                      const LogvarScratch& scratch);
 
 // ---- the step's bookkeeping and the optimizer -------------------------------------
 
 // One block reduces the batch's per-draw terms into state->loss, recon, kl,
-// mean_f (the tail of Model::loss_and_grad). With `training` it also does
-// train_epoch's bookkeeping: a non-finite loss sets state->non_finite and
-// freezes everything after it; otherwise step += 1, cursor += N, Adam's bias
-// corrections for the new step, the baseline, and the epoch's sums.
+// mean_f (the tail of Model::loss_and_grad, with elbo.h's functions). With
+// `training` it also does train_epoch's bookkeeping: a non-finite loss sets
+// state->non_finite and freezes everything after it; otherwise step += 1,
+// cursor += N, adam_step for the new step, the baseline, and the epoch's sums.
 void batch_stats_cuda(cudaStream_t stream, const double* recon, const double* kl, const double* kl_analytic, int N,
                       int S, bool mc, double beta, StepState* state, bool training);
 
-// One fused Adam step over the flat buffer (P), L2 decay alpha where decay[k] is
-// 1 (weight matrices). Reads its scalars from `state`; no-op once non_finite.
-// Twin of adam_update (adam.h).
+// One Adam step over the flat buffer (P): adam_element with L2 decay
+// state->adam.alpha where decay[k] is 1 (weight matrices), state->adam_step's
+// bias corrections. No-op once non_finite. Twin of adam_update (adam.h).
 void adam_update_cuda(cudaStream_t stream, float* params, const float* grad, float* m, float* v,
                       const uint8_t* decay, int64_t P, const StepState* state);
-
-// Host helper: Adam's per-step scalars into `state`, as batch_stats_cuda computes them.
-void adam_scalars(StepState& state);
 
 // ---- inference ---------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ const float* ModelCuda::mlp_forward(const std::vector<Dense>& layers, std::vecto
 
 const float* ModelCuda::encoder_forward(const float* x, int N, DeviceWorkspace& ws) {
     const float* head = mlp_forward(layout.encoder, ws.enc_out, x, N);
-    clamp_logvar_cuda(stream_, ws.enc_out.back().get(), N, config.n_components);
+    logvar_clamp_forward_cuda(stream_, ws.enc_out.back().get(), N, config.n_components);
     return head;
 }
 
@@ -134,52 +134,65 @@ void ModelCuda::decoder_backward(const float* z, int M, float* d_out, float* dz,
     float* spare = (d_out == ws.d_a.get()) ? ws.d_b.get() : ws.d_a.get();
     for (int l = int(layout.decoder.size()) - 1; l >= 0; --l) {
         const Dense& L = layout.decoder[l];
-        const bool hidden = l + 1 < int(layout.decoder.size());
         const float* inp = l > 0 ? ws.dec_out[l - 1].get() : z;
         float* d_inp = l > 0 ? spare : dz;
-        dense_backward_cuda(blas_, stream_, d_inp, grad_.get() + L.w, grad_.get() + L.b, d, ws.dec_out[l].get(), inp,
-                            params_.get() + L.w, ws.ones.get(), M, L.n_in, L.n_out, hidden, config.activation);
+        dense_backward_cuda(blas_, stream_, d_inp, grad_.get() + L.w, grad_.get() + L.b, d, inp, params_.get() + L.w,
+                            ws.ones.get(), M, L.n_in, L.n_out, /*inp_act=*/l > 0, config.activation);
         std::swap(d, spare);
     }
 }
 
 void ModelCuda::encoder_backward(const float* x, int N, DeviceWorkspace& ws) {
     float* d = ws.d_head.get();
+    logvar_clamp_backward_cuda(stream_, d, ws.enc_out.back().get(), N, config.n_components);
     float* next = ws.d_a.get();
     for (int l = int(layout.encoder.size()) - 1; l >= 0; --l) {
         const Dense& L = layout.encoder[l];
-        const bool hidden = l + 1 < int(layout.encoder.size());
         const float* inp = l > 0 ? ws.enc_out[l - 1].get() : x;
         float* d_inp = l > 0 ? next : nullptr;  // the data needs no gradient
-        dense_backward_cuda(blas_, stream_, d_inp, grad_.get() + L.w, grad_.get() + L.b, d, ws.enc_out[l].get(), inp,
-                            params_.get() + L.w, ws.ones.get(), N, L.n_in, L.n_out, hidden, config.activation);
+        dense_backward_cuda(blas_, stream_, d_inp, grad_.get() + L.w, grad_.get() + L.b, d, inp, params_.get() + L.w,
+                            ws.ones.get(), N, L.n_in, L.n_out, /*inp_act=*/l > 0, config.activation);
         next = (d == ws.d_head.get()) ? ws.d_b.get() : d;
         d = d_inp;
     }
 }
 
+void ModelCuda::kl_forward(const float* head, int N, int S, DeviceWorkspace& ws) {
+    const int Z = config.n_components;
+    if (config.kl == KLMode::analytic) kl_analytic_forward_cuda(stream_, ws.kl_analytic.get(), head, N, Z);
+    kl_mc_forward_cuda(stream_, ws.kl.get(), head, ws.eps.get(), ws.z.get(), N, S, Z, config.posterior);
+}
+
+void ModelCuda::posterior_backward(const float* head, float* dz, int N, int S, DeviceWorkspace& ws) {
+    const int Z = config.n_components;
+    const float beta = float(config.beta), w_row = 1.f / float(N), w_draw = elbo_draw_weight<float>(N, S);
+    const bool mc = config.kl == KLMode::mc;  // (the ELBO only: no IWAE training here)
+    const bool pathwise = config.estimator == Estimator::reparameterization;
+    float* d_head = ws.d_head.get();
+    if (mc) kl_mc_backward_cuda(stream_, d_head, dz, ws.z.get(), N, S, Z, beta, w_row, w_draw, pathwise);
+    else kl_analytic_backward_cuda(stream_, d_head, head, N, Z, beta, w_row);
+    if (pathwise) reparameterize_backward_cuda(stream_, d_head, dz, head, ws.eps.get(), N, S, Z);
+    else score_function_backward_cuda(stream_, d_head, head, ws.eps.get(), ws.recon.get(), ws.kl.get(), N, S, Z,
+                                      config.posterior, mc, beta, w_draw, &state_.get()->baseline);
+}
+
 void ModelCuda::forward_backward(const float* x_obs, const float* x_enc, int N) {
-    const int S = config.n_mc_samples, Z = config.n_components, D = config.n_features;
+    const int S = config.n_mc_samples, Z = config.n_components;
     DeviceWorkspace& ws = ws_;
     PYVAE_CUDA_CHECK(cudaMemsetAsync(grad_.get(), 0, sizeof(float) * size_t(n_params()), stream_));
     const float* head = encoder_forward(x_enc, N, ws);
-    reparameterize_cuda(stream_, head, ws.noise.get(), ws.eps.get(), ws.z.get(), N, S, Z, config.posterior);
+    reparameterize_forward_cuda(stream_, ws.eps.get(), ws.z.get(), head, ws.noise.get(), N, S, Z, config.posterior);
     const float* out = decoder_forward(ws.z.get(), S * N, ws);
-    const float w_draw = 1.f / (float(S) * float(N));
+    const float w_draw = elbo_draw_weight<float>(N, S);
     float* d_out = ws.d_a.get();
-    likelihood_forward_backward_cuda(blas_, stream_, config.likelihood, config.missing, float(config.variance_floor),
-                                     params_.get() + layout.noise_logvar, out, x_obs, N, S, D, ws.recon.get(), d_out,
-                                     grad_.get() + layout.noise_logvar, w_draw, ws.lv_terms.get(), ws.column.get(),
-                                     ws.ones.get());
-    const bool mc = config.kl == KLMode::mc;
-    kl_forward_cuda(stream_, head, ws.eps.get(), ws.z.get(), N, S, Z, config.posterior, !mc, ws.kl.get(),
-                    ws.kl_analytic.get());
+    likelihood_forward_backward_cuda(blas_, stream_, config, params_.get() + layout.noise_logvar, out, x_obs, N, S,
+                                     ws.recon.get(), w_draw, d_out, grad_.get() + layout.noise_logvar,
+                                     ws.logvar_scratch());
+    kl_forward(head, N, S, ws);
     const bool pathwise = config.estimator == Estimator::reparameterization;
     float* dz = pathwise ? ws.dz.get() : nullptr;  // the score-function estimator needs none
     decoder_backward(ws.z.get(), S * N, d_out, dz, ws);
-    posterior_backward_cuda(stream_, head, ws.eps.get(), ws.z.get(), dz, ws.recon.get(), ws.kl.get(), N, S, Z,
-                            config.posterior, mc, pathwise, float(config.beta), &state_.get()->baseline,
-                            ws.d_head.get());
+    posterior_backward(head, dz, N, S, ws);
     encoder_backward(x_enc, N, ws);
 }
 
@@ -222,9 +235,8 @@ void ModelCuda::adam_update(float* params, const float* grad, float* m, float* v
     const int64_t P = n_params();
     StepState st;
     st.step = step;
-    st.learning_rate = a.learning_rate, st.beta1 = a.beta1, st.beta2 = a.beta2, st.epsilon = a.epsilon;
-    st.alpha = a.alpha;
-    adam_scalars(st);
+    st.adam = a;
+    st.adam_step = adam_step<float>(a, step);
     upload(state_.get(), &st, 1);
     upload_params(params);
     upload(grad_.get(), grad, P);
@@ -364,8 +376,7 @@ EpochResult ModelCuda::train_epoch(float* params, float* m, float* v, int64_t* s
     st.seed = seed;
     st.step = *step;
     st.baseline = *baseline;
-    st.learning_rate = adam.learning_rate, st.beta1 = adam.beta1, st.beta2 = adam.beta2;
-    st.epsilon = adam.epsilon, st.alpha = adam.alpha;
+    st.adam = adam;
     upload(state_.get(), &st, 1);
 
     bool stopped = false;

@@ -103,6 +103,7 @@ struct DeviceWorkspace {
     DeviceArray<uint64_t> keys;                        // (N)
 
     void reserve(const Config& c, const Layout& L, int rows, int samples, cudaStream_t stream);
+    LogvarScratch logvar_scratch() const { return {lv_terms.get(), column.get(), ones.get()}; }
 };
 
 class ModelCuda {
@@ -202,6 +203,11 @@ class ModelCuda {
     const float* decoder_forward(const float* z, int M, DeviceWorkspace& ws);
     void decoder_backward(const float* z, int M, float* d_out, float* dz, DeviceWorkspace& ws);
     void encoder_backward(const float* x, int N, DeviceWorkspace& ws);
+    // ws.kl (S*N), and ws.kl_analytic (N) with the analytic KL, as Model::kl_forward.
+    void kl_forward(const float* head, int N, int S, DeviceWorkspace& ws);
+    // ws.d_head (N, 2Z) from the KL's gradient, then the pathwise chain through dz
+    // (S, N, Z) or the score-function estimator, as Model::posterior_backward.
+    void posterior_backward(const float* head, float* dz, int N, int S, DeviceWorkspace& ws);
     // The body of loss_and_grad on ws_'s x_obs, x_enc and noise: writes grad_,
     // ws_.recon, kl, kl_analytic; the baseline is read from state_.
     void forward_backward(const float* x_obs, const float* x_enc, int N);

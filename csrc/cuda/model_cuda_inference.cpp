@@ -96,7 +96,7 @@ const float* ModelCuda::posterior_draws(const float* x, int N, int S, uint64_t s
         enc = ws.x_enc.get();
     }
     const float* head = encoder_forward(enc, N, ws);
-    reparameterize_cuda(stream_, head, ws.noise.get(), ws.eps.get(), ws.z.get(), N, S, Z, config.posterior);
+    reparameterize_forward_cuda(stream_, ws.eps.get(), ws.z.get(), head, ws.noise.get(), N, S, Z, config.posterior);
     return head;
 }
 
@@ -118,7 +118,7 @@ void ModelCuda::sample_posterior(const float* params, const float* X, int64_t n_
 void ModelCuda::score(const float* params, const float* X, int64_t n_rows, int K, bool importance, uint64_t seed,
                       double* out, const std::function<bool()>& interrupted) {
     std::lock_guard<std::mutex> lock(mutex_);
-    const int D = config.n_features, Z = config.n_components;
+    const int D = config.n_features;
     const int S = importance ? K : config.n_mc_samples;
     const int C = prepare_inference(params, n_rows, S);
     const bool analytic = config.kl == KLMode::analytic;
@@ -127,11 +127,9 @@ void ModelCuda::score(const float* params, const float* X, int64_t n_rows, int K
         upload(infer_.x_obs.get(), X + start * D, int64_t(N) * D);
         const float* head = posterior_draws(infer_.x_obs.get(), N, S, seed, infer_);
         const float* o = decoder_forward(infer_.z.get(), S * N, infer_);
-        likelihood_forward_backward_cuda(blas_, stream_, config.likelihood, config.missing, float(config.variance_floor),
-                                         params_.get() + layout.noise_logvar, o, infer_.x_obs.get(), N, S, D,
-                                         infer_.recon.get(), nullptr, nullptr, 0.f, nullptr, nullptr, nullptr);
-        kl_forward_cuda(stream_, head, infer_.eps.get(), infer_.z.get(), N, S, Z, config.posterior, analytic,
-                        infer_.kl.get(), infer_.kl_analytic.get());
+        likelihood_forward_cuda(stream_, config, params_.get() + layout.noise_logvar, o, infer_.x_obs.get(), N, S,
+                                infer_.recon.get());
+        kl_forward(head, N, S, infer_);
         score_rows_cuda(stream_, infer_.scores.get(), infer_.recon.get(), infer_.kl.get(), infer_.kl_analytic.get(),
                         N, S, importance, analytic);
         download(out + start, infer_.scores.get(), N);

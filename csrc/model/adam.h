@@ -9,10 +9,37 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/hd.h"
 #include "cpu/dispatch.h"
 #include "cpu/parallel.h"
 
 namespace pyvae {
+
+// The settings of Adam step `step` (from 1) in T, its bias corrections
+// 1 - beta^step folded in once per step: the step size lr / (1 - beta1^step)
+// and 1 / sqrt(1 - beta2^step), which scales sqrt(v).
+template <class T>
+struct AdamStep {
+    T step_size, inv_sqrt_bc2, b1, b2, eps;
+};
+template <class T>
+PYVAE_HD inline AdamStep<T> adam_step(const AdamSettings& a, int64_t step) {
+    const double bc1 = 1 - hd_pow(a.beta1, double(step));
+    const double bc2 = 1 - hd_pow(a.beta2, double(step));
+    return {T(a.learning_rate / bc1), T(1 / hd_sqrt(bc2)), T(a.beta1), T(a.beta2), T(a.epsilon)};
+}
+
+// One element's update from its gradient g, with L2 decay `decay` (alpha or 0):
+// g += decay p; m, v = the moving averages of g and g^2; p -= step_size m / (sqrt(v) / sqrt(bc2) + eps).
+template <class T>
+PYVAE_HD inline void adam_element(T& p, T g, T& m, T& v, T decay, const AdamStep<T>& s) {
+    const T gk = g + decay * p;
+    const T mk = s.b1 * m + (1 - s.b1) * gk;
+    const T vk = s.b2 * v + (1 - s.b2) * gk * gk;
+    m = mk;
+    v = vk;
+    p -= s.step_size * mk / (hd_sqrt(vk) * s.inv_sqrt_bc2 + s.eps);
+}
 
 // Adam on elements [lo, hi) of the flat buffers, with weight decay `decay`:
 // the vectorized leaf kernel, one clone per instruction set (dispatch.h). With
@@ -21,18 +48,13 @@ namespace pyvae {
 // nearly free, and the next step needs no pass to zero the gradient.
 template <class T, bool kConsume>
 void adam_chunk(T* __restrict p, std::conditional_t<kConsume, T, const T>* __restrict g,
-                T* __restrict mm, T* __restrict vv, int64_t lo, int64_t hi, T decay, T b1, T b2,
-                T step_size, T inv_sqrt_bc2, T eps) {
+                T* __restrict mm, T* __restrict vv, int64_t lo, int64_t hi, T decay, AdamStep<T> s) {
     return per_isa([&]() PYVAE_KERNEL {
 #pragma omp simd
         for (int64_t k = lo; k < hi; ++k) {
-            const T gk = g[k] + decay * p[k];
+            const T gk = g[k];
             if constexpr (kConsume) g[k] = T(0);
-            const T mk = b1 * mm[k] + (1 - b1) * gk;
-            const T vk = b2 * vv[k] + (1 - b2) * gk * gk;
-            mm[k] = mk;
-            vv[k] = vk;
-            p[k] -= step_size * mk / (std::sqrt(vk) * inv_sqrt_bc2 + eps);
+            adam_element(p[k], gk, mm[k], vv[k], decay, s);
         }
     });
 }
@@ -43,10 +65,7 @@ template <class T, class G>
 void adam_update(const Layout& layout, T* params, G* grad, T* m, T* v, int64_t step, const AdamSettings& a,
                  int n_threads) {
     constexpr bool consume = !std::is_const_v<G>;
-    const double bc1 = 1 - std::pow(a.beta1, double(step));
-    const double bc2 = 1 - std::pow(a.beta2, double(step));
-    const T step_size = T(a.learning_rate / bc1), inv_sqrt_bc2 = T(1 / std::sqrt(bc2));
-    const T b1 = T(a.beta1), b2 = T(a.beta2), eps = T(a.epsilon);
+    const AdamStep<T> s = adam_step<T>(a, step);
     // Fixed chunks of each tensor, one parallel loop over all of them: where a
     // chunk starts (and so which elements take the vector or the scalar path)
     // does not depend on the thread count.
@@ -70,8 +89,7 @@ void adam_update(const Layout& layout, T* params, G* grad, T* m, T* v, int64_t s
     const int64_t n_chunks = int64_t(chunks.size());
     parallel_for(n_chunks, chunk_for(n_chunks), n_threads, layout.size > 65536, [&](int64_t first, int64_t last) {
         for (int64_t c = first; c < last; ++c)
-            adam_chunk<T, consume>(params, grad, m, v, chunks[c].lo, chunks[c].hi, chunks[c].decay, b1, b2,
-                                   step_size, inv_sqrt_bc2, eps);
+            adam_chunk<T, consume>(params, grad, m, v, chunks[c].lo, chunks[c].hi, chunks[c].decay, s);
     });
 }
 

@@ -16,6 +16,14 @@
 
 namespace pyvae {
 
+// ---- the activations, one entry at a time (both engines: hd.h) ---------------------
+// Forward y = act(v); backward d(loss)/dv = d(loss)/dy * act'(v), from the saved
+// output y. relu(v) is hd.h's (NaN stays NaN); tanh is fastmath.h's simd_tanh.
+template <class T>
+PYVAE_HD inline T relu_backward(T d, T y) { return y > T(0) ? d : T(0); }
+template <class T>
+PYVAE_HD inline T tanh_backward(T d, T y) { return d * (T(1) - y * y); }
+
 // Eight floats or four doubles: GCC's vector extension, which each instruction
 // set's copy of a kernel lowers to its own registers (two SSE registers in the
 // baseline copy, one AVX register in the others).
@@ -40,15 +48,10 @@ void bias_activation(T* __restrict out, int O, const T* __restrict b, int r0, in
                 for (int o = c0; o < c1; ++o) y[o] += b[o];
             } else if (act == Activation::relu) {
 #pragma omp simd
-                for (int o = c0; o < c1; ++o) {
-                    const T v = y[o] + b[o];
-                    y[o] = v < T(0) ? T(0) : v;  // std::max(v, 0): NaN stays NaN
-                }
-            } else if constexpr (std::is_same_v<T, float>) {
+                for (int o = c0; o < c1; ++o) y[o] = relu(y[o] + b[o]);
+            } else {
 #pragma omp simd
-                for (int o = c0; o < c1; ++o) y[o] = tanh_unit(y[o] + b[o]);
-            } else {  // float64: the oracle of the gradient checks
-                for (int o = c0; o < c1; ++o) y[o] = std::tanh(y[o] + b[o]);
+                for (int o = c0; o < c1; ++o) y[o] = simd_tanh(y[o] + b[o]);
             }
         }
     });
@@ -163,10 +166,10 @@ void activation_grad(T* __restrict d_inp, const T* __restrict y, int I, int r0, 
             const T* yn = y + int64_t(n) * I;
             if (act == Activation::relu) {
 #pragma omp simd
-                for (int i = c0; i < c1; ++i) d[i] = yn[i] > T(0) ? d[i] : T(0);
+                for (int i = c0; i < c1; ++i) d[i] = relu_backward(d[i], yn[i]);
             } else {
 #pragma omp simd
-                for (int i = c0; i < c1; ++i) d[i] *= T(1) - yn[i] * yn[i];
+                for (int i = c0; i < c1; ++i) d[i] = tanh_backward(d[i], yn[i]);
             }
         }
     });

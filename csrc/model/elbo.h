@@ -5,10 +5,13 @@
 // per-draw log p(x_i | z_si) and log q(z_si | x_i) - log p(z_si); row (s, i) is
 // s * N + i. Their backward is the weight of each draw's term in the batch's
 // loss (DrawWeights), which the likelihoods' and the KL's backwards apply.
+// The per-row functions are PYVAE_HD (hd.h): the CUDA kernels call them too.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+
+#include "model/hd.h"
 
 namespace pyvae {
 
@@ -26,13 +29,17 @@ struct DrawWeights {
     T relative_at(int64_t r) const { return relative ? relative[r] : T(1); }
 };
 
+// The ELBO's weight of each draw's term in the batch's loss, 1 / (S N).
+template <class T>
+PYVAE_HD inline T elbo_draw_weight(int N, int S) { return T(1) / (T(S) * T(N)); }
+
 // The two terms of row i's ELBO: E_q[log p(x|z)] as the mean over the draws,
 // and the KL, in closed form (kl_analytic (N)) or as the mean over the draws.
 struct ElboTerms {
     double recon, kl;
 };
-inline ElboTerms elbo_forward(const double* recon, const double* kl, const double* kl_analytic, int i, int N, int S,
-                              bool mc_kl) {
+PYVAE_HD inline ElboTerms elbo_forward(const double* recon, const double* kl, const double* kl_analytic, int i, int N,
+                                       int S, bool mc_kl) {
     double rec = 0, klm = 0;
     for (int s = 0; s < S; ++s) {
         rec += recon[int64_t(s) * N + i];
@@ -40,6 +47,9 @@ inline ElboTerms elbo_forward(const double* recon, const double* kl, const doubl
     }
     return {rec / S, mc_kl ? klm / S : kl_analytic[i]};
 }
+// The row's ELBO, recon - KL (a bound in nats), and its training loss -recon + beta KL.
+PYVAE_HD inline double elbo_of(const ElboTerms& t) { return t.recon - t.kl; }
+PYVAE_HD inline double elbo_loss(const ElboTerms& t, double beta) { return -t.recon + beta * t.kl; }
 
 // ---- the importance-weighted bound (Burda, Grosse & Salakhutdinov, 2015) ----------
 // Row i's K = S draws z_s = mu + sigma * e_s have the log importance weights
@@ -67,19 +77,22 @@ inline ElboTerms elbo_forward(const double* recon, const double* kl, const doubl
 // the exponentials finite, and the backward needs no shift of its own.
 
 // log w of draw row r = s * N + i: log p(x|z) - beta (log q(z|x) - log p(z)).
-inline double log_importance_weight(const double* recon, const double* kl, int64_t r, double beta) {
+PYVAE_HD inline double log_importance_weight(const double* recon, const double* kl, int64_t r, double beta) {
     return recon[r] - beta * kl[r];
 }
 
 // L_K = log (1/S) sum_s w_s for row i: log-mean-exp, shifted by the largest log w.
-inline double importance_bound_forward(const double* recon, const double* kl, int i, int N, int S,
-                                       double beta = 1.0) {
+PYVAE_HD inline double importance_bound_forward(const double* recon, const double* kl, int i, int N, int S,
+                                                double beta = 1.0) {
     double top = -INFINITY;
-    for (int s = 0; s < S; ++s) top = std::max(top, log_importance_weight(recon, kl, int64_t(s) * N + i, beta));
+    for (int s = 0; s < S; ++s) {
+        const double t = log_importance_weight(recon, kl, int64_t(s) * N + i, beta);
+        top = top < t ? t : top;  // std::max(top, t)
+    }
     double acc = 0;
-    for (int s = 0; s < S; ++s) acc += std::exp(log_importance_weight(recon, kl, int64_t(s) * N + i, beta) - top);
+    for (int s = 0; s < S; ++s) acc += hd_exp(log_importance_weight(recon, kl, int64_t(s) * N + i, beta) - top);
     // every term -inf (float32 overflow far from the data): the bound is -inf, not NaN
-    return std::isinf(top) ? top : top + std::log(acc / S);
+    return hd_abs(top) == INFINITY ? top : top + hd_log(acc / S);
 }
 
 // wt (S*N), row i's entries: its draws' self-normalized weights wt_s = exp(log w_s - L_K) / S,
@@ -93,12 +106,24 @@ void importance_bound_backward(T* wt, const double* recon, const double* kl, dou
     }
 }
 
-// The score-function estimator's learning signal f = log p(x|z) - beta * (log q - log p(z))
-// (the KL part with the MC KL only), averaged over the S*N draws.
+// The score-function estimator's learning signal of draw row r,
+// f = log p(x|z) - beta * (log q - log p(z)): its log importance weight, the
+// KL part with the MC KL only (the analytic KL's gradient is exact, not estimated).
+PYVAE_HD inline double learning_signal(const double* recon, const double* kl, int64_t r, bool mc_kl, double beta) {
+    return mc_kl ? log_importance_weight(recon, kl, r, beta) : recon[r];
+}
+
+// The learning signal averaged over the S*N draws.
 inline double learning_signal_mean(const double* recon, const double* kl, int N, int S, bool mc_kl, double beta) {
     double f = 0;
-    for (int64_t r = 0; r < int64_t(S) * N; ++r) f += recon[r] - (mc_kl ? beta * kl[r] : 0.0);
+    for (int64_t r = 0; r < int64_t(S) * N; ++r) f += learning_signal(recon, kl, r, mc_kl, beta);
     return f / (double(S) * N);
+}
+
+// The score-function estimator's baseline after Adam step `step` (from 1): the
+// first batch's mean learning signal, then a running mean with weight 0.1.
+PYVAE_HD inline double baseline_update(double baseline, double mean_f, int64_t step) {
+    return step == 1 ? mean_f : 0.9 * baseline + 0.1 * mean_f;
 }
 
 }  // namespace pyvae

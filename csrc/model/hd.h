@@ -26,20 +26,27 @@ PYVAE_HD_LIBM(log1p)
 PYVAE_HD_LIBM(tanh)
 PYVAE_HD_LIBM(sqrt)
 PYVAE_HD_LIBM(cos)
+PYVAE_HD_LIBM(lgamma)
 #undef PYVAE_HD_LIBM
+PYVAE_HD inline double hd_pow(double x, double y) { return ::pow(x, y); }
 PYVAE_HD inline float hd_abs(float x) { return ::fabsf(x); }
 PYVAE_HD inline double hd_abs(double x) { return ::fabs(x); }
 
 constexpr double kLog2Pi = 1.8378770664093453;
 
+// max(a, 0), as std::max(a, T(0)): a NaN stays NaN (a NaN loss must stay visible).
+template <class T>
+PYVAE_HD inline T relu(T a) { return a < T(0) ? T(0) : a; }
+
+// 1 / (1 + e^-a) from e = e^-|a|, which the caller may share with other terms.
+template <class T>
+PYVAE_HD inline T sigmoid_of_exp(T a, T e) { return a >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e); }
+
 // log(1 + e^a) and 1 / (1 + e^-a), stable for any a; NaN stays NaN.
 template <class T>
-PYVAE_HD inline T softplus(T a) { return (a < T(0) ? T(0) : a) + hd_log1p(hd_exp(-hd_abs(a))); }
+PYVAE_HD inline T softplus(T a) { return relu(a) + hd_log1p(hd_exp(-hd_abs(a))); }
 template <class T>
-PYVAE_HD inline T sigmoid(T a) {
-    const T e = hd_exp(-hd_abs(a));
-    return a >= T(0) ? T(1) / (T(1) + e) : e / (T(1) + e);
-}
+PYVAE_HD inline T sigmoid(T a) { return sigmoid_of_exp(a, hd_exp(-hd_abs(a))); }
 
 // The largest value below 1 in T: where a uniform draw must stay inside (0, 1).
 PYVAE_HD inline float below_one(float) { return 0x1.fffffep-1f; }

@@ -48,7 +48,7 @@ inline void importance_weights_forward(const double* recon, const double* kl, in
         double top = -INFINITY;
         for (int k = 0; k < K; ++k) {
             const int64_t r = int64_t(k) * N + i;
-            w[k] = recon[r] - kl[r];
+            w[k] = log_importance_weight(recon, kl, r, 1.0);
             top = std::max(top, w[k]);
         }
         if (!std::isfinite(top)) {

@@ -5,8 +5,9 @@
 // draw row r by its own weight[r] (DrawWeights, elbo.h: one scalar for the ELBO,
 // the importance weights for the IWAE bound). Row (s, i) of out is s * N + i. With `missing`, a NaN in x marks an entry
 // that neither counts nor gets a gradient. Model::likelihood_forward and
-// Model::likelihood_backward pick the pair of the configured likelihood; the
-// scalar math shared with the CUDA kernels is in likelihood_math.h.
+// Model::likelihood_backward pick the pair of the configured likelihood. Each
+// entry's log p and gradient is likelihood_math.h's, which the CUDA kernels
+// call too; this file holds the CPU's loops over rows and draws.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -29,18 +30,6 @@ constexpr int64_t kParallelEntries = 16384;
 
 // ---- Bernoulli: log p(x | a) = x a - softplus(a), a the decoder's logit -------
 
-// One entry's log p = x a - softplus(a) and d(-log p)/da = sigmoid(a) - x, each
-// from e = e^-|a| (computed once by the caller): branch-free, so the row
-// loops below vectorize.
-inline float bernoulli_log_p_entry(float ak, float xk, float e) {
-    const float relu = ak < 0.0f ? 0.0f : ak;  // std::max(ak, 0), NaN kept
-    return xk * ak - (relu + log1p_unit(e));
-}
-inline float bernoulli_grad_entry(float ak, float xk, float e) {
-    const float inv = 1.0f / (1.0f + e);  // sigmoid(|a|)
-    return pick_bits(sign_mask(ak), e * inv, inv) - xk;
-}
-
 // One pass over a row of D entries, each from one e^-|a_k|: returns
 // sum_k log p(x_k | a_k) when kLogP and writes d_k = weight * (sigmoid(a_k) -
 // x_k) when kGrad. The three row kernels below are this loop; forced inline,
@@ -53,10 +42,10 @@ __attribute__((always_inline)) inline float bernoulli_row_pass(float* d, const f
 #pragma omp simd reduction(+ : acc)
         for (int k = 0; k < D; ++k) {
             const float ak = a[k], xk = x[k];
-            const float e = exp_nonpositive(-std::fabs(ak));
+            const float e = bernoulli_exp(ak);
             const uint32_t skip = decltype(with_missing)::value ? nan_mask(xk) : 0u;
-            if constexpr (kLogP) acc += pick_bits(skip, 0.0f, bernoulli_log_p_entry(ak, xk, e));
-            if constexpr (kGrad) d[k] = pick_bits(skip, 0.0f, weight * bernoulli_grad_entry(ak, xk, e));
+            if constexpr (kLogP) acc += pick_bits(skip, 0.0f, bernoulli_log_p(ak, xk, e));
+            if constexpr (kGrad) d[k] = pick_bits(skip, 0.0f, weight * bernoulli_grad(ak, xk, e));
         }
     };
     if (missing) body(std::true_type());
@@ -72,9 +61,7 @@ inline T bernoulli_row_forward(const T* x, const T* a, int D, bool missing) {
         T acc = 0;
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(x[k])) continue;
-            const T ak = a[k];
-            const T e = std::exp(-std::abs(ak));
-            acc += x[k] * ak - (std::max(ak, T(0)) + std::log1p(e));
+            acc += bernoulli_log_p(a[k], x[k], bernoulli_exp(a[k]));
         }
         return acc;
     });
@@ -90,9 +77,7 @@ inline void bernoulli_row_backward(T* d, const T* x, const T* a, int D, T weight
         }
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(x[k])) { d[k] = 0; continue; }
-            const T ak = a[k];
-            const T e = std::exp(-std::abs(ak));
-            d[k] = weight * ((ak >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e)) - x[k]);
+            d[k] = weight * bernoulli_grad(a[k], x[k], bernoulli_exp(a[k]));
         }
     });
 }
@@ -172,31 +157,24 @@ void continuous_bernoulli_backward(T* d_out, const T* out, const T* x, int N, in
 }
 
 // ---- Gaussian: log p(x | m) = -(log 2 pi + log var + (x - m)^2 / var) / 2 -------
-// var = variance_floor + e^lv (likelihood_math.h's floored_variance), lv one
-// learned log-variance per feature (gaussian) or one shared by all
-// (gaussian_isotropic): feature k reads lv[k * lv_stride].
+// var = variance_floor + e^lv (likelihood_math.h), lv one learned log-variance
+// per feature (gaussian) or one shared by all (gaussian_isotropic): feature k
+// reads lv[k * lv_stride].
 
-// Per-feature constants, computed once per call rather than once per entry:
-// log var, 1 / var, and d var / d lv / var = e^lv / var (the share of the
-// variance the learned part holds, which scales the log-variance gradient).
+// Each feature's gaussian_feature (likelihood_math.h), computed once per call
+// rather than once per entry.
 template <class T>
 struct GaussianNoise {
     std::vector<T> log_var, inv_var, learned_share;  // (D)
     GaussianNoise(const T* lv, int lv_stride, int D, T floor) : log_var(D), inv_var(D), learned_share(D) {
         for (int k = 0; k < D; ++k) {
-            const T learned = std::exp(lv[k * lv_stride]);
-            const T var = floored_variance(lv[k * lv_stride], floor);
-            log_var[k] = std::log(var);
-            inv_var[k] = T(1) / var;
-            learned_share[k] = learned / var;
+            const GaussianFeature<T> f = gaussian_feature(lv[k * lv_stride], floor);
+            log_var[k] = f.log_var;
+            inv_var[k] = f.inv_var;
+            learned_share[k] = f.learned_share;
         }
     }
 };
-
-template <class T>
-inline T gaussian_log_p(T residual, T log_var, T inv_var) {
-    return T(-0.5) * (T(kLog2Pi) + log_var + residual * residual * inv_var);
-}
 
 // sum over the draw rows r of column k of weight.relative_at(r) * 0.5 (1 - res^2 / var)
 // (rows in order: the sum does not depend on the thread count); times
@@ -208,8 +186,7 @@ T gaussian_logvar_grad(const T* out, const T* x, const GaussianNoise<T>& g, int 
     for (int64_t r = 0; r < int64_t(S) * N; ++r) {
         const T xv = x[(r % N) * D + k];
         if (missing && std::isnan(xv)) continue;
-        const T res = xv - out[r * D + k];
-        acc += weight.relative_at(r) * (T(0.5) * (T(1) - res * res * g.inv_var[k]));
+        acc += weight.relative_at(r) * gaussian_logvar_term(xv - out[r * D + k], g.inv_var[k]);
     }
     return acc;  // the caller scales: weight.scale * acc * e^lv / var
 }
@@ -240,7 +217,7 @@ void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const
         const T w = weight[r];
         for (int k = 0; k < D; ++k) {
             if (missing && std::isnan(xi[k])) { d[k] = 0; continue; }
-            d[k] = -w * (xi[k] - o[k]) * inv_var[k];
+            d[k] = gaussian_grad(xi[k] - o[k], inv_var[k], w);
         }
     });
     const int64_t SN = int64_t(S) * N;
@@ -286,9 +263,7 @@ void gaussian_isotropic_backward(T* d_out, T* d_lv, const T* out, const T* x, co
 
 // ---- Mixed columns: each block of Config::columns by its own kind ------------
 // Gaussian columns as above (a log-variance per column, lv[k]); Bernoulli as
-// above; Poisson with log-rate a:
-//   log p(x | a) = x a - e^a - log x!,          d(-log p)/da = e^a - x;
-// categorical over a block of one-hot columns with logits a (its width):
+// above; Poisson with log-rate a (likelihood_math.h); categorical over a block of one-hot columns with logits a (its width):
 //   log p(x | a) = sum_k x_k a_k - logsumexp(a),  d(-log p)/da_k = softmax(a)_k - x_k
 // (with sum_k x_k = 1). With `missing`, a categorical variable is missing when
 // its first column is NaN (the Python layer NaNs the whole group together).
@@ -321,7 +296,7 @@ T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, const std
             case ColumnKind::poisson:
                 for (int k = b.start; k < end; ++k) {
                     if (missing && std::isnan(x[k])) continue;
-                    acc += x[k] * a[k] - std::exp(a[k]) - T(std::lgamma(double(x[k]) + 1.0));
+                    acc += poisson_log_p(a[k], x[k]);
                 }
                 break;
             case ColumnKind::categorical: {
@@ -344,14 +319,14 @@ void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g,
         switch (b.kind) {
             case ColumnKind::gaussian:
                 for (int k = b.start; k < end; ++k)
-                    d[k] = missing && std::isnan(x[k]) ? T(0) : -weight * (x[k] - a[k]) * g.inv_var[k];
+                    d[k] = missing && std::isnan(x[k]) ? T(0) : gaussian_grad(x[k] - a[k], g.inv_var[k], weight);
                 break;
             case ColumnKind::bernoulli:
                 bernoulli_row_backward(d + b.start, x + b.start, a + b.start, b.width, weight, missing);
                 break;
             case ColumnKind::poisson:
                 for (int k = b.start; k < end; ++k)
-                    d[k] = missing && std::isnan(x[k]) ? T(0) : weight * (std::exp(a[k]) - x[k]);
+                    d[k] = missing && std::isnan(x[k]) ? T(0) : weight * poisson_grad(a[k], x[k]);
                 break;
             case ColumnKind::categorical: {
                 if (missing && std::isnan(x[b.start])) {

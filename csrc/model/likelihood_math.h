@@ -1,5 +1,7 @@
-// Scalar math of the likelihoods that the CPU core and the CUDA kernels both
-// need, written once as host/device functions.
+// Each likelihood's log p and gradient for one entry, written once as host/device
+// functions (hd.h): the CPU's row loops (likelihood.h) and the CUDA kernels
+// (kernels_cuda.cu) both call these. a is the decoder's output for the entry,
+// x the data; gradients are d(-log p)/da.
 //
 // Continuous Bernoulli (Loaiza-Ganem & Cunningham, 2019) in terms of the
 // decoder's logit a, lambda = sigmoid(a):
@@ -13,9 +15,23 @@
 #pragma once
 #include <cmath>
 
+#include "cpu/fastmath.h"
 #include "model/hd.h"
 
 namespace pyvae {
+
+// ---- Bernoulli: log p(x | a) = x a - softplus(a), d(-log p)/da = sigmoid(a) - x ----------
+// Both from e = e^-|a| (bernoulli_exp), computed once for the two; branch-free
+// in float on the CPU, so the row loops vectorize (fastmath.h).
+template <class T>
+PYVAE_HD inline T bernoulli_exp(T a) { return simd_exp_nonpositive(-hd_abs(a)); }
+template <class T>
+PYVAE_HD inline T bernoulli_log_p(T a, T x, T e) {
+    const T positive_part = relu(a);  // first: its select ends a block, and x a - (...) must fuse as before
+    return x * a - (positive_part + simd_log1p_unit(e));
+}
+template <class T>
+PYVAE_HD inline T bernoulli_grad(T a, T x, T e) { return simd_sigmoid_of_exp(a, e) - x; }
 
 // Below this |a| the series are used: their first omitted term is < 2e-9
 // relative there, while the closed forms would lose up to 4 digits.
@@ -81,5 +97,46 @@ PYVAE_HD inline T continuous_bernoulli_inverse_cdf(T a, T u) {
 // (GaussianMixture's reg_covar), so no feature's density can grow without bound.
 template <class T>
 PYVAE_HD inline T floored_variance(T logvar, T floor) { return floor + hd_exp(logvar); }
+
+// ---- Gaussian: log p(x | m) = -(log 2 pi + log var + (x - m)^2 / var) / 2 ----------------
+// var = floored_variance(lv, floor), lv the feature's learned log-variance.
+
+// What an entry's log p and gradients need of its feature's variance: log var,
+// 1 / var, and d var / d lv / var = e^lv / var (the share of the variance the
+// learned part holds, which scales the log-variance gradient).
+template <class T>
+struct GaussianFeature {
+    T log_var, inv_var, learned_share;
+};
+template <class T>
+PYVAE_HD inline GaussianFeature<T> gaussian_feature(T lv, T floor) {
+    const T learned = hd_exp(lv);
+    const T var = floored_variance(lv, floor);
+    return {hd_log(var), T(1) / var, learned / var};
+}
+
+// log p of an entry with residual x - m.
+template <class T>
+PYVAE_HD inline T gaussian_log_p(T residual, T log_var, T inv_var) {
+    return T(-0.5) * (T(kLog2Pi) + log_var + residual * residual * inv_var);
+}
+// weight * d(-log p)/dm = -weight (x - m) / var.
+template <class T>
+PYVAE_HD inline T gaussian_grad(T residual, T inv_var, T weight) { return -weight * residual * inv_var; }
+// d(-log p)/d lv = 0.5 (1 - res^2 / var) * learned_share: this returns the first
+// factor, which the callers sum over draws before scaling by the second.
+template <class T>
+PYVAE_HD inline T gaussian_logvar_term(T residual, T inv_var) {
+    return T(0.5) * (T(1) - residual * residual * inv_var);
+}
+// The standard deviation of draws of p(x | z), sqrt(var), from 1 / var.
+template <class T>
+PYVAE_HD inline T gaussian_sd(T inv_var) { return hd_sqrt(T(1) / inv_var); }
+
+// ---- Poisson with log-rate a: log p(x | a) = x a - e^a - log x!, d(-log p)/da = e^a - x ----
+template <class T>
+PYVAE_HD inline T poisson_log_p(T a, T x) { return x * a - hd_exp(a) - T(hd_lgamma(double(x) + 1.0)); }
+template <class T>
+PYVAE_HD inline T poisson_grad(T a, T x) { return hd_exp(a) - x; }
 
 }  // namespace pyvae

@@ -219,7 +219,7 @@ class Model {
         std::vector<T> sd(config.n_features, T(0));
         if (layout.n_noise_logvar == 0) return sd;
         const GaussianNoise<T> g = gaussian_noise(params);
-        for (int k = 0; k < config.n_features; ++k) sd[k] = std::sqrt(T(1) / g.inv_var[k]);
+        for (int k = 0; k < config.n_features; ++k) sd[k] = gaussian_sd(g.inv_var[k]);
         return sd;
     }
 
@@ -291,7 +291,7 @@ class Model {
     // weights, which loss_and_grad fills before any backward reads them.
     DrawWeights<T> draw_weights(int N, int S, const T* importance) const {
         if (config.objective == Objective::iwae) return DrawWeights<T>(T(1) / T(N), importance);
-        return DrawWeights<T>(T(1) / (T(S) * T(N)));
+        return DrawWeights<T>(elbo_draw_weight<T>(N, S));
     }
 
     // The training objective on one batch, with its gradient:
@@ -326,7 +326,7 @@ class Model {
             st.recon += t.recon;
             st.kl += t.kl;
             if (!iwae) {
-                loss += -t.recon + config.beta * t.kl;
+                loss += elbo_loss(t, config.beta);
                 continue;
             }
             const double bound = importance_bound_forward(ws.recon.data(), ws.kl.data(), i, N, S, config.beta);
@@ -445,10 +445,10 @@ class Model {
             if (!std::isfinite(loss)) { res.status = EpochStatus::non_finite; return res; }
             *step += 1;
             adam_update(params, grad.data(), m, v, *step, adam);
-            *baseline = (*step == 1) ? st.mean_f : 0.9 * *baseline + 0.1 * st.mean_f;
+            *baseline = baseline_update(*baseline, st.mean_f, *step);
             res.recon += st.recon;
             res.kl += st.kl;
-            res.elbo += st.recon - st.kl;
+            res.elbo += elbo_of({st.recon, st.kl});
             if (config.objective == Objective::iwae) res.bound -= loss * N;
             res.n_rows += N;
             if (dp ? stop : (interrupted && interrupted())) { res.status = EpochStatus::interrupted; return res; }

@@ -117,7 +117,7 @@ void Model<T>::score(const T* params, const T* X, int64_t n_rows, int K, bool im
                 out[start + i] = importance_bound_forward(ws.recon.data(), ws.kl.data(), i, n, S);
             } else {
                 const ElboTerms t = elbo_forward(ws.recon.data(), ws.kl.data(), ws.kl_analytic.data(), i, n, S, mc);
-                out[start + i] = t.recon - t.kl;
+                out[start + i] = elbo_of(t);
             }
         }
         stop = interrupted && interrupted();

@@ -22,6 +22,13 @@
 
 namespace pyvae {
 
+// One entry's draw (both engines, hd.h): Bernoulli from its mean and a uniform
+// u; Gaussian from its mean, sd (gaussian_sd) and a standard normal n.
+template <class T>
+PYVAE_HD inline T bernoulli_draw(T mean, double u) { return u < double(mean) ? T(1) : T(0); }
+template <class T>
+PYVAE_HD inline T gaussian_draw(T mean, T sd, double n) { return mean + sd * T(n); }
+
 // A Poisson(rate) count from the uniforms of stream (key, counter): inversion
 // below rate 30, else Hoermann's transformed rejection (PTRS, 1993), which
 // takes a few uniforms on average whatever the rate.
@@ -91,8 +98,8 @@ void observation_mean_row(const Config& c, const T* a, T* mean) {
 template <class T>
 void observation_draw_row(const Config& c, const T* a, const T* sd, uint64_t key, T* x) {
     const int D = c.n_features;
-    auto bernoulli = [&](int k) { return standard_uniform(key, uint64_t(k)) < double(sigmoid(a[k])) ? T(1) : T(0); };
-    auto gaussian = [&](int k) { return a[k] + sd[k] * T(standard_normal(key, uint64_t(k))); };
+    auto bernoulli = [&](int k) { return bernoulli_draw(sigmoid(a[k]), standard_uniform(key, uint64_t(k))); };
+    auto gaussian = [&](int k) { return gaussian_draw(a[k], sd[k], standard_normal(key, uint64_t(k))); };
     switch (c.likelihood) {
         case Likelihood::bernoulli:
             for (int k = 0; k < D; ++k) x[k] = bernoulli(k);

@@ -3,17 +3,26 @@
 // sample-major, row (s, i) of a (S, N, Z) buffer being s * N + i. Backward
 // functions accumulate into d_head (N, 2Z) with `+=`, after one of the KL
 // backwards has initialized it (the KL is the term every estimator has).
+// Each equation's arithmetic on one entry is a PYVAE_HD function (hd.h) right
+// above its loops here; the CUDA kernels (kernels_cuda.cu) call the same ones.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 
 #include "model/config.h"
 #include "model/elbo.h"
+#include "model/hd.h"
 #include "cpu/parallel.h"
 #include "model/rng.h"
 #include "model/standardized.h"
 
 namespace pyvae {
+
+// The gradient of one latent dimension's [mu | logvar] entry pair.
+template <class T>
+struct HeadGrad {
+    T mu, logvar;
+};
 
 // Draw-level passes run in parallel above this many entries.
 constexpr int64_t kParallelDraws = 16384;
@@ -35,13 +44,22 @@ void fill_noise(T* noise, const uint64_t* keys, int N, int S, int Z, bool unifor
 // head (N, 2Z): its logvar half clamped to +-kLogvarBound. Far from the training
 // data the raw value can exceed 177, exp(logvar / 2) overflows float32 and
 // z = mu + inf * eps makes the scores NaN. The clamp is part of the model; no
-// fitted posterior needs a variance beyond e^(+-30). NaN stays NaN.
+// fitted posterior needs a variance beyond e^(+-30). NaN stays NaN (as std::min/max).
+template <class T>
+PYVAE_HD inline T logvar_clamp(T lv) {
+    const T above = lv < T(-kLogvarBound) ? T(-kLogvarBound) : lv;
+    return T(kLogvarBound) < above ? T(kLogvarBound) : above;
+}
+// Whether the clamp holds at the (clamped) value lv: then it passes no gradient.
+template <class T>
+PYVAE_HD inline bool logvar_clamp_holds(T lv) { return hd_abs(lv) >= T(kLogvarBound); }
+
 template <class T>
 void logvar_clamp_forward(T* head, int N, int Z) {
     for (int i = 0; i < N; ++i)
         for (int j = Z; j < 2 * Z; ++j) {
             T& lv = head[int64_t(i) * 2 * Z + j];
-            lv = std::min(std::max(lv, T(-kLogvarBound)), T(kLogvarBound));
+            lv = logvar_clamp(lv);
         }
 }
 // d_head (N, 2Z): no gradient through the logvar half where the clamp holds.
@@ -49,10 +67,17 @@ template <class T>
 void logvar_clamp_backward(T* d_head, const T* head, int N, int Z) {
     for (int i = 0; i < N; ++i)
         for (int j = Z; j < 2 * Z; ++j)
-            if (std::abs(head[int64_t(i) * 2 * Z + j]) >= T(kLogvarBound)) d_head[int64_t(i) * 2 * Z + j] = T(0);
+            if (logvar_clamp_holds(head[int64_t(i) * 2 * Z + j])) d_head[int64_t(i) * 2 * Z + j] = T(0);
 }
 
 // ---- the reparameterization z = mu + exp(logvar / 2) * e, e = g(u) ----------------
+
+// z of one entry, from its standardized draw e.
+template <class T>
+PYVAE_HD inline T reparameterize_entry(T mu, T lv, T e) { return mu + hd_exp(T(0.5) * lv) * e; }
+// d logvar of one entry from d(loss)/dz: dz * exp(logvar / 2) * e / 2 (d mu is dz itself).
+template <class T>
+PYVAE_HD inline T reparameterize_logvar_grad(T dz, T lv, T e) { return dz * T(0.5) * hd_exp(T(0.5) * lv) * e; }
 
 // eps, z (S, N, Z) from the head (N, 2Z) and base noise (S, N, Z): z = mu + exp(logvar / 2) * g(u).
 template <class T>
@@ -67,7 +92,7 @@ void reparameterize_forward(T* eps, T* z, const T* head, const T* noise, int N, 
                 for (int j = 0; j < Z; ++j) {
                     const T e = standardized_draw(posterior, noise[r + j]);
                     eps[r + j] = e;
-                    z[r + j] = mu[j] + std::exp(T(0.5) * lv[j]) * e;
+                    z[r + j] = reparameterize_entry(mu[j], lv[j], e);
                 }
             }
         }
@@ -87,13 +112,24 @@ void reparameterize_backward(T* d_head, const T* dz, const T* head, const T* eps
                 for (int j = 0; j < Z; ++j) {
                     const int64_t k = (int64_t(s) * N + i) * Z + j;
                     d[j] += dz[k];
-                    d[Z + j] += dz[k] * T(0.5) * std::exp(T(0.5) * h[Z + j]) * eps[k];
+                    d[Z + j] += reparameterize_logvar_grad(dz[k], h[Z + j], eps[k]);
                 }
         }
     });
 }
 
 // ---- KL(q || N(0, I)) in closed form (Gaussian q) ----------------------------------
+
+// Twice one dimension's KL: mu^2 + e^logvar - 1 - logvar.
+template <class T>
+PYVAE_HD inline T kl_analytic_entry(T mu, T lv) { return mu * mu + hd_exp(lv) - T(1) - lv; }
+// weight * d KL / d[mu | logvar] of one dimension.
+template <class T>
+PYVAE_HD inline HeadGrad<T> kl_analytic_grad(T mu, T lv, T weight) {
+    return {weight * mu, weight * T(0.5) * (hd_exp(lv) - T(1))};
+}
+// KL_i = 0.5 * the sum over j of the entries: the sum in T, the half in double.
+PYVAE_HD inline double kl_analytic_row(double entries) { return 0.5 * entries; }
 
 // kl_analytic (N) = 0.5 sum_j (mu^2 + e^logvar - 1 - logvar).
 template <class T>
@@ -102,26 +138,42 @@ void kl_analytic_forward(double* kl_analytic, const T* head, int N, int Z) {
         const T* mu = head + int64_t(i) * 2 * Z;
         const T* lv = mu + Z;
         T acc = 0;
-        for (int j = 0; j < Z; ++j) acc += mu[j] * mu[j] + std::exp(lv[j]) - T(1) - lv[j];
-        kl_analytic[i] = 0.5 * double(acc);
+        for (int j = 0; j < Z; ++j) acc += kl_analytic_entry(mu[j], lv[j]);
+        kl_analytic[i] = kl_analytic_row(double(acc));
     }
 }
 // d_head (N, 2Z) = weight * d KL_i / d[mu | logvar] (initializes it), weight = beta / N.
 template <class T>
 void kl_analytic_backward(T* d_head, const T* head, int N, int Z, T beta, T w_row) {
+    const T weight = beta * w_row;
     for (int i = 0; i < N; ++i) {
         const T* mu = head + int64_t(i) * 2 * Z;
         const T* lv = mu + Z;
         T* dmu = d_head + int64_t(i) * 2 * Z;
         T* dlv = dmu + Z;
         for (int j = 0; j < Z; ++j) {
-            dmu[j] = beta * w_row * mu[j];
-            dlv[j] = beta * w_row * T(0.5) * (std::exp(lv[j]) - T(1));
+            const HeadGrad<T> g = kl_analytic_grad(mu[j], lv[j], weight);
+            dmu[j] = g.mu;
+            dlv[j] = g.logvar;
         }
     }
 }
 
 // ---- KL by Monte Carlo: log q(z|x) - log p(z) per draw ------------------------------
+
+// One entry's log q - log p(z): log f(e) - logvar / 2 + z^2 / 2 + log(2 pi) / 2,
+// f the standardized density.
+template <class T>
+PYVAE_HD inline T kl_mc_entry(Posterior posterior, T e, T lv, T z) {
+    return standardized_log_density(posterior, e) - T(0.5) * lv + T(0.5) * z * z + T(0.5 * kLog2Pi);
+}
+// weight * d/d logvar of -logvar / 2, for a row whose draws weigh `weight` in all.
+template <class T>
+PYVAE_HD inline T kl_mc_logvar_grad(T beta, T weight) { return -T(0.5) * beta * weight; }
+// weight * d/dz of z^2 / 2 (the prior), c = beta * the draw's weight: what the
+// pathwise estimator adds to d(loss)/dz.
+template <class T>
+PYVAE_HD inline T kl_mc_z_grad(T z, T c) { return c * z; }
 
 // kl (S*N) = sum_j log f(e_j) - logvar_j / 2 + z_j^2 / 2 + log(2 pi) / 2, f the standardized density.
 template <class T>
@@ -135,9 +187,7 @@ void kl_mc_forward(double* kl, const T* head, const T* eps, const T* z, int N, i
                 const T* e = eps + r * Z;
                 const T* zz = z + r * Z;
                 T acc = 0;
-                for (int j = 0; j < Z; ++j)
-                    acc += standardized_log_density(posterior, e[j]) - T(0.5) * lv[j] + T(0.5) * zz[j] * zz[j] +
-                           T(0.5 * kLog2Pi);
+                for (int j = 0; j < Z; ++j) acc += kl_mc_entry(posterior, e[j], lv[j], zz[j]);
                 kl[r] = double(acc);
             }
         }
@@ -158,19 +208,33 @@ void kl_mc_backward(T* d_head, T* dz, const T* z, int N, int S, int Z, T beta, T
         T* dlv = dmu + Z;
         for (int j = 0; j < Z; ++j) {
             dmu[j] = 0;
-            dlv[j] = pathwise ? -T(0.5) * beta * w_row : T(0);
+            dlv[j] = pathwise ? kl_mc_logvar_grad(beta, w_row) : T(0);
         }
     }
     if (!pathwise) return;
     for (int64_t r = 0; r < int64_t(S) * N; ++r) {
         const T c = beta * w_draw[r];
-        for (int64_t k = r * Z; k < (r + 1) * Z; ++k) dz[k] = dz[k] + c * z[k];
+        for (int64_t k = r * Z; k < (r + 1) * Z; ++k) dz[k] = dz[k] + kl_mc_z_grad(z[k], c);
     }
 }
 
 // ---- the score-function (REINFORCE) estimator ---------------------------------------
 // d(-f)/d(phi) ~ -(f - baseline) d log q(z|x)/d(phi), z held fixed, with the learning
-// signal f = log p(x|z) - beta (log q - log p(z)) (the KL part with the MC KL only).
+// signal f = log p(x|z) - beta (log q - log p(z)) (the KL part with the MC KL only;
+// learning_signal, elbo.h).
+
+// A draw's factor c = -(f - baseline) * its weight in the loss.
+template <class T>
+PYVAE_HD inline T score_function_weight(double f, double baseline, T w_draw) { return -T(f - baseline) * w_draw; }
+// c * d log q / d[mu | logvar] of one entry with standardized draw e: with
+// g = d log f / de and e = (z - mu) exp(-logvar / 2),
+// d/d mu = -g exp(-logvar / 2), d/d logvar = (-g e - 1) / 2.
+template <class T>
+PYVAE_HD inline HeadGrad<T> score_function_grad(Posterior posterior, T e, T lv, T c) {
+    const T g = standardized_score(posterior, e);
+    return {c * (-g * hd_exp(T(-0.5) * lv)), c * T(0.5) * (-g * e - T(1))};
+}
+
 // d_head (N, 2Z) += that, over the S draws in order.
 template <class T>
 void score_function_backward(T* d_head, const T* head, const T* eps, const double* recon, const double* kl, int N,
@@ -184,12 +248,11 @@ void score_function_backward(T* d_head, const T* head, const T* eps, const doubl
             for (int s = 0; s < S; ++s) {
                 const int64_t r = int64_t(s) * N + i;
                 const T* e = eps + r * Z;
-                const double f = recon[r] - (mc ? double(beta) * kl[r] : 0.0);
-                const T c = -T(f - baseline) * w_draw;
+                const T c = score_function_weight(learning_signal(recon, kl, r, mc, double(beta)), baseline, w_draw);
                 for (int j = 0; j < Z; ++j) {
-                    const T g = standardized_score(posterior, e[j]);
-                    dmu[j] += c * (-g * std::exp(T(-0.5) * lv[j]));
-                    dlv[j] += c * T(0.5) * (-g * e[j] - T(1));
+                    const HeadGrad<T> g = score_function_grad(posterior, e[j], lv[j], c);
+                    dmu[j] += g.mu;
+                    dlv[j] += g.logvar;
                 }
             }
         }
