@@ -38,13 +38,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``()`` gives linear maps (with ``likelihood="gaussian"``, factor analysis).
     activation : {"relu", "tanh"}, default="relu"
         Activation of the hidden layers.
-    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli"} or list, \
-            default="gaussian"
+    likelihood : {"gaussian", "gaussian_isotropic", "gaussian_heteroscedastic", "bernoulli", \
+            "continuous_bernoulli"} or list, default="gaussian"
         p(x | z). ``"gaussian"``: a Gaussian mean from the decoder and a
         learned variance per feature, for general real-valued data (the
         default, since that is what tabular data in scikit-learn usually is).
         ``"gaussian_isotropic"``: one shared learned variance (probabilistic
         PCA with no hidden layers).
+        ``"gaussian_heteroscedastic"``: the decoder gives each row a variance
+        per feature, ``variance_floor + exp(lv)`` (lv clamped to [-30, 30]),
+        so the noise follows z; CPU engine only.
         ``"bernoulli"``: logits from the decoder, for binary data; on grey
         levels in [0, 1] it trains well (the PyTorch example's choice) but its
         scores are not log-densities there.

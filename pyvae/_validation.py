@@ -12,9 +12,9 @@ from sklearn.utils.validation import validate_data
 
 from ._threads import _core, resolve_threads
 
-GAUSSIAN = ("gaussian", "gaussian_isotropic")
+GAUSSIAN = ("gaussian", "gaussian_isotropic", "gaussian_heteroscedastic")
 UNIT_INTERVAL = ("bernoulli", "continuous_bernoulli")
-LIKELIHOODS = ("gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli")
+LIKELIHOODS = ("gaussian", "gaussian_isotropic", "gaussian_heteroscedastic", "bernoulli", "continuous_bernoulli")
 # Per-column likelihoods: these kinds take one column each; ("categorical", k)
 # takes the k one-hot columns of a categorical variable.
 ONE_COLUMN_KINDS = ("gaussian", "bernoulli", "poisson")
@@ -95,6 +95,12 @@ def column_blocks(likelihood):
         raise ValueError(f"{hint}; got {likelihood!r}.")
     blocks = []
     for entry in likelihood:
+        if isinstance(entry, str) and entry == "gaussian_heteroscedastic":
+            raise ValueError(
+                "'gaussian_heteroscedastic' is a likelihood for the whole table (likelihood="
+                "'gaussian_heteroscedastic'), not a per-column kind: the per-column model's Gaussian "
+                "columns ('gaussian') have one learned variance each."
+            )
         if isinstance(entry, str) and entry in ONE_COLUMN_KINDS:
             blocks.append([entry, 1])
         elif (isinstance(entry, (list, tuple)) and len(entry) == 2 and entry[0] == "categorical"
@@ -162,6 +168,11 @@ def check_vae_hyperparameters(est):
         raise ValueError(
             "objective='iwae' trains on the CPU engine only: the CUDA engine trains on the ELBO. Use "
             "device='cpu', or objective='elbo'."
+        )
+    if est.likelihood == "gaussian_heteroscedastic" and est.device == "cuda":
+        raise ValueError(
+            "likelihood='gaussian_heteroscedastic' runs on the CPU engine only: the CUDA engine's "
+            "Gaussian has one learned variance per feature. Use device='cpu', or likelihood='gaussian'."
         )
     if est.posterior != "gaussian" and est.kl == "analytic":
         raise ValueError(

@@ -15,7 +15,9 @@
 namespace pyvae {
 
 enum class Activation { relu, tanh };
-enum class Likelihood { bernoulli, gaussian, gaussian_isotropic, continuous_bernoulli, mixed };
+// gaussian_heteroscedastic: the decoder gives each row its own log-variance per
+// feature beside the mean (decoder_out_width), in place of shared noise parameters.
+enum class Likelihood { bernoulli, gaussian, gaussian_isotropic, continuous_bernoulli, mixed, gaussian_heteroscedastic };
 
 PYVAE_HD inline bool is_gaussian(Likelihood l) { return l == Likelihood::gaussian || l == Likelihood::gaussian_isotropic; }
 // Likelihoods with a learned log-variance per feature (mixed: for its Gaussian columns).
@@ -36,7 +38,18 @@ enum class Estimator { reparameterization, score_function };
 // n_mc_samples draws per row (Burda et al.), both in elbo.h.
 enum class Objective { elbo, iwae };
 
-constexpr double kLogvarBound = 30.0;  // |log-variance| of q(z|x); see logvar_clamp_forward
+constexpr double kLogvarBound = 30.0;  // |log-variance| of q(z|x) and of the decoder's; see logvar_clamp_forward
+
+// A log-variance clamped to +-kLogvarBound (why: posterior.h's logvar_clamp_forward;
+// the heteroscedastic decoder's log-variance is clamped the same way). NaN stays NaN.
+template <class T>
+PYVAE_HD inline T logvar_clamp(T lv) {
+    const T above = lv < T(-kLogvarBound) ? T(-kLogvarBound) : lv;
+    return T(kLogvarBound) < above ? T(kLogvarBound) : above;
+}
+// Whether the clamp holds at the (clamped) value lv: then it passes no gradient.
+template <class T>
+PYVAE_HD inline bool logvar_clamp_holds(T lv) { return hd_abs(lv) >= T(kLogvarBound); }
 
 struct Config {
     int n_features = 0;
@@ -87,6 +100,12 @@ inline std::vector<ColumnBlock> make_column_blocks(const std::vector<std::pair<C
     return blocks;
 }
 
+// Width of a row of the decoder's output: the mean (or logits) of each feature,
+// and for the heteroscedastic Gaussian its log-variance after them, [m | lv].
+inline int decoder_out_width(const Config& c) {
+    return c.likelihood == Likelihood::gaussian_heteroscedastic ? 2 * c.n_features : c.n_features;
+}
+
 // Offsets of W (n_in, n_out) and b (n_out) in the flat parameter buffer.
 struct Dense {
     int64_t w, b;
@@ -95,7 +114,7 @@ struct Dense {
 
 struct Layout {
     std::vector<Dense> encoder;  // the last one is the head: (.., 2Z) = [mu | logvar]
-    std::vector<Dense> decoder;  // the last one gives logits or the Gaussian mean: (.., D)
+    std::vector<Dense> decoder;  // the last one gives logits or the Gaussian mean: (.., decoder_out_width)
     int64_t noise_logvar = 0;    // Gaussian likelihood: log-variance per feature (or one)
     int n_noise_logvar = 0;
     int64_t size = 0;
@@ -122,7 +141,7 @@ inline Layout make_layout(const Config& c) {
         add(L.decoder, width, *h);
         width = *h;
     }
-    add(L.decoder, width, c.n_features);
+    add(L.decoder, width, decoder_out_width(c));
     if (c.variance_floor < 0 || !std::isfinite(c.variance_floor))
         throw std::invalid_argument("variance_floor must be finite and >= 0");
     if ((c.likelihood == Likelihood::mixed) != !c.columns.empty())

@@ -94,12 +94,14 @@ inline T bernoulli_row_forward_backward(T* d, const T* x, const T* a, int D, T w
     });
 }
 
-// f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, D), in parallel.
+// f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, out_width; D unless
+// given), in parallel.
 template <class T, class F>
-void for_each_draw_row(const T* out, const T* x, int N, int S, int D, int n_threads, F&& f) {
+void for_each_draw_row(const T* out, const T* x, int N, int S, int D, int n_threads, F&& f, int out_width = 0) {
     const int64_t SN = int64_t(S) * N;
+    const int64_t W = out_width > 0 ? out_width : D;
     parallel_for(SN, chunk_for(SN), n_threads, SN * D > kParallelEntries, [&](int64_t lo, int64_t hi) {
-        for (int64_t r = lo; r < hi; ++r) f(r, x + (r % N) * D, out + r * D);
+        for (int64_t r = lo; r < hi; ++r) f(r, x + (r % N) * D, out + r * W);
     });
 }
 
@@ -260,6 +262,42 @@ void gaussian_isotropic_backward(T* d_out, T* d_lv, const T* out, const T* x, co
     d_lv[0] += total;
 }
 
+
+// ---- Heteroscedastic Gaussian: a row of the decoder's output is [m | lv] (2D) ----
+// Feature k of the row has mean m_k and variance heteroscedastic_feature(lv_k)
+// (likelihood_math.h): the noise follows z, with no shared parameters.
+
+// recon (S*N) from out (S*N, 2D) against x (N, D).
+template <class T>
+void gaussian_heteroscedastic_forward(double* recon, const T* out, const T* x, T floor, int N, int S, int D,
+                                      bool missing, int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
+        T acc = 0;
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(xi[k])) continue;
+            const GaussianFeature<T> f = heteroscedastic_feature(o[D + k], floor);
+            acc += gaussian_log_p(xi[k] - o[k], f.log_var, f.inv_var);
+        }
+        recon[r] = acc;
+    }, 2 * D);
+}
+
+// d_out (S*N, 2D) = weight * d(-log p)/d[m | lv], 0 for a missing entry's pair.
+template <class T>
+void gaussian_heteroscedastic_backward(T* d_out, const T* out, const T* x, T floor, int N, int S, int D,
+                                       DrawWeights<T> weight, bool missing, int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
+        T* d = d_out + r * 2 * D;
+        const T w = weight[r];
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(xi[k])) { d[k] = d[D + k] = 0; continue; }
+            const GaussianFeature<T> f = heteroscedastic_feature(o[D + k], floor);
+            const T residual = xi[k] - o[k];
+            d[k] = gaussian_grad(residual, f.inv_var, w);
+            d[D + k] = heteroscedastic_logvar_grad(residual, o[D + k], f, w);
+        }
+    }, 2 * D);
+}
 
 // ---- Mixed columns: each block of Config::columns by its own kind ------------
 // Gaussian columns as above (a log-variance per column, lv[k]); Bernoulli as

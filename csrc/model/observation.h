@@ -5,6 +5,7 @@
 //   Bernoulli        mean sigmoid(a),          draw 1 if u < mean else 0
 //   continuous B.    its mean (likelihood_math.h), draw by the inverse CDF at u
 //   Gaussian         mean a,                   draw a + sd * N(0, 1)
+//   heteroscedastic  mean a[k],                draw as the Gaussian, sd from the row's a[D + k]
 //   Poisson          mean e^a,                 draw ~ Poisson(e^a)
 //   categorical      mean softmax(a) over the block, draw one-hot of a category ~ softmax(a)
 // Entry k of a row draws from counter k of the row's key (a categorical block
@@ -64,7 +65,7 @@ inline void softmax_block(const T* a, int W, T* p) {
     for (int k = 0; k < W; ++k) p[k] = std::exp(a[k] - lse);
 }
 
-// mean (D) = E[x | z] from the decoder's output a (D).
+// mean (D) = E[x | z] from the decoder's output a (decoder_out_width).
 template <class T>
 void observation_mean_row(const Config& c, const T* a, T* mean) {
     const int D = c.n_features;
@@ -77,6 +78,7 @@ void observation_mean_row(const Config& c, const T* a, T* mean) {
             return;
         case Likelihood::gaussian:
         case Likelihood::gaussian_isotropic:
+        case Likelihood::gaussian_heteroscedastic:
             for (int k = 0; k < D; ++k) mean[k] = a[k];
             return;
         case Likelihood::mixed:
@@ -93,8 +95,9 @@ void observation_mean_row(const Config& c, const T* a, T* mean) {
     }
 }
 
-// x (D) ~ p(x | z) from the decoder's output a (D); sd (D) the Gaussian
-// columns' standard deviations (Model::observation_sd).
+// x (D) ~ p(x | z) from the decoder's output a (decoder_out_width); sd (D) the
+// Gaussian columns' standard deviations (Model::observation_sd), unused by the
+// heteroscedastic Gaussian, whose row gives its own.
 template <class T>
 void observation_draw_row(const Config& c, const T* a, const T* sd, uint64_t key, T* x) {
     const int D = c.n_features;
@@ -112,6 +115,13 @@ void observation_draw_row(const Config& c, const T* a, const T* sd, uint64_t key
         case Likelihood::gaussian_isotropic:
             for (int k = 0; k < D; ++k) x[k] = gaussian(k);
             return;
+        case Likelihood::gaussian_heteroscedastic: {
+            const T floor = T(c.variance_floor);
+            for (int k = 0; k < D; ++k)
+                x[k] = gaussian_draw(a[k], gaussian_sd(heteroscedastic_feature(a[D + k], floor).inv_var),
+                                     standard_normal(key, uint64_t(k)));
+            return;
+        }
         case Likelihood::mixed:
             for (const ColumnBlock& b : c.columns) {
                 const int end = b.start + b.width;

@@ -37,7 +37,9 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
     c.likelihood = parse<Likelihood>(likelihood, {{"bernoulli", Likelihood::bernoulli}, {"gaussian", Likelihood::gaussian},
                                                  {"gaussian_isotropic", Likelihood::gaussian_isotropic},
                                                  {"continuous_bernoulli", Likelihood::continuous_bernoulli},
-                                                 {"mixed", Likelihood::mixed}}, "likelihood");
+                                                 {"mixed", Likelihood::mixed},
+                                                 {"gaussian_heteroscedastic", Likelihood::gaussian_heteroscedastic}},
+                                  "likelihood");
     c.kl = parse<KLMode>(kl, {{"analytic", KLMode::analytic}, {"mc", KLMode::mc}}, "kl");
     c.posterior = parse<Posterior>(posterior, {{"gaussian", Posterior::gaussian}, {"logistic", Posterior::logistic},
                                                {"laplace", Posterior::laplace}}, "posterior");
