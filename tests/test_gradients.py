@@ -115,19 +115,11 @@ def test_gradient_for_inverse_cdf_posteriors(posterior, likelihood):
 
 @pytest.mark.parametrize("hidden", [(), (6,)])
 @pytest.mark.parametrize("kl", ["analytic", "mc"])
-def test_gradient_with_beta_missing_entries_and_other_depths(hidden, kl):
-    model = make_model("gaussian", kl, "relu", hidden=hidden, missing=True, beta=0.3)
-    x, x_enc, noise = make_batch("gaussian", missing=True)
-    errors = finite_difference_check(model, random_params(model), x, x_enc, noise)
-    assert max(errors.values()) < 1e-6, errors
-
-
-@pytest.mark.parametrize("hidden", [(), (6,)])
-@pytest.mark.parametrize("kl", ["analytic", "mc"])
-def test_heteroscedastic_gradient_with_missing_entries(hidden, kl):
-    # A missing entry drops both of its outputs, the mean and the log-variance.
-    model = make_model("gaussian_heteroscedastic", kl, "relu", hidden=hidden, missing=True, beta=0.3)
-    x, x_enc, noise = make_batch("gaussian_heteroscedastic", missing=True)
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_heteroscedastic"])
+def test_gradient_with_beta_missing_entries_and_other_depths(hidden, kl, likelihood):
+    # (heteroscedastic: a missing entry drops both of its outputs, the mean and the log-variance)
+    model = make_model(likelihood, kl, "relu", hidden=hidden, missing=True, beta=0.3)
+    x, x_enc, noise = make_batch(likelihood, missing=True)
     errors = finite_difference_check(model, random_params(model), x, x_enc, noise)
     assert max(errors.values()) < 1e-6, errors
 
