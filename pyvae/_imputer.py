@@ -80,9 +80,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         softmax over the categories seen in ``fit``; filled with the most
         probable category). None treats every column as continuous.
         ``"heteroscedastic"``: continuous, with a noise variance the decoder
-        gives per row (``likelihood="gaussian_heteroscedastic"`` in
-        :class:`VAE`); a likelihood for the whole table, so every column is
-        then of this kind.
+        gives per row (``"gaussian_heteroscedastic"`` in :class:`VAE`).
         :meth:`sample_imputations` draws values of each column's kind.
     n_importance : int, default=100
         Importance draws K per row for the conditional means and for
@@ -258,11 +256,6 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"The 'column_kinds' parameter must be None or a list with one of {list(_KIND_LIKELIHOODS)} "
                 f"per column; got {kinds!r}."
-            )
-        if kinds is not None and "heteroscedastic" in kinds and any(k != "heteroscedastic" for k in kinds):
-            raise ValueError(
-                "column_kinds 'heteroscedastic' is a likelihood for the whole table: every column is then "
-                f"'heteroscedastic' (the per-column model's 'continuous' has one variance per column); got {kinds!r}."
             )
 
     def _kinds(self, n_features):

@@ -55,9 +55,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         normalized density on [0, 1] with the same logits; use it for data in
         [0, 1] that is not binary when scores must be log-likelihoods.
         A list gives each block of columns its own kind, in column order:
-        ``"gaussian"`` (one column, its own learned variance), ``"bernoulli"``
-        (one 0/1 column), ``"poisson"`` (one column of counts, log-rate from
-        the decoder, starting at the log of the column's mean count; the
+        ``"gaussian"`` (one column, its own learned variance),
+        ``"gaussian_heteroscedastic"`` (one column, its variance per row),
+        ``"bernoulli"`` (one 0/1 column), ``"poisson"`` (one column of
+        counts, log-rate from the decoder, from the log of its mean count; the
         encoder sees the counts standardized, so that counts in the
         thousands train at the default learning rate) or
         ``("categorical", k)`` (the k one-hot columns of a

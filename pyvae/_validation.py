@@ -17,7 +17,9 @@ UNIT_INTERVAL = ("bernoulli", "continuous_bernoulli")
 LIKELIHOODS = ("gaussian", "gaussian_isotropic", "gaussian_heteroscedastic", "bernoulli", "continuous_bernoulli")
 # Per-column likelihoods: these kinds take one column each; ("categorical", k)
 # takes the k one-hot columns of a categorical variable.
-ONE_COLUMN_KINDS = ("gaussian", "bernoulli", "poisson")
+ONE_COLUMN_KINDS = ("gaussian", "gaussian_heteroscedastic", "bernoulli", "poisson")
+# The per-column kinds that are Gaussian: standardized, floored.
+GAUSSIAN_KINDS = ("gaussian", "gaussian_heteroscedastic")
 
 # VAE's hyperparameters' constraints, in one place: name -> (kind, allowed).
 INT, REAL, STR, BOOL = "int", "real", "str", "bool"
@@ -95,12 +97,6 @@ def column_blocks(likelihood):
         raise ValueError(f"{hint}; got {likelihood!r}.")
     blocks = []
     for entry in likelihood:
-        if isinstance(entry, str) and entry == "gaussian_heteroscedastic":
-            raise ValueError(
-                "'gaussian_heteroscedastic' is a likelihood for the whole table (likelihood="
-                "'gaussian_heteroscedastic'), not a per-column kind: the per-column model's Gaussian "
-                "columns ('gaussian') have one learned variance each."
-            )
         if isinstance(entry, str) and entry in ONE_COLUMN_KINDS:
             blocks.append([entry, 1])
         elif (isinstance(entry, (list, tuple)) and len(entry) == 2 and entry[0] == "categorical"
@@ -112,14 +108,15 @@ def column_blocks(likelihood):
 
 
 def columns_of_kind(blocks, kind):
-    """Boolean mask (n_columns,) of the columns in blocks [[kind, width], ...] of the given kind."""
-    return np.repeat([k == kind for k, _ in blocks], [width for _, width in blocks]).astype(bool)
+    """Boolean mask (n_columns,) of the columns in blocks [[kind, width], ...] of the given kind (or kinds)."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    return np.repeat([k in kinds for k, _ in blocks], [width for _, width in blocks]).astype(bool)
 
 
 def models_gaussian(likelihood):
     """Whether a (checked) likelihood has Gaussian columns: the ones standardized and floored."""
     blocks = column_blocks(likelihood)
-    return likelihood in GAUSSIAN if blocks is None else any(kind == "gaussian" for kind, _ in blocks)
+    return likelihood in GAUSSIAN if blocks is None else any(kind in GAUSSIAN_KINDS for kind, _ in blocks)
 
 
 def check_vae_hyperparameters(est):

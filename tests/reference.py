@@ -71,9 +71,10 @@ def heteroscedastic_log_prob(x, out, variance_floor=0.0, bound=30.0):
 def mixed_log_prob(x, out, columns, logvar, variance_floor=0.0):
     """sum of log p(x | out) over the column blocks [(kind, width), ...] per row
     (scipy's distributions); NaN in x (missing) gives 0, a categorical block is
-    missing when its first column is."""
-    total = np.zeros(np.broadcast_shapes(x.shape, out.shape)[:-1])
-    start = 0
+    missing when its first column is. A gaussian_heteroscedastic column's
+    log-variance is in out past the D means, in column order."""
+    total = np.zeros(np.broadcast_shapes(x.shape[:-1], out.shape[:-1]))
+    start, logvar_start = 0, x.shape[-1]  # the heteroscedastic columns' log-variances follow the D means
     for kind, width in columns:
         cols = slice(start, start + width)
         xb, ob = x[..., cols], out[..., cols]
@@ -81,6 +82,10 @@ def mixed_log_prob(x, out, columns, logvar, variance_floor=0.0):
         xb0 = np.where(observed, xb, 0.0)
         if kind == "gaussian":
             term = gaussian_log_prob(xb, ob, logvar[cols], variance_floor)
+        elif kind == "gaussian_heteroscedastic":
+            lv = np.clip(out[..., logvar_start:logvar_start + width], -30.0, 30.0)
+            term = gaussian_log_prob(xb, ob, lv, variance_floor)
+            logvar_start += width
         elif kind == "bernoulli":
             term = np.where(observed, stats.bernoulli.logpmf(xb0, special.expit(ob)), 0.0)
         elif kind == "poisson":

@@ -115,7 +115,6 @@ def test_imputer_heteroscedastic_kind():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        (dict(likelihood=["gaussian", "gaussian_heteroscedastic"]), "whole table"),
         (dict(likelihood="gaussian_heteroscedastic", device="cuda"), "CPU engine only"),
         (dict(likelihood="gaussian_heteroskedastic"), "gaussian_heteroscedastic"),
     ],
@@ -127,8 +126,21 @@ def test_bad_settings_raise_before_fitting(kwargs, match):
     assert not hasattr(model, "params_")
 
 
-def test_imputer_refuses_mixing_the_heteroscedastic_kind():
-    imputer = VAEImputer(column_kinds=["heteroscedastic", "continuous"])
-    with pytest.raises(ValueError, match="whole table"):
-        imputer.fit(WINE[:, :2])
-    assert not hasattr(imputer, "vae_")
+def test_heteroscedastic_columns_beside_other_kinds():
+    # Wine's first two columns heteroscedastic, a 0/1 column and a count beside them.
+    rng = np.random.default_rng(2)
+    X = np.column_stack([WINE[:, :2], WINE[:, 0] > 13, rng.poisson(3.0, len(WINE))]).astype(float)
+    kinds = ["gaussian_heteroscedastic", "gaussian_heteroscedastic", "bernoulli", "poisson"]
+    model = VAE(likelihood=kinds, hidden_layer_sizes=(16,), max_iter=5, random_state=0, n_threads=1).fit(X)
+    assert np.allclose(model.scale_[:2], X[:, :2].std(axis=0)) and np.all(model.scale_[2:] == 1)
+    draws = model.sample(200, random_state=0)
+    assert set(np.unique(draws[:, 2])) <= {0.0, 1.0} and np.all(draws[:, 3] == np.round(draws[:, 3]))
+    assert np.isfinite(model.score_samples(X[:20], n_importance=10)).all()
+    # The imputer's kind, mixed with the others.
+    Xm = X.copy()
+    Xm[rng.random(X.shape) < 0.1] = np.nan
+    imputer = VAEImputer(column_kinds=["heteroscedastic", "continuous", "binary", "count"], max_iter=5,
+                         random_state=0, n_threads=1).fit(Xm)
+    assert imputer.vae_.likelihood == ["gaussian_heteroscedastic", "gaussian", "bernoulli", "poisson"]
+    filled = imputer.transform(Xm)
+    assert np.isfinite(filled).all() and set(np.unique(filled[:, 2])) <= {0.0, 1.0}

@@ -26,10 +26,13 @@ PYVAE_HD inline bool has_noise_per_feature(Likelihood l) { return l == Likelihoo
 // Likelihood::mixed: the columns come in blocks of one kind each. A categorical
 // block is one variable, the one-hot columns of its categories; the other kinds
 // are one variable per column (adjacent columns of a kind share a block).
-enum class ColumnKind { gaussian, bernoulli, poisson, categorical };
+// A gaussian_heteroscedastic column reads its log-variance from the decoder's
+// output past the D means, at logvar_start + (column - start).
+enum class ColumnKind { gaussian, bernoulli, poisson, categorical, gaussian_heteroscedastic };
 struct ColumnBlock {
     ColumnKind kind;
     int start, width;
+    int logvar_start = -1;  // gaussian_heteroscedastic only
 };
 enum class KLMode { analytic, mc };
 enum class Posterior { gaussian, logistic, laplace };
@@ -94,6 +97,12 @@ inline std::vector<ColumnBlock> make_column_blocks(const std::vector<std::pair<C
             blocks.push_back({kind, start, width});
         start += width;
     }
+    int logvar_start = n_features;  // past the means, in column order
+    for (ColumnBlock& b : blocks)
+        if (b.kind == ColumnKind::gaussian_heteroscedastic) {
+            b.logvar_start = logvar_start;
+            logvar_start += b.width;
+        }
     if (start != n_features)
         throw std::invalid_argument("the column kinds cover " + std::to_string(start) + " columns; the data has " +
                                     std::to_string(n_features));
@@ -101,9 +110,13 @@ inline std::vector<ColumnBlock> make_column_blocks(const std::vector<std::pair<C
 }
 
 // Width of a row of the decoder's output: the mean (or logits) of each feature,
-// and for the heteroscedastic Gaussian its log-variance after them, [m | lv].
+// then the log-variance of each heteroscedastic one, [m | lv] (ColumnBlock::logvar_start).
 inline int decoder_out_width(const Config& c) {
-    return c.likelihood == Likelihood::gaussian_heteroscedastic ? 2 * c.n_features : c.n_features;
+    if (c.likelihood == Likelihood::gaussian_heteroscedastic) return 2 * c.n_features;
+    int width = c.n_features;
+    for (const ColumnBlock& b : c.columns)
+        if (b.kind == ColumnKind::gaussian_heteroscedastic) width += b.width;
+    return width;
 }
 
 // Offsets of W (n_in, n_out) and b (n_out) in the flat parameter buffer.

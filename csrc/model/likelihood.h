@@ -180,15 +180,15 @@ struct GaussianNoise {
 
 // sum over the draw rows r of column k of weight.relative_at(r) * 0.5 (1 - res^2 / var)
 // (rows in order: the sum does not depend on the thread count); times
-// weight.scale * e^lv / var it is sum_r weight[r] d(-log p_r)/d lv_k.
+// weight.scale * e^lv / var it is sum_r weight[r] d(-log p_r)/d lv_k. out (S*N, W).
 template <class T>
-T gaussian_logvar_grad(const T* out, const T* x, const GaussianNoise<T>& g, int k, int N, int S, int D,
+T gaussian_logvar_grad(const T* out, const T* x, const GaussianNoise<T>& g, int k, int N, int S, int D, int W,
                        const DrawWeights<T>& weight, bool missing) {
     T acc = 0;
     for (int64_t r = 0; r < int64_t(S) * N; ++r) {
         const T xv = x[(r % N) * D + k];
         if (missing && std::isnan(xv)) continue;
-        acc += weight.relative_at(r) * gaussian_logvar_term(xv - out[r * D + k], g.inv_var[k]);
+        acc += weight.relative_at(r) * gaussian_logvar_term(xv - out[r * W + k], g.inv_var[k]);
     }
     return acc;  // the caller scales: weight.scale * acc * e^lv / var
 }
@@ -225,7 +225,7 @@ void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const
     const int64_t SN = int64_t(S) * N;
     parallel_for(D, chunk_for(D), n_threads, SN * D > kParallelEntries, [&](int64_t lo, int64_t hi) {
         for (int k = int(lo); k < int(hi); ++k)
-            column[k] = weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, weight, missing) *
+            column[k] = weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, D, weight, missing) *
                         g.learned_share[k];
     });
 }
@@ -316,9 +316,10 @@ inline T log_sum_exp(const T* a, int W) {
     return top + std::log(total);
 }
 
-// sum of log p(x_k | a_k) over one row of the blocks; lv per column.
+// sum of log p(x_k | a_k) over one row of the blocks; lv per column (the heteroscedastic
+// columns' from a, past the D means).
 template <class T>
-T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, const std::vector<ColumnBlock>& blocks,
+T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, T floor, const std::vector<ColumnBlock>& blocks,
                     bool missing) {
     T acc = 0;
     for (const ColumnBlock& b : blocks) {
@@ -328,6 +329,13 @@ T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, const std
                 for (int k = b.start; k < end; ++k) {
                     if (missing && std::isnan(x[k])) continue;
                     acc += gaussian_log_p(x[k] - a[k], g.log_var[k], g.inv_var[k]);
+                }
+                break;
+            case ColumnKind::gaussian_heteroscedastic:
+                for (int k = b.start; k < end; ++k) {
+                    if (missing && std::isnan(x[k])) continue;
+                    const GaussianFeature<T> f = heteroscedastic_feature(a[b.logvar_start + k - b.start], floor);
+                    acc += gaussian_log_p(x[k] - a[k], f.log_var, f.inv_var);
                 }
                 break;
             case ColumnKind::bernoulli: acc += bernoulli_row_forward(x + b.start, a + b.start, b.width, missing); break;
@@ -348,9 +356,9 @@ T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, const std
     return acc;
 }
 
-// d (D) = weight * d(-log p)/da over one row of the blocks.
+// d (decoder_out_width) = weight * d(-log p)/da over one row of the blocks.
 template <class T>
-void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g,
+void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g, T floor,
                         const std::vector<ColumnBlock>& blocks, T weight, bool missing) {
     for (const ColumnBlock& b : blocks) {
         const int end = b.start + b.width;
@@ -358,6 +366,15 @@ void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g,
             case ColumnKind::gaussian:
                 for (int k = b.start; k < end; ++k)
                     d[k] = missing && std::isnan(x[k]) ? T(0) : gaussian_grad(x[k] - a[k], g.inv_var[k], weight);
+                break;
+            case ColumnKind::gaussian_heteroscedastic:
+                for (int k = b.start; k < end; ++k) {
+                    const int l = b.logvar_start + k - b.start;
+                    if (missing && std::isnan(x[k])) { d[k] = d[l] = 0; continue; }
+                    const GaussianFeature<T> f = heteroscedastic_feature(a[l], floor);
+                    d[k] = gaussian_grad(x[k] - a[k], f.inv_var, weight);
+                    d[l] = heteroscedastic_logvar_grad(x[k] - a[k], a[l], f, weight);
+                }
                 break;
             case ColumnKind::bernoulli:
                 bernoulli_row_backward(d + b.start, x + b.start, a + b.start, b.width, weight, missing);
@@ -381,30 +398,30 @@ void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g,
     }
 }
 
-// recon (S*N) from the decoder's output out (S*N, D) against x (N, D); lv (D).
+// recon (S*N) from the decoder's output out (S*N, W = decoder_out_width) against x (N, D); lv (D).
 template <class T>
 void mixed_forward(double* recon, const T* out, const T* x, const T* lv, T floor,
-                   const std::vector<ColumnBlock>& blocks, int N, int S, int D, bool missing, int n_threads) {
+                   const std::vector<ColumnBlock>& blocks, int N, int S, int D, int W, bool missing, int n_threads) {
     const GaussianNoise<T> g(lv, 1, D, floor);
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
-        recon[r] = mixed_row_forward(xi, a, g, blocks, missing);
-    });
+        recon[r] = mixed_row_forward(xi, a, g, floor, blocks, missing);
+    }, W);
 }
 
-// d_out (S*N, D), and d_lv (D) += the Gaussian columns' log-variance gradients
+// d_out (S*N, W), and d_lv (D) += the Gaussian columns' log-variance gradients
 // (the other columns' entries of lv are unused and get none).
 template <class T>
 void mixed_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor,
-                    const std::vector<ColumnBlock>& blocks, int N, int S, int D, DrawWeights<T> weight, bool missing,
-                    int n_threads) {
+                    const std::vector<ColumnBlock>& blocks, int N, int S, int D, int W, DrawWeights<T> weight,
+                    bool missing, int n_threads) {
     const GaussianNoise<T> g(lv, 1, D, floor);
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
-        mixed_row_backward(d_out + r * D, xi, a, g, blocks, weight[r], missing);
-    });
+        mixed_row_backward(d_out + r * W, xi, a, g, floor, blocks, weight[r], missing);
+    }, W);
     for (const ColumnBlock& b : blocks)
         if (b.kind == ColumnKind::gaussian)
             for (int k = b.start; k < b.start + b.width; ++k)
-                d_lv[k] += weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, weight, missing) *
+                d_lv[k] += weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, W, weight, missing) *
                            g.learned_share[k];
 }
 

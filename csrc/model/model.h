@@ -170,7 +170,8 @@ class Model {
             case Likelihood::gaussian_isotropic:
                 return gaussian_isotropic_forward(recon, out, x, lv, floor, N, S, D, missing, n_threads);
             case Likelihood::mixed:
-                return mixed_forward(recon, out, x, lv, floor, config.columns, N, S, D, missing, n_threads);
+                return mixed_forward(recon, out, x, lv, floor, config.columns, N, S, D, decoder_out_width(config),
+                                     missing, n_threads);
             case Likelihood::gaussian_heteroscedastic:
                 return gaussian_heteroscedastic_forward(recon, out, x, floor, N, S, D, missing, n_threads);
         }
@@ -195,8 +196,8 @@ class Model {
                 return gaussian_isotropic_backward(d_out, d_noise_logvar, out, x, lv, floor, N, S, D, weight, missing,
                                                    n_threads);
             case Likelihood::mixed:
-                return mixed_backward(d_out, d_noise_logvar, out, x, lv, floor, config.columns, N, S, D, weight,
-                                      missing, n_threads);
+                return mixed_backward(d_out, d_noise_logvar, out, x, lv, floor, config.columns, N, S, D,
+                                      decoder_out_width(config), weight, missing, n_threads);
             case Likelihood::gaussian_heteroscedastic:
                 return gaussian_heteroscedastic_backward(d_out, out, x, floor, N, S, D, weight, missing, n_threads);
         }

@@ -85,7 +85,8 @@ void observation_mean_row(const Config& c, const T* a, T* mean) {
             for (const ColumnBlock& b : c.columns) {
                 const int end = b.start + b.width;
                 switch (b.kind) {
-                    case ColumnKind::gaussian: for (int k = b.start; k < end; ++k) mean[k] = a[k]; break;
+                    case ColumnKind::gaussian:
+                    case ColumnKind::gaussian_heteroscedastic: for (int k = b.start; k < end; ++k) mean[k] = a[k]; break;
                     case ColumnKind::bernoulli: for (int k = b.start; k < end; ++k) mean[k] = sigmoid(a[k]); break;
                     case ColumnKind::poisson: for (int k = b.start; k < end; ++k) mean[k] = std::exp(a[k]); break;
                     case ColumnKind::categorical: softmax_block(a + b.start, b.width, mean + b.start); break;
@@ -103,6 +104,11 @@ void observation_draw_row(const Config& c, const T* a, const T* sd, uint64_t key
     const int D = c.n_features;
     auto bernoulli = [&](int k) { return bernoulli_draw(sigmoid(a[k]), standard_uniform(key, uint64_t(k))); };
     auto gaussian = [&](int k) { return gaussian_draw(a[k], sd[k], standard_normal(key, uint64_t(k))); };
+    // Column k with its log-variance at a[l]: the row's own sd.
+    auto heteroscedastic = [&](int k, int l) {
+        const T row_sd = gaussian_sd(heteroscedastic_feature(a[l], T(c.variance_floor)).inv_var);
+        return gaussian_draw(a[k], row_sd, standard_normal(key, uint64_t(k)));
+    };
     switch (c.likelihood) {
         case Likelihood::bernoulli:
             for (int k = 0; k < D; ++k) x[k] = bernoulli(k);
@@ -115,18 +121,17 @@ void observation_draw_row(const Config& c, const T* a, const T* sd, uint64_t key
         case Likelihood::gaussian_isotropic:
             for (int k = 0; k < D; ++k) x[k] = gaussian(k);
             return;
-        case Likelihood::gaussian_heteroscedastic: {
-            const T floor = T(c.variance_floor);
-            for (int k = 0; k < D; ++k)
-                x[k] = gaussian_draw(a[k], gaussian_sd(heteroscedastic_feature(a[D + k], floor).inv_var),
-                                     standard_normal(key, uint64_t(k)));
+        case Likelihood::gaussian_heteroscedastic:
+            for (int k = 0; k < D; ++k) x[k] = heteroscedastic(k, D + k);
             return;
-        }
         case Likelihood::mixed:
             for (const ColumnBlock& b : c.columns) {
                 const int end = b.start + b.width;
                 switch (b.kind) {
                     case ColumnKind::gaussian: for (int k = b.start; k < end; ++k) x[k] = gaussian(k); break;
+                    case ColumnKind::gaussian_heteroscedastic:
+                        for (int k = b.start; k < end; ++k) x[k] = heteroscedastic(k, b.logvar_start + k - b.start);
+                        break;
                     case ColumnKind::bernoulli: for (int k = b.start; k < end; ++k) x[k] = bernoulli(k); break;
                     case ColumnKind::poisson:
                         for (int k = b.start; k < end; ++k) x[k] = T(poisson_draw(std::exp(double(a[k])), key, k));

@@ -56,7 +56,9 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
         kinds.emplace_back(parse<ColumnKind>(name, {{"gaussian", ColumnKind::gaussian},
                                                     {"bernoulli", ColumnKind::bernoulli},
                                                     {"poisson", ColumnKind::poisson},
-                                                    {"categorical", ColumnKind::categorical}}, "column kind"),
+                                                    {"categorical", ColumnKind::categorical},
+                                                    {"gaussian_heteroscedastic", ColumnKind::gaussian_heteroscedastic}},
+                                        "column kind"),
                            width);
     if (!kinds.empty()) c.columns = make_column_blocks(kinds, n_features);
     c.encoder_shift = std::move(encoder_shift);  // (D) or empty: make_layout checks
