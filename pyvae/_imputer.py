@@ -30,11 +30,14 @@ _FORWARDED = ("hidden_layer_sizes", "activation", "objective", "n_mc_samples", "
 
 # column_kinds: each kind's likelihood in the VAE (a categorical column becomes
 # a block of one-hot columns, one per category seen in fit).
-_KIND_LIKELIHOODS = {"continuous": "gaussian", "binary": "bernoulli", "count": "poisson", "categorical": "categorical"}
+_KIND_LIKELIHOODS = {"continuous": "gaussian", "heteroscedastic": "gaussian_heteroscedastic", "binary": "bernoulli",
+                     "count": "poisson", "categorical": "categorical"}
+# Kinds standardized and filled with the conditional mean in the user's units.
+_CONTINUOUS_KINDS = ("continuous", "heteroscedastic")
 # The values each kind holds, as validation.check_column_values checks them
 # (None: any number; a categorical column's codes are checked against the
 # categories fit saw).
-_KIND_VALUES = {"continuous": None, "binary": "binary", "count": "count", "categorical": None}
+_KIND_VALUES = {"continuous": None, "heteroscedastic": None, "binary": "binary", "count": "count", "categorical": None}
 
 
 class VAEImputer(TransformerMixin, BaseEstimator):
@@ -76,6 +79,8 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         ``"categorical"`` (any numeric codes, one-hot inside the model with a
         softmax over the categories seen in ``fit``; filled with the most
         probable category). None treats every column as continuous.
+        ``"heteroscedastic"``: continuous, with a noise variance the decoder
+        gives per row (``"gaussian_heteroscedastic"`` in :class:`VAE`).
         :meth:`sample_imputations` draws values of each column's kind.
     n_importance : int, default=100
         Importance draws K per row for the conditional means and for
@@ -340,7 +345,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
             names = np.flatnonzero(empty).tolist()
             what = "kept and filled with 0" if self.keep_empty_features else "dropped from the output"
             warn(f"Features {names} have no observed value in fit; they are {what}.", UserWarning)
-        continuous = np.array([k == "continuous" for k in kinds])
+        continuous = np.array([k in _CONTINUOUS_KINDS for k in kinds])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an empty column
             mean = np.where(empty | ~continuous, 0.0, np.nanmean(X, axis=0, dtype=np.float64))
@@ -373,8 +378,8 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         return self
 
     def _model_likelihood(self):
-        """The VAE's likelihood: "gaussian" when every modeled column is continuous,
-        else one entry per modeled column (a categorical block per category column)."""
+        """The VAE's likelihood: "gaussian" ("gaussian_heteroscedastic") when every
+        modeled column is continuous (heteroscedastic), else one entry per modeled column (a categorical block per category column)."""
         entries = []
         for j in np.flatnonzero(self._modeled):
             kind = self._column_kinds[j]
@@ -382,7 +387,10 @@ class VAEImputer(TransformerMixin, BaseEstimator):
                 entries.append(("categorical", len(self.categories_[self._categorical_index[j]])))
             else:
                 entries.append(_KIND_LIKELIHOODS[kind])
-        return "gaussian" if all(e == "gaussian" for e in entries) else entries
+        for whole_table in ("gaussian", "gaussian_heteroscedastic"):
+            if all(e == whole_table for e in entries):
+                return whole_table
+        return entries
 
     def _model_matrix(self, X):
         """X (n, n_features_in_) as the VAE sees it: the modeled columns, continuous
@@ -446,7 +454,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
                 continue
             column = filled[:, position].astype(np.float64)
             position += 1
-            if kind == "continuous":
+            if kind in _CONTINUOUS_KINDS:
                 values[:, j] = column * self.scale_[j] + self.mean_[j]
             elif kind == "binary":
                 values[:, j] = column >= 0.5

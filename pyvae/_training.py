@@ -16,7 +16,7 @@ from sklearn.utils import check_random_state
 
 from . import _cuda, _mpi
 from ._progress import EpochReporter, warn
-from ._validation import (GAUSSIAN, check_vae_hyperparameters, column_blocks, columns_of_kind, draw_seed,
+from ._validation import (GAUSSIAN, GAUSSIAN_KINDS, check_vae_hyperparameters, column_blocks, columns_of_kind, draw_seed,
                           models_gaussian, validate_vae_input)
 
 # early_stopping="auto" holds out validation rows up to this many rows (where a
@@ -278,7 +278,7 @@ def learn_standardization(est, X, ctx):
     mean[np.isnan(mean)] = 0.0
     blocks = column_blocks(est.likelihood)
     if blocks is not None:  # per-column likelihoods: only the Gaussian columns are scaled
-        gaussian = columns_of_kind(blocks, "gaussian")
+        gaussian = columns_of_kind(blocks, GAUSSIAN_KINDS)
         mean[~gaussian], scale[~gaussian] = 0.0, 1.0
     return mean, scale
 
@@ -356,7 +356,7 @@ def divergence_advice(est, X):
     remedies = ["a smaller learning_rate", "a larger alpha"]
     config = est._fit_config
     if "columns" in config:
-        gaussian = columns_of_kind(config["columns"], "gaussian")
+        gaussian = columns_of_kind(config["columns"], GAUSSIAN_KINDS)
     else:
         gaussian = np.full(X.shape[1], config["likelihood"] in GAUSSIAN)
     if gaussian.any():

@@ -38,13 +38,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``()`` gives linear maps (with ``likelihood="gaussian"``, factor analysis).
     activation : {"relu", "tanh"}, default="relu"
         Activation of the hidden layers.
-    likelihood : {"gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli"} or list, \
-            default="gaussian"
+    likelihood : {"gaussian", "gaussian_isotropic", "gaussian_heteroscedastic", "bernoulli", \
+            "continuous_bernoulli"} or list, default="gaussian"
         p(x | z). ``"gaussian"``: a Gaussian mean from the decoder and a
         learned variance per feature, for general real-valued data (the
         default, since that is what tabular data in scikit-learn usually is).
         ``"gaussian_isotropic"``: one shared learned variance (probabilistic
         PCA with no hidden layers).
+        ``"gaussian_heteroscedastic"``: the decoder gives each row a variance
+        per feature, ``variance_floor + exp(lv)`` (lv clamped to [-30, 30]),
+        so the noise follows z; CPU engine only.
         ``"bernoulli"``: logits from the decoder, for binary data; on grey
         levels in [0, 1] it trains well (the PyTorch example's choice) but its
         scores are not log-densities there.
@@ -52,9 +55,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         normalized density on [0, 1] with the same logits; use it for data in
         [0, 1] that is not binary when scores must be log-likelihoods.
         A list gives each block of columns its own kind, in column order:
-        ``"gaussian"`` (one column, its own learned variance), ``"bernoulli"``
-        (one 0/1 column), ``"poisson"`` (one column of counts, log-rate from
-        the decoder, starting at the log of the column's mean count; the
+        ``"gaussian"`` (one column, its own learned variance),
+        ``"gaussian_heteroscedastic"`` (one column, its variance per row),
+        ``"bernoulli"`` (one 0/1 column), ``"poisson"`` (one column of
+        counts, log-rate from the decoder, from the log of its mean count; the
         encoder sees the counts standardized, so that counts in the
         thousands train at the default learning rate) or
         ``("categorical", k)`` (the k one-hot columns of a

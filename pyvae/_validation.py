@@ -12,12 +12,14 @@ from sklearn.utils.validation import validate_data
 
 from ._threads import _core, resolve_threads
 
-GAUSSIAN = ("gaussian", "gaussian_isotropic")
+GAUSSIAN = ("gaussian", "gaussian_isotropic", "gaussian_heteroscedastic")
 UNIT_INTERVAL = ("bernoulli", "continuous_bernoulli")
-LIKELIHOODS = ("gaussian", "gaussian_isotropic", "bernoulli", "continuous_bernoulli")
+LIKELIHOODS = ("gaussian", "gaussian_isotropic", "gaussian_heteroscedastic", "bernoulli", "continuous_bernoulli")
 # Per-column likelihoods: these kinds take one column each; ("categorical", k)
 # takes the k one-hot columns of a categorical variable.
-ONE_COLUMN_KINDS = ("gaussian", "bernoulli", "poisson")
+ONE_COLUMN_KINDS = ("gaussian", "gaussian_heteroscedastic", "bernoulli", "poisson")
+# The per-column kinds that are Gaussian: standardized, floored.
+GAUSSIAN_KINDS = ("gaussian", "gaussian_heteroscedastic")
 
 # VAE's hyperparameters' constraints, in one place: name -> (kind, allowed).
 INT, REAL, STR, BOOL = "int", "real", "str", "bool"
@@ -106,14 +108,15 @@ def column_blocks(likelihood):
 
 
 def columns_of_kind(blocks, kind):
-    """Boolean mask (n_columns,) of the columns in blocks [[kind, width], ...] of the given kind."""
-    return np.repeat([k == kind for k, _ in blocks], [width for _, width in blocks]).astype(bool)
+    """Boolean mask (n_columns,) of the columns in blocks [[kind, width], ...] of the given kind (or kinds)."""
+    kinds = (kind,) if isinstance(kind, str) else kind
+    return np.repeat([k in kinds for k, _ in blocks], [width for _, width in blocks]).astype(bool)
 
 
 def models_gaussian(likelihood):
     """Whether a (checked) likelihood has Gaussian columns: the ones standardized and floored."""
     blocks = column_blocks(likelihood)
-    return likelihood in GAUSSIAN if blocks is None else any(kind == "gaussian" for kind, _ in blocks)
+    return likelihood in GAUSSIAN if blocks is None else any(kind in GAUSSIAN_KINDS for kind, _ in blocks)
 
 
 def check_vae_hyperparameters(est):
@@ -162,6 +165,11 @@ def check_vae_hyperparameters(est):
         raise ValueError(
             "objective='iwae' trains on the CPU engine only: the CUDA engine trains on the ELBO. Use "
             "device='cpu', or objective='elbo'."
+        )
+    if est.likelihood == "gaussian_heteroscedastic" and est.device == "cuda":
+        raise ValueError(
+            "likelihood='gaussian_heteroscedastic' runs on the CPU engine only: the CUDA engine's "
+            "Gaussian has one learned variance per feature. Use device='cpu', or likelihood='gaussian'."
         )
     if est.posterior != "gaussian" and est.kl == "analytic":
         raise ValueError(

@@ -61,12 +61,20 @@ def gaussian_grads(x, mean, logvar, variance_floor=0.0):
     return np.where(observed, d_mean, 0.0), np.where(observed, d_logvar, 0.0)
 
 
+def heteroscedastic_log_prob(x, out, variance_floor=0.0, bound=30.0):
+    """log N(x; m, variance_floor + e^clip(lv, -bound, bound)) per entry for the decoder's
+    output out = [m | lv] (width 2D) against x (width D); NaN in x (missing) gives 0."""
+    D = x.shape[-1]
+    return gaussian_log_prob(x, out[..., :D], np.clip(out[..., D:], -bound, bound), variance_floor)
+
+
 def mixed_log_prob(x, out, columns, logvar, variance_floor=0.0):
     """sum of log p(x | out) over the column blocks [(kind, width), ...] per row
     (scipy's distributions); NaN in x (missing) gives 0, a categorical block is
-    missing when its first column is."""
-    total = np.zeros(np.broadcast_shapes(x.shape, out.shape)[:-1])
-    start = 0
+    missing when its first column is. A gaussian_heteroscedastic column's
+    log-variance is in out past the D means, in column order."""
+    total = np.zeros(np.broadcast_shapes(x.shape[:-1], out.shape[:-1]))
+    start, logvar_start = 0, x.shape[-1]  # the heteroscedastic columns' log-variances follow the D means
     for kind, width in columns:
         cols = slice(start, start + width)
         xb, ob = x[..., cols], out[..., cols]
@@ -74,6 +82,10 @@ def mixed_log_prob(x, out, columns, logvar, variance_floor=0.0):
         xb0 = np.where(observed, xb, 0.0)
         if kind == "gaussian":
             term = gaussian_log_prob(xb, ob, logvar[cols], variance_floor)
+        elif kind == "gaussian_heteroscedastic":
+            lv = np.clip(out[..., logvar_start:logvar_start + width], -30.0, 30.0)
+            term = gaussian_log_prob(xb, ob, lv, variance_floor)
+            logvar_start += width
         elif kind == "bernoulli":
             term = np.where(observed, stats.bernoulli.logpmf(xb0, special.expit(ob)), 0.0)
         elif kind == "poisson":
@@ -132,6 +144,8 @@ def forward(model, params, x_obs, x_enc, noise, *, activation, likelihood, kl, p
             recon = recon + np.where(observed, continuous_bernoulli_log_norm(out), 0.0).sum(-1)
     elif likelihood == "mixed":
         recon = mixed_log_prob(x_obs, out, columns, t["decoder.noise_logvar"], variance_floor)
+    elif likelihood == "gaussian_heteroscedastic":
+        recon = heteroscedastic_log_prob(x_obs, out, variance_floor).sum(-1)
     else:
         recon = gaussian_log_prob(x_obs, out, t["decoder.noise_logvar"], variance_floor).sum(-1)
     log_q = (log_density(eps) - 0.5 * logvar).sum(-1)

@@ -59,7 +59,7 @@ def finite_difference_check(model, params, x, x_enc, noise, h=1e-6):
     return errors
 
 
-LIKELIHOODS = ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"]
+LIKELIHOODS = ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic", "gaussian_heteroscedastic"]
 CASES = list(itertools.product(LIKELIHOODS, ["analytic", "mc"], ["relu", "tanh"]))
 
 
@@ -115,10 +115,29 @@ def test_gradient_for_inverse_cdf_posteriors(posterior, likelihood):
 
 @pytest.mark.parametrize("hidden", [(), (6,)])
 @pytest.mark.parametrize("kl", ["analytic", "mc"])
-def test_gradient_with_beta_missing_entries_and_other_depths(hidden, kl):
-    model = make_model("gaussian", kl, "relu", hidden=hidden, missing=True, beta=0.3)
-    x, x_enc, noise = make_batch("gaussian", missing=True)
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_heteroscedastic"])
+def test_gradient_with_beta_missing_entries_and_other_depths(hidden, kl, likelihood):
+    # (heteroscedastic: a missing entry drops both of its outputs, the mean and the log-variance)
+    model = make_model(likelihood, kl, "relu", hidden=hidden, missing=True, beta=0.3)
+    x, x_enc, noise = make_batch(likelihood, missing=True)
     errors = finite_difference_check(model, random_params(model), x, x_enc, noise)
+    assert max(errors.values()) < 1e-6, errors
+
+
+def test_heteroscedastic_clamped_logvar_passes_no_gradient():
+    # Feature 0's log-variance output pushed past +30 (feature 1's past -30) for every
+    # row: the clamp holds there, so its bias gets no gradient, and the loss is flat
+    # along it (the finite differences agree); the other outputs' gradients stand.
+    model = make_model("gaussian_heteroscedastic", "analytic", "tanh", variance_floor=0.5)
+    x, x_enc, noise = make_batch("gaussian_heteroscedastic")
+    params = random_params(model)
+    name, offset, shape = model.layout()[-1]
+    assert name.endswith(".bias") and shape == (2 * D,)
+    params[offset + D] += 60.0
+    params[offset + D + 1] -= 60.0
+    grad = model.loss_and_grad(params, x, x_enc, noise)["grad"]
+    assert grad[offset + D] == 0 and grad[offset + D + 1] == 0 and np.all(grad[offset + D + 2:offset + 2 * D] != 0)
+    errors = finite_difference_check(model, params, x, x_enc, noise)
     assert max(errors.values()) < 1e-6, errors
 
 
@@ -189,7 +208,7 @@ def test_monte_carlo_kl_agrees_with_closed_form():
     assert abs(draws.mean() - exact) < 4 * standard_error, (draws.mean(), exact, standard_error)
 
 
-@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_isotropic"])
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_isotropic", "gaussian_heteroscedastic"])
 def test_gradient_with_variance_floor(likelihood):
     # A floor comparable to the learned variances, so both parts of var = floor + exp(lv) matter.
     model = make_model(likelihood, "analytic", "tanh", variance_floor=0.7)
@@ -207,7 +226,7 @@ def test_continuous_bernoulli_gradient_near_half():
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_isotropic"])
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_isotropic", "gaussian_heteroscedastic"])
 def test_forward_with_variance_floor_matches_numpy_reference(likelihood):
     model = make_model(likelihood, "mc", "relu", variance_floor=0.25)
     x, x_enc, noise = make_batch(likelihood)

@@ -46,7 +46,7 @@ def make_batch(likelihood, n_draws=K, missing=False, seed=0):
     return x, np.nan_to_num(x, nan=0.0), rng.normal(size=(n_draws, N, Z))
 
 
-LIKELIHOODS = ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"]
+LIKELIHOODS = ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic", "gaussian_heteroscedastic"]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -67,7 +67,8 @@ def test_one_draw_is_the_monte_carlo_elbo_exactly(dtype, likelihood, kl):
 
 
 CASES = [("bernoulli", False, 1.0), ("gaussian", False, 1.0), ("gaussian", True, 1.0), ("bernoulli", True, 0.5),
-         ("gaussian_isotropic", False, 1.0), ("continuous_bernoulli", False, 1.0)]
+         ("gaussian_isotropic", False, 1.0), ("continuous_bernoulli", False, 1.0),
+         ("gaussian_heteroscedastic", False, 1.0), ("gaussian_heteroscedastic", True, 0.5)]
 
 
 @pytest.mark.parametrize("likelihood,missing,beta", CASES)
@@ -88,7 +89,7 @@ def test_gradient_with_per_column_kinds(missing):
     assert max(errors.values()) < 1e-6, errors
 
 
-@pytest.mark.parametrize("likelihood,missing,beta", CASES[:4])
+@pytest.mark.parametrize("likelihood,missing,beta", CASES[:4] + CASES[-1:])
 def test_bound_matches_numpy_reference(likelihood, missing, beta):
     model = make_model(likelihood, missing=missing, beta=beta)
     x, x_enc, noise = make_batch(likelihood, missing=missing)

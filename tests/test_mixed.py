@@ -30,7 +30,7 @@ def mixed_rows(n, rng, columns=COLUMNS):
     """n rows of data of the blocks' kinds: normals, 0/1, counts, one-hot groups."""
     parts = []
     for kind, width in columns:
-        if kind == "gaussian":
+        if kind in ("gaussian", "gaussian_heteroscedastic"):
             parts.append(rng.normal(size=(n, width)))
         elif kind == "bernoulli":
             parts.append(rng.integers(0, 2, size=(n, width)).astype(float))
@@ -41,9 +41,9 @@ def mixed_rows(n, rng, columns=COLUMNS):
     return np.hstack(parts)
 
 
-def make_batch(seed=0, missing=False):
+def make_batch(seed=0, missing=False, columns=COLUMNS):
     rng = np.random.default_rng(seed)
-    x = mixed_rows(N, rng)
+    x = mixed_rows(N, rng, columns)
     if missing:
         x[0, 0] = x[1, 2] = x[3, 1] = np.nan  # a Gaussian, a count, a binary entry
         x[2, 3:6] = np.nan  # a whole categorical group
@@ -64,14 +64,32 @@ def test_gradient_matches_finite_differences(kl, activation, missing, variance_f
     assert errors[worst] < 1e-6, f"{worst}: relative error {errors[worst]:.2e}"
 
 
+# Heteroscedastic columns in two separate blocks (their log-variances follow the means
+# in column order), beside every other kind; missing entries in each (make_batch).
+HETERO_COLUMNS = [("gaussian_heteroscedastic", 1), ("bernoulli", 1), ("poisson", 1), ("categorical", 3),
+                  ("gaussian", 1), ("gaussian_heteroscedastic", 1), ("categorical", 2)]
+
+
+@pytest.mark.parametrize("kl", ["analytic", "mc"])
 @pytest.mark.parametrize("missing", [False, True])
-def test_forward_matches_scipy_reference(missing):
-    model = make_model("mc", missing=missing, variance_floor=0.3)
-    x, x_enc, noise = make_batch(seed=3, missing=missing)
+def test_heteroscedastic_columns_gradient_matches_finite_differences(kl, missing):
+    model = make_model(kl, missing=missing, variance_floor=0.2, columns=HETERO_COLUMNS)
+    shapes = {name: shape for name, _, shape in model.layout()}
+    assert shapes["decoder.2.bias"] == (D + 2,)  # the decoder's output: D means, then 2 log-variances
+    x, x_enc, noise = make_batch(missing=missing, columns=HETERO_COLUMNS)
+    errors = finite_difference_check(model, random_params(model), x, x_enc, noise)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@pytest.mark.parametrize("columns", [COLUMNS, HETERO_COLUMNS], ids=["kinds", "heteroscedastic"])
+@pytest.mark.parametrize("missing", [False, True])
+def test_forward_matches_scipy_reference(missing, columns):
+    model = make_model("mc", missing=missing, variance_floor=0.3, columns=columns)
+    x, x_enc, noise = make_batch(seed=3, missing=missing, columns=columns)
     params = random_params(model)
     got = model.loss_and_grad(params, x, x_enc, noise)
     loss, recon, _, _ = forward(model, params, x, x_enc, noise, activation="tanh", likelihood="mixed", kl="mc",
-                                variance_floor=0.3, columns=COLUMNS)
+                                variance_floor=0.3, columns=columns)
     np.testing.assert_allclose(got["recon"], recon, rtol=1e-10)
     np.testing.assert_allclose(got["loss"], loss, rtol=1e-10)
 

@@ -129,6 +129,7 @@ def _mnist_like(n_rows, rng):
     [
         ("wine", dict(likelihood="gaussian")),
         ("wine", dict(likelihood="gaussian_isotropic", kl="mc", n_mc_samples=2, hidden_layer_sizes=(32, 16))),
+        ("wine", dict(likelihood="gaussian_heteroscedastic")),
         ("mnist_like", dict(likelihood="bernoulli", hidden_layer_sizes=(400,), n_components=20)),
     ],
 )

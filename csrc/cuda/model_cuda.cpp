@@ -54,6 +54,8 @@ void DeviceWorkspace::reserve(const Config& c, const Layout& L, int rows, int sa
 }
 
 ModelCuda::ModelCuda(const Config& c, int device) : config(c), layout(make_layout(c)), device_(device) {
+    if (c.likelihood == Likelihood::gaussian_heteroscedastic)
+        throw std::invalid_argument("the CUDA engine has no likelihood='gaussian_heteroscedastic'; use the CPU engine");
     int count = 0;
     PYVAE_CUDA_CHECK(cudaGetDeviceCount(&count));
     if (device < 0 || device >= count)

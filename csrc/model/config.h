@@ -15,7 +15,9 @@
 namespace pyvae {
 
 enum class Activation { relu, tanh };
-enum class Likelihood { bernoulli, gaussian, gaussian_isotropic, continuous_bernoulli, mixed };
+// gaussian_heteroscedastic: the decoder gives each row its own log-variance per
+// feature beside the mean (decoder_out_width), in place of shared noise parameters.
+enum class Likelihood { bernoulli, gaussian, gaussian_isotropic, continuous_bernoulli, mixed, gaussian_heteroscedastic };
 
 PYVAE_HD inline bool is_gaussian(Likelihood l) { return l == Likelihood::gaussian || l == Likelihood::gaussian_isotropic; }
 // Likelihoods with a learned log-variance per feature (mixed: for its Gaussian columns).
@@ -24,10 +26,13 @@ PYVAE_HD inline bool has_noise_per_feature(Likelihood l) { return l == Likelihoo
 // Likelihood::mixed: the columns come in blocks of one kind each. A categorical
 // block is one variable, the one-hot columns of its categories; the other kinds
 // are one variable per column (adjacent columns of a kind share a block).
-enum class ColumnKind { gaussian, bernoulli, poisson, categorical };
+// A gaussian_heteroscedastic column reads its log-variance from the decoder's
+// output past the D means, at logvar_start + (column - start).
+enum class ColumnKind { gaussian, bernoulli, poisson, categorical, gaussian_heteroscedastic };
 struct ColumnBlock {
     ColumnKind kind;
     int start, width;
+    int logvar_start = -1;  // gaussian_heteroscedastic only
 };
 enum class KLMode { analytic, mc };
 enum class Posterior { gaussian, logistic, laplace };
@@ -36,7 +41,18 @@ enum class Estimator { reparameterization, score_function };
 // n_mc_samples draws per row (Burda et al.), both in elbo.h.
 enum class Objective { elbo, iwae };
 
-constexpr double kLogvarBound = 30.0;  // |log-variance| of q(z|x); see logvar_clamp_forward
+constexpr double kLogvarBound = 30.0;  // |log-variance| of q(z|x) and of the decoder's; see logvar_clamp_forward
+
+// A log-variance clamped to +-kLogvarBound (why: posterior.h's logvar_clamp_forward;
+// the heteroscedastic decoder's log-variance is clamped the same way). NaN stays NaN.
+template <class T>
+PYVAE_HD inline T logvar_clamp(T lv) {
+    const T above = lv < T(-kLogvarBound) ? T(-kLogvarBound) : lv;
+    return T(kLogvarBound) < above ? T(kLogvarBound) : above;
+}
+// Whether the clamp holds at the (clamped) value lv: then it passes no gradient.
+template <class T>
+PYVAE_HD inline bool logvar_clamp_holds(T lv) { return hd_abs(lv) >= T(kLogvarBound); }
 
 struct Config {
     int n_features = 0;
@@ -81,10 +97,26 @@ inline std::vector<ColumnBlock> make_column_blocks(const std::vector<std::pair<C
             blocks.push_back({kind, start, width});
         start += width;
     }
+    int logvar_start = n_features;  // past the means, in column order
+    for (ColumnBlock& b : blocks)
+        if (b.kind == ColumnKind::gaussian_heteroscedastic) {
+            b.logvar_start = logvar_start;
+            logvar_start += b.width;
+        }
     if (start != n_features)
         throw std::invalid_argument("the column kinds cover " + std::to_string(start) + " columns; the data has " +
                                     std::to_string(n_features));
     return blocks;
+}
+
+// Width of a row of the decoder's output: the mean (or logits) of each feature,
+// then the log-variance of each heteroscedastic one, [m | lv] (ColumnBlock::logvar_start).
+inline int decoder_out_width(const Config& c) {
+    if (c.likelihood == Likelihood::gaussian_heteroscedastic) return 2 * c.n_features;
+    int width = c.n_features;
+    for (const ColumnBlock& b : c.columns)
+        if (b.kind == ColumnKind::gaussian_heteroscedastic) width += b.width;
+    return width;
 }
 
 // Offsets of W (n_in, n_out) and b (n_out) in the flat parameter buffer.
@@ -95,7 +127,7 @@ struct Dense {
 
 struct Layout {
     std::vector<Dense> encoder;  // the last one is the head: (.., 2Z) = [mu | logvar]
-    std::vector<Dense> decoder;  // the last one gives logits or the Gaussian mean: (.., D)
+    std::vector<Dense> decoder;  // the last one gives logits or the Gaussian mean: (.., decoder_out_width)
     int64_t noise_logvar = 0;    // Gaussian likelihood: log-variance per feature (or one)
     int n_noise_logvar = 0;
     int64_t size = 0;
@@ -122,7 +154,7 @@ inline Layout make_layout(const Config& c) {
         add(L.decoder, width, *h);
         width = *h;
     }
-    add(L.decoder, width, c.n_features);
+    add(L.decoder, width, decoder_out_width(c));
     if (c.variance_floor < 0 || !std::isfinite(c.variance_floor))
         throw std::invalid_argument("variance_floor must be finite and >= 0");
     if ((c.likelihood == Likelihood::mixed) != !c.columns.empty())

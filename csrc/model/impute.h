@@ -65,7 +65,7 @@ inline void importance_weights_forward(const double* recon, const double* kl, in
 }
 
 // Encodes, decodes and weighs K draws for the chunk x (N, D): after the call
-// ws.dec_out.back() holds the decoder outputs (K*N, D) and weights (N, K) the
+// ws.dec_out.back() holds the decoder outputs (K*N, decoder_out_width) and weights (N, K) the
 // normalized importance weights. Returns the row keys (ws.keys).
 template <class T>
 void weighted_draws_forward(const Model<T>& model, const T* params, const T* x, int N, int K, uint64_t seed,
@@ -78,7 +78,7 @@ void weighted_draws_forward(const Model<T>& model, const T* params, const T* x, 
 }
 
 // Runs the K weighted posterior draws of X (N, D) chunk by chunk, as Model::score
-// does, and hands each chunk to body(x, start, n, dec (K*n, D), weights (n, K), ws).
+// does, and hands each chunk to body(x, start, n, dec (K*n, decoder_out_width), weights (n, K), ws).
 template <class T, class Body>
 void for_each_weighted_chunk(const Model<T>& model, const T* params, const T* X, int64_t n_rows, int K,
                              uint64_t seed, const std::function<bool()>& interrupted, Body&& body) {
@@ -103,7 +103,7 @@ void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t 
                     T* out, const std::function<bool()>& interrupted = nullptr) {
     require_missing_mask(model);
     if (K < 1) throw std::invalid_argument("the number of importance draws must be >= 1");
-    const int D = model.config.n_features;
+    const int D = model.config.n_features, W = decoder_out_width(model.config);
     for_each_weighted_chunk(model, params, X, n_rows, K, seed, interrupted,
                             [&](const T* x, int64_t start, int n, const T* dec, const double* weights, Workspace<T>&) {
         // Rows are independent and each sums its draws in a fixed order:
@@ -116,7 +116,7 @@ void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t 
                 const double* w = weights + int64_t(i) * K;
                 std::fill(acc.begin(), acc.end(), 0.0);
                 for (int k = 0; k < K; ++k) {
-                    observation_mean_row(model.config, dec + (int64_t(k) * n + i) * D, mean.data());
+                    observation_mean_row(model.config, dec + (int64_t(k) * n + i) * W, mean.data());
                     for (int d = 0; d < D; ++d) acc[d] += w[k] * double(mean[d]);
                 }
                 T* yi = out + (start + i) * D;
@@ -137,7 +137,7 @@ void sample_imputations_forward(const Model<T>& model, const T* params, const T*
                                 uint64_t seed, T* out, const std::function<bool()>& interrupted = nullptr) {
     require_missing_mask(model);
     if (K < 1 || M < 1) throw std::invalid_argument("the numbers of importance draws and imputations must be >= 1");
-    const int D = model.config.n_features;
+    const int D = model.config.n_features, W = decoder_out_width(model.config);
     const std::vector<T> sd = model.observation_sd(params);
     for_each_weighted_chunk(model, params, X, n_rows, K, seed, interrupted,
                             [&](const T* x, int64_t start, int n, const T* dec, const double* weights, Workspace<T>& ws) {
@@ -154,7 +154,7 @@ void sample_imputations_forward(const Model<T>& model, const T* params, const T*
                     int k = 0;
                     for (double cum = w[0]; k + 1 < K && cum < u; cum += w[++k]) {}
                     const uint64_t noise_key = combine_keys(combine_keys(keys[i], kNoiseStream), uint64_t(m));
-                    observation_draw_row(model.config, dec + (int64_t(k) * n + i) * D, sd.data(), noise_key,
+                    observation_draw_row(model.config, dec + (int64_t(k) * n + i) * W, sd.data(), noise_key,
                                          draw.data());
                     T* yi = out + ((start + i) * M + m) * D;
                     for (int d = 0; d < D; ++d) yi[d] = std::isnan(xi[d]) ? draw[d] : xi[d];

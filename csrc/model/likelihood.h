@@ -94,12 +94,14 @@ inline T bernoulli_row_forward_backward(T* d, const T* x, const T* a, int D, T w
     });
 }
 
-// f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, D), in parallel.
+// f(r, x_i, out_r) for every draw row r = s * N + i of out (S*N, out_width; D unless
+// given), in parallel.
 template <class T, class F>
-void for_each_draw_row(const T* out, const T* x, int N, int S, int D, int n_threads, F&& f) {
+void for_each_draw_row(const T* out, const T* x, int N, int S, int D, int n_threads, F&& f, int out_width = 0) {
     const int64_t SN = int64_t(S) * N;
+    const int64_t W = out_width > 0 ? out_width : D;
     parallel_for(SN, chunk_for(SN), n_threads, SN * D > kParallelEntries, [&](int64_t lo, int64_t hi) {
-        for (int64_t r = lo; r < hi; ++r) f(r, x + (r % N) * D, out + r * D);
+        for (int64_t r = lo; r < hi; ++r) f(r, x + (r % N) * D, out + r * W);
     });
 }
 
@@ -178,15 +180,15 @@ struct GaussianNoise {
 
 // sum over the draw rows r of column k of weight.relative_at(r) * 0.5 (1 - res^2 / var)
 // (rows in order: the sum does not depend on the thread count); times
-// weight.scale * e^lv / var it is sum_r weight[r] d(-log p_r)/d lv_k.
+// weight.scale * e^lv / var it is sum_r weight[r] d(-log p_r)/d lv_k. out (S*N, W).
 template <class T>
-T gaussian_logvar_grad(const T* out, const T* x, const GaussianNoise<T>& g, int k, int N, int S, int D,
+T gaussian_logvar_grad(const T* out, const T* x, const GaussianNoise<T>& g, int k, int N, int S, int D, int W,
                        const DrawWeights<T>& weight, bool missing) {
     T acc = 0;
     for (int64_t r = 0; r < int64_t(S) * N; ++r) {
         const T xv = x[(r % N) * D + k];
         if (missing && std::isnan(xv)) continue;
-        acc += weight.relative_at(r) * gaussian_logvar_term(xv - out[r * D + k], g.inv_var[k]);
+        acc += weight.relative_at(r) * gaussian_logvar_term(xv - out[r * W + k], g.inv_var[k]);
     }
     return acc;  // the caller scales: weight.scale * acc * e^lv / var
 }
@@ -223,7 +225,7 @@ void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const
     const int64_t SN = int64_t(S) * N;
     parallel_for(D, chunk_for(D), n_threads, SN * D > kParallelEntries, [&](int64_t lo, int64_t hi) {
         for (int k = int(lo); k < int(hi); ++k)
-            column[k] = weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, weight, missing) *
+            column[k] = weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, D, weight, missing) *
                         g.learned_share[k];
     });
 }
@@ -261,6 +263,42 @@ void gaussian_isotropic_backward(T* d_out, T* d_lv, const T* out, const T* x, co
 }
 
 
+// ---- Heteroscedastic Gaussian: a row of the decoder's output is [m | lv] (2D) ----
+// Feature k of the row has mean m_k and variance heteroscedastic_feature(lv_k)
+// (likelihood_math.h): the noise follows z, with no shared parameters.
+
+// recon (S*N) from out (S*N, 2D) against x (N, D).
+template <class T>
+void gaussian_heteroscedastic_forward(double* recon, const T* out, const T* x, T floor, int N, int S, int D,
+                                      bool missing, int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
+        T acc = 0;
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(xi[k])) continue;
+            const GaussianFeature<T> f = heteroscedastic_feature(o[D + k], floor);
+            acc += gaussian_log_p(xi[k] - o[k], f.log_var, f.inv_var);
+        }
+        recon[r] = acc;
+    }, 2 * D);
+}
+
+// d_out (S*N, 2D) = weight * d(-log p)/d[m | lv], 0 for a missing entry's pair.
+template <class T>
+void gaussian_heteroscedastic_backward(T* d_out, const T* out, const T* x, T floor, int N, int S, int D,
+                                       DrawWeights<T> weight, bool missing, int n_threads) {
+    for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
+        T* d = d_out + r * 2 * D;
+        const T w = weight[r];
+        for (int k = 0; k < D; ++k) {
+            if (missing && std::isnan(xi[k])) { d[k] = d[D + k] = 0; continue; }
+            const GaussianFeature<T> f = heteroscedastic_feature(o[D + k], floor);
+            const T residual = xi[k] - o[k];
+            d[k] = gaussian_grad(residual, f.inv_var, w);
+            d[D + k] = heteroscedastic_logvar_grad(residual, o[D + k], f, w);
+        }
+    }, 2 * D);
+}
+
 // ---- Mixed columns: each block of Config::columns by its own kind ------------
 // Gaussian columns as above (a log-variance per column, lv[k]); Bernoulli as
 // above; Poisson with log-rate a (likelihood_math.h); categorical over a block of one-hot columns with logits a (its width):
@@ -278,9 +316,10 @@ inline T log_sum_exp(const T* a, int W) {
     return top + std::log(total);
 }
 
-// sum of log p(x_k | a_k) over one row of the blocks; lv per column.
+// sum of log p(x_k | a_k) over one row of the blocks; lv per column (the heteroscedastic
+// columns' from a, past the D means).
 template <class T>
-T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, const std::vector<ColumnBlock>& blocks,
+T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, T floor, const std::vector<ColumnBlock>& blocks,
                     bool missing) {
     T acc = 0;
     for (const ColumnBlock& b : blocks) {
@@ -290,6 +329,13 @@ T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, const std
                 for (int k = b.start; k < end; ++k) {
                     if (missing && std::isnan(x[k])) continue;
                     acc += gaussian_log_p(x[k] - a[k], g.log_var[k], g.inv_var[k]);
+                }
+                break;
+            case ColumnKind::gaussian_heteroscedastic:
+                for (int k = b.start; k < end; ++k) {
+                    if (missing && std::isnan(x[k])) continue;
+                    const GaussianFeature<T> f = heteroscedastic_feature(a[b.logvar_start + k - b.start], floor);
+                    acc += gaussian_log_p(x[k] - a[k], f.log_var, f.inv_var);
                 }
                 break;
             case ColumnKind::bernoulli: acc += bernoulli_row_forward(x + b.start, a + b.start, b.width, missing); break;
@@ -310,9 +356,9 @@ T mixed_row_forward(const T* x, const T* a, const GaussianNoise<T>& g, const std
     return acc;
 }
 
-// d (D) = weight * d(-log p)/da over one row of the blocks.
+// d (decoder_out_width) = weight * d(-log p)/da over one row of the blocks.
 template <class T>
-void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g,
+void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g, T floor,
                         const std::vector<ColumnBlock>& blocks, T weight, bool missing) {
     for (const ColumnBlock& b : blocks) {
         const int end = b.start + b.width;
@@ -320,6 +366,15 @@ void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g,
             case ColumnKind::gaussian:
                 for (int k = b.start; k < end; ++k)
                     d[k] = missing && std::isnan(x[k]) ? T(0) : gaussian_grad(x[k] - a[k], g.inv_var[k], weight);
+                break;
+            case ColumnKind::gaussian_heteroscedastic:
+                for (int k = b.start; k < end; ++k) {
+                    const int l = b.logvar_start + k - b.start;
+                    if (missing && std::isnan(x[k])) { d[k] = d[l] = 0; continue; }
+                    const GaussianFeature<T> f = heteroscedastic_feature(a[l], floor);
+                    d[k] = gaussian_grad(x[k] - a[k], f.inv_var, weight);
+                    d[l] = heteroscedastic_logvar_grad(x[k] - a[k], a[l], f, weight);
+                }
                 break;
             case ColumnKind::bernoulli:
                 bernoulli_row_backward(d + b.start, x + b.start, a + b.start, b.width, weight, missing);
@@ -343,30 +398,30 @@ void mixed_row_backward(T* d, const T* x, const T* a, const GaussianNoise<T>& g,
     }
 }
 
-// recon (S*N) from the decoder's output out (S*N, D) against x (N, D); lv (D).
+// recon (S*N) from the decoder's output out (S*N, W = decoder_out_width) against x (N, D); lv (D).
 template <class T>
 void mixed_forward(double* recon, const T* out, const T* x, const T* lv, T floor,
-                   const std::vector<ColumnBlock>& blocks, int N, int S, int D, bool missing, int n_threads) {
+                   const std::vector<ColumnBlock>& blocks, int N, int S, int D, int W, bool missing, int n_threads) {
     const GaussianNoise<T> g(lv, 1, D, floor);
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
-        recon[r] = mixed_row_forward(xi, a, g, blocks, missing);
-    });
+        recon[r] = mixed_row_forward(xi, a, g, floor, blocks, missing);
+    }, W);
 }
 
-// d_out (S*N, D), and d_lv (D) += the Gaussian columns' log-variance gradients
+// d_out (S*N, W), and d_lv (D) += the Gaussian columns' log-variance gradients
 // (the other columns' entries of lv are unused and get none).
 template <class T>
 void mixed_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv, T floor,
-                    const std::vector<ColumnBlock>& blocks, int N, int S, int D, DrawWeights<T> weight, bool missing,
-                    int n_threads) {
+                    const std::vector<ColumnBlock>& blocks, int N, int S, int D, int W, DrawWeights<T> weight,
+                    bool missing, int n_threads) {
     const GaussianNoise<T> g(lv, 1, D, floor);
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* a) {
-        mixed_row_backward(d_out + r * D, xi, a, g, blocks, weight[r], missing);
-    });
+        mixed_row_backward(d_out + r * W, xi, a, g, floor, blocks, weight[r], missing);
+    }, W);
     for (const ColumnBlock& b : blocks)
         if (b.kind == ColumnKind::gaussian)
             for (int k = b.start; k < b.start + b.width; ++k)
-                d_lv[k] += weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, weight, missing) *
+                d_lv[k] += weight.scale * gaussian_logvar_grad(out, x, g, k, N, S, D, W, weight, missing) *
                            g.learned_share[k];
 }
 

@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "cpu/fastmath.h"
+#include "model/config.h"
 #include "model/hd.h"
 
 namespace pyvae {
@@ -132,6 +133,21 @@ PYVAE_HD inline T gaussian_logvar_term(T residual, T inv_var) {
 // The standard deviation of draws of p(x | z), sqrt(var), from 1 / var.
 template <class T>
 PYVAE_HD inline T gaussian_sd(T inv_var) { return hd_sqrt(T(1) / inv_var); }
+
+// ---- Heteroscedastic Gaussian: the entry's own log-variance lv, a decoder output ---------
+// var = floored_variance(logvar_clamp(lv), floor): clamped as q(z|x)'s log-variance is,
+// so a decoder far from the data can neither overflow e^lv nor put a density spike
+// past e^-30 on a feature; log p and d/dm are the Gaussian's above.
+template <class T>
+PYVAE_HD inline GaussianFeature<T> heteroscedastic_feature(T lv, T floor) {
+    return gaussian_feature(logvar_clamp(lv), floor);
+}
+// weight * d(-log p)/d lv: the Gaussian's log-variance gradient, 0 where the clamp holds.
+template <class T>
+PYVAE_HD inline T heteroscedastic_logvar_grad(T residual, T lv, const GaussianFeature<T>& f, T weight) {
+    if (logvar_clamp_holds(logvar_clamp(lv))) return T(0);
+    return weight * gaussian_logvar_term(residual, f.inv_var) * f.learned_share;
+}
 
 // ---- Poisson with log-rate a: log p(x | a) = x a - e^a - log x!, d(-log p)/da = e^a - x ----
 template <class T>

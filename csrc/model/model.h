@@ -125,7 +125,8 @@ class Model {
         reparameterize_forward(eps, z, head, noise, N, S, config.n_components, config.posterior, n_threads);
     }
 
-    // out (M, D) from z (M, Z): logits (Bernoulli) or the Gaussian mean.
+    // out (M, decoder_out_width) from z (M, Z): logits (Bernoulli) or the Gaussian mean
+    // (and, heteroscedastic, its log-variance).
     const T* decoder_forward(const T* params, const T* z, int M, Workspace<T>& ws, Pass pass) const {
         return mlp_forward(layout.decoder, ws.dec_out, params, z, M, pass);
     }
@@ -169,7 +170,10 @@ class Model {
             case Likelihood::gaussian_isotropic:
                 return gaussian_isotropic_forward(recon, out, x, lv, floor, N, S, D, missing, n_threads);
             case Likelihood::mixed:
-                return mixed_forward(recon, out, x, lv, floor, config.columns, N, S, D, missing, n_threads);
+                return mixed_forward(recon, out, x, lv, floor, config.columns, N, S, D, decoder_out_width(config),
+                                     missing, n_threads);
+            case Likelihood::gaussian_heteroscedastic:
+                return gaussian_heteroscedastic_forward(recon, out, x, floor, N, S, D, missing, n_threads);
         }
     }
 
@@ -192,8 +196,10 @@ class Model {
                 return gaussian_isotropic_backward(d_out, d_noise_logvar, out, x, lv, floor, N, S, D, weight, missing,
                                                    n_threads);
             case Likelihood::mixed:
-                return mixed_backward(d_out, d_noise_logvar, out, x, lv, floor, config.columns, N, S, D, weight,
-                                      missing, n_threads);
+                return mixed_backward(d_out, d_noise_logvar, out, x, lv, floor, config.columns, N, S, D,
+                                      decoder_out_width(config), weight, missing, n_threads);
+            case Likelihood::gaussian_heteroscedastic:
+                return gaussian_heteroscedastic_backward(d_out, out, x, floor, N, S, D, weight, missing, n_threads);
         }
     }
 
@@ -214,7 +220,8 @@ class Model {
         return GaussianNoise<T>(params + layout.noise_logvar, stride, config.n_features, T(config.variance_floor));
     }
 
-    // sd (D): the Gaussian columns' standard deviation sqrt(floored variance), 0 elsewhere.
+    // sd (D): the Gaussian columns' standard deviation sqrt(floored variance), 0 elsewhere
+    // (and everywhere for the heteroscedastic Gaussian, whose rows carry their own).
     std::vector<T> observation_sd(const T* params) const {
         std::vector<T> sd(config.n_features, T(0));
         if (layout.n_noise_logvar == 0) return sd;
@@ -231,7 +238,7 @@ class Model {
 
     // ---- backward pieces ---------------------------------------------------
 
-    // Backward through the decoder from d_out (M, D); writes dz (M, Z) when not null.
+    // Backward through the decoder from d_out (M, decoder_out_width); writes dz (M, Z) when not null.
     void decoder_backward(const T* params, T* grad, const T* z, int M, T* d_out, T* dz, Workspace<T>& ws) const {
         T* d = d_out;
         T* spare = (d_out == ws.d_a.data()) ? ws.d_b.data() : ws.d_a.data();

@@ -24,12 +24,12 @@ void Model<T>::encode(const T* params, const T* X, int64_t n_rows, T* mu, T* log
 // out (N, D): the mean of p(x|z) for Zs (N, Z) (observation.h).
 template <class T>
 void Model<T>::decode(const T* params, const T* Zs, int64_t n_rows, T* out) const {
-    const int Z = config.n_components, D = config.n_features, C = chunk_rows(1);
+    const int Z = config.n_components, D = config.n_features, W = decoder_out_width(config), C = chunk_rows(1);
     Workspace<T> ws;
     ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
     for_each_chunk(Zs, n_rows, Z, C, [&](const T* z, int64_t start, int n) {
         const T* o = decoder_forward(params, z, n, ws, Pass::inference);
-        for (int i = 0; i < n; ++i) observation_mean_row(config, o + int64_t(i) * D, out + (start + i) * D);
+        for (int i = 0; i < n; ++i) observation_mean_row(config, o + int64_t(i) * W, out + (start + i) * D);
     });
 }
 
@@ -46,14 +46,14 @@ void Model<T>::sample_prior(int64_t n_rows, uint64_t seed, T* z) const {
 // x (N, D) ~ p(x | z) for Zs (N, Z), row i from the stream combine_keys(seed, i) (observation.h).
 template <class T>
 void Model<T>::sample_observations(const T* params, const T* Zs, int64_t n_rows, uint64_t seed, T* out) const {
-    const int D = config.n_features, C = chunk_rows(1);
+    const int D = config.n_features, W = decoder_out_width(config), C = chunk_rows(1);
     const std::vector<T> sd = observation_sd(params);
     Workspace<T> ws;
     ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), 1, Workspace<T>::decoder);
     for_each_chunk(Zs, n_rows, config.n_components, C, [&](const T* z, int64_t start, int n) {
         const T* o = decoder_forward(params, z, n, ws, Pass::inference);
         for (int i = 0; i < n; ++i)
-            observation_draw_row(config, o + int64_t(i) * D, sd.data(), combine_keys(seed, uint64_t(start + i)),
+            observation_draw_row(config, o + int64_t(i) * W, sd.data(), combine_keys(seed, uint64_t(start + i)),
                                  out + (start + i) * D);
     });
 }

@@ -5,6 +5,7 @@
 //   Bernoulli        mean sigmoid(a),          draw 1 if u < mean else 0
 //   continuous B.    its mean (likelihood_math.h), draw by the inverse CDF at u
 //   Gaussian         mean a,                   draw a + sd * N(0, 1)
+//   heteroscedastic  mean a[k],                draw as the Gaussian, sd from the row's a[D + k]
 //   Poisson          mean e^a,                 draw ~ Poisson(e^a)
 //   categorical      mean softmax(a) over the block, draw one-hot of a category ~ softmax(a)
 // Entry k of a row draws from counter k of the row's key (a categorical block
@@ -64,7 +65,7 @@ inline void softmax_block(const T* a, int W, T* p) {
     for (int k = 0; k < W; ++k) p[k] = std::exp(a[k] - lse);
 }
 
-// mean (D) = E[x | z] from the decoder's output a (D).
+// mean (D) = E[x | z] from the decoder's output a (decoder_out_width).
 template <class T>
 void observation_mean_row(const Config& c, const T* a, T* mean) {
     const int D = c.n_features;
@@ -77,13 +78,15 @@ void observation_mean_row(const Config& c, const T* a, T* mean) {
             return;
         case Likelihood::gaussian:
         case Likelihood::gaussian_isotropic:
+        case Likelihood::gaussian_heteroscedastic:
             for (int k = 0; k < D; ++k) mean[k] = a[k];
             return;
         case Likelihood::mixed:
             for (const ColumnBlock& b : c.columns) {
                 const int end = b.start + b.width;
                 switch (b.kind) {
-                    case ColumnKind::gaussian: for (int k = b.start; k < end; ++k) mean[k] = a[k]; break;
+                    case ColumnKind::gaussian:
+                    case ColumnKind::gaussian_heteroscedastic: for (int k = b.start; k < end; ++k) mean[k] = a[k]; break;
                     case ColumnKind::bernoulli: for (int k = b.start; k < end; ++k) mean[k] = sigmoid(a[k]); break;
                     case ColumnKind::poisson: for (int k = b.start; k < end; ++k) mean[k] = std::exp(a[k]); break;
                     case ColumnKind::categorical: softmax_block(a + b.start, b.width, mean + b.start); break;
@@ -93,13 +96,19 @@ void observation_mean_row(const Config& c, const T* a, T* mean) {
     }
 }
 
-// x (D) ~ p(x | z) from the decoder's output a (D); sd (D) the Gaussian
-// columns' standard deviations (Model::observation_sd).
+// x (D) ~ p(x | z) from the decoder's output a (decoder_out_width); sd (D) the
+// Gaussian columns' standard deviations (Model::observation_sd), unused by the
+// heteroscedastic Gaussian, whose row gives its own.
 template <class T>
 void observation_draw_row(const Config& c, const T* a, const T* sd, uint64_t key, T* x) {
     const int D = c.n_features;
     auto bernoulli = [&](int k) { return bernoulli_draw(sigmoid(a[k]), standard_uniform(key, uint64_t(k))); };
     auto gaussian = [&](int k) { return gaussian_draw(a[k], sd[k], standard_normal(key, uint64_t(k))); };
+    // Column k with its log-variance at a[l]: the row's own sd.
+    auto heteroscedastic = [&](int k, int l) {
+        const T row_sd = gaussian_sd(heteroscedastic_feature(a[l], T(c.variance_floor)).inv_var);
+        return gaussian_draw(a[k], row_sd, standard_normal(key, uint64_t(k)));
+    };
     switch (c.likelihood) {
         case Likelihood::bernoulli:
             for (int k = 0; k < D; ++k) x[k] = bernoulli(k);
@@ -112,11 +121,17 @@ void observation_draw_row(const Config& c, const T* a, const T* sd, uint64_t key
         case Likelihood::gaussian_isotropic:
             for (int k = 0; k < D; ++k) x[k] = gaussian(k);
             return;
+        case Likelihood::gaussian_heteroscedastic:
+            for (int k = 0; k < D; ++k) x[k] = heteroscedastic(k, D + k);
+            return;
         case Likelihood::mixed:
             for (const ColumnBlock& b : c.columns) {
                 const int end = b.start + b.width;
                 switch (b.kind) {
                     case ColumnKind::gaussian: for (int k = b.start; k < end; ++k) x[k] = gaussian(k); break;
+                    case ColumnKind::gaussian_heteroscedastic:
+                        for (int k = b.start; k < end; ++k) x[k] = heteroscedastic(k, b.logvar_start + k - b.start);
+                        break;
                     case ColumnKind::bernoulli: for (int k = b.start; k < end; ++k) x[k] = bernoulli(k); break;
                     case ColumnKind::poisson:
                         for (int k = b.start; k < end; ++k) x[k] = T(poisson_draw(std::exp(double(a[k])), key, k));

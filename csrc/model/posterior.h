@@ -45,15 +45,7 @@ void fill_noise(T* noise, const uint64_t* keys, int N, int S, int Z, bool unifor
 // data the raw value can exceed 177, exp(logvar / 2) overflows float32 and
 // z = mu + inf * eps makes the scores NaN. The clamp is part of the model; no
 // fitted posterior needs a variance beyond e^(+-30). NaN stays NaN (as std::min/max).
-template <class T>
-PYVAE_HD inline T logvar_clamp(T lv) {
-    const T above = lv < T(-kLogvarBound) ? T(-kLogvarBound) : lv;
-    return T(kLogvarBound) < above ? T(kLogvarBound) : above;
-}
-// Whether the clamp holds at the (clamped) value lv: then it passes no gradient.
-template <class T>
-PYVAE_HD inline bool logvar_clamp_holds(T lv) { return hd_abs(lv) >= T(kLogvarBound); }
-
+// logvar_clamp and logvar_clamp_holds: config.h.
 template <class T>
 void logvar_clamp_forward(T* head, int N, int Z) {
     for (int i = 0; i < N; ++i)

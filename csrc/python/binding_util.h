@@ -37,7 +37,9 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
     c.likelihood = parse<Likelihood>(likelihood, {{"bernoulli", Likelihood::bernoulli}, {"gaussian", Likelihood::gaussian},
                                                  {"gaussian_isotropic", Likelihood::gaussian_isotropic},
                                                  {"continuous_bernoulli", Likelihood::continuous_bernoulli},
-                                                 {"mixed", Likelihood::mixed}}, "likelihood");
+                                                 {"mixed", Likelihood::mixed},
+                                                 {"gaussian_heteroscedastic", Likelihood::gaussian_heteroscedastic}},
+                                  "likelihood");
     c.kl = parse<KLMode>(kl, {{"analytic", KLMode::analytic}, {"mc", KLMode::mc}}, "kl");
     c.posterior = parse<Posterior>(posterior, {{"gaussian", Posterior::gaussian}, {"logistic", Posterior::logistic},
                                                {"laplace", Posterior::laplace}}, "posterior");
@@ -54,7 +56,9 @@ inline Config make_config(int n_features, int n_components, std::vector<int> hid
         kinds.emplace_back(parse<ColumnKind>(name, {{"gaussian", ColumnKind::gaussian},
                                                     {"bernoulli", ColumnKind::bernoulli},
                                                     {"poisson", ColumnKind::poisson},
-                                                    {"categorical", ColumnKind::categorical}}, "column kind"),
+                                                    {"categorical", ColumnKind::categorical},
+                                                    {"gaussian_heteroscedastic", ColumnKind::gaussian_heteroscedastic}},
+                                        "column kind"),
                            width);
     if (!kinds.empty()) c.columns = make_column_blocks(kinds, n_features);
     c.encoder_shift = std::move(encoder_shift);  // (D) or empty: make_layout checks
