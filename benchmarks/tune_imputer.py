@@ -56,6 +56,7 @@ CANDIDATES = {
     "es h64 lr3e-3 K30": dict(early_stopping=True, hidden_layer_sizes=(64,), learning_rate=3e-3, n_importance=30),
     "nc10 K30": dict(n_iter_no_change=10, n_importance=30),
     "lr3e-3 nc10 K30": dict(learning_rate=3e-3, n_iter_no_change=10, n_importance=30),
+    "miwae k5": dict(objective="iwae", n_mc_samples=5),
 }
 
 
