@@ -238,16 +238,21 @@ def _vae_from(path, header, contents, estimator_class):
     return model
 
 
-def _imputer_from(path, header, contents, classes):
-    if header.get("format_version") not in (IMPUTER_FORMAT_VERSION,):
+def _inner_vae(path, header, contents, classes, what, version):
+    """The VAE inside an estimator's file (under "vae/"), once the file's version is checked."""
+    if header.get("format_version") != version:
         raise ValueError(
-            f"{path!r} has imputer format version {header.get('format_version')!r}; this pyvae reads version "
-            f"{IMPUTER_FORMAT_VERSION}. Load it with the pyvae version that wrote it ({header.get('pyvae_version')})."
+            f"{path!r} has {what} format version {header.get('format_version')!r}; this pyvae reads version "
+            f"{version}. Load it with the pyvae version that wrote it ({header.get('pyvae_version')})."
         )
+    vae_contents = {key[len("vae/"):]: value for key, value in contents.items() if key.startswith("vae/")}
+    return _vae_from(path, header["vae"], vae_contents, classes[FORMAT_NAME])
+
+
+def _imputer_from(path, header, contents, classes):
     from sklearn.impute import MissingIndicator
 
-    vae_contents = {key[len("vae/"):]: value for key, value in contents.items() if key.startswith("vae/")}
-    vae = _vae_from(path, header["vae"], vae_contents, classes[FORMAT_NAME])
+    vae = _inner_vae(path, header, contents, classes, "imputer", IMPUTER_FORMAT_VERSION)
     imputer = _estimator_from_text(classes[IMPUTER_FORMAT_NAME], header["hyperparameters"])
     state = header["state"]
     try:
@@ -278,13 +283,7 @@ def _imputer_from(path, header, contents, classes):
 
 
 def _synthesizer_from(path, header, contents, classes):
-    if header.get("format_version") != SYNTHESIZER_FORMAT_VERSION:
-        raise ValueError(
-            f"{path!r} has synthesizer format version {header.get('format_version')!r}; this pyvae reads version "
-            f"{SYNTHESIZER_FORMAT_VERSION}. Load it with the pyvae version that wrote it ({header.get('pyvae_version')})."
-        )
-    vae_contents = {key[len("vae/"):]: value for key, value in contents.items() if key.startswith("vae/")}
-    vae = _vae_from(path, header["vae"], vae_contents, classes[FORMAT_NAME])
+    vae = _inner_vae(path, header, contents, classes, "synthesizer", SYNTHESIZER_FORMAT_VERSION)
     synthesizer = _estimator_from_text(classes[SYNTHESIZER_FORMAT_NAME], header["hyperparameters"])
     try:
         return synthesizer._restore(header["state"], contents, vae)

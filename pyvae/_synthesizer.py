@@ -19,9 +19,11 @@ _MAX_INTEGER_CATEGORIES = 10
 # values when it has fewer rows).
 _MAX_KNOTS = 1000
 _MAX_DECIMALS = 10
+# Early stopping holds out a tenth of the rows: on fewer than 10 times this many, none.
+_MIN_HELD_OUT_ROWS = 2
 _DATETIME_UNITS = (86_400e9, 3_600e9, 60e9, 1e9, 1e6, 1e3, 1.0)  # a day, ..., a nanosecond
 # fit's copy check compares this many synthetic rows, and as many training rows
-# left out one at a time, with the training rows.
+# (or all) left out one at a time, with the training rows.
 _CHECK_ROWS = 1000
 # The copy warning: synthetic rows whose median distance to the closest training
 # row is below this fraction of real unseen rows' median, or copies of training
@@ -44,21 +46,18 @@ class VAESynthesizer(BaseEstimator):
     ``fit`` reads each column's kind from its dtype and values: continuous,
     count (integers >= 0), datetime, binary (two values) or categorical
     (strings, pandas categories, booleans, integers with at most 10 values);
-    ``column_kinds`` overrides it per column. Each kind gets the likelihood
-    of :class:`pyvae.VAE` that fits it: a categorical column a softmax over
-    its values, a binary one a Bernoulli, and a numeric column (continuous,
-    count or datetime) a Gaussian on its normal scores, the standard normal
-    quantiles of its empirical distribution function, so the sample's
-    marginal follows the column's own (skewed, heavy-tailed or with point
-    masses) rather than a Gaussian. A missing value is one more category of
-    a discrete column; a numeric column with missing values gets a Bernoulli
-    indicator of its own, so which values are missing is modelled jointly
-    with everything else.
+    ``column_kinds`` overrides it. A :class:`pyvae.VAE` models the columns
+    jointly: a categorical one with a softmax over its values, a binary one
+    with a Bernoulli, a numeric one with a Gaussian on its normal scores
+    (the standard normal quantiles of its empirical distribution function),
+    so that the sample's marginal is the column's own, skewed, heavy-tailed
+    or with point masses. A missing value is one more category of a
+    discrete column; a numeric column with missing values gets a Bernoulli
+    indicator of its own.
 
     :meth:`sample` returns rows with the fitted table's columns, dtypes and
-    category labels; numeric values stay within the fitted minimum and
-    maximum and are rounded to the column's precision (its number of
-    decimals, or the unit of a datetime column).
+    category labels, numeric values within the fitted range and rounded to
+    the column's precision (its decimals, or a datetime column's unit).
 
     Parameters
     ----------
@@ -71,8 +70,10 @@ class VAESynthesizer(BaseEstimator):
     n_components : int or None, default=None
         Dimension of the VAE's latent space. None: half the number of
         columns the model sees (at least 2, at most 32).
-    hidden_layer_sizes : tuple of int, default=(128, 128)
-        Widths of the encoder's hidden layers; the decoder mirrors them.
+    hidden_layer_sizes : tuple of int, default=(256,)
+        Widths of the encoder's hidden layers; the decoder mirrors them. One
+        wide layer: on the tuning tables of benchmarks/synthesize.py two
+        layers scored lower (benchmarks/SYNTHESIZE.md).
     activation : {"relu", "tanh"}, default="relu"
         Activation of the hidden layers.
     beta : float, default=1.0
@@ -87,7 +88,7 @@ class VAESynthesizer(BaseEstimator):
         Maximum number of epochs.
     early_stopping : {"auto", True, False}, default="auto"
         Hold out 10% of the rows and stop when their ELBO stops improving
-        (see :class:`VAE`); "auto" does so on up to 10,000 rows, where a
+        (see :class:`VAE`); "auto" does so on 20 to 10,000 rows, where a
         model can memorize its training rows.
     n_iter_no_change : int, default=20
         Epochs without progress before the step size drops or training stops.
@@ -113,9 +114,9 @@ class VAESynthesizer(BaseEstimator):
     n_iter_ : int
         Training epochs run.
     privacy_ : dict
-        fit's copy check (:meth:`privacy_report` without the arrays) on up
-        to 1,000 synthetic rows, against as many training rows each left out
-        of the training rows (their own closest other row, which is what a
+        fit's copy check (:meth:`privacy_report` without the arrays): 1,000
+        synthetic rows against up to 1,000 training rows, each left out of
+        the training rows (the distance to its closest other row is what a
         real unseen row's would be); a :class:`MemorizationWarning` when the
         synthetic rows are much closer.
 
@@ -139,7 +140,7 @@ class VAESynthesizer(BaseEstimator):
     (True, True)
     """
 
-    def __init__(self, *, column_kinds=None, n_components=None, hidden_layer_sizes=(128, 128), activation="relu",
+    def __init__(self, *, column_kinds=None, n_components=None, hidden_layer_sizes=(256,), activation="relu",
                  beta=1.0, learning_rate=1e-2, batch_size="auto", max_iter=1000, early_stopping="auto",
                  n_iter_no_change=20, random_state=None, verbose=0, n_threads=None):
         self.column_kinds = column_kinds
@@ -224,7 +225,8 @@ class VAESynthesizer(BaseEstimator):
         vae = VAE(n_components=n_components, hidden_layer_sizes=self.hidden_layer_sizes, activation=self.activation,
                   likelihood=likelihood, missing="mask" if np.isnan(Xm).any() else "error", beta=self.beta,
                   learning_rate=self.learning_rate, batch_size=self.batch_size, max_iter=self.max_iter,
-                  early_stopping=self.early_stopping if len(Xm) >= 20 else False, n_iter_no_change=self.n_iter_no_change,
+                  early_stopping=self.early_stopping if len(Xm) >= _MIN_HELD_OUT_ROWS * 10 else False,
+                  n_iter_no_change=self.n_iter_no_change,
                   random_state=seed & 0x7FFFFFFF, verbose=self.verbose, n_threads=self.n_threads)
         vae.fit(Xm)
         self.vae_, self._specs, self._frame, self._seed = vae, specs, frame, seed
@@ -233,7 +235,7 @@ class VAESynthesizer(BaseEstimator):
         if frame is not None:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         check = rng.choice(len(Xm), min(len(Xm), _CHECK_ROWS), replace=False)
-        report = self._privacy(columns, None, len(check), (seed >> 32) ^ 0x5DEECE66, reference_rows=np.sort(check))
+        report = self._privacy(columns, None, _CHECK_ROWS, (seed >> 32) ^ 0x5DEECE66, reference_rows=np.sort(check))
         self.privacy_ = {k: v for k, v in report.items() if not isinstance(v, np.ndarray)}
         return self
 
@@ -408,12 +410,12 @@ class VAESynthesizer(BaseEstimator):
         return np.hstack(parts)
 
     def save(self, path):
-        """Save the fitted synthesizer to ``path`` in pyvae's safe .npz format.
+        """Write the fitted synthesizer to ``path`` (pyvae's .npz format, as :meth:`VAE.save`).
 
-        Arrays and JSON text only, written atomically; :func:`pyvae.load`
-        reads it back, without executing code, into a synthesizer whose
-        :meth:`sample` gives the same rows. Column names and category
-        labels must be strings, numbers or booleans.
+        :func:`pyvae.load` reads the file back, without running code from it,
+        into a synthesizer that samples the same rows for the same seed. The
+        format keeps column names and category labels that are strings,
+        numbers or booleans (a TypeError names any other).
 
         Parameters
         ----------
@@ -425,18 +427,19 @@ class VAESynthesizer(BaseEstimator):
         >>> import os, tempfile
         >>> import numpy as np
         >>> import pyvae
-        >>> X = np.random.default_rng(0).normal(size=(200, 3))
-        >>> synthesizer = pyvae.VAESynthesizer(max_iter=10, random_state=0).fit(X)
-        >>> path = os.path.join(tempfile.mkdtemp(), "synthesizer.npz")
-        >>> synthesizer.save(path)
-        >>> bool((pyvae.load(path).sample(5, random_state=0) == synthesizer.sample(5, random_state=0)).all())
-        True
+        >>> table = np.random.default_rng(0).integers(0, 50, size=(200, 3))
+        >>> synthesizer = pyvae.VAESynthesizer(max_iter=10, random_state=0).fit(table)
+        >>> file = os.path.join(tempfile.mkdtemp(), "synthesizer.npz")
+        >>> synthesizer.save(file)
+        >>> rows = pyvae.load(file).sample(5, random_state=0)
+        >>> rows.dtype, bool((rows == synthesizer.sample(5, random_state=0)).all())
+        (dtype('int64'), True)
         """
         _persistence.save_synthesizer(self, path)
 
     def _state(self):
         """The fitted state but the VAE as (JSON-able dict, arrays) for save."""
-        specs = [{k: _to_json(v, k) for k, v in spec.items() if k != "knots"} for spec in self._specs]
+        specs = [_with_labels({k: v for k, v in spec.items() if k != "knots"}, _label_to_json) for spec in self._specs]
         arrays = {f"knots/{j}": spec["knots"] for j, spec in enumerate(self._specs) if "knots" in spec}
         kinds = None if self.column_kinds is None else [[_label_to_json(k), v] for k, v in self.column_kinds.items()]
         state = dict(specs=specs, frame=self._frame, seed=self._seed, n_iter=self.n_iter_, privacy=self.privacy_,
@@ -447,7 +450,7 @@ class VAESynthesizer(BaseEstimator):
         """The inverse of _state (pyvae.load)."""
         kinds = state["column_kinds"]
         self.column_kinds = None if kinds is None else {_label_from_json(k): v for k, v in kinds}
-        self._specs = [{k: _from_json(v, k) for k, v in spec.items()} for spec in state["specs"]]
+        self._specs = [_with_labels(spec, _label_from_json) for spec in state["specs"]]
         for j, spec in enumerate(self._specs):
             if spec["kind"] in _NUMERIC_KINDS:
                 spec["knots"] = np.array(arrays[f"knots/{j}"])
@@ -520,14 +523,7 @@ def _learn_column(name, values, dtype, override):
                         "cannot model: it takes numbers, booleans, strings, categories and datetimes"
                         + (" (a column of mixed types may be declared categorical in column_kinds)."
                            if kind_of == "O" else "."))
-    if kind_of == "M":
-        numeric = values.view(np.int64).astype(np.float64)
-        numeric[np.isnat(values)] = np.nan
-    elif kind_of in "iuf" or kind_of == "O" and _all_numbers(values):
-        numeric = np.array([np.nan if _is_missing(v) else v for v in values], np.float64) if kind_of == "O" \
-            else values.astype(np.float64)
-    else:
-        numeric = None
+    numeric = _as_numbers(values)
     if numeric is not None and np.isinf(numeric).any():
         raise ValueError(f"Column {name!r} holds infinity; only NaN marks a missing value.")
     kind = override or _detected_kind(numeric, kind_of)
@@ -580,10 +576,6 @@ def _sort(value):
             not isinstance(value, (complex, np.complexfloating)):
         return "number"
     return None
-
-
-def _all_numbers(values):
-    return all(_is_missing(v) or _sort(v) == "number" for v in values)
 
 
 def _types_of(values):
@@ -649,17 +641,25 @@ def _blocks(spec):
     return [] if width == 0 else ["bernoulli"] if width == 1 else [("categorical", width)]
 
 
-def _numbers(spec, values):
-    """A numeric column's values as float64 (NaN when missing)."""
+def _as_numbers(values):
+    """A column's values as float64 (NaN where missing; datetimes in nanoseconds), None if not numbers."""
     if values.dtype.kind == "M":
         numbers_ = values.view(np.int64).astype(np.float64)
         numbers_[np.isnat(values)] = np.nan
         return numbers_
-    try:
-        return np.array([np.nan if _is_missing(v) else v for v in values], np.float64) if values.dtype == object \
-            else values.astype(np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"Column {spec['name']!r} was numeric in fit; it holds {_types_of(values)}.") from None
+    if values.dtype.kind in "iuf":
+        return values.astype(np.float64)
+    if values.dtype.kind == "O" and all(_is_missing(v) or _sort(v) == "number" for v in values):
+        return np.array([np.nan if _is_missing(v) else v for v in values], np.float64)
+    return None
+
+
+def _numbers(spec, values):
+    """A numeric column's values as float64 (NaN when missing), checked."""
+    numbers_ = _as_numbers(values)
+    if numbers_ is None:
+        raise ValueError(f"Column {spec['name']!r} was numeric in fit; it holds {_types_of(values)}.")
+    return numbers_
 
 
 def _codes(spec, values):
@@ -750,20 +750,13 @@ def _closest_distances(A, B, exclude=None):
 
 # ---------------------------------------------------------------------- the safe format
 
-def _to_json(value, key):
-    if key in ("labels", "categories"):
-        return [_label_to_json(v) for v in value]
-    if key == "name":
-        return _label_to_json(value)
-    return value
-
-
-def _from_json(value, key):
-    if key in ("labels", "categories"):
-        return [_label_from_json(v) for v in value]
-    if key == "name":
-        return _label_from_json(value)
-    return value
+def _with_labels(spec, convert):
+    """The spec with its name, labels and categories passed through convert (to or from their text form)."""
+    out = dict(spec, name=convert(spec["name"]))
+    for key in ("labels", "categories"):
+        if key in out:
+            out[key] = [convert(v) for v in out[key]]
+    return out
 
 
 def _label_to_json(value):

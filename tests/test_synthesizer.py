@@ -223,6 +223,25 @@ def test_save_and_load_give_the_same_rows(fitted, tmp_path):
     pd.testing.assert_frame_equal(loaded.sample(500, random_state=7), fitted.sample(500, random_state=7))
 
 
+def test_a_file_of_another_version_is_refused(fitted, tmp_path):
+    import json
+
+    path = tmp_path / "synthesizer.npz"
+    fitted.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        contents = {key: data[key] for key in data.files}
+    header = json.loads(str(contents["header"]))
+    header["format_version"] = 99
+    np.savez(path, **dict(contents, header=np.array(json.dumps(header))))
+    with pytest.raises(ValueError, match="synthesizer format version 99"):
+        pyvae.load(path)
+    del header["state"]["specs"]
+    header["format_version"] = 1
+    np.savez(path, **dict(contents, header=np.array(json.dumps(header))))
+    with pytest.raises(ValueError, match="corrupted"):
+        pyvae.load(path)
+
+
 def test_save_and_load_an_array_synthesizer(tmp_path):
     X = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
     synthesizer = VAESynthesizer(column_kinds={2: "continuous"}, random_state=0, **FAST).fit(X)
@@ -280,9 +299,6 @@ def test_a_memorizing_fit_is_warned_about():
     # which values go together, which is the rows themselves (a left-out row is never a copy of another).
     rng = np.random.default_rng(0)
     df = pd.DataFrame({c: rng.permutation([f"{c}{i}" for i in range(30)]) for c in "abc"})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", MemorizationWarning)
-        VAESynthesizer(random_state=0).fit(df)  # the defaults do not copy
     with pytest.warns(MemorizationWarning, match="copy training rows"):
         synthesizer = VAESynthesizer(n_components=8, batch_size=30, max_iter=500, n_iter_no_change=500,
                                      early_stopping=False, random_state=0).fit(df)
@@ -296,3 +312,24 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(pyvae._synthesizer, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    import os
+    import re
+
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("README.md is not next to the tests (installed package)")
+    with open(readme, encoding="utf-8") as f:
+        blocks = [b for b in re.findall(r"```python\n(.*?)```", f.read(), flags=re.S) if "VAESynthesizer" in b]
+    assert len(blocks) == 1
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MemorizationWarning)
+        exec(compile(blocks[0], "README.md", "exec"), namespace)
+    rows, df = namespace["rows"], namespace["df"]
+    assert list(rows.dtypes.astype(str)) == ["float64", "int64", "object", "bool"] and len(rows) == 1000
+    assert rows.dtypes.to_dict() == df.dtypes.to_dict()
+    pd.testing.assert_frame_equal(pyvae.load(tmp_path / "synthesizer.npz").sample(1000, random_state=0), rows)
