@@ -1,27 +1,17 @@
 """Synthetic tables: a VAE over the columns of a mixed-type table (a DataFrame or an array)."""
 
-import numbers
-
 import numpy as np
-from scipy.special import ndtr, ndtri
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
+from ._columns import (KINDS, NUMERIC_KINDS, blocks, codes_of, decode, encode, label_from_json, label_to_json,
+                       learn_column, model_width, numbers_of, read_table, to_series, with_labels)
 from ._vae import _INT, VAE, _check_hyperparameter, _draw_seed, _warn
 
-KINDS = ("continuous", "count", "datetime", "binary", "categorical")
-_NUMERIC_KINDS = ("continuous", "count", "datetime")
-# Integer-valued columns with at most this many distinct values are categorical.
-_MAX_INTEGER_CATEGORIES = 10
-# A numeric column's marginal is kept as at most this many quantiles (its sorted
-# values when it has fewer rows).
-_MAX_KNOTS = 1000
-_MAX_DECIMALS = 10
 # Early stopping holds out a tenth of the rows: on fewer than 10 times this many, none.
 _MIN_HELD_OUT_ROWS = 2
-_DATETIME_UNITS = (86_400e9, 3_600e9, 60e9, 1e9, 1e6, 1e3, 1.0)  # a day, ..., a nanosecond
 # fit's copy check compares this many synthetic rows, and as many training rows
 # (or all) left out one at a time, with the training rows.
 _CHECK_ROWS = 1000
@@ -203,7 +193,7 @@ class VAESynthesizer(BaseEstimator):
 
     def _fit(self, X):
         self._check_params()
-        names, columns, frame = _read_table(X)
+        names, columns, frame = read_table(X)
         if len(columns[0][0]) < 2:
             raise ValueError(f"X has {len(columns[0][0])} row(s); a synthesizer needs at least 2 to learn from.")
         overrides = dict(self.column_kinds or {})
@@ -212,15 +202,15 @@ class VAESynthesizer(BaseEstimator):
             raise ValueError(f"column_kinds names columns that X does not have: {unknown}; X's columns are {names}.")
         seed = _draw_seed(self.random_state)
         rng = np.random.default_rng(seed)
-        specs = [_learn_column(name, values, dtype, overrides.get(name)) for name, (values, dtype) in
+        specs = [learn_column(name, values, dtype, overrides.get(name)) for name, (values, dtype) in
                  zip(names, columns)]
-        if not any(_model_width(spec) for spec in specs):
+        if not any(model_width(spec) for spec in specs):
             raise ValueError("No column of X varies (each holds a single value, or none); there is nothing to "
                              "learn from.")
-        parts = [_encode(spec, values, rng) for spec, (values, _) in zip(specs, columns)]
+        parts = [encode(spec, values, rng) for spec, (values, _) in zip(specs, columns)]
         Xm = np.hstack([p for p in parts if p.shape[1]])
-        likelihood = [block for spec in specs for block in _blocks(spec)]
-        n_modelled = sum(1 for spec in specs if _model_width(spec))
+        likelihood = [block for spec in specs for block in blocks(spec)]
+        n_modelled = sum(1 for spec in specs if model_width(spec))
         n_components = self.n_components or int(np.clip(n_modelled // 2, 2, 32))
         vae = VAE(n_components=n_components, hidden_layer_sizes=self.hidden_layer_sizes, activation=self.activation,
                   likelihood=likelihood, missing="mask" if np.isnan(Xm).any() else "error", beta=self.beta,
@@ -279,8 +269,8 @@ class VAESynthesizer(BaseEstimator):
         """Each column's values (object or float64 arrays) from the VAE's draws (n, width)."""
         columns, start = [], 0
         for spec in self._specs:
-            width = _model_width(spec)
-            columns.append(_decode(spec, draws[:, start:start + width]))
+            width = model_width(spec)
+            columns.append(decode(spec, draws[:, start:start + width]))
             start += width
         return columns
 
@@ -291,7 +281,7 @@ class VAESynthesizer(BaseEstimator):
             return np.column_stack([np.asarray(c, dtype=object) for c in columns]).astype(dtype)
         import pandas as pd
 
-        data = {spec["name"]: _series(spec, values) for spec, values in zip(self._specs, columns)}
+        data = {spec["name"]: to_series(spec, values) for spec, values in zip(self._specs, columns)}
         return pd.DataFrame(data, columns=pd.Index([spec["name"] for spec in self._specs], **self._frame))
 
     # ------------------------------------------------------------------ privacy
@@ -359,14 +349,14 @@ class VAESynthesizer(BaseEstimator):
         return self._privacy(train, holdout, int(n_samples), random_state, reference_rows=rows, synthetic=synthetic)
 
     def _read_like_fit(self, X):
-        names, columns, _ = _read_table(X)
+        names, columns, _ = read_table(X)
         expected = [spec["name"] for spec in self._specs]
         if names != expected:
             raise ValueError(f"X's columns {names} are not the fitted ones, {expected}.")
         return columns
 
     def _privacy(self, train, holdout, n_samples, random_state, reference_rows, synthetic=None):
-        """privacy_report's dict (with the copy warning) for columns read by _read_table; new draws
+        """privacy_report's dict (with the copy warning) for columns read by read_table; new draws
         unless synthetic (columns) is given."""
         space = self._distance_space
         T = space(train)
@@ -396,13 +386,13 @@ class VAESynthesizer(BaseEstimator):
         """The rows as points (n, p) for the distances of privacy_report (see there)."""
         parts = []
         for spec, (values, _) in zip(self._specs, columns):
-            if spec["kind"] in _NUMERIC_KINDS:
-                values = _numbers(spec, values)
+            if spec["kind"] in NUMERIC_KINDS:
+                values = numbers_of(spec, values)
                 missing = np.isnan(values)
                 z = np.where(missing, 0.0, (values - spec["mean"]) / spec["std"])
                 parts.append(np.column_stack([z, missing]))
             else:
-                codes = _codes(spec, values)
+                codes = codes_of(spec, values)
                 one_hot = np.zeros((len(values), len(spec["labels"]) + 1))
                 known = codes >= 0
                 one_hot[known, codes[known]] = np.sqrt(0.5)
@@ -439,9 +429,9 @@ class VAESynthesizer(BaseEstimator):
 
     def _state(self):
         """The fitted state but the VAE as (JSON-able dict, arrays) for save."""
-        specs = [_with_labels({k: v for k, v in spec.items() if k != "knots"}, _label_to_json) for spec in self._specs]
+        specs = [with_labels({k: v for k, v in spec.items() if k != "knots"}, label_to_json) for spec in self._specs]
         arrays = {f"knots/{j}": spec["knots"] for j, spec in enumerate(self._specs) if "knots" in spec}
-        kinds = None if self.column_kinds is None else [[_label_to_json(k), v] for k, v in self.column_kinds.items()]
+        kinds = None if self.column_kinds is None else [[label_to_json(k), v] for k, v in self.column_kinds.items()]
         state = dict(specs=specs, frame=self._frame, seed=self._seed, n_iter=self.n_iter_, privacy=self.privacy_,
                      column_kinds=kinds)  # here, not in the hyperparameters' JSON, which makes every key a string
         return state, arrays
@@ -449,10 +439,10 @@ class VAESynthesizer(BaseEstimator):
     def _restore(self, state, arrays, vae):
         """The inverse of _state (pyvae.load)."""
         kinds = state["column_kinds"]
-        self.column_kinds = None if kinds is None else {_label_from_json(k): v for k, v in kinds}
-        self._specs = [_with_labels(spec, _label_from_json) for spec in state["specs"]]
+        self.column_kinds = None if kinds is None else {label_from_json(k): v for k, v in kinds}
+        self._specs = [with_labels(spec, label_from_json) for spec in state["specs"]]
         for j, spec in enumerate(self._specs):
-            if spec["kind"] in _NUMERIC_KINDS:
+            if spec["kind"] in NUMERIC_KINDS:
                 spec["knots"] = np.array(arrays[f"knots/{j}"])
         self._frame, self._seed, self.n_iter_, self.privacy_ = (state["frame"], state["seed"], state["n_iter"],
                                                                 state["privacy"])
@@ -461,274 +451,6 @@ class VAESynthesizer(BaseEstimator):
         if self._frame is not None:
             self.feature_names_in_ = np.asarray([spec["name"] for spec in self._specs], dtype=object)
         return self
-
-
-# ---------------------------------------------------------------------- reading a table
-
-def _read_table(X):
-    """(names, [(values, dtype)] per column, frame): the values a 1-D array (object for
-    discrete data), the dtype what the output column gets back; frame the column
-    index's settings for a DataFrame (its name), None for an array."""
-    if hasattr(X, "columns") and hasattr(X, "iloc"):
-        names = list(X.columns)
-        if len(set(map(repr, names))) != len(names):
-            raise ValueError(f"X has duplicated column names: {names}.")
-        if X.shape[1] == 0 or X.shape[0] == 0:
-            raise ValueError(f"X is empty (shape {X.shape}).")
-        return names, [_series_values(X.iloc[:, j]) for j in range(X.shape[1])], {"name": X.columns.name}
-    array = np.asarray(X)
-    if array.ndim != 2 or 0 in array.shape:
-        raise ValueError(f"X must be a DataFrame or a non-empty 2-D array; got shape {array.shape}.")
-    dtype = {"dtype": str(array.dtype)}
-    return list(range(array.shape[1])), [(array[:, j], dtype) for j in range(array.shape[1])], None
-
-
-def _series_values(series):
-    import pandas as pd
-
-    dtype = series.dtype
-    if isinstance(dtype, pd.CategoricalDtype):
-        return series.to_numpy(dtype=object, na_value=None), {
-            "dtype": "category", "categories": list(dtype.categories), "ordered": bool(dtype.ordered)}
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        return series.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy("datetime64[ns]"), {
-            "dtype": str(dtype), "tz": str(dtype.tz)}
-    if pd.api.types.is_extension_array_dtype(dtype):  # Int64, boolean, string, ...: pd.NA becomes None
-        if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
-            return series.to_numpy(dtype=np.float64, na_value=np.nan), {"dtype": str(dtype)}
-        return series.to_numpy(dtype=object, na_value=None), {"dtype": str(dtype)}
-    if dtype.kind == "M":
-        return series.to_numpy("datetime64[ns]"), {"dtype": str(dtype)}
-    return series.to_numpy(), {"dtype": str(dtype)}
-
-
-def _is_missing(value):
-    return value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)) or \
-        type(value).__name__ in ("NAType", "NaTType")
-
-
-def _label_key(value):
-    """A hashable key telling labels apart by type and value (True is not 1)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    return type(value).__name__, value
-
-
-def _learn_column(name, values, dtype, override):
-    """The column's spec (a dict): kind, dtype, and what encoding and decoding need."""
-    spec = dict(name=name, **dtype)
-    kind_of = values.dtype.kind
-    if kind_of in "cmV" or kind_of == "O" and not _plain_objects(values, override):
-        raise TypeError(f"Column {name!r} has dtype {values.dtype} ({_types_of(values)}), which a synthesizer "
-                        "cannot model: it takes numbers, booleans, strings, categories and datetimes"
-                        + (" (a column of mixed types may be declared categorical in column_kinds)."
-                           if kind_of == "O" else "."))
-    numeric = _as_numbers(values)
-    if numeric is not None and np.isinf(numeric).any():
-        raise ValueError(f"Column {name!r} holds infinity; only NaN marks a missing value.")
-    kind = override or _detected_kind(numeric, kind_of)
-    if kind in _NUMERIC_KINDS:
-        if numeric is None or (kind == "datetime") != (kind_of == "M"):
-            raise ValueError(f"Column {name!r} holds {_types_of(values)}; it cannot be {kind!r} (column_kinds).")
-        observed = numeric[~np.isnan(numeric)]
-        if observed.size == 0:
-            raise ValueError(f"Column {name!r} has no value; it cannot be {kind!r} (column_kinds).")
-        if kind == "count" and ((observed < 0) | (observed != np.round(observed))).any():
-            raise ValueError(f"Column {name!r} is declared a count (column_kinds) but holds values that are not "
-                             "integers >= 0.")
-        spec.update(kind=kind, missing=bool(np.isnan(numeric).any()), min=float(observed.min()),
-                    max=float(observed.max()), mean=float(observed.mean()), std=float(observed.std()) or 1.0,
-                    knots=_knots(observed), **_precision(observed, kind, kind_of))
-        return spec
-    present = [v for v in values if not _is_missing(v)]
-    labels = {}
-    for v in present:
-        labels.setdefault(_label_key(v), v.item() if isinstance(v, np.generic) else v)
-    labels = list(labels.values())
-    if spec["dtype"] == "category":  # the categories' own order
-        labels = [c for c in spec["categories"] if _label_key(c) in {_label_key(v) for v in labels}]
-    else:
-        try:
-            labels = sorted(labels, key=_label_key)
-        except TypeError:
-            pass
-    if kind == "binary" and len(labels) > 2:
-        raise ValueError(f"Column {name!r} is declared binary (column_kinds) but holds {len(labels)} values.")
-    if override is None:
-        kind = "constant" if len(labels) <= 1 else "binary" if len(labels) == 2 else "categorical"
-    spec.update(kind=kind, labels=labels, missing=len(present) < len(values))
-    return spec
-
-
-def _plain_objects(values, override):
-    """Whether an object column holds what a synthesizer models: strings, booleans or numbers
-    of one of these sorts, or (declared categorical) any mix of them."""
-    sorts = {_sort(v) for v in values if not _is_missing(v)}
-    return None not in sorts and (len(sorts) <= 1 or override == "categorical")
-
-
-def _sort(value):
-    if isinstance(value, (str, bytes, np.str_)):
-        return "string"
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, (numbers.Integral, numbers.Real, np.integer, np.floating)) and \
-            not isinstance(value, (complex, np.complexfloating)):
-        return "number"
-    return None
-
-
-def _types_of(values):
-    return ", ".join(sorted({type(v).__name__ for v in values[:1000] if not _is_missing(v)})) or "no value"
-
-
-def _detected_kind(numeric, kind_of):
-    if numeric is None or kind_of == "b":
-        return "categorical"
-    if kind_of == "M":
-        return "datetime"
-    observed = numeric[~np.isnan(numeric)]
-    distinct = np.unique(observed)
-    if distinct.size <= 2:
-        return "categorical"  # binary or constant, decided with the labels
-    if np.all(distinct == np.round(distinct)):
-        if distinct.size <= _MAX_INTEGER_CATEGORIES:
-            return "categorical"
-        return "count" if distinct[0] >= 0 else "continuous"
-    return "continuous"
-
-
-def _precision(observed, kind, kind_of):
-    """{"unit": nanoseconds} for a datetime column: the largest of a day, an hour, ..., a
-    nanosecond dividing its values; else {"decimals": digits after the point its values
-    have}, None beyond _MAX_DECIMALS."""
-    if kind_of == "M":
-        return {"unit": next(u for u in _DATETIME_UNITS if np.all(np.mod(observed, u) == 0))}
-    if kind == "count" or kind_of in "iu":
-        return {"decimals": 0}
-    scale = np.maximum(np.abs(observed), 1.0)
-    return {"decimals": next((d for d in range(_MAX_DECIMALS + 1)
-                              if np.all(np.abs(np.round(observed, d) - observed) <= 1e-9 * scale)), None)}
-
-
-def _knots(observed):
-    """The column's quantile function at probabilities 0, (i + 1/2) / K and 1: its
-    sorted values when it has at most _MAX_KNOTS, else K = _MAX_KNOTS quantiles."""
-    k = min(observed.size, _MAX_KNOTS)
-    inner = np.quantile(observed, (np.arange(k) + 0.5) / k) if observed.size > k else np.sort(observed)
-    return np.concatenate([[observed.min()], inner, [observed.max()]])
-
-
-def _knot_probabilities(knots):
-    k = knots.size - 2
-    return np.concatenate([[0.0], (np.arange(k) + 0.5) / k, [1.0]])
-
-
-# ---------------------------------------------------------------------- the VAE's columns
-
-def _model_width(spec):
-    if spec["kind"] in _NUMERIC_KINDS:
-        return 1 + spec["missing"]
-    k = len(spec["labels"]) + spec["missing"]
-    return 0 if k == 1 else (1 if k == 2 else k)
-
-
-def _blocks(spec):
-    """The column's entries in the VAE's likelihood list."""
-    if spec["kind"] in _NUMERIC_KINDS:
-        return ["gaussian", "bernoulli"] if spec["missing"] else ["gaussian"]
-    width = _model_width(spec)
-    return [] if width == 0 else ["bernoulli"] if width == 1 else [("categorical", width)]
-
-
-def _as_numbers(values):
-    """A column's values as float64 (NaN where missing; datetimes in nanoseconds), None if not numbers."""
-    if values.dtype.kind == "M":
-        numbers_ = values.view(np.int64).astype(np.float64)
-        numbers_[np.isnat(values)] = np.nan
-        return numbers_
-    if values.dtype.kind in "iuf":
-        return values.astype(np.float64)
-    if values.dtype.kind == "O" and all(_is_missing(v) or _sort(v) == "number" for v in values):
-        return np.array([np.nan if _is_missing(v) else v for v in values], np.float64)
-    return None
-
-
-def _numbers(spec, values):
-    """A numeric column's values as float64 (NaN when missing), checked."""
-    numbers_ = _as_numbers(values)
-    if numbers_ is None:
-        raise ValueError(f"Column {spec['name']!r} was numeric in fit; it holds {_types_of(values)}.")
-    return numbers_
-
-
-def _codes(spec, values):
-    """A discrete column's values as indices into labels (+ missing last), -1 for a value not seen in fit."""
-    index = {_label_key(label): i for i, label in enumerate(spec["labels"])}
-    missing = len(spec["labels"])
-    return np.array([missing if _is_missing(v) else index.get(_label_key(v), -1) for v in values], np.int64)
-
-
-def _encode(spec, values, rng):
-    """The column's block of the VAE's input (n, width): a numeric column's normal scores
-    (NaN where missing) and its missing indicator; a discrete column's one-hot codes."""
-    n = len(values)
-    if spec["kind"] in _NUMERIC_KINDS:
-        x = _numbers(spec, values)
-        missing = np.isnan(x)
-        observed = np.sort(x[~missing])
-        # Ties (a point mass) spread at random over the probability they hold, so that
-        # every column's scores are continuous; decoding maps them all back to the value.
-        below = np.searchsorted(observed, x[~missing], "left") / observed.size
-        upto = np.searchsorted(observed, x[~missing], "right") / observed.size
-        u = below + (upto - below) * rng.random(below.size)
-        scores = np.full(n, np.nan)
-        scores[~missing] = ndtri(np.clip(u, 0.5 / observed.size, 1 - 0.5 / observed.size))
-        return np.column_stack([scores, missing.astype(np.float64)]) if spec["missing"] else scores[:, None]
-    width = _model_width(spec)
-    codes = _codes(spec, values)
-    if width <= 1:
-        return codes[:, None].astype(np.float64)[:, :width]
-    return np.eye(width)[codes]
-
-
-def _decode(spec, block):
-    """The column's values from its block of draws: float64 for numeric kinds (NaN when
-    missing), an object array of labels (None when missing) for discrete ones."""
-    n = block.shape[0]
-    if spec["kind"] in _NUMERIC_KINDS:
-        knots = spec["knots"]
-        values = np.interp(ndtr(block[:, 0]), _knot_probabilities(knots), knots)
-        if "unit" in spec:  # exact in float64 for units of a second and more
-            values = np.round(values / spec["unit"]) * spec["unit"]
-        elif spec["decimals"] is not None:
-            values = np.round(values, spec["decimals"])
-        values = np.clip(values, spec["min"], spec["max"])
-        if spec["missing"]:
-            values[block[:, 1] == 1] = np.nan
-        return values
-    labels = list(spec["labels"]) + [None]
-    width = block.shape[1]
-    codes = np.zeros(n, np.int64) if width == 0 else block[:, 0].astype(np.int64) if width == 1 \
-        else np.argmax(block, axis=1)
-    return np.array(labels, dtype=object)[codes]
-
-
-def _series(spec, values):
-    """A DataFrame column of the fitted dtype from decoded values."""
-    import pandas as pd
-
-    if spec["dtype"] == "category":
-        dtype = pd.CategoricalDtype(spec["categories"], ordered=spec["ordered"])
-        return pd.Series(pd.Categorical(values, dtype=dtype))
-    if spec["kind"] == "datetime":
-        stamps = pd.Series(pd.to_datetime(values, unit="ns"))
-        if "tz" in spec:
-            stamps = stamps.dt.tz_localize("UTC").dt.tz_convert(spec["tz"])
-        return stamps.astype(spec["dtype"])
-    if spec["kind"] in _NUMERIC_KINDS:
-        return pd.Series(values).astype(spec["dtype"])
-    return pd.Series(values, dtype=object).astype(spec["dtype"])
 
 
 # ---------------------------------------------------------------------- distances
@@ -746,28 +468,3 @@ def _closest_distances(A, B, exclude=None):
         nearest = np.argmin(d2, axis=1)
         out[start:start + 256] = np.sqrt(np.sum((a - B[nearest]) ** 2, axis=1))  # exact, not the expansion
     return out
-
-
-# ---------------------------------------------------------------------- the safe format
-
-def _with_labels(spec, convert):
-    """The spec with its name, labels and categories passed through convert (to or from their text form)."""
-    out = dict(spec, name=convert(spec["name"]))
-    for key in ("labels", "categories"):
-        if key in out:
-            out[key] = [convert(v) for v in out[key]]
-    return out
-
-
-def _label_to_json(value):
-    sort = _sort(value)
-    if sort is None or isinstance(value, bytes):
-        raise TypeError(f"{value!r} ({type(value).__name__}) has no safe text form: save keeps column names and "
-                        "category labels that are strings, numbers or booleans (pickle the synthesizer instead).")
-    value = value.item() if isinstance(value, np.generic) else value
-    return [type(value).__name__, value if not isinstance(value, float) or np.isfinite(value) else repr(value)]
-
-
-def _label_from_json(entry):
-    kind, value = entry
-    return {"str": str, "int": int, "float": float, "bool": bool}[kind](value)
