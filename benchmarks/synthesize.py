@@ -25,9 +25,10 @@ below are all of it):
    ``numpy.random.default_rng(SEED)``; the first ``N_TUNING`` are for tuning
    VAESynthesizer's defaults, the next ``N_EVALUATION`` for evaluating them.
    VAESynthesizer's defaults were chosen on the tuning tables only.
-5. Caps, so that the whole run fits about 40 minutes of 2 cores: the first
-   ``MAX_COLUMNS`` columns in the table's order (the target among them), at
-   most ``MAX_ROWS`` rows (drawn with a seed made from the table's name).
+5. Caps, so that the whole run takes about an hour of a shared 2-core
+   machine: the first ``MAX_COLUMNS`` columns in the table's order (the
+   target among them), at most ``MAX_ROWS`` rows (drawn with a seed made
+   from the table's name).
    Then ``HOLDOUT`` of the rows, drawn the same way, are held out.
 
 Per table and synthesizer, each in its own process pinned to the same CPUs

@@ -410,7 +410,8 @@ class VAESynthesizer(BaseEstimator):
         Parameters
         ----------
         path : str or path-like
-            Destination file.
+            The file to write; an existing one is replaced only once the new
+            one is complete.
 
         Examples
         --------
