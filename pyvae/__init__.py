@@ -43,16 +43,19 @@ except ImportError as _exc:
 from . import _persistence  # noqa: E402 (after the core)
 from ._vae import VAE
 from ._imputer import VAEImputer
+from ._synthesizer import MemorizationWarning, VAESynthesizer
 from .datasets import load_mnist
 from .diagnostics import gradient_variance
 
-__all__ = ["VAE", "VAEImputer", "gradient_variance", "load", "load_mnist", "show_config"]
+__all__ = ["VAE", "VAEImputer", "VAESynthesizer", "MemorizationWarning", "gradient_variance", "load", "load_mnist",
+           "show_config"]
 # Written once, in pyproject.toml; the build hands it to the core.
 __version__ = _core.__version__
 
 
 def load(path):
-    """Load a model written by :meth:`pyvae.VAE.save` or :meth:`pyvae.VAEImputer.save`.
+    """Load a model written by :meth:`pyvae.VAE.save`, :meth:`pyvae.VAEImputer.save` or
+    :meth:`pyvae.VAESynthesizer.save`.
 
     Parameters
     ----------
@@ -61,7 +64,7 @@ def load(path):
 
     Returns
     -------
-    model : VAE or VAEImputer
+    model : VAE, VAEImputer or VAESynthesizer
         The fitted estimator the file holds (the file says which), a VAE with
         its optimizer state: it can keep training.
 
@@ -85,7 +88,8 @@ def load(path):
     >>> bool((restored.params_ == vae.params_).all()), restored.n_iter_
     (True, 3)
     """
-    return _persistence.load(path, {_persistence.FORMAT_NAME: VAE, _persistence.IMPUTER_FORMAT_NAME: VAEImputer})
+    return _persistence.load(path, {_persistence.FORMAT_NAME: VAE, _persistence.IMPUTER_FORMAT_NAME: VAEImputer,
+                                    _persistence.SYNTHESIZER_FORMAT_NAME: VAESynthesizer})
 
 
 def show_config():

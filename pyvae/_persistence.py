@@ -20,6 +20,9 @@ FORMAT_VERSION = 3
 # A VAEImputer: its own fitted state, and its VAE in the format above under "vae/".
 IMPUTER_FORMAT_NAME = "pyvae.VAEImputer"
 IMPUTER_FORMAT_VERSION = 1
+# A VAESynthesizer: its columns (JSON) and their quantiles, and its VAE in the format above under "vae/".
+SYNTHESIZER_FORMAT_NAME = "pyvae.VAESynthesizer"
+SYNTHESIZER_FORMAT_VERSION = 1
 # Version 1 (pyvae before internal standardization and the variance floor) reads
 # as a model with neither: exactly what it computed then. Version 2 (before the
 # encoder standardized count columns: no encoder_shift in fit_config) reads as a
@@ -120,6 +123,20 @@ def save_imputer(imputer, path):
     _write(path, *_imputer_payload(imputer))
 
 
+def save_synthesizer(synthesizer, path):
+    """Write the fitted VAESynthesizer to ``path`` (see :meth:`pyvae.VAESynthesizer.save`)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(synthesizer, "vae_")
+    state, arrays = synthesizer._state()
+    vae_header, vae_arrays = _vae_payload(synthesizer.vae_)
+    hyperparameters = dict(_hyperparameters_to_text(synthesizer), column_kinds=None)  # kept in the state
+    header = {"format": SYNTHESIZER_FORMAT_NAME, "format_version": SYNTHESIZER_FORMAT_VERSION,
+              "pyvae_version": _core.__version__, "hyperparameters": hyperparameters, "state": state,
+              "vae": vae_header}
+    _write(path, header, dict(arrays, **{f"vae/{k}": v for k, v in vae_arrays.items()}))
+
+
 def _write(path, header, arrays):
     """Writes the .npz atomically: a temporary file beside the target, renamed over it."""
     arrays = dict(arrays, header=np.array(json.dumps(header)))
@@ -177,6 +194,8 @@ def load(path, classes):
         raise ValueError(f"{path!r} is not a pyvae model file: no valid header") from exc
     if header.get("format") == IMPUTER_FORMAT_NAME:
         return _imputer_from(path, header, contents, classes)
+    if header.get("format") == SYNTHESIZER_FORMAT_NAME:
+        return _synthesizer_from(path, header, contents, classes)
     return _vae_from(path, header, contents, classes[FORMAT_NAME])
 
 
@@ -219,16 +238,21 @@ def _vae_from(path, header, contents, estimator_class):
     return model
 
 
-def _imputer_from(path, header, contents, classes):
-    if header.get("format_version") not in (IMPUTER_FORMAT_VERSION,):
+def _inner_vae(path, header, contents, classes, what, version):
+    """The VAE inside an estimator's file (under "vae/"), once the file's version is checked."""
+    if header.get("format_version") != version:
         raise ValueError(
-            f"{path!r} has imputer format version {header.get('format_version')!r}; this pyvae reads version "
-            f"{IMPUTER_FORMAT_VERSION}. Load it with the pyvae version that wrote it ({header.get('pyvae_version')})."
+            f"{path!r} has {what} format version {header.get('format_version')!r}; this pyvae reads version "
+            f"{version}. Load it with the pyvae version that wrote it ({header.get('pyvae_version')})."
         )
+    vae_contents = {key[len("vae/"):]: value for key, value in contents.items() if key.startswith("vae/")}
+    return _vae_from(path, header["vae"], vae_contents, classes[FORMAT_NAME])
+
+
+def _imputer_from(path, header, contents, classes):
     from sklearn.impute import MissingIndicator
 
-    vae_contents = {key[len("vae/"):]: value for key, value in contents.items() if key.startswith("vae/")}
-    vae = _vae_from(path, header["vae"], vae_contents, classes[FORMAT_NAME])
+    vae = _inner_vae(path, header, contents, classes, "imputer", IMPUTER_FORMAT_VERSION)
     imputer = _estimator_from_text(classes[IMPUTER_FORMAT_NAME], header["hyperparameters"])
     state = header["state"]
     try:
@@ -256,3 +280,12 @@ def _imputer_from(path, header, contents, classes):
         pattern[0, state["indicator_features"]] = np.nan
         imputer.indicator_ = MissingIndicator(missing_values=np.nan, error_on_new=False).fit(pattern)
     return imputer
+
+
+def _synthesizer_from(path, header, contents, classes):
+    vae = _inner_vae(path, header, contents, classes, "synthesizer", SYNTHESIZER_FORMAT_VERSION)
+    synthesizer = _estimator_from_text(classes[SYNTHESIZER_FORMAT_NAME], header["hyperparameters"])
+    try:
+        return synthesizer._restore(header["state"], contents, vae)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path!r} is corrupted: the synthesizer's state is incomplete ({exc!r}).") from None
