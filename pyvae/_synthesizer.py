@@ -8,7 +8,9 @@ from sklearn.utils.validation import check_is_fitted
 from . import _persistence
 from ._columns import (KINDS, NUMERIC_KINDS, blocks, codes_of, decode, encode, label_from_json, label_to_json,
                        learn_column, model_width, numbers_of, read_table, to_series, with_labels)
-from ._vae import _INT, VAE, _check_hyperparameter, _draw_seed, _warn
+from ._progress import warn
+from ._vae import VAE
+from ._validation import INT, check_hyperparameter, draw_seed
 
 # Early stopping holds out a tenth of the rows: on fewer than 10 times this many, none.
 _MIN_HELD_OUT_ROWS = 2
@@ -149,7 +151,7 @@ class VAESynthesizer(BaseEstimator):
 
     def _check_params(self):
         if self.n_components is not None:
-            _check_hyperparameter("n_components", self.n_components, _INT, (1, None))
+            check_hyperparameter("n_components", self.n_components, INT, (1, None))
         kinds = self.column_kinds
         if kinds is not None and (not isinstance(kinds, dict) or not all(k in KINDS for k in kinds.values())):
             raise ValueError(f"The 'column_kinds' parameter must be None or a dict mapping columns to one of "
@@ -200,7 +202,7 @@ class VAESynthesizer(BaseEstimator):
         unknown = [key for key in overrides if key not in names]
         if unknown:
             raise ValueError(f"column_kinds names columns that X does not have: {unknown}; X's columns are {names}.")
-        seed = _draw_seed(self.random_state)
+        seed = draw_seed(self.random_state)
         rng = np.random.default_rng(seed)
         specs = [learn_column(name, values, dtype, overrides.get(name)) for name, (values, dtype) in
                  zip(names, columns)]
@@ -262,7 +264,7 @@ class VAESynthesizer(BaseEstimator):
         True
         """
         check_is_fitted(self, "vae_")
-        _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
+        check_hyperparameter("n_samples", n_samples, INT, (1, None))
         return self._build(self._decode(self.vae_.sample(int(n_samples), random_state=random_state)))
 
     def _decode(self, draws):
@@ -342,7 +344,7 @@ class VAESynthesizer(BaseEstimator):
         synthetic = None if X_synthetic is None else self._read_like_fit(X_synthetic)
         if n_samples is None:
             n_samples = len((train if holdout is None else holdout)[0][0])
-        _check_hyperparameter("n_samples", n_samples, _INT, (1, None))
+        check_hyperparameter("n_samples", n_samples, INT, (1, None))
         rows = None
         if holdout is None:  # the training rows that stand in for unseen ones
             rows = np.sort(check_random_state(random_state).permutation(len(train[0][0]))[:n_samples])
@@ -375,7 +377,7 @@ class VAESynthesizer(BaseEstimator):
         copies = report["synthetic_copies"] > max(2 * report["reference_copies"],
                                                   report["reference_copies"] + _EXCESS_COPIES)
         if too_close or copies:
-            _warn(f"The synthetic rows copy training rows: {report['synthetic_copies']:.0%} are identical to one "
+            warn(f"The synthetic rows copy training rows: {report['synthetic_copies']:.0%} are identical to one "
                   f"(real unseen rows: {report['reference_copies']:.0%}, {reference}) and their median distance to "
                   f"the closest is {report['synthetic_median']:.3g} (real unseen rows: "
                   f"{report['reference_median']:.3g}). Use a smaller model (n_components, hidden_layer_sizes), "
