@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _persistence
 from ._progress import warn
-from ._validation import BOOL, INT, check_column_values, check_hyperparameter, draw_seed
+from ._validation import BOOL, INT, check_column_values, check_hyperparameter, draw_seed, unchanged_on_failure
 from ._vae import VAE
 
 # The imputer's own hyperparameters; the training ones go to the VAE, which checks them.
@@ -324,14 +324,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         >>> imputer.n_features_in_, imputer.n_components_
         (3, 2)
         """
-        # A rejected or failed fit leaves the imputer exactly as it was.
-        saved = dict(self.__dict__)
-        try:
-            return self._fit(X)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
+        return unchanged_on_failure(self, lambda: self._fit(X))
 
     def _fit(self, X):
         self._check_params()

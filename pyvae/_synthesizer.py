@@ -10,7 +10,7 @@ from ._columns import (KINDS, NUMERIC_KINDS, blocks, codes_of, decode, encode, l
                        learn_column, model_width, numbers_of, read_table, to_series, with_labels)
 from ._progress import warn
 from ._vae import VAE
-from ._validation import INT, check_hyperparameter, draw_seed
+from ._validation import INT, check_hyperparameter, draw_seed, unchanged_on_failure
 
 # Early stopping holds out a tenth of the rows: on fewer than 10 times this many, none.
 _MIN_HELD_OUT_ROWS = 2
@@ -185,13 +185,7 @@ class VAESynthesizer(BaseEstimator):
         >>> VAESynthesizer(max_iter=10, random_state=0).fit(X).column_kinds_
         {0: 'continuous', 1: 'binary', 2: 'count'}
         """
-        saved = dict(self.__dict__)  # a rejected or failed fit leaves the synthesizer as it was
-        try:
-            return self._fit(X)
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
+        return unchanged_on_failure(self, lambda: self._fit(X))
 
     def _fit(self, X):
         self._check_params()

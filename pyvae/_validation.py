@@ -57,6 +57,17 @@ _COLUMN_VALUES = {
 }
 
 
+def unchanged_on_failure(est, fit):
+    """``fit()``, after which a rejected or failed call leaves ``est`` exactly as it was."""
+    saved = dict(est.__dict__)
+    try:
+        return fit()
+    except BaseException:
+        est.__dict__.clear()
+        est.__dict__.update(saved)
+        raise
+
+
 def check_hyperparameter(name, value, kind, allowed):
     """ValueError unless ``value`` is of ``kind`` (INT, REAL, STR or BOOL) and
     ``allowed``: the names of a STR, or (low, high[, "open"]) bounds of a number."""
