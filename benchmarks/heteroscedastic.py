@@ -13,7 +13,7 @@ the VAE with each heteroscedastic setting of SUITE_SETTINGS, same k and seed.
 The setting is chosen on the suite's tuning part (median gap to GaussianMixture)
 and reported on the evaluation part.
 
-    python benchmarks/heteroscedastic.py --out benchmarks/HETEROSCEDASTIC.md
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/heteroscedastic.py --out benchmarks/HETEROSCEDASTIC.md
     python benchmarks/heteroscedastic.py --quick   # 2 tables a part, 1 split, 1 digits seed
 """
 

@@ -7,7 +7,8 @@ MNIST training images (grey levels in [0, 1]) and scored on the 10,000 test
 images (ELBO per image, nats, higher is better), with the number of dead
 encoder units (hidden units that output 0 on every test image) beside it.
 
-    PYVAE_MNIST_DIR=../shared/data/mnist python benchmarks/mnist_defaults.py --out benchmarks/MNIST_DEFAULTS.md
+    PYVAE_MNIST_DIR=../shared/data/mnist env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+        python benchmarks/mnist_defaults.py --out benchmarks/MNIST_DEFAULTS.md
 """
 
 import argparse

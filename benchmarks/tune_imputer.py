@@ -7,12 +7,13 @@ IterativeImputer (BayesianRidge, max_iter=25) and IterativeImputer
 (ExtraTreesRegressor(50), max_iter=10). Reported per candidate: the median and
 worst RMSE ratio against the better IterativeImputer and against BayesianRidge,
 and the median and worst time ratio (fit + transform) against BayesianRidge,
-which is the speed target of issue 27. Every process runs one thread
-(``n_threads=1``, BLAS and OpenMP at 1); times are taken in the same process
-one after the other, so a ratio compares like with like even on a busy machine.
+as a rough guide to cost. One thread everywhere (``n_threads=1``, BLAS and
+OpenMP at 1). The times are taken in one unpinned process, the imputers one
+after the other: indicative only, not a speed comparison (that needs each
+imputer in its own pinned process, as benchmarks/compare.py runs its peers).
 The evaluation part is never touched here.
 
-    python benchmarks/tune_imputer.py --out benchmarks/TUNE_IMPUTER.md
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/tune_imputer.py --out benchmarks/TUNE_IMPUTER.md
 """
 
 import argparse
@@ -119,12 +120,13 @@ def summary(results, names, cand):
 
 def write_markdown(path, results, names):
     lines = ["# VAEImputer's defaults, chosen on the suite's tuning part", "",
-             "`python benchmarks/tune_imputer.py --out benchmarks/TUNE_IMPUTER.md` (the protocol is its docstring; "
+             "`env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/tune_imputer.py --out "
+             "benchmarks/TUNE_IMPUTER.md` (the protocol is its docstring; "
              f"results cached in benchmarks/tune_imputer.json). Tables: the {len(names)} of the tuning part "
              "(benchmarks/SUITE.md), at 10/20/30% missing, mask seed 0. Ratios are VAEImputer's over the peer's "
-             "(RMSE: below 1 is better; time: fit + transform). Load average when the table was written: "
-             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores (other jobs shared the machine: time ratios "
-             "move by 2x between candidates that train alike, so only large differences count).", "",
+             "(RMSE: below 1 is better; time: fit + transform). The times were taken in one unpinned process on a "
+             f"{os.cpu_count()}-core machine shared with other jobs: indicative only, not a speed comparison "
+             "(ratios move by 2x between candidates that train alike).", "",
              "| candidate | settings | within 10% of best Iterative | median / worst RMSE vs best Iterative | "
              "beats BayesianRidge | median RMSE vs BR | median / worst time vs BR |",
              "|---|---|---|---|---|---|---|"]
