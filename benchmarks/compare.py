@@ -144,13 +144,14 @@ class PyvaeTrainer:
             variance_floor=VARIANCE_FLOOR if likelihood == "gaussian" else 0.0)
         self.params = self.engine.init_params(seed)
         self.m, self.v = np.zeros_like(self.params), np.zeros_like(self.params)
+        self.adam = _core.AdamSettings(learning_rate=LR)
         self.step = 0
         self.rng = np.random.default_rng(seed)
 
     def run(self, n_rows):
         rows = self.rng.permutation(len(self.X))[:n_rows].astype(self.np.int64)
         out = self.engine.train_epoch(self.params, self.m, self.v, self.step, 0.0, self.X, rows, self.batch, 7,
-                                      _core.AdamSettings(learning_rate=LR))
+                                      self.adam)
         self.step = out["step"]
 
     def encode(self, X):
