@@ -94,6 +94,53 @@ def test_tanh_within_2_ulp_over_the_float_range():
     assert got[5] == tiny and got[6] == -tiny  # a subnormal comes back unchanged
 
 
+def double_ulps(got, exact):
+    """|got - exact| in units in the last place of the float64 nearest to exact (exact: long double)."""
+    unit = np.spacing(np.abs(exact.astype(np.float64))).astype(np.longdouble)
+    return np.abs((np.asarray(got, np.longdouble) - exact) / unit).astype(np.float64)
+
+
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant < 60, reason="needs an extended-precision long double")
+def test_box_muller_log_and_cos_within_2_double_ulp():
+    """The vector Box-Muller's log (of every value rng.h's uniform_open gives:
+    [2^-54, 1), uniform and log-uniform, and next to 1 and sqrt(1/2) where the
+    range reduction switches) and cos (on [0, 2 pi], and next to each multiple of
+    pi/2 where the quadrant changes) against long double's."""
+    rng = np.random.default_rng(0)
+    u = np.concatenate([rng.uniform(0, 1, 400_000), np.exp(-rng.uniform(0, 37.4, 400_000)),
+                        1 - rng.uniform(0, 1e-6, 50_000), np.sqrt(0.5) + rng.uniform(-1e-9, 1e-9, 50_000),
+                        [2.0**-54, 1 - 2.0**-53, 1 - 2.0**-54, 0.5, np.sqrt(0.5), np.nextafter(np.sqrt(0.5), 0)]])
+    u = u[(u > 0) & (u < 1)]
+    err = double_ulps(K.log_positive_normal(u), np.log(u.astype(np.longdouble)))
+    assert err.max() <= 2.0, f"log: {err.max():.2f} ulp at u = {u[err.argmax()]!r}"
+
+    quarter_turns = np.pi / 2 * np.arange(5)
+    p = np.concatenate([rng.uniform(0, 2 * np.pi, 800_000), 6.283185307179586 * rng.uniform(0, 1, 200_000),
+                        (quarter_turns[:, None] + rng.uniform(-1e-6, 1e-6, (5, 20_000))).ravel(), quarter_turns])
+    p = p[(p >= 0) & (p <= 2 * np.pi)]
+    exact = np.cos(p.astype(np.longdouble))
+    got = K.cos_zero_to_two_pi(p)
+    err = double_ulps(got, exact)
+    assert err.max() <= 1.5, f"cos: {err.max():.2f} ulp at p = {p[err.argmax()]!r}"
+    assert got[-5:][[0, 2, 4]].tolist() == [1.0, -1.0, 1.0]
+
+
+def test_gaussian_noise_is_the_c_library_draw_rounded():
+    """fill_noise in float32 (the vector Box-Muller where the CPU has FMA) against
+    the float64 draw (the C library's log and cos) rounded to float32: on 2.1
+    million draws, each equal or 1 ulp apart, and at most 2 apart at all (about
+    1 in 10^8 lands close enough to a rounding boundary to differ); the same for
+    every thread count."""
+    keys = np.random.default_rng(1).integers(0, 2**63, 100_000, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    for S, Z in ((1, 10), (3, 7)):
+        got = K.fill_noise(keys, S, Z, False, 1)
+        want = K.fill_noise_float64(keys, S, Z, False).astype(np.float32)
+        differ = got != want
+        assert differ.sum() <= 2, f"{differ.sum()} of {got.size} draws differ"
+        assert (np.abs(got[differ] - want[differ]) <= np.spacing(np.abs(want[differ]))).all()
+        np.testing.assert_array_equal(K.fill_noise(keys, S, Z, False, 2), got)
+
+
 @pytest.mark.parametrize("activation", ["relu", "tanh"])
 def test_dense_backward(N, activation):
     """The encoder's second layer (H -> 2Z) below a hidden layer: dW = inp^T d,

@@ -106,6 +106,18 @@ inline decltype(auto) per_isa(const F& body) {
 #endif
 }
 
+// Whether the active kernels have hardware FMA (x86-64-v3 and up). Without it
+// std::fma is a library call, and code built on it loses to the C library.
+inline bool kernels_have_fma() {
+#if PYVAE_DISPATCH_ISA
+    return kIsa.active != Isa::baseline;
+#elif defined(__FMA__)
+    return true;
+#else
+    return false;
+#endif
+}
+
 // What show_config reports.
 inline const char* elementwise_isa() {
 #if PYVAE_DISPATCH_ISA

@@ -10,7 +10,9 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cpu/dispatch.h"
 #include "model/hd.h"
+#include "model/rng.h"
 
 namespace pyvae {
 
@@ -82,6 +84,106 @@ inline float tanh_unit(float a) {
     const float large = 1.0f - 2.0f * t / (1.0f + t);
     const float magnitude = pick_bits(uint32_t(-int32_t(x < 0.625f)), small, large);
     return bits_to_float(float_to_bits(magnitude) | (float_to_bits(a) & 0x80000000u));
+}
+
+// ---- the Gaussian noise of rng.h, vectorizable ------------------------------------
+// standard_normal (rng.h) is Box-Muller in double: sqrt(-2 log u1) cos(2 pi u2).
+// glibc's scalar log and cos cost ~30 ns a draw, a sixth of a small table's
+// training step. The functions below compute the same double expression with
+// plain arithmetic (no conversion instruction AVX2 lacks, no table lookups),
+// each within ~1 double ulp of the C library's, so the float draw they round to
+// is the C library's except when the double lands within a few double ulps of a
+// float rounding boundary (about 1 draw in 10^8; then 1 float ulp apart).
+// tests/test_kernels.py measures both. The float64 build keeps the C library's.
+// Forced inline (PYVAE_KERNEL) so per_isa's clones compile them for their ISA.
+
+PYVAE_KERNEL inline double bits_to_double(uint64_t u) { return __builtin_bit_cast(double, u); }
+PYVAE_KERNEL inline uint64_t double_to_bits(double d) { return __builtin_bit_cast(uint64_t, d); }
+
+// double(x) for an integer x < 2^53, exactly: two halves placed in a double's
+// mantissa (x86-64 has no vector uint64 -> double before AVX-512).
+PYVAE_KERNEL inline double exact_double_below_2p53(uint64_t x) {
+    const uint64_t two52_bits = 0x4330000000000000ULL;  // 2^52: its mantissa holds an integer below 2^52
+    const double hi = bits_to_double(two52_bits | (x >> 32)) - 0x1p52;
+    const double lo = bits_to_double(two52_bits | (x & 0xffffffffULL)) - 0x1p52;
+    return hi * 0x1p32 + lo;  // exact: both integers, the sum below 2^53
+}
+
+// rng.h's uniform_open, bit for bit.
+PYVAE_KERNEL inline double uniform_open_simd(uint64_t bits) { return (exact_double_below_2p53(bits >> 11) + 0.5) * 0x1.0p-53; }
+
+// log(u) for a positive normal double u, within 1 ulp: u = 2^k m with m in
+// [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172,
+// the odd series to s^23 (truncation < 1e-20 relative); k ln 2 in two parts so
+// that k ln2_hi is exact.
+PYVAE_KERNEL inline double log_positive_normal(double u) {
+    const uint64_t bits = double_to_bits(u);
+    const uint64_t sqrt_half_bits = 0x3fe6a09e667f3bcdULL;
+    const uint64_t shifted = bits - sqrt_half_bits;                 // k in the exponent field (two's complement)
+    const uint64_t k_field = shifted & 0xfff0000000000000ULL;
+    const double m = bits_to_double(bits - k_field);                // in [sqrt(1/2), sqrt(2))
+    const uint64_t k_biased = (shifted + (1024ULL << 52)) >> 52;    // k + 1024, positive for every normal u
+    const double k = bits_to_double(0x4330000000000000ULL | k_biased) - (0x1p52 + 1024.0);
+    const double s = (m - 1.0) / (m + 1.0), s2 = s * s;
+    double p = 1.0 / 23;
+    p = std::fma(p, s2, 1.0 / 21);
+    p = std::fma(p, s2, 1.0 / 19);
+    p = std::fma(p, s2, 1.0 / 17);
+    p = std::fma(p, s2, 1.0 / 15);
+    p = std::fma(p, s2, 1.0 / 13);
+    p = std::fma(p, s2, 1.0 / 11);
+    p = std::fma(p, s2, 1.0 / 9);
+    p = std::fma(p, s2, 1.0 / 7);
+    p = std::fma(p, s2, 1.0 / 5);
+    p = std::fma(p, s2, 1.0 / 3);
+    const double log_m = std::fma(2.0 * s, s2 * p, 2.0 * s);
+    const double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;  // k ln2_hi exact for |k| < 2^11
+    return std::fma(k, ln2_hi, std::fma(k, ln2_lo, log_m));
+}
+
+// cos(p) for p in [0, 2 pi], within ~1 ulp where |cos p| is not tiny: p = n pi/2
+// + r, |r| <= pi/4 (Cody-Waite, pi/2 in three parts: n <= 4 makes n times the
+// first two exact), then cos r or sin r by quadrant, Taylor to r^16 / r^17
+// (truncation < 3e-18).
+PYVAE_KERNEL inline double cos_zero_to_two_pi(double p) {
+    const double magic = 0x1.8p52;  // adding it rounds to an integer in the low mantissa bits
+    const double shifted = std::fma(p, 0.63661977236758134308, magic);
+    const double n = shifted - magic;
+    double r = std::fma(n, -0x1.921fb54400000p0, p);  // pi/2's first 33 bits
+    r = std::fma(n, -0x1.0b4611a600000p-34, r);        // the next 33
+    r = std::fma(n, -0x1.3198a2e037073p-69, r);        // the rest
+    const double r2 = r * r;
+    double c = 1.0 / 20922789888000.0;                 // 1/16!
+    c = std::fma(c, r2, -1.0 / 87178291200.0);
+    c = std::fma(c, r2, 1.0 / 479001600.0);
+    c = std::fma(c, r2, -1.0 / 3628800.0);
+    c = std::fma(c, r2, 1.0 / 40320.0);
+    c = std::fma(c, r2, -1.0 / 720.0);
+    c = std::fma(c, r2, 1.0 / 24.0);
+    c = std::fma(c, r2, -0.5);
+    c = std::fma(c, r2, 1.0);
+    double sn = 1.0 / 355687428096000.0;               // 1/17!
+    sn = std::fma(sn, r2, -1.0 / 1307674368000.0);
+    sn = std::fma(sn, r2, 1.0 / 6227020800.0);
+    sn = std::fma(sn, r2, -1.0 / 39916800.0);
+    sn = std::fma(sn, r2, 1.0 / 362880.0);
+    sn = std::fma(sn, r2, -1.0 / 5040.0);
+    sn = std::fma(sn, r2, 1.0 / 120.0);
+    sn = std::fma(sn, r2, -1.0 / 6.0);
+    sn = std::fma(sn * r2, r, r);
+    // cos(r + q pi/2) is cos r, -sin r, -cos r, sin r for q = 0, 1, 2, 3.
+    const uint64_t q = double_to_bits(shifted) & 3;
+    const uint64_t odd = -(q & 1), negate = ((q + 1) & 2) << 62;
+    const uint64_t value = (double_to_bits(sn) & odd) | (double_to_bits(c) & ~odd);
+    return bits_to_double(value ^ negate);
+}
+
+// rng.h's standard_normal(key, counter) rounded to float, given the counter's
+// two hashes mix64(2 counter) and mix64(2 counter + 1).
+PYVAE_KERNEL inline float standard_normal_simd(uint64_t key, uint64_t counter_hash1, uint64_t counter_hash2) {
+    const double u1 = uniform_open_simd(mix64(key ^ counter_hash1));
+    const double u2 = uniform_open_simd(mix64(key ^ counter_hash2));
+    return float(std::sqrt(-2.0 * log_positive_normal(u1)) * cos_zero_to_two_pi(6.283185307179586 * u2));
 }
 
 // ---- the primitives the equations are written with ---------------------------------

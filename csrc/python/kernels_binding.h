@@ -184,6 +184,35 @@ inline void bind_kernels(py::module_& parent) {
                          n_threads);
         return kl;
     });
+    // noise (S, N, Z) from keys (N): float32 through the vector Box-Muller, or
+    // float64 through the C library's log and cos (the reference it rounds to).
+    k.def("fill_noise", [](In<uint64_t> keys, int S, int Z, bool uniform, int n_threads) {
+        const int N = int(keys.size());
+        py::array_t<F> noise({S, N, Z});
+        fill_noise<F>(noise.mutable_data(), keys.data(), N, S, Z, uniform, n_threads);
+        return noise;
+    });
+    k.def("fill_noise_float64", [](In<uint64_t> keys, int S, int Z, bool uniform) {
+        const int N = int(keys.size());
+        py::array_t<double> noise({S, N, Z});
+        fill_noise<double>(noise.mutable_data(), keys.data(), N, S, Z, uniform, 1);
+        return noise;
+    });
+    // The Box-Muller's two double functions, elementwise (their accuracy tests).
+    k.def("log_positive_normal", [](In<double> u) {
+        py::array_t<double> out(u.size());
+        double* o = out.mutable_data();
+        const double* x = u.data();
+        per_isa([&]() PYVAE_KERNEL { for (py::ssize_t i = 0; i < u.size(); ++i) o[i] = log_positive_normal(x[i]); });
+        return out;
+    });
+    k.def("cos_zero_to_two_pi", [](In<double> p) {
+        py::array_t<double> out(p.size());
+        double* o = out.mutable_data();
+        const double* x = p.data();
+        per_isa([&]() PYVAE_KERNEL { for (py::ssize_t i = 0; i < p.size(); ++i) o[i] = cos_zero_to_two_pi(x[i]); });
+        return out;
+    });
 }
 
 }  // namespace pyvae::binding
