@@ -48,7 +48,8 @@ training rows, sample as many rows, and measure
   column, the absolute difference over the column's range, or 0/1 for
   categories, averaged) of up to ``DCR_ROWS`` synthetic rows and of the
   held-out rows, their medians; and the synthetic rows identical to a
-  training row (held-out rows: the same count, what real data does);
+  training row, every value's text form (pandas' ``astype(str)``) the
+  same (held-out rows: the same count, what real data does);
 - time: fit, and sampling the rows, in seconds (wall clock).
 
     python benchmarks/synthesize.py --select                # the rule: prints the drawn tables
@@ -237,13 +238,13 @@ def fit_and_sample(method, train, params, seed=0):
     if method == "pyvae":
         import pyvae
 
-        t0 = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught:  # fit's copy check, and sample's kept copies
             warnings.simplefilter("always")
+            t0 = time.perf_counter()
             model = pyvae.VAESynthesizer(random_state=seed, **params).fit(train)
-        t1 = time.perf_counter()
-        synthetic = model.sample(len(train), random_state=seed)
-        t2 = time.perf_counter()
+            t1 = time.perf_counter()
+            synthetic = model.sample(len(train), random_state=seed)
+            t2 = time.perf_counter()
         notes.update(n_iter=model.n_iter_, privacy=model.privacy_,
                      warnings=sorted({w.category.__name__ for w in caught}))
         return synthetic, t1 - t0, t2 - t1, notes
@@ -385,7 +386,9 @@ def write_markdown(stored, tuning, path):
         f"{sdv.__version__}, SDMetrics {sdmetrics.__version__}, torch {torch.__version__} (CPU), scikit-learn "
         f"{sklearn.__version__}; {seconds / 60:.0f} minutes of processes in all. The SDV synthesizers ran on the "
         "tuning tables during tuning, beside the tuning runs (their times there are the most inflated), on the "
-        "evaluation tables in one run with VAESynthesizer. VAESynthesizer at its defaults, "
+        "evaluation tables in one run with VAESynthesizer; VAESynthesizer's rows were measured again since, in "
+        "a run of its own (`--methods pyvae`) on the same machine and CPUs, once sample refused copies of "
+        "training rows (reject_training_copies). VAESynthesizer at its defaults, "
         f"the SDV synthesizers at theirs except {', '.join(_label(m) for m in PEER_PARAMS)} (its default is 300 "
         "epochs; 100 took 395 s on one 1,000-row table here, beyond the run's budget); each synthesizer fitted once "
         "per table (seed 0 where it takes one).", "",
@@ -513,7 +516,8 @@ def _tuning_text(tuning, tables, stored):
              "setting at a time from the first defaults (the first row), round 2 combines changes with round 1's "
              "best, one layer of 256. The defaults chosen (**bold**): round 1's best; round 2's combinations are "
              "within 0.01 of it, which is noise (one table's score moves by about 0.02 between seeds). Mean over "
-             "the tables, and the tables where the setting's quality is at least TVAE's.", "",
+             "the tables, and the tables where the setting's quality is at least TVAE's. These runs predate "
+             "reject_training_copies (their rows are the model's draws, copies included).", "",
              "| settings | mean quality | worst quality | at least TVAE's quality | mean efficacy | mean fit s |",
              "|---|---|---|---|---|---|"]
     for key, results in by_params.items():
