@@ -20,9 +20,10 @@ FORMAT_VERSION = 3
 # A VAEImputer: its own fitted state, and its VAE in the format above under "vae/".
 IMPUTER_FORMAT_NAME = "pyvae.VAEImputer"
 IMPUTER_FORMAT_VERSION = 1
-# A VAESynthesizer: its columns (JSON) and their quantiles, and its VAE in the format above under "vae/".
+# A VAESynthesizer: its columns (JSON), their quantiles and its training rows' fingerprints,
+# and its VAE in the format above under "vae/". Version 1 (no fingerprints) is not read.
 SYNTHESIZER_FORMAT_NAME = "pyvae.VAESynthesizer"
-SYNTHESIZER_FORMAT_VERSION = 1
+SYNTHESIZER_FORMAT_VERSION = 2
 # Version 1 (pyvae before internal standardization and the variance floor) reads
 # as a model with neither: exactly what it computed then. Version 2 (before the
 # encoder standardized count columns: no encoder_shift in fit_config) reads as a

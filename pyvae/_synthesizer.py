@@ -7,10 +7,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._columns import (KINDS, NUMERIC_KINDS, blocks, codes_of, decode, encode, label_from_json, label_to_json,
-                       learn_column, model_width, numbers_of, read_table, to_series, with_labels)
+                       learn_column, model_width, numbers_of, read_table, row_fingerprints, to_series, with_labels)
 from ._progress import warn
 from ._vae import VAE
-from ._validation import INT, check_hyperparameter, draw_seed, unchanged_on_failure
+from ._validation import BOOL, INT, check_hyperparameter, draw_seed, unchanged_on_failure
 
 # Early stopping holds out a tenth of the rows: on fewer than 10 times this many, none.
 _MIN_HELD_OUT_ROWS = 2
@@ -24,6 +24,11 @@ _CHECK_ROWS = 1000
 # rows repeat each other too, and model draws, denser where the data is, more so).
 _DCR_RATIO = 0.5
 _EXCESS_COPIES = 0.05
+# sample redraws the rows equal to a training row at most this many times: a model that
+# draws a copy with probability p leaves n * p**21 of n rows, none unless p is near 1 (a
+# table whose columns allow few distinct rows, or a model that memorizes), and the cost
+# is bounded: at most this many times the first draw's.
+_MAX_REDRAWS = 20
 
 
 class MemorizationWarning(UserWarning):
@@ -91,6 +96,20 @@ class VAESynthesizer(BaseEstimator):
         Progress of the training epochs (see :class:`VAE`).
     n_threads : int or None, default=None
         Threads of the core; None uses all cores.
+    reject_training_copies : bool, default=True
+        Whether :meth:`sample` refuses rows equal to a training row (every
+        value equal, as the returned table holds it; a missing value equals
+        any missing value). ``fit`` keeps a 64-bit fingerprint of each
+        distinct training row (not the rows), and ``sample`` redraws the rows
+        that match, from the same random stream (the same ``random_state``
+        gives the same rows), up to 20 times; rows that still match are kept,
+        with a :class:`MemorizationWarning` (a table whose columns allow few
+        distinct rows, or a model that memorizes). Rows near a training row
+        are kept: ``privacy_`` and :meth:`privacy_report` measure how near.
+        Where real rows repeat each other often, refusing copies moves some
+        probability from the values they repeat to others (a table whose
+        rows with a missing value repeat, say, gets fewer missing values).
+        False returns the model's draws as they are.
 
     Attributes
     ----------
@@ -134,7 +153,7 @@ class VAESynthesizer(BaseEstimator):
 
     def __init__(self, *, column_kinds=None, n_components=None, hidden_layer_sizes=(256,), activation="relu",
                  beta=1.0, learning_rate=1e-2, batch_size="auto", max_iter=1000, early_stopping="auto",
-                 n_iter_no_change=20, random_state=None, verbose=0, n_threads=None):
+                 n_iter_no_change=20, random_state=None, verbose=0, n_threads=None, reject_training_copies=True):
         self.column_kinds = column_kinds
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -148,6 +167,7 @@ class VAESynthesizer(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.n_threads = n_threads
+        self.reject_training_copies = reject_training_copies
 
     def _check_params(self):
         if self.n_components is not None:
@@ -157,6 +177,7 @@ class VAESynthesizer(BaseEstimator):
             raise ValueError(f"The 'column_kinds' parameter must be None or a dict mapping columns to one of "
                              f"{list(KINDS)}; got {kinds!r}.")
         check_random_state(self.random_state)
+        check_hyperparameter("reject_training_copies", self.reject_training_copies, BOOL, None)
 
     # ------------------------------------------------------------------ fitting
 
@@ -216,6 +237,7 @@ class VAESynthesizer(BaseEstimator):
                   random_state=seed & 0x7FFFFFFF, verbose=self.verbose, n_threads=self.n_threads)
         vae.fit(Xm)
         self.vae_, self._specs, self._frame, self._seed = vae, specs, frame, seed
+        self._training_rows = np.unique(row_fingerprints(specs, columns))
         self.n_features_in_, self.n_iter_ = len(specs), int(vae.n_iter_)
         self.column_kinds_ = {spec["name"]: spec["kind"] for spec in specs}
         if frame is not None:
@@ -243,6 +265,8 @@ class VAESynthesizer(BaseEstimator):
             A DataFrame with the fitted frame's columns, dtypes and category
             labels (an array of the fitted array's dtype when fit was given
             an array); missing values at about each column's fitted rate.
+            With ``reject_training_copies``, no row equals a training row
+            (or a :class:`MemorizationWarning` says how many do).
 
         Examples
         --------
@@ -259,7 +283,40 @@ class VAESynthesizer(BaseEstimator):
         """
         check_is_fitted(self, "vae_")
         check_hyperparameter("n_samples", n_samples, INT, (1, None))
-        return self._build(self._decode(self.vae_.sample(int(n_samples), random_state=random_state)))
+        check_hyperparameter("reject_training_copies", self.reject_training_copies, BOOL, None)
+        rng = check_random_state(random_state)  # one stream for the draws and the redraws
+        columns = self._decode(self.vae_.sample(int(n_samples), random_state=rng))
+        if self.reject_training_copies:
+            kept = self._redraw_copies(columns, rng)
+            if kept:
+                warn(f"{kept} of the {n_samples} synthetic rows equal a training row even after {_MAX_REDRAWS} "
+                     "redraws, and are kept: the model puts nearly all its probability there, as it does when the "
+                     "table's columns allow few distinct rows (real rows then repeat each other too) or when it "
+                     "memorizes its training rows (a smaller model, early_stopping or fewer epochs help). "
+                     "reject_training_copies=False returns the model's draws without this check.",
+                     MemorizationWarning)
+        return self._build(columns)
+
+    def _redraw_copies(self, columns, rng):
+        """Replaces, in place, the rows of columns (decoded) equal to a training row with new
+        draws from rng, up to _MAX_REDRAWS times; the number of rows that still are."""
+        copies = np.flatnonzero(self._copies(columns))
+        for _ in range(_MAX_REDRAWS):
+            if copies.size == 0:
+                break
+            redrawn = self._decode(self.vae_.sample(copies.size, random_state=rng))
+            for column, values in zip(columns, redrawn):
+                column[copies] = values
+            copies = copies[self._copies(redrawn)]
+        return copies.size
+
+    def _copies(self, columns):
+        """Which rows of columns (decoded) equal a training row, as the returned table holds them."""
+        return np.isin(row_fingerprints(self._specs, self._as_returned(columns)), self._training_rows)
+
+    def _as_returned(self, columns):
+        """Decoded columns as read_table reads the table sample returns (its dtypes: float32, say)."""
+        return read_table(self._build(columns))[1]
 
     def _decode(self, draws):
         """Each column's values (object or float64 arrays) from the VAE's draws (n, width)."""
@@ -293,7 +350,10 @@ class VAESynthesizer(BaseEstimator):
         is Euclidean. A synthesizer that generalizes puts its rows about as
         far from the training rows as real rows it did not see; one that
         copies puts them much closer, and then a :class:`MemorizationWarning`
-        is issued.
+        is issued. New draws are the model's own, before :meth:`sample`
+        refuses copies of training rows (``reject_training_copies``), so that
+        a model that memorizes shows; ``X_synthetic=synthesizer.sample(n)``
+        assesses the rows ``sample`` returns.
 
         Parameters
         ----------
@@ -320,7 +380,9 @@ class VAESynthesizer(BaseEstimator):
             their medians (``"synthetic_median"``, ``"reference_median"``),
             ``"reference"`` (``"holdout"`` or ``"leave-one-out"``), and the
             fractions of synthetic and reference rows identical to a training
-            row (``"synthetic_copies"``, ``"reference_copies"``).
+            row (``"synthetic_copies"``, ``"reference_copies"``; identical as
+            ``reject_training_copies`` judges it), a left-out training row
+            identical to another one.
 
         Examples
         --------
@@ -356,17 +418,22 @@ class VAESynthesizer(BaseEstimator):
         unless synthetic (columns) is given."""
         space = self._distance_space
         T = space(train)
-        if synthetic is None:
-            synthetic = [(v, None) for v in self._decode(self.vae_.sample(n_samples, random_state=random_state))]
+        if synthetic is None:  # the model's draws, copies included
+            synthetic = self._as_returned(self._decode(self.vae_.sample(n_samples, random_state=random_state)))
+        keys = row_fingerprints(self._specs, train)
+        distinct, counts = np.unique(keys, return_counts=True)
         synthetic_dcr = _closest_distances(space(synthetic), T)
+        synthetic_copies = np.isin(row_fingerprints(self._specs, synthetic), distinct)
         if holdout is not None:
             reference_dcr, reference = _closest_distances(space(holdout), T), "holdout"
+            reference_copies = np.isin(row_fingerprints(self._specs, holdout), distinct)
         else:
             reference_dcr, reference = _closest_distances(T[reference_rows], T, exclude=reference_rows), "leave-one-out"
+            reference_copies = counts[np.searchsorted(distinct, keys[reference_rows])] > 1  # another row like it
         report = dict(synthetic_dcr=synthetic_dcr, reference_dcr=reference_dcr, reference=reference,
                       synthetic_median=float(np.median(synthetic_dcr)), reference_median=float(np.median(reference_dcr)),
-                      synthetic_copies=float(np.mean(synthetic_dcr == 0)),
-                      reference_copies=float(np.mean(reference_dcr == 0)))
+                      synthetic_copies=float(np.mean(synthetic_copies)),
+                      reference_copies=float(np.mean(reference_copies)))
         too_close = report["synthetic_median"] < _DCR_RATIO * report["reference_median"]
         copies = report["synthetic_copies"] > max(2 * report["reference_copies"],
                                                   report["reference_copies"] + _EXCESS_COPIES)
@@ -428,6 +495,7 @@ class VAESynthesizer(BaseEstimator):
         """The fitted state but the VAE as (JSON-able dict, arrays) for save."""
         specs = [with_labels({k: v for k, v in spec.items() if k != "knots"}, label_to_json) for spec in self._specs]
         arrays = {f"knots/{j}": spec["knots"] for j, spec in enumerate(self._specs) if "knots" in spec}
+        arrays["training_rows"] = self._training_rows
         kinds = None if self.column_kinds is None else [[label_to_json(k), v] for k, v in self.column_kinds.items()]
         state = dict(specs=specs, frame=self._frame, seed=self._seed, n_iter=self.n_iter_, privacy=self.privacy_,
                      column_kinds=kinds)  # here, not in the hyperparameters' JSON, which makes every key a string
@@ -443,6 +511,10 @@ class VAESynthesizer(BaseEstimator):
                 spec["knots"] = np.array(arrays[f"knots/{j}"])
         self._frame, self._seed, self.n_iter_, self.privacy_ = (state["frame"], state["seed"], state["n_iter"],
                                                                 state["privacy"])
+        self._training_rows = np.array(arrays["training_rows"])
+        if self._training_rows.dtype != np.uint64 or self._training_rows.ndim != 1:
+            raise ValueError(f"training_rows has dtype {self._training_rows.dtype} and shape "
+                             f"{self._training_rows.shape}, not 1-D uint64 fingerprints")
         self.vae_, self.n_features_in_ = vae, len(self._specs)
         self.column_kinds_ = {spec["name"]: spec["kind"] for spec in self._specs}
         if self._frame is not None:

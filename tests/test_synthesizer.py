@@ -231,14 +231,19 @@ def test_a_file_of_another_version_is_refused(fitted, tmp_path):
     with np.load(path, allow_pickle=False) as data:
         contents = {key: data[key] for key in data.files}
     header = json.loads(str(contents["header"]))
-    header["format_version"] = 99
-    np.savez(path, **dict(contents, header=np.array(json.dumps(header))))
-    with pytest.raises(ValueError, match="synthesizer format version 99"):
-        pyvae.load(path)
+    for version in (1, 99):  # 1: before the training rows' fingerprints
+        header["format_version"] = version
+        np.savez(path, **dict(contents, header=np.array(json.dumps(header))))
+        with pytest.raises(ValueError, match=f"synthesizer format version {version}"):
+            pyvae.load(path)
     del header["state"]["specs"]
-    header["format_version"] = 1
+    header["format_version"] = 2
     np.savez(path, **dict(contents, header=np.array(json.dumps(header))))
     with pytest.raises(ValueError, match="corrupted"):
+        pyvae.load(path)
+    header = json.loads(str(contents["header"]))
+    np.savez(path, **dict(contents, training_rows=np.zeros(3)))  # fingerprints are uint64
+    with pytest.raises(ValueError, match="corrupted.*training_rows"):
         pyvae.load(path)
 
 
@@ -294,15 +299,161 @@ def test_rows_that_copy_training_rows_are_warned_about(frame, fitted):
         fitted.privacy_report(train, holdout, X_synthetic=holdout)  # real unseen rows: no warning
 
 
-def test_a_memorizing_fit_is_warned_about():
-    # A tiny table whose every value is unique to its row, a large model trained long: the model learns
-    # which values go together, which is the rows themselves (a left-out row is never a copy of another).
+def memorizing_table():
+    """A tiny table whose every value is unique to its row: a large model trained long (MEMORIZING)
+    learns which values go together, which is the rows themselves (a left-out row is never a copy
+    of another)."""
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({c: rng.permutation([f"{c}{i}" for i in range(30)]) for c in "abc"})
+    return pd.DataFrame({c: rng.permutation([f"{c}{i}" for i in range(30)]) for c in "abc"})
+
+
+MEMORIZING = dict(n_components=8, batch_size=30, max_iter=500, n_iter_no_change=500, early_stopping=False,
+                  random_state=0)
+
+
+def benchmark_copies(train, rows):
+    """Which rows equal a training row as benchmarks/synthesize.py counts them: their text forms agree."""
+    keys = set(pd.util.hash_pandas_object(train.astype(str), index=False))
+    return np.array([k in keys for k in pd.util.hash_pandas_object(rows.astype(str), index=False)])
+
+
+def test_a_memorizing_fit_is_warned_about():
     with pytest.warns(MemorizationWarning, match="copy training rows"):
-        synthesizer = VAESynthesizer(n_components=8, batch_size=30, max_iter=500, n_iter_no_change=500,
-                                     early_stopping=False, random_state=0).fit(df)
+        synthesizer = VAESynthesizer(**MEMORIZING).fit(memorizing_table())
     assert synthesizer.privacy_["synthetic_copies"] > 0.3 and synthesizer.privacy_["reference_copies"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def memorizing():
+    """The memorizing fit with and without reject_training_copies (the fit is the same)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MemorizationWarning)  # fit's check: the model copies
+        return {reject: VAESynthesizer(reject_training_copies=reject, **MEMORIZING).fit(memorizing_table())
+                for reject in (False, True)}
+
+
+def test_sample_redraws_the_rows_that_copy_a_training_row(memorizing):
+    table = memorizing_table()
+    drawn = memorizing[False].sample(300, random_state=0)
+    copies = benchmark_copies(table, drawn)
+    assert copies.mean() > 0.3
+    rows = memorizing[True].sample(300, random_state=0)  # no warning: every copy redrawn
+    assert not benchmark_copies(table, rows).any()
+    # The same stream: the first draw is the model's, and only its copies are replaced.
+    pd.testing.assert_frame_equal(rows[~copies], drawn[~copies])
+    assert (rows[copies].to_numpy() != drawn[copies].to_numpy()).any(axis=1).all()
+    pd.testing.assert_frame_equal(memorizing[True].sample(300, random_state=0), rows)
+    assert not memorizing[True].sample(300, random_state=1).equals(rows)
+    # The draws the redraws replace come from the same RandomState as the first draw's.
+    state = np.random.RandomState(0)
+    pd.testing.assert_frame_equal(memorizing[True].sample(300, random_state=state), rows)
+    assert not memorizing[True].sample(300, random_state=state).equals(rows)
+
+
+def few_valued_frame(n, seed):
+    """Mixed columns of few values each, missing values in two: real rows repeat each other now and
+    then, and a model's draws repeat the training rows."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=n)
+    df = pd.DataFrame({
+        "city": np.where(g > 0.3, "Oslo", rng.choice(["Bergen", "Molde", "Bodo"], n)),
+        "grade": pd.Categorical(rng.choice(["A", "B", "C"], n), categories=["A", "B", "C"]),
+        "garden": g + rng.normal(size=n) > 0,
+        "rooms": rng.poisson(np.exp(1.5 + 0.3 * g)),
+        "area": (50 + 3 * g + 2 * rng.normal(size=n)).round(0),
+    })
+    df.loc[rng.random(n) < 0.2, "area"] = np.nan
+    df.loc[rng.random(n) < 0.15, "city"] = None
+    return df
+
+
+def test_rejecting_copies_keeps_dtypes_labels_and_missing_rates():
+    train = few_valued_frame(300, 0)
+    fits = {reject: VAESynthesizer(reject_training_copies=reject, random_state=0, **FAST).fit(train)
+            for reject in (False, True)}
+    drawn, rows = (fits[reject].sample(3000, random_state=0) for reject in (False, True))
+    assert benchmark_copies(train, drawn).sum() > 100  # the test has copies to remove
+    assert not benchmark_copies(train, rows).any()
+    assert rows.dtypes.equals(train.dtypes) and list(rows["grade"].cat.categories) == ["A", "B", "C"]
+    assert set(rows["city"].dropna()) <= {"Oslo", "Bergen", "Molde", "Bodo"}
+    for column in ("area", "city"):
+        assert rows[column].isna().mean() == pytest.approx(train[column].isna().mean(), abs=0.05)
+        assert rows[column].isna().mean() == pytest.approx(drawn[column].isna().mean(), abs=0.03)
+    assert rows["area"].dropna().between(train["area"].min(), train["area"].max()).all()
+
+
+def test_copies_are_judged_as_the_benchmark_judges_them(frame, fitted):
+    # Training rows (dtypes, missing values and all), unseen rows, and training rows with one value
+    # changed: privacy_report counts as copies exactly the rows the benchmark's text forms match.
+    train, holdout = frame.iloc[:600], frame.iloc[600:700]
+    changed = train.iloc[100:200].copy()
+    changed["rooms"] += 1
+    rows = pd.concat([train.iloc[:100], holdout, changed], ignore_index=True)
+    with pytest.warns(MemorizationWarning):
+        report = fitted.privacy_report(train, holdout, X_synthetic=rows)
+    assert report["synthetic_copies"] == benchmark_copies(train, rows).mean() == pytest.approx(1 / 3)
+    assert report["reference_copies"] == benchmark_copies(train, holdout).mean()
+
+
+def test_a_missing_value_and_a_zero_are_one_value_whatever_their_bits():
+    X = np.random.default_rng(0).normal(size=(200, 3)).round(2)
+    X[::3, 0], X[1::3, 1] = np.nan, 0.0
+    synthesizer = VAESynthesizer(random_state=0, **FAST).fit(X)
+    signs_flipped = X[:60].copy()
+    signs_flipped[np.isnan(signs_flipped)] = np.copysign(np.nan, -1.0)  # another NaN bit pattern
+    signs_flipped[signs_flipped == 0.0] = -0.0
+    assert np.signbit(signs_flipped[::3, 0]).all() and np.signbit(signs_flipped[1::3, 1]).all()
+    with pytest.warns(MemorizationWarning, match="100% are identical"):
+        report = synthesizer.privacy_report(X, X[100:] + 1.0, X_synthetic=signs_flipped)
+    assert report["synthetic_copies"] == 1.0 and report["reference_copies"] == 0.0
+
+
+def test_a_table_of_few_distinct_rows_keeps_its_copies_and_says_so():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame({"smoker": rng.random(400) < 0.3, "sex": rng.choice(["F", "M"], 400)})
+    synthesizer = VAESynthesizer(random_state=0, **FAST).fit(table)  # real rows repeat each other: no warning
+    with pytest.warns(MemorizationWarning, match="50 of the 50 synthetic rows equal a training row even after 20"):
+        rows = synthesizer.sample(50, random_state=0)
+    assert len(rows) == 50 and rows.dtypes.equals(table.dtypes)
+    assert benchmark_copies(table, rows).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MemorizationWarning)
+        drawn = synthesizer.set_params(reject_training_copies=False).sample(50, random_state=0)
+    assert benchmark_copies(table, drawn).all()
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_bad_reject_training_copies_is_refused_before_anything_changes(fitted, value):
+    with pytest.raises(ValueError, match="'reject_training_copies' parameter must be a bool"):
+        VAESynthesizer(reject_training_copies=value).fit(mixed_frame(50))
+    synthesizer = pickle.loads(pickle.dumps(fitted))
+    before = synthesizer.sample(50, random_state=0)
+    synthesizer.set_params(reject_training_copies=value)
+    state = np.random.RandomState(3)
+    with pytest.raises(ValueError, match="'reject_training_copies'"):
+        synthesizer.sample(50, random_state=state)
+    assert state.randint(2**31) == np.random.RandomState(3).randint(2**31)  # nothing drawn
+    with pytest.raises(ValueError, match="'reject_training_copies'"):
+        synthesizer.fit(mixed_frame(50))
+    assert np.array_equal(synthesizer._training_rows, fitted._training_rows)
+    pd.testing.assert_frame_equal(synthesizer.set_params(reject_training_copies=True).sample(50, random_state=0),
+                                  before)
+
+
+def test_clone_pickle_save_and_load_keep_the_option_and_the_fingerprints(memorizing, tmp_path):
+    synthesizer = memorizing[True]
+    rows = synthesizer.sample(300, random_state=0)
+    assert clone(memorizing[False]).get_params()["reject_training_copies"] is False
+    assert clone(synthesizer).get_params()["reject_training_copies"] is True
+    # The fingerprints decide which rows are redrawn: the same rows need the same fingerprints.
+    pd.testing.assert_frame_equal(pickle.loads(pickle.dumps(synthesizer)).sample(300, random_state=0), rows)
+    for reject, fit in memorizing.items():
+        fit.save(tmp_path / f"{reject}.npz")
+        loaded = pyvae.load(tmp_path / f"{reject}.npz")
+        assert loaded.get_params()["reject_training_copies"] is reject
+        assert np.array_equal(loaded._training_rows, fit._training_rows)
+    pd.testing.assert_frame_equal(pyvae.load(tmp_path / "True.npz").sample(300, random_state=0), rows)
+    assert synthesizer._training_rows.dtype == np.uint64 and synthesizer._training_rows.size == 30
 
 
 def test_docstring_examples_run():
