@@ -100,6 +100,14 @@ inline float tanh_unit(float a) {
 PYVAE_KERNEL inline double bits_to_double(uint64_t u) { return __builtin_bit_cast(double, u); }
 PYVAE_KERNEL inline uint64_t double_to_bits(double d) { return __builtin_bit_cast(uint64_t, d); }
 
+// c_n x^n + ... + c_0 by Horner's rule, the coefficients from the highest down.
+template <class... Rest>
+PYVAE_KERNEL inline double horner(double x, double highest, Rest... rest) {
+    double acc = highest;
+    ((acc = std::fma(acc, x, double(rest))), ...);
+    return acc;
+}
+
 // double(x) for an integer x < 2^53, exactly: two halves placed in a double's
 // mantissa (x86-64 has no vector uint64 -> double before AVX-512).
 PYVAE_KERNEL inline double exact_double_below_2p53(uint64_t x) {
@@ -112,7 +120,8 @@ PYVAE_KERNEL inline double exact_double_below_2p53(uint64_t x) {
 // rng.h's uniform_open, bit for bit.
 PYVAE_KERNEL inline double uniform_open_simd(uint64_t bits) { return (exact_double_below_2p53(bits >> 11) + 0.5) * 0x1.0p-53; }
 
-// log(u) for a positive normal double u, within 1 ulp: u = 2^k m with m in
+// log(u) for a positive normal double u, within 2 ulp (where k ln 2 and log m nearly
+// cancel; ~1 elsewhere): u = 2^k m with m in
 // [sqrt(1/2), sqrt(2)), log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| < 0.172,
 // the odd series to s^23 (truncation < 1e-20 relative); k ln 2 in two parts so
 // that k ln2_hi is exact.
@@ -125,17 +134,8 @@ PYVAE_KERNEL inline double log_positive_normal(double u) {
     const uint64_t k_biased = (shifted + (1024ULL << 52)) >> 52;    // k + 1024, positive for every normal u
     const double k = bits_to_double(0x4330000000000000ULL | k_biased) - (0x1p52 + 1024.0);
     const double s = (m - 1.0) / (m + 1.0), s2 = s * s;
-    double p = 1.0 / 23;
-    p = std::fma(p, s2, 1.0 / 21);
-    p = std::fma(p, s2, 1.0 / 19);
-    p = std::fma(p, s2, 1.0 / 17);
-    p = std::fma(p, s2, 1.0 / 15);
-    p = std::fma(p, s2, 1.0 / 13);
-    p = std::fma(p, s2, 1.0 / 11);
-    p = std::fma(p, s2, 1.0 / 9);
-    p = std::fma(p, s2, 1.0 / 7);
-    p = std::fma(p, s2, 1.0 / 5);
-    p = std::fma(p, s2, 1.0 / 3);
+    const double p = horner(s2, 1.0 / 23, 1.0 / 21, 1.0 / 19, 1.0 / 17, 1.0 / 15, 1.0 / 13, 1.0 / 11, 1.0 / 9,
+                            1.0 / 7, 1.0 / 5, 1.0 / 3);
     const double log_m = std::fma(2.0 * s, s2 * p, 2.0 * s);
     const double ln2_hi = 0x1.62e42fefa3800p-1, ln2_lo = 0x1.ef35793c76730p-45;  // k ln2_hi exact for |k| < 2^11
     return std::fma(k, ln2_hi, std::fma(k, ln2_lo, log_m));
@@ -153,24 +153,10 @@ PYVAE_KERNEL inline double cos_zero_to_two_pi(double p) {
     r = std::fma(n, -0x1.0b4611a600000p-34, r);        // the next 33
     r = std::fma(n, -0x1.3198a2e037073p-69, r);        // the rest
     const double r2 = r * r;
-    double c = 1.0 / 20922789888000.0;                 // 1/16!
-    c = std::fma(c, r2, -1.0 / 87178291200.0);
-    c = std::fma(c, r2, 1.0 / 479001600.0);
-    c = std::fma(c, r2, -1.0 / 3628800.0);
-    c = std::fma(c, r2, 1.0 / 40320.0);
-    c = std::fma(c, r2, -1.0 / 720.0);
-    c = std::fma(c, r2, 1.0 / 24.0);
-    c = std::fma(c, r2, -0.5);
-    c = std::fma(c, r2, 1.0);
-    double sn = 1.0 / 355687428096000.0;               // 1/17!
-    sn = std::fma(sn, r2, -1.0 / 1307674368000.0);
-    sn = std::fma(sn, r2, 1.0 / 6227020800.0);
-    sn = std::fma(sn, r2, -1.0 / 39916800.0);
-    sn = std::fma(sn, r2, 1.0 / 362880.0);
-    sn = std::fma(sn, r2, -1.0 / 5040.0);
-    sn = std::fma(sn, r2, 1.0 / 120.0);
-    sn = std::fma(sn, r2, -1.0 / 6.0);
-    sn = std::fma(sn * r2, r, r);
+    const double c = horner(r2, 1.0 / 20922789888000, -1.0 / 87178291200, 1.0 / 479001600, -1.0 / 3628800,
+                            1.0 / 40320, -1.0 / 720, 1.0 / 24, -0.5, 1.0);  // 1/16! down to 1/0!
+    const double sn = std::fma(horner(r2, 1.0 / 355687428096000, -1.0 / 1307674368000, 1.0 / 6227020800,
+                                      -1.0 / 39916800, 1.0 / 362880, -1.0 / 5040, 1.0 / 120, -1.0 / 6) * r2, r, r);
     // cos(r + q pi/2) is cos r, -sin r, -cos r, sin r for q = 0, 1, 2, 3.
     const uint64_t q = double_to_bits(shifted) & 3;
     const uint64_t odd = -(q & 1), negate = ((q + 1) & 2) << 62;

@@ -58,6 +58,18 @@ inline const LikelihoodPair& likelihood_pair(const std::string& name) {
     return it->second;
 }
 
+// f applied to each entry of a float64 array, as the active instruction set's kernels apply it.
+template <double (*f)(double)>
+py::array_t<double> elementwise(const In<double>& x) {
+    py::array_t<double> out(x.size());
+    double* o = out.mutable_data();
+    const double* in = x.data();
+    per_isa([&]() PYVAE_KERNEL {
+        for (py::ssize_t i = 0; i < x.size(); ++i) o[i] = f(in[i]);
+    });
+    return out;
+}
+
 inline void bind_kernels(py::module_& parent) {
     auto k = parent.def_submodule("_kernels", "The CPU kernels one by one, float32 (for tests).");
     // C (M, N) = op(A) op(B): the blocked product, op a transpose where asked.
@@ -199,20 +211,8 @@ inline void bind_kernels(py::module_& parent) {
         return noise;
     });
     // The Box-Muller's two double functions, elementwise (their accuracy tests).
-    k.def("log_positive_normal", [](In<double> u) {
-        py::array_t<double> out(u.size());
-        double* o = out.mutable_data();
-        const double* x = u.data();
-        per_isa([&]() PYVAE_KERNEL { for (py::ssize_t i = 0; i < u.size(); ++i) o[i] = log_positive_normal(x[i]); });
-        return out;
-    });
-    k.def("cos_zero_to_two_pi", [](In<double> p) {
-        py::array_t<double> out(p.size());
-        double* o = out.mutable_data();
-        const double* x = p.data();
-        per_isa([&]() PYVAE_KERNEL { for (py::ssize_t i = 0; i < p.size(); ++i) o[i] = cos_zero_to_two_pi(x[i]); });
-        return out;
-    });
+    k.def("log_positive_normal", [](In<double> u) { return elementwise<log_positive_normal>(u); });
+    k.def("cos_zero_to_two_pi", [](In<double> p) { return elementwise<cos_zero_to_two_pi>(p); });
 }
 
 }  // namespace pyvae::binding
