@@ -37,9 +37,12 @@ void Model<T>::decode(const T* params, const T* Zs, int64_t n_rows, T* out) cons
 template <class T>
 void Model<T>::sample_prior(int64_t n_rows, uint64_t seed, T* z) const {
     const int Z = config.n_components;
-    for (int64_t i = 0; i < n_rows; ++i) {
-        const uint64_t key = combine_keys(seed, uint64_t(i));
-        for (int j = 0; j < Z; ++j) z[i * Z + j] = T(standard_normal(key, uint64_t(j)));
+    const int64_t C = chunk_rows(1);
+    std::vector<uint64_t> keys(size_t(std::min<int64_t>(C, n_rows)));
+    for (int64_t start = 0; start < n_rows; start += C) {  // the posterior's draws with S = 1 (fill_noise)
+        const int n = int(std::min<int64_t>(C, n_rows - start));
+        for (int i = 0; i < n; ++i) keys[i] = combine_keys(seed, uint64_t(start + i));
+        fill_noise(z + start * Z, keys.data(), n, 1, Z, false, n_threads);
     }
 }
 
