@@ -53,8 +53,13 @@ DIGITS_SETTINGS = {"VAE (default Gaussian)": dict(), **{SUITE_NAMES[m]: s for m,
 
 
 def vae_score(settings, k, seed, X_train, X_test):
-    """Held-out nats per row of a VAE(n_components=k, **settings) fitted on X_train."""
-    vae, seconds, warned = timed(lambda: VAE(n_components=k, random_state=seed, n_threads=1, **settings).fit(X_train))
+    """Held-out nats per row of a VAE(n_components=k, **settings) fitted on X_train; NaN where training diverged
+    (the estimator refuses the fit; the table says so rather than losing the other splits)."""
+    try:
+        vae, seconds, warned = timed(lambda: VAE(n_components=k, random_state=seed, n_threads=1, **settings)
+                                     .fit(X_train))
+    except FloatingPointError as error:
+        return dict(score=float("nan"), median=float("nan"), worst=float("nan"), diverged=str(error))
     scores = vae.score_samples(X_test, n_importance=N_IMPORTANCE)
     return dict(score=float(scores.mean()), median=float(np.median(scores)), worst=float(scores.min()),
                 seconds=seconds, epochs=int(vae.n_iter_), warned=warned)
@@ -152,16 +157,19 @@ def write_markdown(path, results, parts, args, chosen):
     ]
     digits = [results[f"digits|{s}"] for s in args.digits_splits]
     for name in digits[0]:
-        lines.append(f"| {name} | " + " | ".join(f"{d[name]['score']:.2f} ({d[name]['median']:.2f}, "
+        lines.append(f"| {name} | " + " | ".join("training diverged" if "diverged" in d[name] else
+                                                   f"{d[name]['score']:.2f} ({d[name]['median']:.2f}, "
                                                    f"{d[name]['worst']:.4g})" for d in digits)
-                     + f" | {np.mean([d[name]['seconds'] for d in digits]):.1f} |")
+                     + f" | {np.mean([d[name]['seconds'] for d in digits if 'seconds' in d[name]]):.1f} |")
     lines.append("")
     fa_names = [n for n in digits[0] if n.startswith("FactorAnalysis")]
     for name in (n for n in digits[0] if n.startswith("VAE")):
         gaps = [d[name]["score"] - max(d[n]["score"] for n in fa_names) for d in digits]
         lines.append(f"- {name} minus the better FactorAnalysis of the split, per split: "
-                     + ", ".join(f"{g:+.4g}" for g in gaps) + f" nats/row ({sum(g > 0 for g in gaps)} of "
-                     f"{len(gaps)} splits ahead).")
+                     + ", ".join("diverged" if np.isnan(g) else f"{g:+.4g}" for g in gaps)
+                     + f" nats/row ({sum(g > 0 for g in gaps)} of {len(gaps)} splits ahead).")
+    lines += [f"- {n}, split {seed}: \"{d[n]['diverged']}\"" for seed, d in zip(args.digits_splits, digits)
+              for n in d if "diverged" in d[n]]
     lines += ["", "The digits' pixels are integers, and many are exactly 0 in most images: a continuous density "
               "gains by concentrating on such values. A variance per feature can only do so everywhere (a nearly "
               "blank pixel gets a tiny variance, and a test image with ink there scores in the thousands below "
