@@ -23,6 +23,8 @@ One thread per process (benchmarks/evaluate.py's setting). The MIWAE table:
         --scalings standardized --peers mean knn iterative iterative_trees \
         --variants '{"MIWAE (iwae, K=5)": {"objective": "iwae", "n_mc_samples": 5}}' \
         --cache benchmarks/impute_miwae.json --output benchmarks/IMPUTE_MIWAE.md
+
+(benchmarks/IMPUTE_MIWAE_VARIANTS.md's header names the run of MIWAE's variants at 10%.)
 """
 
 import argparse
