@@ -16,7 +16,8 @@ chosen on the suite's tuning part (median gap to GaussianMixture) and reported o
 the evaluation part. ``--cache FILE`` keeps every model's score per split: a
 setting added here is computed alone, the others are read back.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/heteroscedastic.py --out benchmarks/HETEROSCEDASTIC.md --cache benchmarks/heteroscedastic.json
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/heteroscedastic.py \
+        --out benchmarks/HETEROSCEDASTIC.md --cache benchmarks/heteroscedastic.json
     python benchmarks/heteroscedastic.py --quick   # 2 tables a part, 1 split, 1 digits seed
 """
 
