@@ -173,6 +173,11 @@ def knn_standardized(X_missing):
     return KNNImputer().fit_transform((X_missing - mean) / scale) * scale + mean
 
 
+def extra_trees_imputer(seed):
+    trees = ExtraTreesRegressor(n_estimators=50, random_state=seed, n_jobs=1)
+    return IterativeImputer(estimator=trees, max_iter=10, random_state=seed)
+
+
 def make_imputer(name, seed):
     if name == "mean":
         return SimpleImputer(strategy="mean").fit_transform
@@ -181,8 +186,7 @@ def make_imputer(name, seed):
     if name == "ii_br":
         return IterativeImputer(max_iter=25, random_state=seed).fit_transform
     if name == "ii_et":
-        trees = ExtraTreesRegressor(n_estimators=50, random_state=seed, n_jobs=1)
-        return IterativeImputer(estimator=trees, max_iter=10, random_state=seed).fit_transform
+        return extra_trees_imputer(seed).fit_transform
     return VAEImputer(random_state=seed, n_threads=1).fit_transform
 
 

@@ -1,5 +1,6 @@
-"""likelihood="gaussian_heteroscedastic" (a variance per row from the decoder) against the
-default VAE, FactorAnalysis and GaussianMixture: on scikit-learn's digits, and on the suite.
+"""likelihood="gaussian_heteroscedastic" (a variance per row from the decoder) and training on the
+importance-weighted bound (objective="iwae") against the default VAE, FactorAnalysis and
+GaussianMixture: on scikit-learn's digits, and on the suite.
 
 Digits: ``load_digits().data`` as shipped (1797 x 64, raw 0..16), 75/25 splits for
 the seeds in DIGITS_SPLITS; held-out ``score_samples(X_test, n_importance=500)``
@@ -9,11 +10,14 @@ DIGITS_FA_K on the standardized split with the log-Jacobian (benchmarks/evaluate
 
 Suite: benchmarks/evaluate.py's ``density_split`` (FactorAnalysis,
 GaussianMixture by BIC, the default VAE) on every table and split, and beside it
-the VAE with each heteroscedastic setting of SUITE_SETTINGS, same k and seed.
-The setting is chosen on the suite's tuning part (median gap to GaussianMixture)
-and reported on the evaluation part.
+the VAE with each setting of SUITE_SETTINGS (heteroscedastic, IWAE-trained with
+K = 5 draws per row, both), same k and seed, scored the same way. The setting is
+chosen on the suite's tuning part (median gap to GaussianMixture) and reported on
+the evaluation part. ``--cache FILE`` keeps every model's score per split: a
+setting added here is computed alone, the others are read back.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/heteroscedastic.py --out benchmarks/HETEROSCEDASTIC.md
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/heteroscedastic.py \
+        --out benchmarks/HETEROSCEDASTIC.md --cache benchmarks/heteroscedastic.json
     python benchmarks/heteroscedastic.py --quick   # 2 tables a part, 1 split, 1 digits seed
 """
 
@@ -38,55 +42,69 @@ HERE = evaluate.HERE
 DIGITS_SPLITS = (0, 1, 2)
 DIGITS_K = 10
 DIGITS_FA_K = (10, 20)
-DIGITS_SETTINGS = {
-    "VAE (default Gaussian)": dict(),
-    "VAE heteroscedastic": dict(likelihood="gaussian_heteroscedastic"),
-    "VAE heteroscedastic, variance_floor=1e-2": dict(likelihood="gaussian_heteroscedastic", variance_floor=1e-2),
-}
 SUITE_SETTINGS = {
     "hetero": dict(likelihood="gaussian_heteroscedastic"),
     "hetero_floor": dict(likelihood="gaussian_heteroscedastic", variance_floor=1e-2),
+    "iwae": dict(objective="iwae", n_mc_samples=5),
+    "hetero_iwae": dict(likelihood="gaussian_heteroscedastic", objective="iwae", n_mc_samples=5),
 }
-SUITE_NAMES = {"hetero": "VAE heteroscedastic", "hetero_floor": "VAE heteroscedastic, variance_floor=1e-2"}
+SUITE_NAMES = {"hetero": "VAE heteroscedastic", "hetero_floor": "VAE heteroscedastic, variance_floor=1e-2",
+               "iwae": "VAE trained on IWAE (K=5)", "hetero_iwae": "VAE heteroscedastic, trained on IWAE (K=5)"}
+DIGITS_SETTINGS = {"VAE (default Gaussian)": dict(), **{SUITE_NAMES[m]: s for m, s in SUITE_SETTINGS.items()}}
 
 
 def vae_score(settings, k, seed, X_train, X_test):
-    """Held-out nats per row of a VAE(n_components=k, **settings) fitted on X_train."""
-    vae, seconds, warned = timed(lambda: VAE(n_components=k, random_state=seed, n_threads=1, **settings).fit(X_train))
+    """Held-out nats per row of a VAE(n_components=k, **settings) fitted on X_train; NaN where training diverged
+    (the estimator refuses the fit; the table says so rather than losing the other splits)."""
+    try:
+        vae, seconds, warned = timed(lambda: VAE(n_components=k, random_state=seed, n_threads=1, **settings)
+                                     .fit(X_train))
+    except FloatingPointError as error:
+        return dict(score=float("nan"), median=float("nan"), worst=float("nan"), diverged=str(error))
     scores = vae.score_samples(X_test, n_importance=N_IMPORTANCE)
     return dict(score=float(scores.mean()), median=float(np.median(scores)), worst=float(scores.min()),
                 seconds=seconds, epochs=int(vae.n_iter_), warned=warned)
 
 
-def digits_split(seed):
+def digits_split(seed, out):
+    """Complete `out` (a split's results so far, by model name) with every model it lacks."""
     X = load_digits().data
     X_train, X_test = train_test_split(X, test_size=0.25, random_state=seed)
     mean, scale = standardizer(X_train)
     jacobian = -np.log(scale).sum()
-    out = {}
     for k in DIGITS_FA_K:
+        if f"FactorAnalysis (k={k})" in out:
+            continue
         fa, seconds, warned = timed(lambda: fit_fa((X_train - mean) / scale, k))
         scores = fa.score_samples((X_test - mean) / scale) + jacobian
         out[f"FactorAnalysis (k={k})"] = dict(score=float(scores.mean()), median=float(np.median(scores)),
                                               worst=float(scores.min()), seconds=seconds, warned=warned,
                                               iterations=int(fa.n_iter_))
     for name, settings in DIGITS_SETTINGS.items():
-        out[name] = vae_score(settings, DIGITS_K, seed, X_train, X_test)
+        if name not in out:
+            out[name] = vae_score(settings, DIGITS_K, seed, X_train, X_test)
     return out
 
 
-def suite_split(X, seed):
-    out = density_split(X, seed)
+def suite_split(X, seed, out):
+    """Complete `out` (a split's results so far) with density_split's models and each of SUITE_SETTINGS it lacks."""
+    if not all(m in out for m in evaluate.DENSITY_MODELS):
+        out.update(density_split(X, seed))
     X_train, X_test = train_test_split(X, test_size=0.25, random_state=seed)
     for key, settings in SUITE_SETTINGS.items():
-        out[key] = vae_score(settings, latent_dimensions(X.shape[1]), seed, X_train, X_test)
+        if key not in out:
+            out[key] = vae_score(settings, latent_dimensions(X.shape[1]), seed, X_train, X_test)
     return out
 
 
-def cached(results, key, work, cache_path):
-    if key not in results:
-        started = time.perf_counter()
-        results[key] = work()
+def cached(results, key, complete, cache_path):
+    """results[key] completed by complete(the models it holds so far): a model added to the script is computed
+    on its own, the cached ones are kept."""
+    held = dict(results.get(key, {}))
+    started = time.perf_counter()
+    completed = complete(dict(held))
+    if completed.keys() != held.keys():
+        results[key] = completed
         results["seconds"] = results.get("seconds", 0.0) + time.perf_counter() - started
         if cache_path:
             with open(cache_path, "w") as f:
@@ -118,9 +136,11 @@ def summary(rows, model):
 
 def write_markdown(path, results, parts, args, chosen):
     lines = [
-        "# A decoder whose noise depends on z: likelihood=\"gaussian_heteroscedastic\"",
+        "# A decoder whose noise depends on z (likelihood=\"gaussian_heteroscedastic\") and training on the "
+        "importance-weighted bound (objective=\"iwae\")",
         "",
         f"`python benchmarks/heteroscedastic.py --out {os.path.relpath(path, os.path.join(HERE, '..'))}"
+        f"{' --cache ' + os.path.relpath(args.cache, os.path.join(HERE, '..')) if args.cache else ''}"
         f"{' --quick' if args.quick else ''}` on {platform.machine()} (2 cores shared with other jobs), pyvae "
         f"{pyvae.__version__}, scikit-learn {sklearn.__version__}, {time.strftime('%Y-%m-%d')}; "
         f"{results['seconds'] / 60:.1f} minutes of computing in all, one thread everywhere. The protocol is the "
@@ -138,16 +158,19 @@ def write_markdown(path, results, parts, args, chosen):
     ]
     digits = [results[f"digits|{s}"] for s in args.digits_splits]
     for name in digits[0]:
-        lines.append(f"| {name} | " + " | ".join(f"{d[name]['score']:.2f} ({d[name]['median']:.2f}, "
+        lines.append(f"| {name} | " + " | ".join("training diverged" if "diverged" in d[name] else
+                                                   f"{d[name]['score']:.2f} ({d[name]['median']:.2f}, "
                                                    f"{d[name]['worst']:.4g})" for d in digits)
-                     + f" | {np.mean([d[name]['seconds'] for d in digits]):.1f} |")
+                     + f" | {np.mean([d[name]['seconds'] for d in digits if 'seconds' in d[name]]):.1f} |")
     lines.append("")
     fa_names = [n for n in digits[0] if n.startswith("FactorAnalysis")]
     for name in (n for n in digits[0] if n.startswith("VAE")):
         gaps = [d[name]["score"] - max(d[n]["score"] for n in fa_names) for d in digits]
         lines.append(f"- {name} minus the better FactorAnalysis of the split, per split: "
-                     + ", ".join(f"{g:+.4g}" for g in gaps) + f" nats/row ({sum(g > 0 for g in gaps)} of "
-                     f"{len(gaps)} splits ahead).")
+                     + ", ".join("diverged" if np.isnan(g) else f"{g:+.4g}" for g in gaps)
+                     + f" nats/row ({sum(g > 0 for g in gaps)} of {len(gaps)} splits ahead).")
+    lines += [f"- {n}, split {seed}: \"{d[n]['diverged']}\"" for seed, d in zip(args.digits_splits, digits)
+              for n in d if "diverged" in d[n]]
     lines += ["", "The digits' pixels are integers, and many are exactly 0 in most images: a continuous density "
               "gains by concentrating on such values. A variance per feature can only do so everywhere (a nearly "
               "blank pixel gets a tiny variance, and a test image with ink there scores in the thousands below "
@@ -204,14 +227,14 @@ def main():
             results = json.load(f)
     started = time.perf_counter()
     for seed in args.digits_splits:
-        d = cached(results, f"digits|{seed}", lambda: digits_split(seed), args.cache)
+        d = cached(results, f"digits|{seed}", lambda held: digits_split(seed, held), args.cache)
         print(f"digits split {seed}: " + "  ".join(f"{n} {v['score']:.2f}" for n, v in d.items()), flush=True)
     for part in parts:
         for name in args.names[part]:
             X, _ = suite.load_table(name)
             results[f"{name}|shape"] = list(X.shape)
             for seed in args.splits:
-                r = cached(results, f"{name}|{seed}", lambda: suite_split(X, seed), args.cache)
+                r = cached(results, f"{name}|{seed}", lambda held: suite_split(X, seed, held), args.cache)
                 print(f"{part:10s} {name:28s} split {seed}: FA {r['fa']['score']:9.3f}  GMM {r['gmm']['score']:9.3f}"
                       f"  VAE {r['vae']['score']:9.3f}  " + "  ".join(f"{m} {r[m]['score']:9.3f}" for m in SUITE_SETTINGS),
                       flush=True)
