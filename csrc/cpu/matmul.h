@@ -61,11 +61,15 @@ inline void matmul_serial(bool trans_a, bool trans_b, int M, int N, int K, const
 // Below this many FLOPs a piece of work runs on the calling thread: waking the
 // team costs more than it saves (the digits model lives here).
 constexpr double kParallelFlops = 1.5e6;
+// Below this many FLOPs of matrix products a training step runs on one thread
+// (Model::train_epoch).
+constexpr double kParallelStepFlops = 2e7;
 
 // Runs task(k) for k in [0, n_tasks), on up to n_threads threads when the work
 // (`flops`, an estimate) is worth it. Tasks must write disjoint memory.
 template <class F>
 inline void parallel_tasks(int n_tasks, int n_threads, double flops, F&& task) {
+    n_threads = std::min(n_threads, thread_cap());
     const int nt = (n_threads > 1 && flops >= kParallelFlops) ? std::min(n_threads, n_tasks) : 1;
     if (nt <= 1) {
         for (int k = 0; k < n_tasks; ++k) task(k);

@@ -25,6 +25,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstdlib>
+#include <limits>
 #include <mutex>
 #include <type_traits>
 #include <thread>
@@ -224,6 +225,25 @@ class ThreadTeam {
     std::vector<std::thread> helpers_;
 };
 
+// The most threads a pass started on this thread may use, for the lifetime of
+// a ThreadCap: a piece of work made of many passes too small to share each (a
+// training step of a small model, see Model::train_epoch) runs on its caller
+// alone. The thread count never changes a result, only the time.
+inline int& thread_cap() {
+    static thread_local int cap = std::numeric_limits<int>::max();
+    return cap;
+}
+class ThreadCap {
+   public:
+    explicit ThreadCap(int cap) : saved_(thread_cap()) { thread_cap() = std::min(saved_, cap); }
+    ~ThreadCap() { thread_cap() = saved_; }
+    ThreadCap(const ThreadCap&) = delete;
+    ThreadCap& operator=(const ThreadCap&) = delete;
+
+   private:
+    int saved_;
+};
+
 // Rows per task for a loop over n independent rows: at most 8 tasks, so a helper
 // that arrives late still finds work, and a task stays large enough to be worth
 // a claim. A function of n only (the results never depend on it anyway: each
@@ -238,6 +258,7 @@ inline void parallel_for(int64_t n, int64_t chunk, int n_threads, bool parallel,
     if (n <= 0) return;
     chunk = std::max<int64_t>(1, chunk);
     const int64_t n_chunks = (n + chunk - 1) / chunk;
+    n_threads = std::min(n_threads, thread_cap());
     if (!parallel || n_threads <= 1 || n_chunks <= 1) {
         body(int64_t(0), n);
         return;
