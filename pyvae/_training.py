@@ -34,6 +34,13 @@ AUTO_LEARNING_RATE_INPUTS = 150
 # plateau, down to learning_rate times the factor below; the next plateau ends training.
 LEARNING_RATE_DECAY = 10.0
 MIN_LEARNING_RATE_FACTOR = 0.01
+# The fixed-budget schedules: the step size of the epoch that starts a fraction
+# t in [0, 1) of the way through max_iter epochs, over learning_rate; each
+# epoch's steps take its start's step size.
+DECAYING_SCHEDULES = {
+    "linear": lambda t: 1.0 - t,
+    "cosine": lambda t: 0.5 * (1.0 + np.cos(np.pi * t)),
+}
 # Epochs whose training losses are averaged before comparing (Monte Carlo noise).
 LOSS_SMOOTHING_EPOCHS = 5
 # A latent dimension is active when its posterior mean varies more than this
@@ -103,6 +110,9 @@ def _train(est, X, incremental, ctx):
     batch_size = resolved_batch_size(est, len(rows))
     max_epochs = 1 if incremental else int(est.max_iter)
     adaptive = est.learning_rate_schedule == "adaptive" and not incremental
+    # "linear" / "cosine": a fixed budget of max_iter epochs with the step size
+    # decaying to zero; plateaus neither lower it nor end training.
+    decaying = est.learning_rate_schedule in DECAYING_SCHEDULES and not incremental
     initial_rate = learning_rate = initial_learning_rate(est, X32.shape[1])
     reporter = EpochReporter(est.verbose if ctx.rank == 0 else 0, max_epochs)
     converged = incremental
@@ -115,7 +125,9 @@ def _train(est, X, incremental, ctx):
     try:
         if check_rows is not None:
             untrained = training_objective(est, est._initial_params(), check_rows, batch_size, ctx)
-        for _ in range(max_epochs):
+        for epoch_index in range(max_epochs):
+            if decaying:
+                learning_rate = initial_rate * DECAYING_SCHEDULES[est.learning_rate_schedule](epoch_index / max_epochs)
             started = time.perf_counter()
             epoch = est._train_epoch(state.params, state.m, state.v, state.step, state.baseline, X32, rows,
                                      batch_size * ctx.size, learning_rate, float(est.alpha), **ctx.engine_kwargs)
@@ -137,6 +149,9 @@ def _train(est, X, incremental, ctx):
             stalled = state.record_epoch(epoch, val_score, est.tol)
             if incremental:
                 break
+            if decaying:
+                converged = state.n_iter - first_epoch == max_epochs
+                continue
             if stalled >= est.n_iter_no_change:
                 if adaptive and learning_rate > initial_rate * MIN_LEARNING_RATE_FACTOR:
                     # A plateau at this step size: Adam's noise floor scales with it.

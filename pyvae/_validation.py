@@ -34,7 +34,7 @@ CONSTRAINTS = {
     "n_mc_samples": (INT, (1, None)),
     "beta": (REAL, (0.0, None)),
     "variance_floor": (REAL, (0.0, None)),
-    "learning_rate_schedule": (STR, ("adaptive", "constant")),
+    "learning_rate_schedule": (STR, ("adaptive", "constant", "linear", "cosine")),
     "max_iter": (INT, (1, None)),
     "alpha": (REAL, (0.0, None)),
     "tol": (REAL, (0.0, None)),

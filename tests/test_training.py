@@ -229,6 +229,24 @@ def test_auto_learning_rate_schedule_decays_from_the_resolved_step():
     np.testing.assert_array_equal(auto.params_, explicit.params_)
 
 
+@pytest.mark.parametrize("schedule, fractions", [("linear", (1.0, 2 / 3, 1 / 3)), ("cosine", (1.0, 0.75, 0.25))])
+def test_decaying_schedules_take_each_epochs_step_size_from_the_budget(schedule, fractions):
+    # Epoch e of max_iter=E runs at learning_rate x f(e / E): the same epochs as
+    # partial_fits at those step sizes, to the bit; no plateau ends training early.
+    step = 3e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # a completed budget is not a missed convergence
+        scheduled = vae(learning_rate=step, learning_rate_schedule=schedule, max_iter=3, tol=10.0,
+                        n_iter_no_change=1).fit(X[:500])
+    stepwise = vae()
+    for fraction in fractions:
+        stepwise.set_params(learning_rate=step * fraction).partial_fit(X[:500])
+    assert scheduled.n_iter_ == 3
+    np.testing.assert_array_equal(scheduled.params_, stepwise.params_)
+    constant = vae(learning_rate=step, max_iter=3, tol=0.0).fit(X[:500])
+    assert not np.array_equal(scheduled.params_, constant.params_)
+
+
 def test_learning_rate_other_strings_are_refused():
     with pytest.raises(ValueError, match="'learning_rate' parameter must be 'auto' or a real number > 0; got 'fast'"):
         VAE(learning_rate="fast").fit(np.zeros((10, 3)))
