@@ -134,16 +134,12 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         784-pixel images as on a small table (with 1e-2 on MNIST most ReLU
         units die within a few epochs; benchmarks/MNIST_DEFAULTS.md).
     learning_rate_schedule : {"adaptive", "constant", "linear", "cosine"}, default="adaptive"
-        "adaptive": each time training stalls for ``n_iter_no_change`` epochs,
-        the step size is divided by 10, twice (down to ``learning_rate / 100``;
-        Adam's noise around an optimum scales with it); the next stall ends
-        training. "constant": the first stall ends training. "linear" and
-        "cosine": a budget of exactly ``max_iter`` epochs, epoch ``e`` taking
-        ``learning_rate * (1 - e / max_iter)`` or ``learning_rate * (1 +
-        cos(pi * e / max_iter)) / 2`` (as PyTorch's ``LinearLR`` and
-        ``CosineAnnealingLR`` per epoch); plateaus end nothing, and with early
-        stopping the best validated parameters are kept. ``partial_fit``
-        always takes ``learning_rate``.
+        "adaptive": at each stall of ``n_iter_no_change`` epochs the step size
+        is divided by 10, twice (Adam's noise around an optimum scales with
+        it); the next stall ends training. "constant": the first stall ends
+        it. "linear" / "cosine": exactly ``max_iter`` epochs, epoch e at
+        ``learning_rate`` times ``1 - e / max_iter`` / ``(1 + cos(pi e /
+        max_iter)) / 2``; stalls end nothing. ``partial_fit`` keeps ``learning_rate``.
     max_iter : int, default=1000
         Maximum number of epochs.
     alpha : float, default=0.0

@@ -89,7 +89,8 @@ def test_imputer_forwards_every_hyperparameter_it_shares_with_vae():
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_forwarded_hyperparameters_reach_the_vae(capsys):
     values = dict(hidden_layer_sizes=(7,), activation="relu", objective="iwae", n_mc_samples=2,
-                  variance_floor=1e-5, batch_size=16, learning_rate=2e-3, max_iter=2, alpha=1e-4, tol=1e-3,
+                  variance_floor=1e-5, batch_size=16, learning_rate=2e-3, learning_rate_schedule="cosine", max_iter=2,
+                  alpha=1e-4, tol=1e-3,
                   early_stopping=True, validation_fraction=0.2, n_iter_no_change=5, verbose=2, n_threads=1)
     assert set(values) == set(_FORWARDED)
     defaults = VAEImputer().get_params()
