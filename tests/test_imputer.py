@@ -310,3 +310,15 @@ def test_imputations_do_not_depend_on_the_thread_count(fitted):
     imputer.set_params(n_threads=1)
     assert np.array_equal(results[0][0], results[1][0])
     assert np.array_equal(results[0][1], results[1][1])
+
+
+def test_default_schedule_trains_its_whole_budget_without_a_convergence_warning():
+    # The default schedule ("linear") is a budget of max_iter epochs: no plateau
+    # ends it early, and finishing it is not a failure to converge.
+    _, X_missing = low_rank(n=120)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imputer = VAEImputer(max_iter=7, n_importance=10, random_state=0, n_threads=1, tol=10.0,
+                             n_iter_no_change=1).fit(X_missing)
+    assert imputer.learning_rate_schedule == "linear"
+    assert imputer.vae_.n_iter_ == 7
