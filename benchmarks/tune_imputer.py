@@ -76,7 +76,7 @@ CANDIDATES = {
     **{f"linear e{epochs} lr{rate:.0e} h{width}": dict(learning_rate_schedule="linear", max_iter=epochs,
                                                        learning_rate=rate, hidden_layer_sizes=(width,))
        for epochs, rate, width in [(200, 3e-3, 128), (300, 3e-3, 128), (200, 1e-2, 128), (250, 3e-3, 128),
-                                   (400, 3e-3, 64)]},
+                                   (400, 3e-3, 64), (300, 3e-3, 96), (350, 3e-3, 96)]},
     # Fewer, larger steps per epoch (batch_size="auto" makes about 16 on small tables).
     **{f"linear e{epochs} lr3e-03 h128 b{batch}": dict(learning_rate_schedule="linear", max_iter=epochs,
                                                       learning_rate=3e-3, hidden_layer_sizes=(128,), batch_size=batch)
