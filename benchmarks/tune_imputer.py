@@ -77,6 +77,11 @@ CANDIDATES = {
                                                        learning_rate=rate, hidden_layer_sizes=(width,))
        for epochs, rate, width in [(200, 3e-3, 128), (300, 3e-3, 128), (200, 1e-2, 128), (250, 3e-3, 128),
                                    (400, 3e-3, 64), (300, 3e-3, 96), (350, 3e-3, 96)]},
+    # Two hidden layers under the chosen schedule (issue 24: where IterativeImputer with trees wins).
+    **{f"linear e300 lr{rate:.0e} h128x2": dict(learning_rate_schedule="linear", max_iter=300, learning_rate=rate,
+                                               hidden_layer_sizes=(128, 128)) for rate in (3e-3, 1e-3)},
+    **{f"linear e300 lr3e-03 h{width}x2": dict(learning_rate_schedule="linear", max_iter=300, learning_rate=3e-3,
+                                              hidden_layer_sizes=(width, width)) for width in (64, 32)},
     # Fewer, larger steps per epoch (batch_size="auto" makes about 16 on small tables).
     **{f"linear e{epochs} lr3e-03 h128 b{batch}": dict(learning_rate_schedule="linear", max_iter=epochs,
                                                       learning_rate=3e-3, hidden_layer_sizes=(128,), batch_size=batch)
