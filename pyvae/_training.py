@@ -146,7 +146,7 @@ def _train(est, X, incremental, ctx):
                 epoch["bound"] += train_jacobian * n
             reporter.epoch(state.n_iter + 1, epoch["elbo"] / n, epoch["recon"] / n, epoch["kl"] / n,
                            time.perf_counter() - started, val_score)
-            stalled = state.record_epoch(epoch, val_score, est.tol)
+            stalled = state.record_epoch(epoch, val_score, est.tol, est._fit_config["beta"])
             if incremental:
                 break
             if decaying:
@@ -197,6 +197,7 @@ class TrainingState:
         s.v = np.zeros_like(s.params)
         s.step, s.baseline, s.n_iter = 0, 0.0, 0
         s.loss_curve, s.validation_scores = [], []
+        s.trained_losses = []
         s.best_loss, s.best_validation_score, s.best_params = np.inf, None, None
         s.stalled = 0
         s.best_smoothed_loss = np.inf
@@ -208,19 +209,25 @@ class TrainingState:
         s.params, s.m, s.v = est.params_.copy(), est._adam_m.copy(), est._adam_v.copy()
         s.step, s.baseline, s.n_iter = est.t_, est._baseline, est.n_iter_
         s.loss_curve, s.validation_scores = list(est.loss_curve_), list(est.validation_scores_)
+        s.trained_losses = list(s.loss_curve)
         s.best_loss, s.best_validation_score, s.best_params = est.best_loss_, est.best_validation_score_, None
         s.stalled = 0
         s.best_smoothed_loss = np.inf
         return s
 
-    def record_epoch(self, epoch, validation_score, tol):
+    def record_epoch(self, epoch, validation_score, tol, beta=1.0):
         """Books an epoch's results; returns how many epochs in a row made no
         progress (by more than tol) on the validation score, or on the smoothed
-        training loss without one. The best validated parameters are kept."""
+        training objective without one. The best validated parameters are kept."""
         self.step, self.baseline = epoch["step"], epoch["baseline"]
         self.n_iter += 1
         loss = -epoch.get("bound", epoch["elbo"]) / epoch["n_rows"]  # the bound trained on, with objective="iwae"
         self.loss_curve.append(loss)
+        # Progress is what training maximizes: recon - beta KL = ELBO - (beta - 1) KL (the
+        # same number when beta = 1; with beta < 1 the ELBO may fall while it rises). The
+        # bound of objective="iwae" has beta inside already.
+        trained = loss if "bound" in epoch else -(epoch["elbo"] - (beta - 1.0) * epoch["kl"]) / epoch["n_rows"]
+        self.trained_losses.append(trained)
         if validation_score is not None:
             self.validation_scores.append(validation_score)
             best = self.best_validation_score
@@ -231,7 +238,7 @@ class TrainingState:
         else:
             # The mean of the last few epochs: one epoch's loss carries the Monte
             # Carlo noise of its draws, which a plain running minimum mistakes for progress.
-            smoothed = float(np.mean(self.loss_curve[-LOSS_SMOOTHING_EPOCHS:]))
+            smoothed = float(np.mean(self.trained_losses[-LOSS_SMOOTHING_EPOCHS:]))
             improved = smoothed < self.best_smoothed_loss - tol
             self.best_smoothed_loss = min(self.best_smoothed_loss, smoothed)
         self.best_loss = min(self.best_loss, loss)

@@ -147,8 +147,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``alpha / 2 * ||W||^2`` is added to the per-row loss.
     tol : float, default=1e-4
         Improvement in nats per row of the validation score (with early
-        stopping) or of the training loss averaged over the last 5 epochs
-        (without), below which an epoch counts as no progress. The average
+        stopping) or of the objective trained (``beta`` included) averaged over
+        5 epochs (without), below which an epoch counts as no progress. The average
         keeps the Monte Carlo noise of single epochs from looking like progress.
     early_stopping : {"auto", True, False}, default="auto"
         Hold out ``validation_fraction`` of the rows and judge progress by

@@ -250,3 +250,21 @@ def test_decaying_schedules_take_each_epochs_step_size_from_the_budget(schedule,
 def test_learning_rate_other_strings_are_refused():
     with pytest.raises(ValueError, match="'learning_rate' parameter must be 'auto' or a real number > 0; got 'fast'"):
         VAE(learning_rate="fast").fit(np.zeros((10, 3)))
+
+
+def test_progress_is_judged_on_the_objective_trained_not_the_elbo():
+    # With beta < 1 the ELBO may fall while recon - beta KL rises: such epochs are
+    # progress (the stop rule once watched the ELBO and called them stalls).
+    from pyvae._training import TrainingState
+    state = TrainingState.fresh(np.zeros(3, np.float32))
+    stalls = []
+    for epoch in range(12):
+        recon, kl = -100.0 + 5 * epoch, 10.0 + 8 * epoch  # the ELBO, recon - kl, falls by 3 an epoch
+        stalls.append(state.record_epoch(dict(step=epoch, baseline=0.0, n_rows=1, elbo=recon - kl, recon=recon, kl=kl),
+                                         None, tol=1e-3, beta=0.0))
+    assert stalls == [0] * 12
+    assert state.loss_curve == [110.0 + 3 * e for e in range(12)]  # loss_curve_ stays the negative ELBO
+    elbo_watcher = TrainingState.fresh(np.zeros(3, np.float32))
+    watched = [elbo_watcher.record_epoch(dict(step=e, baseline=0.0, n_rows=1, elbo=-110.0 - 3 * e, recon=-100.0 + 5 * e,
+                                              kl=10.0 + 8 * e), None, tol=1e-3, beta=1.0) for e in range(12)]
+    assert watched[-1] == 11  # the same epochs judged on the ELBO: every one after the first a stall
