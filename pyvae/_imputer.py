@@ -25,8 +25,8 @@ _CONSTRAINTS = {
 # defaults of its own, in __init__). A new one: its name here, in __init__ and
 # in the docstring.
 _FORWARDED = ("hidden_layer_sizes", "activation", "objective", "n_mc_samples", "variance_floor", "batch_size",
-              "learning_rate", "learning_rate_schedule", "max_iter", "alpha", "tol", "early_stopping", "validation_fraction",
-              "n_iter_no_change", "verbose", "n_threads")
+              "learning_rate", "learning_rate_schedule", "max_iter", "alpha", "tol", "early_stopping",
+              "validation_fraction", "n_iter_no_change", "verbose", "n_threads")
 
 # column_kinds: each kind's likelihood in the VAE (a categorical column becomes
 # a block of one-hot columns, one per category seen in fit).
@@ -66,8 +66,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         (at least 1), counting the features observed in ``fit``.
     hidden_layer_sizes : tuple of int, default=(128,)
         Widths of the encoder's hidden layers; the decoder mirrors them.
-        One layer: on tables of a few hundred rows a second layer overfits
-        the observed entries (benchmarks/IMPUTE.md).
+        One layer: on the suite's tuning tables (128, 128) fills a little
+        more accurately at about three times the cost, (64, 64) at 1.2 times
+        (benchmarks/TUNE_IMPUTER.md).
     activation : {"relu", "tanh"}, default="tanh"
         Activation of the hidden layers.
     column_kinds : list of str or None, default=None
