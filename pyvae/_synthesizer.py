@@ -237,13 +237,15 @@ class VAESynthesizer(BaseEstimator):
                   random_state=seed & 0x7FFFFFFF, verbose=self.verbose, n_threads=self.n_threads)
         vae.fit(Xm)
         self.vae_, self._specs, self._frame, self._seed = vae, specs, frame, seed
-        self._training_rows = np.unique(row_fingerprints(specs, columns))
+        train_keys = row_fingerprints(specs, columns)
+        self._training_rows = np.unique(train_keys)
         self.n_features_in_, self.n_iter_ = len(specs), int(vae.n_iter_)
         self.column_kinds_ = {spec["name"]: spec["kind"] for spec in specs}
         if frame is not None:
             self.feature_names_in_ = np.asarray(names, dtype=object)
         check = rng.choice(len(Xm), min(len(Xm), _CHECK_ROWS), replace=False)
-        report = self._privacy(columns, None, _CHECK_ROWS, (seed >> 32) ^ 0x5DEECE66, reference_rows=np.sort(check))
+        report = self._privacy(columns, None, _CHECK_ROWS, (seed >> 32) ^ 0x5DEECE66, reference_rows=np.sort(check),
+                               train_keys=train_keys)
         self.privacy_ = {k: v for k, v in report.items() if not isinstance(v, np.ndarray)}
         return self
 
@@ -413,14 +415,14 @@ class VAESynthesizer(BaseEstimator):
             raise ValueError(f"X's columns {names} are not the fitted ones, {expected}.")
         return columns
 
-    def _privacy(self, train, holdout, n_samples, random_state, reference_rows, synthetic=None):
+    def _privacy(self, train, holdout, n_samples, random_state, reference_rows, synthetic=None, train_keys=None):
         """privacy_report's dict (with the copy warning) for columns read by read_table; new draws
-        unless synthetic (columns) is given."""
+        unless synthetic (columns) is given. train_keys: train's row fingerprints, where known."""
         space = self._distance_space
         T = space(train)
         if synthetic is None:  # the model's draws, copies included
             synthetic = self._as_returned(self._decode(self.vae_.sample(n_samples, random_state=random_state)))
-        keys = row_fingerprints(self._specs, train)
+        keys = row_fingerprints(self._specs, train) if train_keys is None else train_keys
         distinct, counts = np.unique(keys, return_counts=True)
         synthetic_dcr = _closest_distances(space(synthetic), T)
         synthetic_copies = np.isin(row_fingerprints(self._specs, synthetic), distinct)
