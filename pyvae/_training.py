@@ -115,7 +115,7 @@ def _train(est, X, incremental, ctx):
     decaying = est.learning_rate_schedule in DECAYING_SCHEDULES and not incremental
     initial_rate = learning_rate = initial_learning_rate(est, X32.shape[1])
     reporter = EpochReporter(est.verbose if ctx.rank == 0 else 0, max_epochs)
-    converged = incremental
+    converged = incremental or decaying  # a decaying schedule's budget is its end
     # Every fit is checked against the untrained model, and so is the
     # partial_fit that initializes the model; a later partial_fit is not:
     # one epoch on a chunk unlike the previous ones may leave the model
@@ -150,7 +150,6 @@ def _train(est, X, incremental, ctx):
             if incremental:
                 break
             if decaying:
-                converged = state.n_iter - first_epoch == max_epochs
                 continue
             if stalled >= est.n_iter_no_change:
                 if adaptive and learning_rate > initial_rate * MIN_LEARNING_RATE_FACTOR:
