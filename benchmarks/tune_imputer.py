@@ -45,6 +45,19 @@ DEFAULTS_0_1 = dict(hidden_layer_sizes=(256,), learning_rate=1e-3, learning_rate
 # The candidate that became the default (see the selection rule in write_markdown).
 CHOSEN = "linear e300 lr3e-03 h128"
 
+def fixed_budget(schedule, epochs, rate, hidden=None, batch=None):
+    """A candidate with a decaying schedule: (its name, its keyword arguments)."""
+    name, kwargs = f"{schedule} e{epochs} lr{rate:.0e}", dict(learning_rate_schedule=schedule, max_iter=epochs,
+                                                              learning_rate=rate)
+    if hidden:
+        name += f" h{hidden[0]}" + (f"x{len(hidden)}" if len(hidden) > 1 else "")
+        kwargs["hidden_layer_sizes"] = hidden
+    if batch:
+        name += f" b{batch}"
+        kwargs["batch_size"] = batch
+    return name, kwargs
+
+
 # name -> VAEImputer keyword arguments on top of DEFAULTS_0_1 (random_state and n_threads added).
 CANDIDATES = {
     "0.1 defaults": {},
@@ -67,25 +80,19 @@ CANDIDATES = {
     "hetero": dict(column_kinds="heteroscedastic"),
     "hetero miwae k5": dict(column_kinds="heteroscedastic", objective="iwae", n_mc_samples=5),
     # A fixed budget of epochs with the step size decaying to zero (issue 27: fewer epochs to the same accuracy).
-    **{f"{schedule} e{epochs} lr{rate:.0e}": dict(learning_rate_schedule=schedule, max_iter=epochs, learning_rate=rate)
-       for schedule, epochs, rate in [("linear", 100, 3e-3), ("linear", 150, 3e-3), ("linear", 200, 3e-3),
-                                      ("cosine", 100, 3e-3), ("cosine", 150, 3e-3), ("linear", 100, 1e-2),
-                                      ("linear", 200, 1e-3), ("linear", 300, 1e-3),
-                                      ("linear", 150, 1e-2), ("linear", 200, 1e-2), ("linear", 250, 3e-3),
-                                      ("cosine", 200, 3e-3)]},
-    **{f"linear e{epochs} lr{rate:.0e} h{width}": dict(learning_rate_schedule="linear", max_iter=epochs,
-                                                       learning_rate=rate, hidden_layer_sizes=(width,))
-       for epochs, rate, width in [(200, 3e-3, 128), (300, 3e-3, 128), (200, 1e-2, 128), (250, 3e-3, 128),
-                                   (400, 3e-3, 64), (300, 3e-3, 96), (350, 3e-3, 96)]},
-    # Two hidden layers under the chosen schedule (issue 24: where IterativeImputer with trees wins).
-    **{f"linear e300 lr{rate:.0e} h128x2": dict(learning_rate_schedule="linear", max_iter=300, learning_rate=rate,
-                                               hidden_layer_sizes=(128, 128)) for rate in (3e-3, 1e-3)},
-    **{f"linear e300 lr3e-03 h{width}x2": dict(learning_rate_schedule="linear", max_iter=300, learning_rate=3e-3,
-                                              hidden_layer_sizes=(width, width)) for width in (64, 32)},
-    # Fewer, larger steps per epoch (batch_size="auto" makes about 16 on small tables).
-    **{f"linear e{epochs} lr3e-03 h128 b{batch}": dict(learning_rate_schedule="linear", max_iter=epochs,
-                                                      learning_rate=3e-3, hidden_layer_sizes=(128,), batch_size=batch)
-       for epochs, batch in [(300, 64), (300, 128), (400, 128)]},
+    **dict(fixed_budget(*c) for c in [
+        ("linear", 100, 3e-3), ("linear", 150, 3e-3), ("linear", 200, 3e-3), ("cosine", 100, 3e-3),
+        ("cosine", 150, 3e-3), ("linear", 100, 1e-2), ("linear", 200, 1e-3), ("linear", 300, 1e-3),
+        ("linear", 150, 1e-2), ("linear", 200, 1e-2), ("linear", 250, 3e-3), ("cosine", 200, 3e-3),
+        ("linear", 200, 3e-3, (128,)), ("linear", 300, 3e-3, (128,)), ("linear", 200, 1e-2, (128,)),
+        ("linear", 250, 3e-3, (128,)), ("linear", 400, 3e-3, (64,)), ("linear", 300, 3e-3, (96,)),
+        ("linear", 350, 3e-3, (96,)),
+        # Two hidden layers under the chosen schedule (issue 24: where IterativeImputer with trees wins).
+        ("linear", 300, 3e-3, (128, 128)), ("linear", 300, 1e-3, (128, 128)), ("linear", 300, 3e-3, (64, 64)),
+        ("linear", 300, 3e-3, (32, 32)),
+        # Fewer, larger steps per epoch (batch_size="auto" makes about 16 on small tables).
+        ("linear", 300, 3e-3, (128,), 64), ("linear", 300, 3e-3, (128,), 128), ("linear", 400, 3e-3, (128,), 128),
+    ]),
 }
 
 
