@@ -72,8 +72,10 @@ def worker(spec):
     scale = X.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     rmse = float(np.sqrt(np.mean((((X_filled - X) / scale)[hidden]) ** 2)))
+    from threadpoolctl import threadpool_info
+    kernels = sorted({lib["architecture"] for lib in threadpool_info() if lib.get("internal_api") == "openblas"})
     print("RESULT " + json.dumps(dict(seconds=seconds, rmse=rmse, rows=int(X.shape[0]), columns=int(X.shape[1]),
-                                      **extra)), flush=True)
+                                      blas_kernels=kernels, **extra)), flush=True)
 
 
 def others_busy(interval=0.25):
@@ -139,7 +141,8 @@ def report(tables, best, driver, rounds, minutes):
              f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {minutes:.0f} minutes; "
              f"{platform.machine()}, {os.cpu_count()} CPUs, every process pinned to CPU {driver.cpu}, one thread; "
              f"best of {rounds} interleaved rounds; busiest moment let through: {driver.busiest:.2f} CPUs of other "
-             f"processes ({driver.timeouts} waits for quiet timed out).", "",
+             f"processes ({driver.timeouts} waits for quiet timed out); OpenBLAS kernels the processes ran "
+             f"(threadpoolctl): {', '.join(sorted({k for r in best.values() for k in r['blas_kernels']}))}.", "",
              "Seconds for fit + transform (VAEImputer: its epochs, ms per epoch, transform's share), and the ratio "
              "to IterativeImputer (BayesianRidge, max_iter=25), issue 27's yardstick. RMSE beside each.", "",
              "| table | rows x cols | missing | VAEImputer s (epochs x ms, transform s) | Iterative BR s | "
