@@ -162,6 +162,19 @@ def test_dense_backward(N, activation):
     close_sum(d_inp, d_pre.astype(np.float64) @ W1.T.astype(np.float64))
 
 
+@pytest.mark.parametrize("inp_act", [False, True])
+def test_dense_backward_overwrite_equals_accumulating_into_zeros(N, inp_act):
+    """A training step writes the weight gradients over the buffer (beta = 0 for
+    OpenBLAS); the binding fills it with NaN first: the very bits of adding
+    them to zeros, and nothing of what the buffer held."""
+    rng, x, W1, _ = inputs(N)
+    d_pre = f32(rng.normal(size=(N, H)))
+    accumulated = K.dense_backward(d_pre, x, W1, inp_act, "tanh", THREADS)
+    written = K.dense_backward(d_pre, x, W1, inp_act, "tanh", THREADS, overwrite=True)
+    for want, got in zip(accumulated, written):
+        np.testing.assert_array_equal(got, want)
+
+
 def sparse_batch(rng, N, density):
     """Grey levels where a pixel is lit, zeros elsewhere (MNIST: ~19% lit), and a
     few rows with no pixel lit at all."""
