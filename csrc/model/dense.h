@@ -175,15 +175,17 @@ void activation_grad(T* __restrict d_inp, const T* __restrict y, int I, int r0, 
     });
 }
 
-// How dense_backward stores the weight gradients: added to what dW and db hold
-// (the kernels' contract, and the CUDA twin's), or written over it. A training
-// step writes: OpenBLAS's small-matrix kernels take only beta = 0, and its
-// general path (packing, a separate beta pass) cost a small table's step ~4%.
-// Over a zeroed buffer the two give the same bits.
-enum class GradStore { accumulate, overwrite };
+// What dW and db hold when dense_backward runs: anything (the sums are added to
+// it: the kernels' contract, and the CUDA twin's), or zeros (a training step's
+// gradient, which Adam leaves zeroed). Over zeros a small weight product writes
+// (beta = 0) instead of adding, the same bits: OpenBLAS runs its small-matrix
+// kernels only with beta = 0 (~4% of a small table's step); above their size
+// (about 100^3 multiply-adds) beta = 0 would cost a pass zeroing dW.
+enum class GradStore { accumulate, into_zeros };
+constexpr double kSmallProductFlops = 2e6;
 
-// d_pre (N, O) is the gradient w.r.t. the layer's pre-activation. Stores
-// dW (I, O) (+)= inp^T d_pre and db (O) (+)= colsum(d_pre) as `store` says, and
+// d_pre (N, O) is the gradient w.r.t. the layer's pre-activation. Accumulates
+// dW (I, O) += inp^T d_pre and db (O) += colsum(d_pre) (`store`: onto what), and
 // writes d_inp (N, I) = d_pre W^T when d_inp is not null. When `inp_act`, inp is
 // itself the output of activation `act` (a hidden layer below), and d_inp is
 // multiplied by its derivative, so it is the gradient w.r.t. that layer's
@@ -195,8 +197,8 @@ void dense_backward(T* d_inp, T* dW, T* db, const T* d_pre, const T* inp, const 
     // of one parallel pass: one join per layer, and a thread done with its
     // share of one product goes on with the other. Each sum runs over rows in
     // order: the result does not depend on the thread count.
-    const bool overwrite = store == GradStore::overwrite;
-    const BlockedGemm<T> weight(true, false, I, O, N, inp, I, d_pre, O, overwrite ? T(0) : T(1), dW, O);
+    const bool write = store == GradStore::into_zeros && 2.0 * I * O * N <= kSmallProductFlops;
+    const BlockedGemm<T> weight(true, false, I, O, N, inp, I, d_pre, O, write ? T(0) : T(1), dW, O);
     const BlockedGemm<T> input(false, true, N, I, O, d_pre, O, W, O, T(0), d_inp, I);
     const Blocks cols(O);
     const int n_weight = weight.n_tasks(), n_input = d_inp ? input.n_tasks() : 0;
@@ -208,7 +210,6 @@ void dense_backward(T* d_inp, T* dW, T* db, const T* d_pre, const T* inp, const 
         if (k < n_weight) return weight.run(k, NoEpilogue());
         if (k < n_weight + n_input) return input.run(k - n_weight, act_grad);
         const int c = k - n_weight - n_input;
-        if (overwrite) std::fill(db + cols.lo(c), db + cols.lo(c + 1), T(0));
         bias_grad_columns(db, d_pre, N, O, cols.lo(c), cols.lo(c + 1));
     });
 }

@@ -247,7 +247,7 @@ class Model {
             const T* inp = l > 0 ? ws.dec_out[l - 1].data() : z;
             T* d_inp = l > 0 ? spare : dz;
             dense_backward(d_inp, grad + L.w, grad + L.b, d, inp, params + L.w, M, L.n_in, L.n_out,
-                           /*inp_act=*/l > 0, config.activation, n_threads, GradStore::overwrite);
+                           /*inp_act=*/l > 0, config.activation, n_threads, GradStore::into_zeros);
             std::swap(d, spare);
         }
     }
@@ -265,7 +265,7 @@ class Model {
                 sparse_dense_backward(grad + L.w, grad + L.b, d, ws.sparse, N, L.n_out, n_threads);
             else
                 dense_backward(d_inp, grad + L.w, grad + L.b, d, inp, params + L.w, N, L.n_in, L.n_out,
-                               /*inp_act=*/l > 0, config.activation, n_threads, GradStore::overwrite);
+                               /*inp_act=*/l > 0, config.activation, n_threads, GradStore::into_zeros);
             next = (d == ws.d_head.data()) ? ws.d_b.data() : d;
             d = d_inp;
         }

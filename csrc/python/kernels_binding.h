@@ -99,20 +99,18 @@ inline void bind_kernels(py::module_& parent) {
                          n_threads);
         return out;
     });
-    // (d_inp (N, I), dW (I, O), db (O)) from d_pre (N, O), inp (N, I), W (I, O). With
-    // `overwrite` the kernel writes over dW and db, which start as NaN here.
+    // (d_inp (N, I), dW (I, O), db (O)) from d_pre (N, O), inp (N, I), W (I, O); `into_zeros`:
+    // told that dW and db hold zeros, as a training step's do.
     k.def("dense_backward", [](In<F> d_pre, In<F> inp, In<F> W, bool inp_act, const std::string& act,
-                               int n_threads, bool overwrite) {
+                               int n_threads, bool into_zeros) {
         const int N = int(inp.shape(0)), I = int(inp.shape(1)), O = int(W.shape(1));
         auto d_inp = zeros({N, I}), dW = zeros({I, O}), db = zeros({O});
-        if (overwrite)
-            for (auto* a : {&dW, &db}) std::fill(a->mutable_data(), a->mutable_data() + a->size(), F(NAN));
         dense_backward<F>(d_inp.mutable_data(), dW.mutable_data(), db.mutable_data(), d_pre.data(), inp.data(),
                           W.data(), N, I, O, inp_act, activation_of(act), n_threads,
-                          overwrite ? GradStore::overwrite : GradStore::accumulate);
+                          into_zeros ? GradStore::into_zeros : GradStore::accumulate);
         return py::make_tuple(d_inp, dW, db);
     }, py::arg("d_pre"), py::arg("inp"), py::arg("W"), py::arg("inp_act"), py::arg("act"), py::arg("n_threads"),
-       py::arg("overwrite") = false);
+       py::arg("into_zeros") = false);
     // dense_forward from inp's nonzeros (sparse_input.h), whatever inp's density.
     k.def("sparse_dense_forward", [](In<F> inp, In<F> W, In<F> b, bool hidden, const std::string& act,
                                      int n_threads) {
