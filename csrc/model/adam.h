@@ -75,6 +75,8 @@ void adam_update(const Layout& layout, T* params, G* grad, T* m, T* v, int64_t s
         T decay;
     };
     std::vector<Chunk> chunks;
+    // At most one partial chunk per tensor: one allocation a step, not one per doubling.
+    chunks.reserve(size_t(layout.size / kChunk) + 2 * (layout.encoder.size() + layout.decoder.size()) + 1);
     auto add = [&](int64_t lo, int64_t hi, T decay) {
         for (int64_t c = lo; c < hi; c += kChunk) chunks.push_back({c, std::min(hi, c + kChunk), decay});
     };

@@ -164,18 +164,22 @@ void continuous_bernoulli_backward(T* d_out, const T* out, const T* x, int N, in
 // reads lv[k * lv_stride].
 
 // Each feature's gaussian_feature (likelihood_math.h), computed once per call
-// rather than once per entry.
+// rather than once per entry; the three (D) arrays share one allocation.
 template <class T>
 struct GaussianNoise {
-    std::vector<T> log_var, inv_var, learned_share;  // (D)
-    GaussianNoise(const T* lv, int lv_stride, int D, T floor) : log_var(D), inv_var(D), learned_share(D) {
+    std::vector<T> storage;  // (3, D)
+    const T *log_var, *inv_var, *learned_share;
+    GaussianNoise(const T* lv, int lv_stride, int D, T floor)
+        : storage(size_t(3) * D), log_var(storage.data()), inv_var(log_var + D), learned_share(inv_var + D) {
         for (int k = 0; k < D; ++k) {
             const GaussianFeature<T> f = gaussian_feature(lv[k * lv_stride], floor);
-            log_var[k] = f.log_var;
-            inv_var[k] = f.inv_var;
-            learned_share[k] = f.learned_share;
+            storage[k] = f.log_var;
+            storage[D + k] = f.inv_var;
+            storage[2 * D + k] = f.learned_share;
         }
     }
+    GaussianNoise(const GaussianNoise&) = delete;  // the pointers point into storage
+    GaussianNoise& operator=(const GaussianNoise&) = delete;
 };
 
 // sum over the draw rows r of column k of weight.relative_at(r) * 0.5 (1 - res^2 / var)
@@ -196,8 +200,8 @@ T gaussian_logvar_grad(const T* out, const T* x, const GaussianNoise<T>& g, int 
 template <class T>
 void gaussian_rows_forward(double* recon, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S, int D,
                            bool missing, int n_threads) {
-    const T* log_var = g.log_var.data();
-    const T* inv_var = g.inv_var.data();
+    const T* log_var = g.log_var;
+    const T* inv_var = g.inv_var;
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
         T acc = 0;
         for (int k = 0; k < D; ++k) {
@@ -213,7 +217,7 @@ void gaussian_rows_forward(double* recon, const T* out, const T* x, const Gaussi
 template <class T>
 void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const GaussianNoise<T>& g, int N, int S,
                             int D, const DrawWeights<T>& weight, bool missing, int n_threads) {
-    const T* inv_var = g.inv_var.data();
+    const T* inv_var = g.inv_var;
     for_each_draw_row(out, x, N, S, D, n_threads, [&](int64_t r, const T* xi, const T* o) {
         T* d = d_out + r * D;
         const T w = weight[r];
@@ -230,6 +234,38 @@ void gaussian_rows_backward(T* d_out, T* column, const T* out, const T* x, const
     });
 }
 
+// gaussian_rows_forward and gaussian_rows_backward in one pass over the draw
+// rows, for the ELBO, whose weights are known before the forward: the same
+// bits, every sum in the same order. Where those two would run in parallel (a
+// batch above kParallelEntries entries), they run.
+template <class T>
+void gaussian_rows_forward_backward(double* recon, T* d_out, T* column, const T* out, const T* x,
+                                    const GaussianNoise<T>& g, int N, int S, int D, const DrawWeights<T>& weight,
+                                    bool missing, int n_threads) {
+    if (int64_t(S) * N * D > kParallelEntries) {
+        gaussian_rows_forward(recon, out, x, g, N, S, D, missing, n_threads);
+        return gaussian_rows_backward(d_out, column, out, x, g, N, S, D, weight, missing, n_threads);
+    }
+    std::fill(column, column + D, T(0));  // the sums of gaussian_logvar_grad, scaled at the end
+    for (int s = 0; s < S; ++s)
+        for (int i = 0; i < N; ++i) {
+            const int64_t r = int64_t(s) * N + i;
+            const T *xi = x + int64_t(i) * D, *o = out + r * D;
+            T* d = d_out + r * D;
+            const T w = weight[r], relative = weight.relative_at(r);
+            T log_p = 0;
+            for (int k = 0; k < D; ++k) {
+                if (missing && std::isnan(xi[k])) { d[k] = 0; continue; }
+                const T residual = xi[k] - o[k];
+                log_p += gaussian_log_p(residual, g.log_var[k], g.inv_var[k]);
+                d[k] = gaussian_grad(residual, g.inv_var[k], w);
+                column[k] += relative * gaussian_logvar_term(residual, g.inv_var[k]);
+            }
+            recon[r] = log_p;
+        }
+    for (int k = 0; k < D; ++k) column[k] = weight.scale * column[k] * g.learned_share[k];
+}
+
 // A log-variance per feature: d_lv (D) += the columns.
 template <class T>
 void gaussian_forward(double* recon, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
@@ -243,6 +279,23 @@ void gaussian_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv,
     gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 1, D, floor), N, S, D, weight, missing,
                            n_threads);
     for (int k = 0; k < D; ++k) d_lv[k] += column[k];
+}
+
+// Both, in one pass: lv_stride 1 (a log-variance per feature: d_lv (D) += the
+// columns) or 0 (one shared: d_lv (1) += the columns' sum, as gaussian_isotropic_backward).
+template <class T>
+void gaussian_forward_backward(double* recon, T* d_out, T* d_lv, const T* out, const T* x, const T* lv, int lv_stride,
+                               T floor, int N, int S, int D, DrawWeights<T> weight, bool missing, int n_threads) {
+    std::vector<T> column(D);
+    gaussian_rows_forward_backward(recon, d_out, column.data(), out, x, GaussianNoise<T>(lv, lv_stride, D, floor), N,
+                                   S, D, weight, missing, n_threads);
+    if (lv_stride == 1) {
+        for (int k = 0; k < D; ++k) d_lv[k] += column[k];
+        return;
+    }
+    T total = 0;
+    for (int k = 0; k < D; ++k) total += column[k];
+    d_lv[0] += total;
 }
 
 // One log-variance shared by all features: d_lv (1) += the columns' sum.

@@ -210,6 +210,11 @@ class Model {
         if (config.likelihood == Likelihood::bernoulli)
             return bernoulli_forward_backward(recon, d_out, out, x, N, S, config.n_features, weight, config.missing,
                                               n_threads);
+        if (config.likelihood == Likelihood::gaussian || config.likelihood == Likelihood::gaussian_isotropic)
+            return gaussian_forward_backward(recon, d_out, d_noise_logvar, out, x, params + layout.noise_logvar,
+                                             config.likelihood == Likelihood::gaussian ? 1 : 0,
+                                             T(config.variance_floor), N, S, config.n_features, weight,
+                                             config.missing, n_threads);
         likelihood_forward(params, out, x, N, S, recon);
         likelihood_backward(params, out, x, N, S, weight, d_out, d_noise_logvar);
     }
