@@ -62,8 +62,10 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int or None, default=None
-        Dimension of the latent space. None uses ``min(10, n_features - 1)``
-        (at least 1), counting the features observed in ``fit``.
+        Dimension of the latent space. None uses ``min(10, n_features // 2)``
+        (at least 1), counting the features observed in ``fit``; on the
+        suite's tuning tables as accurate as ``n_features - 1`` and ~15% faster
+        (benchmarks/TUNE_IMPUTER.md).
     hidden_layer_sizes : tuple of int, default=(128,)
         Widths of the encoder's hidden layers; the decoder mirrors them.
         One layer: on the suite's tuning tables (128, 128) fills a little
@@ -306,7 +308,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     def _resolve_n_components(self, n_features):
         if self.n_components is not None:
             return int(self.n_components)
-        return max(1, min(n_features - 1, 10))
+        return max(1, min(n_features // 2, 10))
 
     # ------------------------------------------------------------------ fitting
 
@@ -333,7 +335,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         >>> X[::7, 1] = np.nan
         >>> imputer = VAEImputer(max_iter=10, random_state=0).fit(X)
         >>> imputer.n_features_in_, imputer.n_components_
-        (3, 2)
+        (3, 1)
         """
         return unchanged_on_failure(self, lambda: self._fit(X))
 
