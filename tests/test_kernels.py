@@ -261,6 +261,26 @@ def test_sparse_rows_built_in_parallel():
         assert np.array_equal(K.sparse_dense_forward(x, W, b, False, "relu", THREADS), expected)
 
 
+@pytest.mark.parametrize("likelihood", ["gaussian", "gaussian_isotropic"])
+@pytest.mark.parametrize("rows, columns, draws", [(33, 7, 1), (33, 7, 2), (2000, 9, 1)],
+                         ids=["small-table", "two-draws", "parallel-size"])
+def test_gaussian_single_pass_is_the_two_passes(likelihood, rows, columns, draws):
+    """The training step's single pass over a Gaussian batch gives the two
+    passes' results bit for bit, missing entries included; a batch of more than
+    16,384 entries takes the two (parallel) passes themselves."""
+    rng = np.random.default_rng(4)
+    x = f32(rng.normal(size=(rows, columns)))
+    x[rng.random(x.shape) < 0.2] = np.nan
+    out = f32(rng.normal(size=(draws * rows, columns)))
+    lv = f32(rng.normal(scale=0.3, size=columns if likelihood == "gaussian" else 1))
+    weight = 1 / (draws * rows)
+    recon = K.likelihood_forward(likelihood, out, x, lv, 1e-6, True, THREADS)
+    d_out, d_lv = K.likelihood_backward(likelihood, out, x, lv, 1e-6, weight, True, THREADS)
+    fused = K.gaussian_forward_backward(out, x, lv, likelihood == "gaussian_isotropic", 1e-6, weight, True, THREADS)
+    for want, got in zip((recon, d_out, d_lv), fused):
+        np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("likelihood", ["bernoulli", "continuous_bernoulli", "gaussian", "gaussian_isotropic"])
 @pytest.mark.parametrize("missing", [False, True], ids=["observed", "missing"])
 def test_likelihood_forward_and_backward(N, likelihood, missing):

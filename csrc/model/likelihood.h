@@ -266,6 +266,19 @@ void gaussian_rows_forward_backward(double* recon, T* d_out, T* column, const T*
     for (int k = 0; k < D; ++k) column[k] = weight.scale * column[k] * g.learned_share[k];
 }
 
+// d_lv += the columns: one log-variance per feature (lv_stride 1: d_lv (D)), or
+// one shared by all (lv_stride 0: d_lv (1) += the columns' sum).
+template <class T>
+void add_logvar_columns(T* d_lv, const T* column, int D, int lv_stride) {
+    if (lv_stride == 1) {
+        for (int k = 0; k < D; ++k) d_lv[k] += column[k];
+        return;
+    }
+    T total = 0;
+    for (int k = 0; k < D; ++k) total += column[k];
+    d_lv[0] += total;
+}
+
 // A log-variance per feature: d_lv (D) += the columns.
 template <class T>
 void gaussian_forward(double* recon, const T* out, const T* x, const T* lv, T floor, int N, int S, int D,
@@ -278,24 +291,18 @@ void gaussian_backward(T* d_out, T* d_lv, const T* out, const T* x, const T* lv,
     std::vector<T> column(D, T(0));
     gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 1, D, floor), N, S, D, weight, missing,
                            n_threads);
-    for (int k = 0; k < D; ++k) d_lv[k] += column[k];
+    add_logvar_columns(d_lv, column.data(), D, 1);
 }
 
-// Both, in one pass: lv_stride 1 (a log-variance per feature: d_lv (D) += the
-// columns) or 0 (one shared: d_lv (1) += the columns' sum, as gaussian_isotropic_backward).
+// Forward and backward in one pass (gaussian_rows_forward_backward), for either
+// Gaussian: lv_stride 1 (a log-variance per feature) or 0 (one shared).
 template <class T>
 void gaussian_forward_backward(double* recon, T* d_out, T* d_lv, const T* out, const T* x, const T* lv, int lv_stride,
                                T floor, int N, int S, int D, DrawWeights<T> weight, bool missing, int n_threads) {
     std::vector<T> column(D);
     gaussian_rows_forward_backward(recon, d_out, column.data(), out, x, GaussianNoise<T>(lv, lv_stride, D, floor), N,
                                    S, D, weight, missing, n_threads);
-    if (lv_stride == 1) {
-        for (int k = 0; k < D; ++k) d_lv[k] += column[k];
-        return;
-    }
-    T total = 0;
-    for (int k = 0; k < D; ++k) total += column[k];
-    d_lv[0] += total;
+    add_logvar_columns(d_lv, column.data(), D, lv_stride);
 }
 
 // One log-variance shared by all features: d_lv (1) += the columns' sum.
@@ -310,9 +317,7 @@ void gaussian_isotropic_backward(T* d_out, T* d_lv, const T* out, const T* x, co
     std::vector<T> column(D, T(0));
     gaussian_rows_backward(d_out, column.data(), out, x, GaussianNoise<T>(lv, 0, D, floor), N, S, D, weight, missing,
                            n_threads);
-    T total = 0;
-    for (int k = 0; k < D; ++k) total += column[k];
-    d_lv[0] += total;
+    add_logvar_columns(d_lv, column.data(), D, 0);
 }
 
 

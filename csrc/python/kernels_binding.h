@@ -154,6 +154,18 @@ inline void bind_kernels(py::module_& parent) {
                                        floor, N, S, D, weight, missing, n_threads);
         return py::make_tuple(d_out, d_lv);
     });
+    // (recon, d_out, d_lv) of the Gaussians in the training step's single pass (lv of size 1
+    // and `isotropic`: one variance shared by every feature).
+    k.def("gaussian_forward_backward", [](In<F> out, In<F> x, In<F> lv, bool isotropic, float floor, float weight,
+                                          bool missing, int n_threads) {
+        const int N = int(x.shape(0)), D = int(x.shape(1)), S = int(out.shape(0) / N);
+        py::array_t<double> recon(int64_t(S) * N);
+        auto d_out = zeros({int64_t(S) * N, D}), d_lv = zeros({lv.size()});
+        gaussian_forward_backward<F>(recon.mutable_data(), d_out.mutable_data(), d_lv.mutable_data(), out.data(),
+                                     x.data(), lv.data(), isotropic ? 0 : 1, floor, N, S, D, F(weight), missing,
+                                     n_threads);
+        return py::make_tuple(recon, d_out, d_lv);
+    });
     // (recon, d_out) of the Bernoulli in the training step's single pass.
     k.def("bernoulli_forward_backward", [](In<F> out, In<F> x, float weight, bool missing, int n_threads) {
         const int N = int(x.shape(0)), D = int(x.shape(1)), S = int(out.shape(0) / N);
