@@ -40,6 +40,13 @@ _CONTINUOUS_KINDS = ("continuous", "heteroscedastic")
 _KIND_VALUES = {"continuous": None, "heteroscedastic": None, "binary": "binary", "count": "count", "categorical": None}
 
 
+def _incomplete_rows(Xs):
+    """Indices of the rows of the model matrix with a missing entry: the only
+    ones the model fills. The core keys each row's draws by its bytes, so a
+    row's result does not depend on the rows imputed beside it."""
+    return np.flatnonzero(np.isnan(Xs).any(axis=1))
+
+
 class VAEImputer(TransformerMixin, BaseEstimator):
     """Impute missing values with a variational autoencoder (MIWAE).
 
@@ -510,7 +517,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         ((100, 3), False)
         """
         X, Xs = self._prepare(X)
-        filled = self.vae_._impute(Xs, self.n_importance, self._seed, self.n_threads)
+        filled, rows = Xs.copy(), _incomplete_rows(Xs)
+        if rows.size:
+            filled[rows] = self.vae_._impute(Xs[rows], self.n_importance, self._seed, self.n_threads)
         return self._finish(X, filled)
 
     def sample_imputations(self, X, n_imputations=5, random_state=None):
@@ -554,7 +563,10 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         X, Xs = self._prepare(X)
         check_hyperparameter("n_imputations", n_imputations, INT, (1, None))
         seed = draw_seed(random_state)
-        draws = self.vae_._sample_imputations(Xs, self.n_importance, n_imputations, seed, self.n_threads)
+        draws, rows = np.repeat(Xs[:, None, :], int(n_imputations), axis=1), _incomplete_rows(Xs)
+        if rows.size:
+            draws[rows] = self.vae_._sample_imputations(Xs[rows], self.n_importance, n_imputations, seed,
+                                                        self.n_threads)
         return np.stack([self._finish(X, draws[:, m]) for m in range(int(n_imputations))], axis=1)
 
     def save(self, path):

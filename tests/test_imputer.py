@@ -14,6 +14,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from pyvae import VAEImputer, _core
+from pyvae._validation import draw_seed
 
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
@@ -310,6 +311,20 @@ def test_imputations_do_not_depend_on_the_thread_count(fitted):
     imputer.set_params(n_threads=1)
     assert np.array_equal(results[0][0], results[1][0])
     assert np.array_equal(results[0][1], results[1][1])
+
+
+def test_complete_rows_are_left_out_of_the_draws_without_changing_a_bit(fitted):
+    """transform and sample_imputations send only the rows with a missing entry
+    to the core: the result is, bit for bit, the core's on every row."""
+    _, X_missing, imputer = fitted
+    assert 0 < np.isnan(X_missing).any(axis=1).sum() < len(X_missing)  # both kinds of rows
+    _, Xs = imputer._prepare(X_missing)
+    vae = imputer.vae_
+    every_row = vae._impute(Xs, imputer.n_importance, imputer._seed, 1)
+    assert np.array_equal(imputer.transform(X_missing), imputer._finish(X_missing, every_row))
+    draws = vae._sample_imputations(Xs, imputer.n_importance, 3, draw_seed(7), 1)
+    want = np.stack([imputer._finish(X_missing, draws[:, m]) for m in range(3)], axis=1)
+    assert np.array_equal(imputer.sample_imputations(X_missing, 3, random_state=7), want)
 
 
 def test_default_schedule_trains_its_whole_budget_without_a_convergence_warning():
