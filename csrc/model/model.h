@@ -212,18 +212,19 @@ class Model {
                                               n_threads);
         if (config.likelihood == Likelihood::gaussian || config.likelihood == Likelihood::gaussian_isotropic)
             return gaussian_forward_backward(recon, d_out, d_noise_logvar, out, x, params + layout.noise_logvar,
-                                             config.likelihood == Likelihood::gaussian ? 1 : 0,
-                                             T(config.variance_floor), N, S, config.n_features, weight,
-                                             config.missing, n_threads);
+                                             noise_logvar_stride(), T(config.variance_floor), N, S,
+                                             config.n_features, weight, config.missing, n_threads);
         likelihood_forward(params, out, x, N, S, recon);
         likelihood_backward(params, out, x, N, S, weight, d_out, d_noise_logvar);
     }
 
     // The Gaussian likelihoods' per-feature variance terms (likelihood.h).
     GaussianNoise<T> gaussian_noise(const T* params) const {
-        const int stride = config.likelihood == Likelihood::gaussian_isotropic ? 0 : 1;
-        return GaussianNoise<T>(params + layout.noise_logvar, stride, config.n_features, T(config.variance_floor));
+        return GaussianNoise<T>(params + layout.noise_logvar, noise_logvar_stride(), config.n_features,
+                                T(config.variance_floor));
     }
+    // Feature k's noise log-variance is lv[k * stride]: 0 when one is shared by all.
+    int noise_logvar_stride() const { return config.likelihood == Likelihood::gaussian_isotropic ? 0 : 1; }
 
     // sd (D): the Gaussian columns' standard deviation sqrt(floored variance), 0 elsewhere
     // (and everywhere for the heteroscedastic Gaussian, whose rows carry their own).
