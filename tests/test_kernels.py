@@ -162,6 +162,19 @@ def test_dense_backward(N, activation):
     close_sum(d_inp, d_pre.astype(np.float64) @ W1.T.astype(np.float64))
 
 
+@pytest.mark.parametrize("width", [5, 8, 18, 77, 200])
+def test_bias_gradient_sums_rows_in_order(width):
+    """db is each column's sum over the rows in order, in float32, whatever the
+    column's place in the kernel's register strips (64 and 8 columns, then the
+    rest) and the thread count: the bits of a sequential sum."""
+    rng = np.random.default_rng(4)
+    x, W = f32(rng.normal(size=(115, 3))), f32(rng.normal(size=(3, width)))
+    d_pre = f32(rng.normal(size=(115, width)) * np.exp(rng.normal(scale=3, size=(115, 1))))
+    want = np.cumsum(d_pre, axis=0, dtype=np.float32)[-1]
+    for threads in (1, 2):
+        np.testing.assert_array_equal(K.dense_backward(d_pre, x, W, False, "tanh", threads)[2], want)
+
+
 @pytest.mark.parametrize("rows, width", [(33, 7), (128, 784)])
 def test_dense_backward_into_zeros_is_accumulating_into_zeros(rows, width):
     """A training step's gradient buffer holds zeros, and a small weight product

@@ -143,13 +143,29 @@ void dense_forward_rowwise(T* out, const T* inp, const T* W, const T* b, int N, 
 
 // db[lo, hi) += the column sums of d_pre (N, O) over those columns, rows in
 // order (one task per column block: the sums do not depend on the thread count).
+// The running sums of a strip of columns stay in registers over all rows:
+// adding each row into db in memory makes every row wait on the previous
+// row's store (~6 us of a small table's 80 us step).
 template <class T>
 void bias_grad_columns(T* __restrict db, const T* __restrict d_pre, int N, int O, int lo, int hi) {
     return per_isa([&]() PYVAE_KERNEL {
-        for (int n = 0; n < N; ++n) {
-            const T* d = d_pre + int64_t(n) * O;
+        auto strip = [&](int c, auto width) PYVAE_KERNEL {
+            constexpr int W = decltype(width)::value;
+            T sum[W];
+            for (int j = 0; j < W; ++j) sum[j] = db[c + j];
+            for (int n = 0; n < N; ++n) {
+                const T* d = d_pre + int64_t(n) * O + c;
 #pragma omp simd
-            for (int o = lo; o < hi; ++o) db[o] += d[o];
+                for (int j = 0; j < W; ++j) sum[j] += d[j];
+            }
+            for (int j = 0; j < W; ++j) db[c + j] = sum[j];
+        };
+        int c = lo;
+        for (; c + 64 <= hi; c += 64) strip(c, std::integral_constant<int, 64>());  // 4 AVX-512 registers of float
+        for (; c + 8 <= hi; c += 8) strip(c, std::integral_constant<int, 8>());
+        for (int n = 0; n < N; ++n) {  // the last < 8 columns
+            const T* d = d_pre + int64_t(n) * O;
+            for (int o = c; o < hi; ++o) db[o] += d[o];
         }
     });
 }
