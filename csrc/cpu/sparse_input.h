@@ -159,6 +159,19 @@ bool sparse_rows_build(SparseRows<T>& s, const T* x, int N, int D, int n_threads
     const int64_t n = int64_t(N) * D;
     const bool parallel = n >= (int64_t(1) << 17);
     const int64_t chunk = chunk_for(N);
+    if (!dense_rows && n > 0 && n < (int64_t(1) << 17)) {
+        // Training decides for the whole batch: one pass over it, rows
+        // ignored, says whether it is sparse enough before any row is counted
+        // (a dense table's batch: ~1 us of its ~75 us step saved).
+        int64_t nnz = 0;
+#pragma omp simd reduction(+ : nnz)
+        for (int64_t k = 0; k < n; ++k) nnz += x[k] != T(0);
+        if (double(nnz) > max_density * double(n)) {
+            s.active = false;
+            s.by_feature = false;
+            return false;
+        }
+    }
     // Nonzeros per row first (a vectorized pass): their total decides the
     // path, and their running sum places each row.
     s.row_ptr.resize(N + 1);
