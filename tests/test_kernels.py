@@ -68,29 +68,30 @@ def ulps(got, exact):
     return np.abs(np.asarray(got, np.float64) - exact) / unit
 
 
-def test_tanh_within_2_ulp_over_the_float_range():
+def test_tanh_within_2_5_ulp_over_the_float_range():
     """The vectorized tanh of the forward epilogue against float64's, on every
-    97th float from 0 to 20 and its negation (11 million values: the
-    polynomial below 0.625, the exp-based form above, the saturation near 9),
-    then the edge values. b = -0.0 leaves the input exact (x + -0.0 = x)."""
+    97th float from 0 to 20 and its negation (11 million values: expm1's
+    polynomial alone below 0.17, its range reduction above, the worst error
+    near 4.5, the saturation near 9), then the edge values. b = -0.0 leaves the
+    input exact (x + -0.0 = x)."""
     positive = np.arange(0, np.float32(20.0).view(np.uint32), 97, dtype=np.uint32).view(np.float32)
     x = np.concatenate([positive, -positive])
     width = 1024  # rows of 1024 columns: the vector loop, as in a hidden layer
     padded = np.concatenate([x, np.zeros(-len(x) % width, np.float32)]).reshape(-1, width)
     got = K.bias_activation(padded, f32(np.full(width, -0.0)), True, "tanh").ravel()[: len(x)]
     err = ulps(got, np.tanh(x.astype(np.float64)))
-    assert err.max() <= 2.0, f"max error {err.max():.2f} ulp at x = {x[err.argmax()]!r}"
+    assert err.max() <= 2.5, f"max error {err.max():.2f} ulp at x = {x[err.argmax()]!r}"
     assert np.array_equal(got[len(positive):], -got[: len(positive)])  # odd, exactly
 
     tiny = np.float32(np.finfo(np.float32).smallest_subnormal)
-    edges = f32([0.0, -0.0, np.inf, -np.inf, np.nan, tiny, -tiny, 1e-30, 0.625, np.nextafter(np.float32(0.625), 0),
+    edges = f32([0.0, -0.0, np.inf, -np.inf, np.nan, tiny, -tiny, 1e-30, 0.1732868, np.nextafter(np.float32(0.1732868), 0), 4.5050926,
                  9.0, -9.0, 9.01, 12.0, 50.0, 100.0, 1e30, np.finfo(np.float32).max, -np.finfo(np.float32).max])
     got = K.bias_activation(edges.reshape(1, -1), f32(np.full(len(edges), -0.0)), True, "tanh").ravel()
     with np.errstate(invalid="ignore"):
         exact = np.tanh(edges.astype(np.float64))
     np.testing.assert_array_equal(np.signbit(got), np.signbit(exact.astype(np.float32)))  # -0 stays -0
     assert np.isnan(got[4]) and not np.isnan(np.delete(got, 4)).any()
-    assert (ulps(np.delete(got, 4), np.delete(exact, 4)) <= 2.0).all(), list(zip(edges, got, exact))
+    assert (ulps(np.delete(got, 4), np.delete(exact, 4)) <= 2.5).all(), list(zip(edges, got, exact))
     assert got[5] == tiny and got[6] == -tiny  # a subnormal comes back unchanged
 
 
