@@ -343,6 +343,27 @@ def test_likelihood_forward_and_backward(N, likelihood, missing):
     close_sum(d_lv, d_lv_want if likelihood == "gaussian" else [d_lv_want.sum()])
 
 
+def test_posterior_exp_within_1_05_ulp():
+    """The posterior's exp(logvar / 2), one vector pass over a batch's entries:
+    z = mu + exp(logvar / 2) * e with mu = 0 and e = 1 is the exp itself. Every
+    1,001st float of logvar / 2 in [-43.5, 43.5] (|logvar| <= 30 after the clamp,
+    with room) and a row of each odd width (the pass runs over rows x Z), against
+    float64; then overflow to inf, NaN, and a subnormal's e^x = 1."""
+    positive = np.arange(0, np.float32(43.5).view(np.uint32), 1001, dtype=np.uint32).view(np.float32)
+    half_lv = np.concatenate([positive, -positive])
+    for Z in (7, 64):
+        values = np.concatenate([half_lv, np.zeros(-len(half_lv) % Z, np.float32)]).reshape(-1, Z)
+        head = np.hstack([np.zeros_like(values), 2 * values])  # 2x: exact, so lv / 2 is the value itself
+        _, z = K.reparameterize_forward(head, np.ones((1,) + values.shape, np.float32), "gaussian", THREADS)
+        err = ulps(z.ravel(), np.exp(values.ravel().astype(np.float64)))
+        assert err.max() <= 1.05, f"max error {err.max():.3f} ulp at {values.ravel()[err.argmax()]!r}"
+    edges = f32([100.0, 88.8, np.inf, np.nan, -0.0, np.float32(np.finfo(np.float32).smallest_subnormal)])
+    head = np.hstack([np.zeros_like(edges), 2 * edges]).reshape(1, -1)
+    _, z = K.reparameterize_forward(head, np.ones((1, 1, len(edges)), np.float32), "gaussian", THREADS)
+    z = z.ravel()
+    assert np.isposinf(z[:3]).all() and np.isnan(z[3]) and z[4] == 1.0 and z[5] == 1.0, z
+
+
 @pytest.mark.parametrize("posterior", ["gaussian", "logistic", "laplace"])
 def test_reparameterization_and_kl(N, posterior):
     rng = np.random.default_rng(3)

@@ -30,25 +30,42 @@ inline uint32_t nan_mask(float a) {
     return uint32_t(-int32_t((float_to_bits(a) & 0x7fffffffu) > 0x7f800000u));
 }
 
-// exp(t) for t <= 0 (t = -|a|), relative error < 2 ulp; below -87 the result
-// stays at exp(-87) (a normal number) instead of going subnormal.
-inline float exp_nonpositive(float t) {
-    t = t < -87.0f ? -87.0f : t;
+// e^r - 1 for |r| <= ln2 / 2 + a little: r + r^2 P(r), P of degree 4 fitted
+// (minimax, by linear programming) to expm1's relative error there: 2e-8.
+inline float expm1_reduced(float r) {
+    float p = 0.0013882516650483012f;
+    p = std::fma(p, r, 0.008366547524929047f);
+    p = std::fma(p, r, 0.04166720062494278f);
+    p = std::fma(p, r, 0.1666654348373413f);
+    p = std::fma(p, r, 0.4999999701976776f);
+    return std::fma(r * r, p, r);
+}
+
+// e^t for t in [-87, 88] within 1.05 ulp of the float64 value (over every float
+// in [-87, 87]: 1.0475; tests/test_kernels.py samples it): 2^n (1 + expm1(r)),
+// n = round(t / ln 2), |r| <= ln2 / 2; the rounding of r and of 1 + expm1(r)
+// make the most of it. The callers clamp t into that range.
+inline float exp_in_range(float t) {
     const float magic = 12582912.0f;                     // 1.5 * 2^23: rounds to an integer
     const float kn = std::fma(t, 1.44269504088896341f, magic);
-    const float n = kn - magic;                          // round(t / ln 2), in [-126, 0]
+    const float n = kn - magic;                          // round(t / ln 2), in [-126, 127]
     float r = std::fma(n, -0.693145751953125f, t);       // t - n ln2, Cody-Waite in two parts
     r = std::fma(n, -1.428606765330187045e-06f, r);
-    // e^r on |r| <= ln2/2: Taylor to degree 6 (truncation < 1.3e-7 relative).
-    float p = 1.0f / 720;
-    p = std::fma(p, r, 1.0f / 120);
-    p = std::fma(p, r, 1.0f / 24);
-    p = std::fma(p, r, 1.0f / 6);
-    p = std::fma(p, r, 0.5f);
-    p = std::fma(p, r, 1.0f);
-    p = std::fma(p, r, 1.0f);
     const uint32_t scale = (float_to_bits(kn) - float_to_bits(magic) + 127u) << 23;  // 2^n
-    return p * bits_to_float(scale);
+    return (1.0f + expm1_reduced(r)) * bits_to_float(scale);
+}
+
+// exp(t) for t <= 0 (t = -|a|), within 1.05 ulp; below -87 the result
+// stays at exp(-87) (a normal number) instead of going subnormal.
+inline float exp_nonpositive(float t) { return exp_in_range(t < -87.0f ? -87.0f : t); }
+
+// e^t for any float t, within 1.05 ulp where the result is normal (the posterior's
+// exp(logvar) and exp(logvar / 2), |logvar| <= 30); above 88.72 +inf, below -87
+// e^-87 (a normal number, not the subnormal); NaN stays NaN.
+inline float exp_unit(float t) {
+    float c = t < -87.0f ? -87.0f : t;
+    c = 88.0f < c ? 88.0f : c;  // NaN passes both: its comparisons are false
+    return pick_bits(uint32_t(-int32_t(t > 88.72283f)), HUGE_VALF, exp_in_range(c));
 }
 
 // log1p(e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) in [0, 1/3]; the odd
@@ -71,8 +88,7 @@ inline float log1p_unit(float e) {
 // the rounding of 2 + m counts) in ~20 vector operations: tanh|a| = -m / (2 + m)
 // with m = expm1(-2|a|), one formula for the whole range. expm1(t) is
 // 2^n (e^r - 1) + (2^n - 1) with t = n ln2 + r, |r| <= ln2 / 2, and e^r - 1 =
-// r + r^2 P(r), P of degree 4 fitted to expm1's relative error on that
-// interval (2e-8); for n = 0 (|a| < 0.17) no term cancels. The two-branch
+// expm1_reduced(r); for n = 0 (|a| < 0.17) no term cancels. The two-branch
 // form it replaced (a polynomial below 0.625, 1 - 2t / (1 + t) above) was
 // within 1.85 ulp at ~32 operations, 1.35x the time (a small table's training
 // runs two tanh layers: ~25% of its step). tanh(+-0) = +-0, tanh(+-inf) = +-1,
@@ -88,12 +104,7 @@ inline float tanh_unit(float a) {
     const float n = kn - magic;
     float r = std::fma(n, -0.693145751953125f, t);       // t - n ln2, Cody-Waite in two parts
     r = std::fma(n, -1.428606765330187045e-06f, r);
-    float p = 0.0013882516650483012f;
-    p = std::fma(p, r, 0.008366547524929047f);
-    p = std::fma(p, r, 0.04166720062494278f);
-    p = std::fma(p, r, 0.1666654348373413f);
-    p = std::fma(p, r, 0.4999999701976776f);
-    const float expm1_r = std::fma(r * r, p, r);
+    const float expm1_r = expm1_reduced(r);
     const float scale = bits_to_float(float_to_bits(kn) << 23);  // 2^n
     const float m = std::fma(scale, expm1_r, scale - 1.0f);      // expm1(t), in (-1, 0]
     const float magnitude = m / (-2.0f - m);                     // +0 or -0 at a = 0: the sign is a's
@@ -203,6 +214,13 @@ constexpr bool kSimdMath =
 #else
     std::is_same_v<T, float>;
 #endif
+
+// e^t.
+template <class T>
+PYVAE_HD inline T simd_exp(T t) {
+    if constexpr (kSimdMath<T>) return exp_unit(t);
+    else return hd_exp(t);
+}
 
 // e^t for t <= 0.
 template <class T>

@@ -131,7 +131,7 @@ __global__ void reparameterize_forward_kernel(float* eps, float* z, const float*
     const float* mu = head + int64_t(i) * 2 * Z;
     const float e = standardized_draw(posterior, noise[k]);
     eps[k] = e;
-    z[k] = reparameterize_entry(mu[j], mu[Z + j], e);
+    z[k] = reparameterize_entry(mu[j], hd_exp(0.5f * mu[Z + j]), e);
 }
 
 // d_head's entries (i, j) of mu and logvar += the sum of grad(r, lv) over row i's
@@ -158,7 +158,7 @@ __global__ void reparameterize_backward_kernel(float* d_head, const float* dz, c
     const int j = int(thread_index() % Z);
     add_over_draws(d_head, head, N, S, Z, [&](int64_t r, float lv) {
         const int64_t at = r * Z + j;
-        return HeadGrad<float>{dz[at], reparameterize_logvar_grad(dz[at], lv, eps[at])};
+        return HeadGrad<float>{dz[at], reparameterize_logvar_grad(dz[at], hd_exp(0.5f * lv), eps[at])};
     });
 }
 
@@ -168,7 +168,7 @@ __global__ void kl_analytic_forward_kernel(double* kl_analytic, const float* hea
     if (i >= N) return;
     const float* mu = head + int64_t(i) * 2 * Z;
     float acc = 0.f;
-    for (int j = 0; j < Z; ++j) acc += kl_analytic_entry(mu[j], mu[Z + j]);
+    for (int j = 0; j < Z; ++j) acc += kl_analytic_entry(mu[j], mu[Z + j], hd_exp(mu[Z + j]));
     kl_analytic[i] = kl_analytic_row(double(acc));
 }
 
@@ -176,7 +176,7 @@ __global__ void kl_analytic_backward_kernel(float* d_head, const float* head, in
     const int64_t k = thread_index();
     if (k >= int64_t(N) * Z) return;
     const int64_t mu = (k / Z) * 2 * Z + k % Z;
-    const HeadGrad<float> g = kl_analytic_grad(head[mu], head[mu + Z], weight);
+    const HeadGrad<float> g = kl_analytic_grad(head[mu], hd_exp(head[mu + Z]), weight);
     d_head[mu] = g.mu;
     d_head[mu + Z] = g.logvar;
 }

@@ -107,27 +107,44 @@ void logvar_clamp_backward(T* d_head, const T* head, int N, int Z) {
 
 // ---- the reparameterization z = mu + exp(logvar / 2) * e, e = g(u) ----------------
 
-// z of one entry, from its standardized draw e.
+// z of one entry, from its standardized draw e and sd = exp(logvar / 2).
 template <class T>
-PYVAE_HD inline T reparameterize_entry(T mu, T lv, T e) { return mu + hd_exp(T(0.5) * lv) * e; }
+PYVAE_HD inline T reparameterize_entry(T mu, T sd, T e) { return mu + sd * e; }
 // d logvar of one entry from d(loss)/dz: dz * exp(logvar / 2) * e / 2 (d mu is dz itself).
 template <class T>
-PYVAE_HD inline T reparameterize_logvar_grad(T dz, T lv, T e) { return dz * T(0.5) * hd_exp(T(0.5) * lv) * e; }
+PYVAE_HD inline T reparameterize_logvar_grad(T dz, T sd, T e) { return dz * T(0.5) * sd * e; }
+
+// out (hi - lo, Z) = exp(scale * logvar) of rows [lo, hi) of head (N, 2Z): the
+// posterior's sd (scale 1/2) or variance (scale 1) in one vector pass over all
+// the rows' entries (a row has Z = 2 to 50 of them: too few for a vector of
+// its own; the C library's scalar expf cost ~3% of a small table's step).
+template <class T>
+void posterior_exp(T* out, const T* head, int64_t lo, int64_t hi, int Z, T scale) {
+    for (int64_t i = lo; i < hi; ++i)
+        for (int j = 0; j < Z; ++j) out[(i - lo) * Z + j] = scale * head[i * 2 * Z + Z + j];
+    const int64_t n = (hi - lo) * Z;
+    per_isa([&]() PYVAE_KERNEL {
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) out[k] = simd_exp(out[k]);
+    });
+}
 
 // eps, z (S, N, Z) from the head (N, 2Z) and base noise (S, N, Z): z = mu + exp(logvar / 2) * g(u).
 template <class T>
 void reparameterize_forward(T* eps, T* z, const T* head, const T* noise, int N, int S, int Z, Posterior posterior,
                             int n_threads) {
     parallel_for(N, chunk_for(N), n_threads, int64_t(N) * S * Z > kParallelDraws, [&](int64_t lo, int64_t hi) {
+        std::vector<T> sd_rows(size_t(hi - lo) * Z);
+        posterior_exp(sd_rows.data(), head, lo, hi, Z, T(0.5));
         for (int i = int(lo); i < int(hi); ++i) {
             const T* mu = head + int64_t(i) * 2 * Z;
-            const T* lv = mu + Z;
+            const T* sd = sd_rows.data() + (i - lo) * Z;
             for (int s = 0; s < S; ++s) {
                 const int64_t r = (int64_t(s) * N + i) * Z;
                 for (int j = 0; j < Z; ++j) {
                     const T e = standardized_draw(posterior, noise[r + j]);
                     eps[r + j] = e;
-                    z[r + j] = reparameterize_entry(mu[j], lv[j], e);
+                    z[r + j] = reparameterize_entry(mu[j], sd[j], e);
                 }
             }
         }
@@ -140,14 +157,16 @@ template <class T>
 void reparameterize_backward(T* d_head, const T* dz, const T* head, const T* eps, int N, int S, int Z,
                              int n_threads) {
     parallel_for(N, chunk_for(N), n_threads, int64_t(N) * S * Z > kParallelDraws, [&](int64_t lo, int64_t hi) {
+        std::vector<T> sd_rows(size_t(hi - lo) * Z);
+        posterior_exp(sd_rows.data(), head, lo, hi, Z, T(0.5));
         for (int i = int(lo); i < int(hi); ++i) {
-            const T* h = head + int64_t(i) * 2 * Z;  // [mu | logvar]
-            T* d = d_head + int64_t(i) * 2 * Z;      // [d mu | d logvar]
+            const T* sd = sd_rows.data() + (i - lo) * Z;
+            T* d = d_head + int64_t(i) * 2 * Z;  // [d mu | d logvar]
             for (int s = 0; s < S; ++s)
                 for (int j = 0; j < Z; ++j) {
                     const int64_t k = (int64_t(s) * N + i) * Z + j;
                     d[j] += dz[k];
-                    d[Z + j] += reparameterize_logvar_grad(dz[k], h[Z + j], eps[k]);
+                    d[Z + j] += reparameterize_logvar_grad(dz[k], sd[j], eps[k]);
                 }
         }
     });
@@ -155,13 +174,13 @@ void reparameterize_backward(T* d_head, const T* dz, const T* head, const T* eps
 
 // ---- KL(q || N(0, I)) in closed form (Gaussian q) ----------------------------------
 
-// Twice one dimension's KL: mu^2 + e^logvar - 1 - logvar.
+// Twice one dimension's KL: mu^2 + e^logvar - 1 - logvar (var = e^logvar).
 template <class T>
-PYVAE_HD inline T kl_analytic_entry(T mu, T lv) { return mu * mu + hd_exp(lv) - T(1) - lv; }
-// weight * d KL / d[mu | logvar] of one dimension.
+PYVAE_HD inline T kl_analytic_entry(T mu, T lv, T var) { return mu * mu + var - T(1) - lv; }
+// weight * d KL / d[mu | logvar] of one dimension (var = e^logvar).
 template <class T>
-PYVAE_HD inline HeadGrad<T> kl_analytic_grad(T mu, T lv, T weight) {
-    return {weight * mu, weight * T(0.5) * (hd_exp(lv) - T(1))};
+PYVAE_HD inline HeadGrad<T> kl_analytic_grad(T mu, T var, T weight) {
+    return {weight * mu, weight * T(0.5) * (var - T(1))};
 }
 // KL_i = 0.5 * the sum over j of the entries: the sum in T, the half in double.
 PYVAE_HD inline double kl_analytic_row(double entries) { return 0.5 * entries; }
@@ -169,11 +188,13 @@ PYVAE_HD inline double kl_analytic_row(double entries) { return 0.5 * entries; }
 // kl_analytic (N) = 0.5 sum_j (mu^2 + e^logvar - 1 - logvar).
 template <class T>
 void kl_analytic_forward(double* kl_analytic, const T* head, int N, int Z) {
+    std::vector<T> var(size_t(N) * Z);
+    posterior_exp(var.data(), head, 0, N, Z, T(1));
     for (int i = 0; i < N; ++i) {
         const T* mu = head + int64_t(i) * 2 * Z;
         const T* lv = mu + Z;
         T acc = 0;
-        for (int j = 0; j < Z; ++j) acc += kl_analytic_entry(mu[j], lv[j]);
+        for (int j = 0; j < Z; ++j) acc += kl_analytic_entry(mu[j], lv[j], var[int64_t(i) * Z + j]);
         kl_analytic[i] = kl_analytic_row(double(acc));
     }
 }
@@ -181,13 +202,14 @@ void kl_analytic_forward(double* kl_analytic, const T* head, int N, int Z) {
 template <class T>
 void kl_analytic_backward(T* d_head, const T* head, int N, int Z, T beta, T w_row) {
     const T weight = beta * w_row;
+    std::vector<T> var(size_t(N) * Z);
+    posterior_exp(var.data(), head, 0, N, Z, T(1));
     for (int i = 0; i < N; ++i) {
         const T* mu = head + int64_t(i) * 2 * Z;
-        const T* lv = mu + Z;
         T* dmu = d_head + int64_t(i) * 2 * Z;
         T* dlv = dmu + Z;
         for (int j = 0; j < Z; ++j) {
-            const HeadGrad<T> g = kl_analytic_grad(mu[j], lv[j], weight);
+            const HeadGrad<T> g = kl_analytic_grad(mu[j], var[int64_t(i) * Z + j], weight);
             dmu[j] = g.mu;
             dlv[j] = g.logvar;
         }
