@@ -247,18 +247,20 @@ void gaussian_rows_forward_backward(double* recon, T* d_out, T* column, const T*
         return gaussian_rows_backward(d_out, column, out, x, g, N, S, D, weight, missing, n_threads);
     }
     std::fill(column, column + D, T(0));  // the sums of gaussian_logvar_grad, scaled at the end
-    if constexpr (kSimdMath<T>) {
-        // A row's features in one vector loop, its log p summed from their
-        // terms after it. A missing entry's terms are +0 where the scalar loop
-        // skips it: the same bits, as the sums start at +0 and so are never -0.
-        std::vector<T> log_p_terms(D);
-        T* terms = log_p_terms.data();
-        for (int s = 0; s < S; ++s)
-            for (int i = 0; i < N; ++i) {
-                const int64_t r = int64_t(s) * N + i;
-                const T *xi = x + int64_t(i) * D, *o = out + r * D;
-                T* d = d_out + r * D;
-                const T w = weight[r], relative = weight.relative_at(r);
+    std::vector<T> log_p_terms(kSimdMath<T> ? D : 0);
+    T* terms = log_p_terms.data();
+    for (int s = 0; s < S; ++s)
+        for (int i = 0; i < N; ++i) {
+            const int64_t r = int64_t(s) * N + i;
+            const T *xi = x + int64_t(i) * D, *o = out + r * D;
+            T* d = d_out + r * D;
+            const T w = weight[r], relative = weight.relative_at(r);
+            T log_p = 0;
+            if constexpr (kSimdMath<T>) {
+                // The row's features in one vector loop, log p summed from their
+                // terms after it. A missing entry's terms are +0 where the loop
+                // below skips it: the same bits, as the sums start at +0 and so
+                // are never -0.
 #pragma omp simd
                 for (int k = 0; k < D; ++k) {
                     const uint32_t kept = missing ? ~nan_mask(xi[k]) : ~0u;
@@ -267,26 +269,15 @@ void gaussian_rows_forward_backward(double* recon, T* d_out, T* column, const T*
                     d[k] = pick_bits(kept, gaussian_grad(residual, g.inv_var[k], w), T(0));
                     column[k] += pick_bits(kept, relative * gaussian_logvar_term(residual, g.inv_var[k]), T(0));
                 }
-                T log_p = 0;
                 for (int k = 0; k < D; ++k) log_p += terms[k];
-                recon[r] = log_p;
-            }
-        for (int k = 0; k < D; ++k) column[k] = weight.scale * column[k] * g.learned_share[k];
-        return;
-    }
-    for (int s = 0; s < S; ++s)
-        for (int i = 0; i < N; ++i) {
-            const int64_t r = int64_t(s) * N + i;
-            const T *xi = x + int64_t(i) * D, *o = out + r * D;
-            T* d = d_out + r * D;
-            const T w = weight[r], relative = weight.relative_at(r);
-            T log_p = 0;
-            for (int k = 0; k < D; ++k) {
-                if (missing && std::isnan(xi[k])) { d[k] = 0; continue; }
-                const T residual = xi[k] - o[k];
-                log_p += gaussian_log_p(residual, g.log_var[k], g.inv_var[k]);
-                d[k] = gaussian_grad(residual, g.inv_var[k], w);
-                column[k] += relative * gaussian_logvar_term(residual, g.inv_var[k]);
+            } else {
+                for (int k = 0; k < D; ++k) {
+                    if (missing && std::isnan(xi[k])) { d[k] = 0; continue; }
+                    const T residual = xi[k] - o[k];
+                    log_p += gaussian_log_p(residual, g.log_var[k], g.inv_var[k]);
+                    d[k] = gaussian_grad(residual, g.inv_var[k], w);
+                    column[k] += relative * gaussian_logvar_term(residual, g.inv_var[k]);
+                }
             }
             recon[r] = log_p;
         }
