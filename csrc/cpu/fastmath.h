@@ -41,18 +41,29 @@ inline float expm1_reduced(float r) {
     return std::fma(r * r, p, r);
 }
 
-// e^t for t in [-87, 88] within 1.05 ulp of the float64 value (over every float
-// in [-87, 87]: 1.0475; tests/test_kernels.py samples it): 2^n (1 + expm1(r)),
-// n = round(t / ln 2), |r| <= ln2 / 2; the rounding of r and of 1 + expm1(r)
-// make the most of it. The callers clamp t into that range.
-inline float exp_in_range(float t) {
-    const float magic = 12582912.0f;                     // 1.5 * 2^23: rounds to an integer
+// t = n ln2 + r with n = round(t / ln 2) and |r| <= ln2 / 2, for t in [-87, 88]:
+// r and scale = 2^n. kn rounds t / ln2 to an integer n, and its low bits hold
+// n + 127, 2^n's exponent field, which the shift moves into place (the magic
+// number's own bits move out).
+struct Ln2Reduced {
+    float r, scale;
+};
+inline Ln2Reduced reduce_by_ln2(float t) {
+    const float magic = 12582912.0f + 127.0f;            // 1.5 * 2^23 + 127: rounds to an integer
     const float kn = std::fma(t, 1.44269504088896341f, magic);
     const float n = kn - magic;                          // round(t / ln 2), in [-126, 127]
     float r = std::fma(n, -0.693145751953125f, t);       // t - n ln2, Cody-Waite in two parts
     r = std::fma(n, -1.428606765330187045e-06f, r);
-    const uint32_t scale = (float_to_bits(kn) - float_to_bits(magic) + 127u) << 23;  // 2^n
-    return (1.0f + expm1_reduced(r)) * bits_to_float(scale);
+    return {r, bits_to_float(float_to_bits(kn) << 23)};
+}
+
+// e^t for t in [-87, 88] within 1.05 ulp of the float64 value (over every float
+// in [-87, 87]: 1.0475; tests/test_kernels.py samples it): 2^n (1 + expm1(r));
+// the rounding of r and of 1 + expm1(r) make the most of it. The callers clamp
+// t into that range.
+inline float exp_in_range(float t) {
+    const Ln2Reduced reduced = reduce_by_ln2(t);
+    return (1.0f + expm1_reduced(reduced.r)) * reduced.scale;
 }
 
 // exp(t) for t <= 0 (t = -|a|), within 1.05 ulp; below -87 the result
@@ -97,16 +108,8 @@ inline float tanh_unit(float a) {
     const float x = std::fabs(a);
     float t = -2.0f * x;
     t = t < -20.0f ? -20.0f : t;                         // tanh(10) rounds to 1
-    // 1.5 * 2^23 + 127: kn rounds t / ln2 to an integer n, and kn's low bits
-    // hold n + 127, 2^n's exponent field, shifted into place below.
-    const float magic = 12582912.0f + 127.0f;
-    const float kn = std::fma(t, 1.44269504088896341f, magic);
-    const float n = kn - magic;
-    float r = std::fma(n, -0.693145751953125f, t);       // t - n ln2, Cody-Waite in two parts
-    r = std::fma(n, -1.428606765330187045e-06f, r);
-    const float expm1_r = expm1_reduced(r);
-    const float scale = bits_to_float(float_to_bits(kn) << 23);  // 2^n
-    const float m = std::fma(scale, expm1_r, scale - 1.0f);      // expm1(t), in (-1, 0]
+    const Ln2Reduced reduced = reduce_by_ln2(t);
+    const float m = std::fma(reduced.scale, expm1_reduced(reduced.r), reduced.scale - 1.0f);  // expm1(t), in (-1, 0]
     const float magnitude = m / (-2.0f - m);                     // +0 or -0 at a = 0: the sign is a's
     return bits_to_float((float_to_bits(magnitude) & 0x7fffffffu) | (float_to_bits(a) & 0x80000000u));
 }
