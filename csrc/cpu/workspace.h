@@ -8,6 +8,7 @@
 
 #include "model/config.h"
 #include "cpu/sparse_input.h"
+#include "cpu/step_threads.h"
 
 namespace pyvae {
 
@@ -80,6 +81,10 @@ class TrainingBuffers {
     struct Buffers {
         Workspace<T> ws;
         std::vector<T> grad;
+        // Team or caller alone, step by step, for steps of `chooser_batch` rows on
+        // `chooser_threads` threads (a new batch size or thread count starts afresh).
+        StepThreadChooser chooser;
+        int chooser_batch = 0, chooser_threads = 0;
     };
 
     TrainingBuffers() = default;

@@ -204,6 +204,7 @@ struct EpochResult {
     double elbo = 0, recon = 0, kl = 0;  // sums over rows
     double bound = 0;  // objective iwae: sum over rows of the importance-weighted bound trained on
     int64_t n_rows = 0;
+    int64_t team_steps = 0;  // steps run on more than one thread (CPU engine)
     // Sums of the posterior mean and of its square per latent dimension over the
     // rows this process encoded (mu_rows): the variance behind active_units_,
     // without encoding the rows again after the epoch. Empty where an engine

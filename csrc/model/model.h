@@ -20,6 +20,7 @@
 // layer. Inference (encode, score, sampling) is in model_inference.h.
 #pragma once
 #include <algorithm>
+#include <chrono>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -425,10 +426,17 @@ class Model {
         // A step this small runs on one thread: its ~20 passes are each too
         // short to share, and waking the team and moving their operands between
         // cores cost more than the second core saves (14-256-10 at batch 115,
-        // 10 MFLOP a step: 2.85 ms an epoch on one thread, 3.5 on two;
-        // 784-200-200-50 at batch 20, 51 MFLOP a step: 1.44x faster on two).
-        const ThreadCap small_step(step_flops(B) < kParallelStepFlops ? 1 : n_threads);
+        // 10 MFLOP a step: 2.85 ms an epoch on one thread, 3.5 on two).
+        // Larger steps run on the team or alone as timing them says
+        // (step_threads.h), except with ranks, whose steps wait for each other.
+        const bool may_share = n_threads > 1 && step_flops(B) >= kParallelStepFlops;
         const auto buffers = training_buffers.lease();
+        StepThreadChooser* chooser = may_share && !dp ? &buffers->chooser : nullptr;
+        if (chooser && (buffers->chooser_batch != B || buffers->chooser_threads != n_threads)) {
+            *chooser = StepThreadChooser();
+            buffers->chooser_batch = B;
+            buffers->chooser_threads = n_threads;
+        }
         Workspace<T>& ws = buffers->ws;
         ws.reserve(config, layout, B, config.n_mc_samples);
         // Zeroed once here; then each step's Adam update leaves it zeroed (consumed).
@@ -439,6 +447,9 @@ class Model {
         const bool uniform = base_noise_is_uniform(config.posterior);
         for (int64_t start = 0; start < n_rows; start += B) {
             const int N = int(std::min<int64_t>(B, n_rows - start));
+            const bool team = may_share && (!chooser || chooser->team_next());
+            const ThreadCap step_threads(team ? n_threads : 1);
+            const auto step_start = std::chrono::steady_clock::now();
             // Row i of the batch draws its noise from its position i, wherever it is held.
             int n = 0;
             for (int i = 0; i < N; ++i) {
@@ -465,6 +476,9 @@ class Model {
             *step += 1;
             adam_update(params, grad.data(), m, v, *step, adam);
             *baseline = baseline_update(*baseline, st.mean_f, *step);
+            if (chooser && N == B)  // a short last batch would read as a fast step
+                chooser->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
+            res.team_steps += team;
             res.recon += st.recon;
             res.kl += st.kl;
             res.elbo += elbo_of({st.recon, st.kl});

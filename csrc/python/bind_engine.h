@@ -141,6 +141,7 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
             out["recon"] = res.recon;
             out["kl"] = res.kl;
             out["n_rows"] = res.n_rows;
+            out["team_steps"] = res.team_steps;
             if (self.config.objective == Objective::iwae) out["bound"] = res.bound;  // the IWAE bound trained on
             if (!res.mu_sum.empty()) {  // the sums behind active_units_ (an engine may not keep them)
                 out["mu_sum"] = py::array_t<double>(int64_t(res.mu_sum.size()), res.mu_sum.data());

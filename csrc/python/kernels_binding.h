@@ -228,6 +228,19 @@ inline void bind_kernels(py::module_& parent) {
     // The Box-Muller's two double functions, elementwise (their accuracy tests).
     k.def("log_positive_normal", [](In<double> u) { return elementwise<log_positive_normal>(u); });
     k.def("cos_zero_to_two_pi", [](In<double> p) { return elementwise<cos_zero_to_two_pi>(p); });
+    // The training loop's team-or-alone choice (step_threads.h) over steps whose
+    // times each way are given: step k takes team_seconds[k] on the team,
+    // solo_seconds[k] alone. Returns whether each step ran on the team.
+    k.def("step_thread_choices", [](In<double> solo_seconds, In<double> team_seconds) {
+        if (solo_seconds.size() != team_seconds.size()) throw std::invalid_argument("lengths differ");
+        py::array_t<bool> team(solo_seconds.size());
+        StepThreadChooser chooser;
+        for (py::ssize_t k = 0; k < solo_seconds.size(); ++k) {
+            team.mutable_data()[k] = chooser.team_next();
+            chooser.record(team.data()[k] ? team_seconds.data()[k] : solo_seconds.data()[k]);
+        }
+        return team;
+    });
 }
 
 }  // namespace pyvae::binding

@@ -1,0 +1,131 @@
+"""Training steps on the thread team or on one thread, as timing them says.
+
+The chooser (csrc/cpu/step_threads.h) is fed synthetic step times here, so its
+decisions are checked exactly, whatever the machine; the training loop's use
+of it is checked by what it reports and by the bits it leaves (which must not
+depend on where each step ran).
+"""
+
+import numpy as np
+import pytest
+
+from pyvae import _core
+
+choices = _core._kernels.step_thread_choices
+PROBE = 1 + 8 * 5  # the warm-up step and one probe of 8 rounds of 5 steps
+EXPLOIT = 1024
+# A probe runs 20 of its 40 steps each way; with the machine unchanged, one
+# probe every 1,064 steps.
+TEAM_SHARE_OF_SLOWER_TEAM = 20 / (EXPLOIT + 40)
+
+
+def exploiting(n, start=PROBE):
+    """Steps in [start, n) outside the regular probes, from a probe that ended at `start`."""
+    k = np.arange(n)
+    return (k >= start) & ((k - start) % (EXPLOIT + 40) < EXPLOIT)
+
+
+def run(solo, team, n=6000):
+    """Which steps ran on the team when a step takes `solo` seconds alone and `team` on the team
+    (constants or arrays over the steps)."""
+    solo = np.broadcast_to(np.asarray(solo, dtype=np.float64), (n,)).copy()
+    team = np.broadcast_to(np.asarray(team, dtype=np.float64), (n,)).copy()
+    return choices(solo, team)
+
+
+def test_a_faster_team_takes_every_step_after_the_probe():
+    on_team = run(solo=2e-3, team=1e-3)
+    assert on_team[0]  # the warm-up step starts the team's helpers
+    assert on_team[exploiting(len(on_team))].all()
+    assert on_team[PROBE:].mean() >= 1 - TEAM_SHARE_OF_SLOWER_TEAM - 1e-9
+
+
+def test_a_slower_team_runs_only_the_probes_steps():
+    on_team = run(solo=1e-3, team=3e-3)
+    later = on_team[PROBE:]
+    assert 0 < later.mean() <= TEAM_SHARE_OF_SLOWER_TEAM + 1e-9
+    assert not on_team[exploiting(len(on_team))].any()
+
+
+def test_a_tie_goes_to_one_thread():
+    on_team = run(solo=1e-3, team=0.97e-3)  # within kTeamGain (5%): not worth a second core
+    assert not on_team[PROBE:PROBE + EXPLOIT].any()
+
+
+def test_a_team_that_turns_slow_is_left_within_a_window_and_a_probe():
+    n, flip = 6000, 3000
+    team = np.where(np.arange(n) < flip, 1e-3, 3e-3)
+    on_team = run(solo=2e-3, team=team, n=n)
+    assert on_team[:flip][exploiting(flip)].all()
+    # A 32-step window 1.5x slower than probed starts a probe at once.
+    assert not on_team[flip + 32 + 40:flip + 32 + 40 + 900].any()
+
+
+def test_a_team_that_turns_fast_is_found_by_the_next_probe():
+    n, flip = 6000, 500
+    team = np.where(np.arange(n) < flip, 3e-3, 1e-3)
+    on_team = run(solo=2e-3, team=team, n=n)
+    assert not on_team[PROBE:PROBE + EXPLOIT].any()
+    back = PROBE + EXPLOIT + 40
+    assert on_team[exploiting(n, back)].all()
+
+
+def test_the_choice_holds_under_noise_and_ignores_round_switches():
+    rng = np.random.default_rng(0)
+    n = 8000
+    solo = 1e-3 * rng.uniform(0.9, 1.1, n)
+    team = 0.7e-3 * rng.uniform(0.9, 1.1, n)
+    on_team = choices(solo, team)
+    # The first step of every probe round pays for moving data between caches;
+    # make it very costly on the team: the probe does not time it.
+    switch = np.r_[True, on_team[1:] != on_team[:-1]]
+    team_with_switch = np.where(switch, 50e-3, team)
+    on_team_switch = choices(solo, team_with_switch)
+    assert on_team[exploiting(n)].all()
+    assert on_team_switch[exploiting(n)].all()
+
+
+def test_lengths_must_match():
+    with pytest.raises(ValueError, match="lengths differ"):
+        choices(np.ones(3), np.ones(4))
+
+
+def engine(n_threads, hidden=(200, 200), n_features=784):
+    return _core.Model32(n_features=n_features, n_components=50, hidden_layer_sizes=list(hidden),
+                         activation="tanh", likelihood="bernoulli", kl="analytic", posterior="gaussian",
+                         gradient_estimator="reparameterization", n_mc_samples=1, beta=1.0, missing=False,
+                         n_threads=n_threads, variance_floor=0.0)
+
+
+def train(n_threads, X, rows, batch, epochs=2, **kw):
+    e = engine(n_threads, **kw)
+    params = e.init_params(3)
+    m, v = np.zeros_like(params), np.zeros_like(params)
+    adam = _core.AdamSettings(learning_rate=1e-3)
+    step, team_steps = 0, []
+    for epoch in range(epochs):
+        out = e.train_epoch(params, m, v, step, 0.0, X, rows, batch, 11, adam)
+        step = out["step"]
+        team_steps.append(out["team_steps"])
+    return params, team_steps
+
+
+def test_training_reports_team_steps_and_its_bits_do_not_depend_on_them():
+    rng = np.random.default_rng(1)
+    X = (rng.random((1000, 784)) < 0.15).astype(np.float32)
+    rows = np.arange(1000, dtype=np.int64)
+    one, team_one = train(1, X, rows, 20)
+    two, team_two = train(2, X, rows, 20)
+    assert team_one == [0, 0]
+    # 50 steps an epoch: the warm-up step and the first probe's 20 team steps
+    # come first, whatever the machine; after that the clock decides.
+    assert team_two[0] >= 21 and sum(team_two) <= 100
+    assert np.array_equal(one, two)
+
+
+def test_small_steps_never_use_the_team():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((400, 14)).astype(np.float32) > 0
+    _, team_steps = train(2, X.astype(np.float32), np.arange(400, dtype=np.int64), 40, hidden=(32,),
+                          n_features=14)
+    assert team_steps == [0, 0]
