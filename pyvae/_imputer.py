@@ -150,10 +150,8 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     verbose : int, default=0
         Passed to the VAE: progress of the training epochs.
     n_threads : int or None, default=None
-        Threads of the core; None uses all cores. Training times its steps
-        both ways and runs them on one thread while that is faster (small
-        models; a machine whose cores pass data slowly); the results are
-        the same bits on any number of threads.
+        Threads of the core; None uses all cores. A training step runs on one
+        thread while timing it shows that faster (the same bits either way).
 
     Attributes
     ----------

@@ -95,10 +95,8 @@ class VAESynthesizer(BaseEstimator):
     verbose : int, default=0
         Progress of the training epochs (see :class:`VAE`).
     n_threads : int or None, default=None
-        Threads of the core; None uses all cores. Training times its steps
-        both ways and runs them on one thread while that is faster (small
-        models; a machine whose cores pass data slowly); the results are
-        the same bits on any number of threads.
+        Threads of the core; None uses all cores. A training step runs on one
+        thread while timing it shows that faster (the same bits either way).
     reject_training_copies : bool, default=True
         Whether :meth:`sample` refuses rows equal to a training row (every
         value equal, as the returned table holds it; a missing value equals

@@ -171,10 +171,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         reconstruction and KL terms (with tqdm installed; otherwise one line per
         epoch), and of long ``score_samples`` calls. 2 prints one line per epoch.
     n_threads : int or None, default=None
-        Threads of the core; None uses all cores. Training times its steps
-        both ways and runs them on one thread while that is faster (small
-        models; a machine whose cores pass data slowly); the results are
-        the same bits on any number of threads.
+        Threads of the core; None uses all cores. A training step runs on one
+        thread while timing it shows that faster (the same bits either way).
     device : {"cpu", "cuda"}, default="cpu"
         Where to train: ``"cuda"`` runs the same model on an NVIDIA GPU
         (pyvae built with ``PYVAE_CUDA=ON``; ``fit`` raises a RuntimeError
@@ -303,7 +301,6 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     @property
     def _n_features_out(self):
-        # Names the outputs for get_feature_names_out: vae0, vae1, ...
         return self._fit_config["n_components"]
 
     # ------------------------------------------------------------------ engine
