@@ -12,17 +12,8 @@ import pytest
 from pyvae import _core
 
 choices = _core._kernels.step_thread_choices
-PROBE = 1 + 8 * 5  # the warm-up step and one probe of 8 rounds of 5 steps
-EXPLOIT = 1024
-# A probe runs 20 of its 40 steps each way; with the machine unchanged, one
-# probe every 1,064 steps.
-TEAM_SHARE_OF_SLOWER_TEAM = 20 / (EXPLOIT + 40)
-
-
-def exploiting(n, start=PROBE):
-    """Steps in [start, n) outside the regular probes, from a probe that ended at `start`."""
-    k = np.arange(n)
-    return (k >= start) & ((k - start) % (EXPLOIT + 40) < EXPLOIT)
+# A probe: rounds of 5 steps alone (A) and on the team (B), A B B A A B B A.
+PROBE = np.repeat([False, True, True, False, False, True, True, False], 5)
 
 
 def run(solo, team, n=6000):
@@ -33,56 +24,76 @@ def run(solo, team, n=6000):
     return choices(solo, team)
 
 
-def test_a_faster_team_takes_every_step_after_the_probe():
-    on_team = run(solo=2e-3, team=1e-3)
+def probe_starts(on_team):
+    """Where the probes start (their pattern of rounds found in the trace)."""
+    windows = np.lib.stride_tricks.sliding_window_view(on_team, len(PROBE))
+    return np.flatnonzero((windows == PROBE).all(axis=1))
+
+
+def between_probes(on_team):
+    """The steps outside the warm-up step and the probes."""
+    keep = np.ones(len(on_team), bool)
+    keep[0] = False
+    for start in probe_starts(on_team):
+        keep[start:start + len(PROBE)] = False
+    return on_team[keep]
+
+
+def test_a_faster_team_takes_every_step_between_probes_spaced_ever_wider():
+    on_team = run(solo=2e-3, team=1e-3, n=40000)
     assert on_team[0]  # the warm-up step starts the team's helpers
-    assert on_team[exploiting(len(on_team))].all()
-    assert on_team[PROBE:].mean() >= 1 - TEAM_SHARE_OF_SLOWER_TEAM - 1e-9
+    assert between_probes(on_team).all()
+    # Each probe that confirms the choice doubles the spacing, up to 8,192 steps.
+    spacing = np.diff(probe_starts(on_team)) - len(PROBE)
+    assert list(spacing) == [1024, 2048, 4096] + [8192] * (len(spacing) - 3) and len(spacing) >= 4
 
 
-def test_a_slower_team_runs_only_the_probes_steps():
-    on_team = run(solo=1e-3, team=3e-3)
-    later = on_team[PROBE:]
-    assert 0 < later.mean() <= TEAM_SHARE_OF_SLOWER_TEAM + 1e-9
-    assert not on_team[exploiting(len(on_team))].any()
+def test_a_slower_team_runs_only_the_probes_steps_at_most_2048_apart():
+    on_team = run(solo=1e-3, team=3e-3, n=20000)
+    assert not between_probes(on_team).any()
+    spacing = np.diff(probe_starts(on_team)) - len(PROBE)
+    assert list(spacing) == [1024] + [2048] * (len(spacing) - 1) and len(spacing) >= 3
 
 
 def test_a_tie_goes_to_one_thread():
     on_team = run(solo=1e-3, team=0.97e-3)  # within kTeamGain (5%): not worth a second core
-    assert not on_team[PROBE:PROBE + EXPLOIT].any()
+    assert not between_probes(on_team).any()
 
 
-def test_a_team_that_turns_slow_is_left_within_a_window_and_a_probe():
+def test_a_team_that_turns_slow_is_left_within_two_windows():
     n, flip = 6000, 3000
-    team = np.where(np.arange(n) < flip, 1e-3, 3e-3)
-    on_team = run(solo=2e-3, team=team, n=n)
-    assert on_team[:flip][exploiting(flip)].all()
-    # A 32-step window 1.5x slower than probed starts a probe at once.
-    assert not on_team[flip + 32 + 40:flip + 32 + 40 + 900].any()
+    on_team = run(solo=2e-3, team=np.where(np.arange(n) < flip, 1e-3, 3e-3), n=n)
+    starts = probe_starts(on_team)
+    # A 32-step window 1.5x slower than probed starts a probe at once, and the
+    # spacing starts again from 1,024 steps.
+    early = starts[starts > flip][0]
+    assert early <= flip + 2 * 32
+    assert between_probes(on_team[:early]).all()
+    assert not between_probes(on_team[early:]).any()
+    assert starts[starts > early][0] - early - len(PROBE) == 1024
 
 
 def test_a_team_that_turns_fast_is_found_by_the_next_probe():
     n, flip = 6000, 500
-    team = np.where(np.arange(n) < flip, 3e-3, 1e-3)
-    on_team = run(solo=2e-3, team=team, n=n)
-    assert not on_team[PROBE:PROBE + EXPLOIT].any()
-    back = PROBE + EXPLOIT + 40
-    assert on_team[exploiting(n, back)].all()
+    on_team = run(solo=2e-3, team=np.where(np.arange(n) < flip, 3e-3, 1e-3), n=n)
+    second = probe_starts(on_team)[1]
+    assert second == 1 + len(PROBE) + 1024
+    assert not between_probes(on_team[:second]).any()
+    assert between_probes(on_team[second:]).all()
 
 
-def test_the_choice_holds_under_noise_and_ignores_round_switches():
+def test_the_choice_holds_under_noise_and_ignores_switches():
     rng = np.random.default_rng(0)
     n = 8000
     solo = 1e-3 * rng.uniform(0.9, 1.1, n)
     team = 0.7e-3 * rng.uniform(0.9, 1.1, n)
     on_team = choices(solo, team)
-    # The first step of every probe round pays for moving data between caches;
-    # make it very costly on the team: the probe does not time it.
+    assert between_probes(on_team).all()
+    # The first step of each probe round, and the first after a probe, pays for
+    # moving data between caches; make it very costly on the team: not timed.
     switch = np.r_[True, on_team[1:] != on_team[:-1]]
-    team_with_switch = np.where(switch, 50e-3, team)
-    on_team_switch = choices(solo, team_with_switch)
-    assert on_team[exploiting(n)].all()
-    assert on_team_switch[exploiting(n)].all()
+    with_switches = choices(solo, np.where(switch, 50e-3, team))
+    assert np.array_equal(with_switches, on_team)
 
 
 def test_lengths_must_match():

@@ -15,11 +15,15 @@
 // A B B A A B B A (a drift in the machine's speed falls on both ways alike),
 // timing all but the first step of each round (that one pays for moving the
 // data between caches; so does the first step after the probe, not timed
-// either). The faster way then runs for kExploitSteps steps; the
-// team must be kTeamGain faster, or the second core is not worth taking. A
-// window of steps much slower than the probe measured (the machine changed)
-// starts the next probe early.
+// either). The faster way then runs until the next probe; the team must be
+// kTeamGain faster, or the second core is not worth taking. Each probe that
+// confirms the last choice doubles the time to the next one, up to 8,192
+// steps on the team (a probe costs its steps alone) and 2,048 alone (so that
+// a machine that turns fast again is found within ~2 s at batch 20). A window
+// of steps much slower than the probe measured (the machine changed) starts
+// the next probe early, and the spacing starts again from 1,024 steps.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 namespace pyvae {
@@ -28,7 +32,8 @@ class StepThreadChooser {
    public:
     static constexpr int kRoundSteps = 5;  // per probe round, the first not timed
     static constexpr int kRounds = 8;
-    static constexpr int64_t kExploitSteps = 1024;
+    static constexpr int64_t kFirstSpacing = 1024;  // steps from a probe to the next, at first
+    static constexpr int64_t kMaxSpacingTeam = 8192, kMaxSpacingAlone = 2048;
     static constexpr int kWindowSteps = 32;
     static constexpr double kSlowerWindow = 1.5;  // a window this much slower than probed: probe again
     static constexpr double kTeamGain = 0.95;     // the team's time at most this share of the caller's
@@ -47,41 +52,40 @@ class StepThreadChooser {
             return;
         }
         if (probing_) {
-            const int round = step_ / kRoundSteps;
-            if (step_ % kRoundSteps != 0) probe_seconds_[kTeamRound[round]] += seconds;
+            if (step_ % kRoundSteps != 0) probe_seconds_[kTeamRound[step_ / kRoundSteps]] += seconds;
             if (++step_ == kRounds * kRoundSteps) choose();
             return;
         }
-        if (exploit_left_-- == kExploitSteps) {
-            // The first step after the probe may move the data back: not timed.
-            if (exploit_left_ <= 0) start_probe();
-            return;
+        const bool first = steps_left_-- == spacing_;  // may move the data back: not timed
+        if (!first) {
+            window_seconds_ += seconds;
+            if (++window_steps_ == kWindowSteps) {
+                const bool slower = window_seconds_ > kSlowerWindow * kWindowSteps * expected_seconds_;
+                window_seconds_ = 0;
+                window_steps_ = 0;
+                if (slower) {
+                    changed_ = true;
+                    return start_probe();
+                }
+            }
         }
-        window_seconds_ += seconds;
-        if (++window_steps_ == kWindowSteps) {
-            const bool slower = window_seconds_ > kSlowerWindow * kWindowSteps * expected_seconds_;
-            window_seconds_ = 0;
-            window_steps_ = 0;
-            if (slower) return start_probe();
-        }
-        if (exploit_left_ <= 0) start_probe();
+        if (steps_left_ <= 0) start_probe();
     }
-
-    // The way the last probe chose and the seconds per step it measured each way.
-    bool chose_team() const { return team_; }
-    double probed_seconds(bool team) const { return last_probe_[team] / kTimedPerWay; }
 
    private:
     static constexpr bool kTeamRound[kRounds] = {false, true, true, false, false, true, true, false};
     static constexpr int kTimedPerWay = kRounds / 2 * (kRoundSteps - 1);
 
     void choose() {
-        last_probe_[0] = probe_seconds_[0];
-        last_probe_[1] = probe_seconds_[1];
-        team_ = probe_seconds_[1] <= kTeamGain * probe_seconds_[0];
+        const bool team = probe_seconds_[1] <= kTeamGain * probe_seconds_[0];
+        const bool confirmed = chosen_before_ && team == team_ && !changed_;
+        spacing_ = confirmed ? std::min(2 * spacing_, team ? kMaxSpacingTeam : kMaxSpacingAlone) : kFirstSpacing;
+        team_ = team;
+        chosen_before_ = true;
+        changed_ = false;
         expected_seconds_ = probe_seconds_[team_] / kTimedPerWay;
         probing_ = false;
-        exploit_left_ = kExploitSteps;
+        steps_left_ = spacing_;
         window_seconds_ = 0;
         window_steps_ = 0;
     }
@@ -92,10 +96,10 @@ class StepThreadChooser {
         probe_seconds_[0] = probe_seconds_[1] = 0;
     }
 
-    bool warm_ = false, probing_ = true, team_ = false;
+    bool warm_ = false, probing_ = true, team_ = false, chosen_before_ = false, changed_ = false;
     int step_ = 0, window_steps_ = 0;
-    int64_t exploit_left_ = 0;
-    double probe_seconds_[2] = {0, 0}, last_probe_[2] = {0, 0};
+    int64_t spacing_ = kFirstSpacing, steps_left_ = 0;
+    double probe_seconds_[2] = {0, 0};
     double expected_seconds_ = 0, window_seconds_ = 0;
 };
 
