@@ -26,6 +26,14 @@ How it stays fair on a shared machine
   busiest moment it let through.
 - OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE are removed from the children's
   environment: OpenBLAS picks its own kernel for the CPU, as on a user's machine.
+- Before a process on two CPUs, the harness measures how long a cache line
+  takes from one CPU to the other and back (benchmarks/core_round_trip.c,
+  built with the C compiler), and keeps it with the result: a virtual
+  machine's host may place the two vCPUs near each other or far apart, and
+  moves them within seconds to minutes (~55, ~195 and ~330 ns have been seen
+  on the machine of the committed run); every framework's two-thread training
+  runs slower when they are far. With --near-wait the harness waits for a
+  round trip under --near-ns first.
 
 Models (analytic KL, Adam 1e-3, float32, one draw; Bernoulli likelihood unless
 said): 784-400-20 ReLU (the PyTorch example) on MNIST, 784-200-200-50 tanh (the
@@ -62,6 +70,7 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -654,6 +663,28 @@ class Driver:
         self.quiet_timeouts = 0
         self.busy_proc = None
         self.log = []
+        self.round_trip_exe = None  # set by build_round_trip
+        self.round_trips, self.near_timeouts = [], 0
+
+    def round_trip(self):
+        """ns for a cache line from the first CPU to the second and back (None: not measured)."""
+        if self.round_trip_exe is None or len(self.cpus) < 2:
+            return None
+        p = subprocess.run([self.round_trip_exe, str(self.cpus[0]), str(self.cpus[1])], capture_output=True,
+                           text=True, timeout=60)
+        return float(p.stdout) if p.returncode == 0 else None
+
+    def wait_near(self):
+        """Waits until the two CPUs pass data quickly; returns the last round trip measured."""
+        deadline = time.time() + self.args.near_wait
+        rt = self.round_trip()
+        while rt is not None and rt > self.args.near_ns and time.time() < deadline:
+            time.sleep(0.5)
+            rt = self.round_trip()
+        if rt is not None:
+            self.round_trips.append(rt)
+            self.near_timeouts += rt > self.args.near_ns
+        return rt
 
     def wait_quiet(self):
         limit = self.args.quiet_cpus
@@ -675,6 +706,7 @@ class Driver:
         cpus = set(self.cpus[:threads])
         if quiet and self.busy_proc is None:
             self.wait_quiet()
+        rt = self.wait_near() if threads > 1 and self.busy_proc is None else None
         env = dict(self.env)
         root = spec.pop("root", str(ROOT))
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
@@ -688,7 +720,7 @@ class Driver:
             return {"error": "timed out"}
         for line in reversed(p.stdout.splitlines()):
             if line.startswith("RESULT "):
-                return json.loads(line[7:])
+                return dict(json.loads(line[7:]), round_trip_ns=rt)
         err = (p.stderr.strip().splitlines() or ["no output"])[-1]
         return {"error": err}
 
@@ -733,6 +765,19 @@ def build_variant(name, native, notes):
     for so in build.glob("_core*.so"):
         shutil.copy2(so, pkg / so.name)
     return str(pkg.parent)
+
+
+def build_round_trip(notes):
+    """benchmarks/core_round_trip.c built into the temporary folder (None without a C compiler)."""
+    exe = Path(tempfile.gettempdir()) / f"pyvae-core-round-trip-{os.getpid()}"
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc:
+        p = subprocess.run([cc, "-O2", "-pthread", str(ROOT / "benchmarks" / "core_round_trip.c"), "-o", str(exe)],
+                           capture_output=True, text=True)
+        if p.returncode == 0:
+            return str(exe)
+    notes.append("the CPUs' round trip was not measured (no C compiler built benchmarks/core_round_trip.c)")
+    return None
 
 
 def cache_mnist(notes):
@@ -847,6 +892,25 @@ def summary(res):
     return fmt(max(res.get("rates") or [0]))
 
 
+def spread(values, form):
+    """'lo-hi' of values as `form` writes them, one figure when they agree, '–' when none."""
+    if not values:
+        return "–"
+    lo, hi = form.format(min(values)), form.format(max(values))
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def round_trip_summary(driver):
+    rts = driver.round_trips
+    if not rts:
+        return "not measured"
+    text = f"median {statistics.median(rts):.0f} ns, {min(rts):.0f}-{max(rts):.0f} ns over {len(rts)} measurements"
+    if driver.args.near_wait > 0:
+        text += (f" (waited up to {driver.args.near_wait:.0f} s for < {driver.args.near_ns:.0f} ns; "
+                 f"{driver.near_timeouts} waits timed out)")
+    return text
+
+
 def best_of(results, key, field="rates"):
     vals = []
     for r in results.get(key, []):
@@ -911,20 +975,19 @@ def report(args, results, infos, notes, meta, driver):
             t1, t2 = T[0], T[-1]
             out += [f"### Threads: {t2} over {t1}, and pyvae's default (`n_threads=None`) over {t1}", "",
                     f"| model | batch | pyvae {t2}/{t1} | pyvae default/{t1} | NumPy {t2}/{t1} | PyTorch {t2}/{t1} "
-                    f"| JAX {t2}/{t1} | dense products {t2}/{t1} | pyvae's {t2}-thread steps on the team |",
-                    "|---|---|---|---|---|---|---|---|---|"]
+                    f"| JAX {t2}/{t1} | dense products {t2}/{t1} | pyvae's {t2}-thread steps on the team "
+                    f"| CPUs' round trip before them (ns) |", "|---|---|---|---|---|---|---|---|---|---|"]
             for model, batch in rows:
                 r = {fw: ratio_val(R(("train", fw, model, batch, t2)), R(("train", fw, model, batch, t1)))
                      for fw in PEERS}
                 dflt = ratio_val(R(("train", "pyvae", model, batch, "default")), R(("train", "pyvae", model, batch, t1)))
                 g = ratio_val(R(("gemm", model, batch, t2)), R(("gemm", model, batch, t1)))
                 f2 = lambda v: "–" if v is None else f"{v:.2f}x"  # noqa: E731
-                shares = [r["team_share"] for r in results.get(("train", "pyvae", model, batch, t2), [])
-                          if "team_share" in r]
-                lo, hi = (min(shares), max(shares)) if shares else (None, None)
-                team = "–" if lo is None else f"{lo:.0%}" if f"{lo:.0%}" == f"{hi:.0%}" else f"{lo:.0%}-{hi:.0%}"
+                runs = results.get(("train", "pyvae", model, batch, t2), [])
+                team = spread([r["team_share"] for r in runs if "team_share" in r], "{:.0%}")
+                trip = spread([r["round_trip_ns"] for r in runs if r.get("round_trip_ns") is not None], "{:.0f}")
                 out.append(f"| {MODELS[model]['label']} | {batch} | {f2(r['pyvae'])} | {f2(dflt)} | {f2(r['numpy'])} "
-                           f"| {f2(r['torch'])} | {f2(r['jax'])} | {f2(g)} | {team} |")
+                           f"| {f2(r['torch'])} | {f2(r['jax'])} | {f2(g)} | {team} | {trip} |")
                 if r["pyvae"] is not None and model == "mnist":
                     check(f"{t2} threads / {t1} thread, batch {batch}", f"{r['pyvae']:.2f}x", ">= 1.7x",
                           r["pyvae"] >= 1.7)
@@ -1059,6 +1122,8 @@ def report(args, results, infos, notes, meta, driver):
             f"- load: other processes used at most {driver.quiet_worst:.2f} CPUs just before a measurement "
             f"(waited up to {args.quiet_wait:.0f} s for < {args.quiet_cpus} CPUs; {driver.quiet_timeouts} waits "
             f"timed out); load average {meta['load'][0]:.2f} at the start, {meta['load'][1]:.2f} at the end",
+            f"- CPUs' round trip (a cache line from CPU {driver.cpus[0]} to CPU {driver.cpus[-1]} and back) just before "
+            f"each measurement on two CPUs: {round_trip_summary(driver)}",
             f"- data: {meta['data_name']}"]
     for fw, info in infos.items():
         if "error" in info or "skipped" in info:
@@ -1113,6 +1178,11 @@ def main():
                     help="before each measurement wait until other processes use less than this many CPUs; "
                          "negative: never wait")
     ap.add_argument("--quiet-wait", type=float, default=30.0, help="longest wait for quiet, seconds")
+    ap.add_argument("--near-ns", type=float, default=150.0,
+                    help="before a measurement on two CPUs wait until a cache line's round trip between them is "
+                         "under this many ns")
+    ap.add_argument("--near-wait", type=float, default=0.0,
+                    help="longest wait for near CPUs, seconds (default 0: measure the round trip, do not wait)")
     ap.add_argument("--no-build", action="store_true", help="use the pyvae of this checkout as it is built")
     ap.add_argument("--output", default=str(ROOT / "benchmarks" / "RESULTS.md"))
     ap.add_argument("--readme-table", default=str(ROOT / "benchmarks" / "README_table.md"))
@@ -1133,6 +1203,7 @@ def main():
     notes = []
     args.data, data_name = cache_mnist(notes)
     driver = Driver(args)
+    driver.round_trip_exe = build_round_trip(notes)
     if max(args.threads) > len(driver.cpus):
         raise SystemExit(f"--threads asks for {max(args.threads)} but only CPUs {driver.cpus} are available")
 
@@ -1185,6 +1256,8 @@ def main():
     finally:
         driver.stop_busy()
         os.unlink(args.data)
+        if driver.round_trip_exe:
+            os.unlink(driver.round_trip_exe)
     for key, runs in results.items():
         for r in runs:
             if "error" in r or "skipped" in r:
