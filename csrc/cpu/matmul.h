@@ -64,6 +64,11 @@ constexpr double kParallelFlops = 1.5e6;
 // Below this many FLOPs of matrix products a training step runs on one thread
 // (Model::train_epoch).
 constexpr double kParallelStepFlops = 2e7;
+// From this many on, a step runs on the team without timing it first
+// (step_threads.h): measured on the 2-vCPU VM whose slow states make a
+// 0.5-GFLOP step (784-400-20, batch 128) slower on two threads than on one, a
+// 4-GFLOP step (batch 1024) was 1.4-1.9x faster on two in every state seen.
+constexpr double kAlwaysParallelStepFlops = 2e9;
 
 // Runs task(k) for k in [0, n_tasks), on up to n_threads threads when the work
 // (`flops`, an estimate) is worth it. Tasks must write disjoint memory.

@@ -11,8 +11,8 @@
 // result never depends on its threads (parallel.h), so the choice may follow
 // the clock from step to step without changing a bit.
 //
-// How: a probe runs rounds of steps alone and on the team in the order
-// A B B A A B B A (a drift in the machine's speed falls on both ways alike),
+// How: a probe runs rounds of 4 steps alone and on the team in the order
+// A B B A (a steady drift in the machine's speed falls on both ways alike),
 // timing all but the first step of each round (that one pays for moving the
 // data between caches; so does the first step after the probe, not timed
 // either). The faster way then runs until the next probe; the team must be
@@ -30,8 +30,8 @@ namespace pyvae {
 
 class StepThreadChooser {
    public:
-    static constexpr int kRoundSteps = 5;  // per probe round, the first not timed
-    static constexpr int kRounds = 8;
+    static constexpr int kRoundSteps = 4;  // per probe round, the first not timed
+    static constexpr int kRounds = 4;
     static constexpr int64_t kFirstSpacing = 1024;  // steps from a probe to the next, at first
     static constexpr int64_t kMaxSpacingTeam = 8192, kMaxSpacingAlone = 2048;
     static constexpr int kWindowSteps = 32;
@@ -73,7 +73,7 @@ class StepThreadChooser {
     }
 
    private:
-    static constexpr bool kTeamRound[kRounds] = {false, true, true, false, false, true, true, false};
+    static constexpr bool kTeamRound[kRounds] = {false, true, true, false};
     static constexpr int kTimedPerWay = kRounds / 2 * (kRoundSteps - 1);
 
     void choose() {
