@@ -25,8 +25,20 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 namespace pyvae {
+
+// PYVAE_STEP_THREADS=team: every step that may share runs on the team,
+// untimed (benchmarks/thread_placement.py measures what the probes save).
+inline bool step_threads_always_team() {
+    static const bool team = [] {
+        const char* e = std::getenv("PYVAE_STEP_THREADS");
+        return e != nullptr && std::strcmp(e, "team") == 0;
+    }();
+    return team;
+}
 
 class StepThreadChooser {
    public:

@@ -434,7 +434,8 @@ class Model {
         const bool may_share = n_threads > 1 && flops >= kParallelStepFlops;
         const auto buffers = training_buffers.lease();
         StepThreadChooser* chooser =
-            may_share && !dp && flops < kAlwaysParallelStepFlops ? &buffers->chooser : nullptr;
+            may_share && !dp && flops < kAlwaysParallelStepFlops && !step_threads_always_team() ? &buffers->chooser
+                                                                                                : nullptr;
         if (chooser && (buffers->chooser_batch != B || buffers->chooser_threads != n_threads)) {
             *chooser = StepThreadChooser();
             buffers->chooser_batch = B;
