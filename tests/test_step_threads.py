@@ -48,11 +48,12 @@ def test_a_faster_team_takes_every_step_between_probes_spaced_ever_wider():
     assert list(spacing) == [1024, 2048, 4096] + [8192] * (len(spacing) - 3) and len(spacing) >= 4
 
 
-def test_a_slower_team_runs_only_the_probes_steps_at_most_2048_apart():
+def test_a_slower_team_runs_only_the_probes_steps_at_most_1024_apart():
     on_team = run(solo=1e-3, team=3e-3, n=20000)
     assert not between_probes(on_team).any()
     spacing = np.diff(probe_starts(on_team)) - len(PROBE)
-    assert list(spacing) == [1024] + [2048] * (len(spacing) - 1) and len(spacing) >= 3
+    assert list(spacing) == [256, 512] + [1024] * (len(spacing) - 2) and len(spacing) >= 4
+    assert on_team[2000:].mean() < 8 / (1024 + len(PROBE)) + 1e-3  # about 1% of the steps
 
 
 def test_a_tie_goes_to_one_thread():
@@ -70,14 +71,14 @@ def test_a_team_that_turns_slow_is_left_within_two_windows():
     assert early <= flip + 2 * 32
     assert between_probes(on_team[:early]).all()
     assert not between_probes(on_team[early:]).any()
-    assert starts[starts > early][0] - early - len(PROBE) == 1024
+    assert starts[starts > early][0] - early - len(PROBE) == 256
 
 
 def test_a_team_that_turns_fast_is_found_by_the_next_probe():
-    n, flip = 6000, 500
+    n, flip = 6000, 200
     on_team = run(solo=2e-3, team=np.where(np.arange(n) < flip, 3e-3, 1e-3), n=n)
     second = probe_starts(on_team)[1]
-    assert second == 1 + len(PROBE) + 1024
+    assert second == 1 + len(PROBE) + 256
     assert not between_probes(on_team[:second]).any()
     assert between_probes(on_team[second:]).all()
 

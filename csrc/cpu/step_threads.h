@@ -17,11 +17,12 @@
 // data between caches; so does the first step after the probe, not timed
 // either). The faster way then runs until the next probe; the team must be
 // kTeamGain faster, or the second core is not worth taking. Each probe that
-// confirms the last choice doubles the time to the next one, up to 8,192
-// steps on the team (a probe costs its steps alone) and 2,048 alone (so that
-// a machine that turns fast again is found within ~2 s at batch 20). A window
-// of steps much slower than the probe measured (the machine changed) starts
-// the next probe early, and the spacing starts again from 1,024 steps.
+// confirms the last choice doubles the time to the next one: on the team from
+// 1,024 steps up to 8,192 (a probe costs its steps alone), alone from 256 up
+// to 1,024 (the placement changes within seconds, and a probe's steps on the
+// team are what finds it near again: at most ~1% of the steps when it stays
+// far). A window of steps much slower than the probe measured (the machine
+// changed) starts the next probe early, and the spacing starts again.
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -44,8 +45,9 @@ class StepThreadChooser {
    public:
     static constexpr int kRoundSteps = 4;  // per probe round, the first not timed
     static constexpr int kRounds = 4;
-    static constexpr int64_t kFirstSpacing = 1024;  // steps from a probe to the next, at first
-    static constexpr int64_t kMaxSpacingTeam = 8192, kMaxSpacingAlone = 2048;
+    // Steps from a probe to the next: at first, and at most, by the way chosen.
+    static constexpr int64_t kFirstSpacingTeam = 1024, kMaxSpacingTeam = 8192;
+    static constexpr int64_t kFirstSpacingAlone = 256, kMaxSpacingAlone = 1024;
     static constexpr int kWindowSteps = 32;
     static constexpr double kSlowerWindow = 1.5;  // a window this much slower than probed: probe again
     static constexpr double kTeamGain = 0.95;     // the team's time at most this share of the caller's
@@ -91,7 +93,8 @@ class StepThreadChooser {
     void choose() {
         const bool team = probe_seconds_[1] <= kTeamGain * probe_seconds_[0];
         const bool confirmed = chosen_before_ && team == team_ && !changed_;
-        spacing_ = confirmed ? std::min(2 * spacing_, team ? kMaxSpacingTeam : kMaxSpacingAlone) : kFirstSpacing;
+        spacing_ = confirmed ? std::min(2 * spacing_, team ? kMaxSpacingTeam : kMaxSpacingAlone)
+                             : (team ? kFirstSpacingTeam : kFirstSpacingAlone);
         team_ = team;
         chosen_before_ = true;
         changed_ = false;
@@ -110,7 +113,7 @@ class StepThreadChooser {
 
     bool warm_ = false, probing_ = true, team_ = false, chosen_before_ = false, changed_ = false;
     int step_ = 0, window_steps_ = 0;
-    int64_t spacing_ = kFirstSpacing, steps_left_ = 0;
+    int64_t spacing_ = 0, steps_left_ = 0;
     double probe_seconds_[2] = {0, 0};
     double expected_seconds_ = 0, window_seconds_ = 0;
 };
