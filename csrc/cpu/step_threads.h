@@ -4,12 +4,13 @@
 // Why time it: what a second thread saves depends on the machine as much as on
 // the model. A training step hands layer outputs, gradients and Adam's state
 // between cores ~25 times; on a virtual machine whose host moves its vCPUs
-// between cores, a cache line crosses from one vCPU to the other in ~50 ns
-// (round trip) one moment and ~330 ns seconds later. Measured on such a
-// 2-vCPU EPYC, 784-200-200-50 at batch 20: 1.5x one thread's speed on two in
-// the first state, 0.45x in the second, changing within a process. A step's
-// result never depends on its threads (parallel.h), so the choice may follow
-// the clock from step to step without changing a bit.
+// between cores, a cache line goes from one vCPU to the other and back in
+// ~195 ns one moment and ~590 ns seconds later (~55 ns on other days).
+// Measured on such a 2-vCPU EPYC, 784-200-200-50 at batch 20 on two threads
+// always: 0.39-1.48x one thread's speed over 30 rounds; with these probes
+// 0.99-1.48x (benchmarks/THREAD_PLACEMENT.md). A step's result never depends
+// on its threads (parallel.h), so the choice may follow the clock from step
+// to step without changing a bit.
 //
 // How: a probe runs rounds of 4 steps alone and on the team in the order
 // A B B A (a steady drift in the machine's speed falls on both ways alike),

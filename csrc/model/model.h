@@ -428,8 +428,8 @@ class Model {
         // cores cost more than the second core saves (14-256-10 at batch 115,
         // 10 MFLOP a step: 2.85 ms an epoch on one thread, 3.5 on two).
         // Larger steps run on the team or alone as timing them says
-        // (step_threads.h), except very large ones and those of ranks, whose
-        // steps wait for each other: those always on the team.
+        // (step_threads.h); very large ones, and those of ranks (whose steps
+        // wait for each other), always on the team.
         const double flops = step_flops(B);
         const bool may_share = n_threads > 1 && flops >= kParallelStepFlops;
         const auto buffers = training_buffers.lease();
