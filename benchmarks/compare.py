@@ -30,8 +30,8 @@ How it stays fair on a shared machine
   takes from one CPU to the other and back (benchmarks/core_round_trip.c,
   built with the C compiler), and keeps it with the result: a virtual
   machine's host may place the two vCPUs near each other or far apart, and
-  moves them within seconds to minutes (~55, ~195 and ~330 ns have been seen
-  on the machine of the committed run); every framework's two-thread training
+  moves them within seconds to minutes (~55, ~195, ~330 and ~590 ns have been
+  seen on the machine of the committed run); every framework's two-thread training
   runs slower when they are far. With --near-wait the harness waits for a
   round trip under --near-ns first.
 

@@ -24,16 +24,16 @@ import datetime
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DROP_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# compare.py builds the round-trip probe and names the OpenBLAS variables for both harnesses.
+from compare import DROP_ENV, ROOT, build_round_trip  # noqa: E402
+
 MODES = {"1 thread": (1, None), "2 threads (probes)": (2, None), "2 threads (always team)": (2, "team")}
 BATCH, ROWS_PER_CALL = 20, 2040
 
@@ -72,16 +72,6 @@ def worker(threads, seconds):
     print("RESULT " + json.dumps({"rate": rate, "team_share": share}))
 
 
-def build_round_trip():
-    exe = Path(tempfile.gettempdir()) / f"pyvae-core-round-trip-{os.getpid()}"
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if not cc:
-        raise SystemExit("a C compiler is needed to build benchmarks/core_round_trip.c")
-    subprocess.run([cc, "-O2", "-pthread", str(ROOT / "benchmarks" / "core_round_trip.c"), "-o", str(exe)],
-                   check=True)
-    return exe
-
-
 def run_mode(mode, cpus, seconds):
     threads, step_threads = MODES[mode]
     env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
@@ -118,7 +108,10 @@ def main():
     cpus = sorted(os.sched_getaffinity(0))[:2]
     if len(cpus) < 2:
         raise SystemExit("two CPUs are needed")
-    exe = build_round_trip()
+    exe = build_round_trip([])
+    if exe is None:
+        raise SystemExit("a C compiler is needed to build benchmarks/core_round_trip.c")
+    exe = Path(exe)
     started = time.time()
     rounds = []
     try:
