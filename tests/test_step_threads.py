@@ -65,8 +65,8 @@ def test_a_team_that_turns_slow_is_left_within_two_windows():
     n, flip = 6000, 3000
     on_team = run(solo=2e-3, team=np.where(np.arange(n) < flip, 1e-3, 3e-3), n=n)
     starts = probe_starts(on_team)
-    # A 32-step window 1.5x slower than probed starts a probe at once, and the
-    # spacing starts again from 1,024 steps.
+    # A 32-step window 1.5x slower than probed starts a probe at once; it
+    # chooses one thread, whose spacing starts from 256 steps.
     early = starts[starts > flip][0]
     assert early <= flip + 2 * 32
     assert between_probes(on_team[:early]).all()
