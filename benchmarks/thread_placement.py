@@ -31,8 +31,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# compare.py builds the round-trip probe and names the OpenBLAS variables for both harnesses.
-from compare import DROP_ENV, ROOT, build_round_trip  # noqa: E402
+# compare.py's trainer (the same model, seeds and Adam as its batch-20 rows), round-trip probe and
+# list of OpenBLAS variables, for both harnesses.
+from compare import DROP_ENV, MODELS, ROOT, PyvaeTrainer, build_round_trip  # noqa: E402
 
 MODES = {"1 thread": (1, None), "2 threads (probes)": (2, None), "2 threads (always team)": (2, "team")}
 BATCH, ROWS_PER_CALL = 20, 2040
@@ -42,33 +43,18 @@ def worker(threads, seconds):
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from pyvae import _core
     from pyvae.datasets import load_mnist
 
     X = np.ascontiguousarray(load_mnist(download_if_missing=False).X_train[:20000], dtype=np.float32)
-    engine = _core.Model32(n_features=784, n_components=50, hidden_layer_sizes=[200, 200], activation="tanh",
-                           likelihood="bernoulli", kl="analytic", posterior="gaussian",
-                           gradient_estimator="reparameterization", n_mc_samples=1, beta=1.0, missing=False,
-                           n_threads=threads, variance_floor=0.0)
-    params = engine.init_params(1)
-    m, v = np.zeros_like(params), np.zeros_like(params)
-    adam = _core.AdamSettings(learning_rate=1e-3)
-    rng = np.random.default_rng(1)
-    state = {"step": 0, "team": 0}
-
-    def call():
-        rows = rng.permutation(len(X))[:ROWS_PER_CALL].astype(np.int64)
-        out = engine.train_epoch(params, m, v, state["step"], 0.0, X, rows, BATCH, 7, adam)
-        state["step"], state["team"] = out["step"], state["team"] + out["team_steps"]
-
-    call()  # warm-up: buffers, the team's helper, the first probe
-    first_step, first_team = state["step"], state["team"]
+    trainer = PyvaeTrainer(MODELS["iwae"], BATCH, threads, X)
+    trainer.run(ROWS_PER_CALL)  # warm-up: buffers, the team's helper, the first probe
+    first_step, first_team = trainer.step, trainer.team_steps
     t, calls = time.perf_counter(), 0
     while time.perf_counter() - t < seconds:
-        call()
+        trainer.run(ROWS_PER_CALL)
         calls += 1
     rate = calls * ROWS_PER_CALL / (time.perf_counter() - t)
-    share = (state["team"] - first_team) / (state["step"] - first_step)
+    share = (trainer.team_steps - first_team) / (trainer.step - first_step)
     print("RESULT " + json.dumps({"rate": rate, "team_share": share}))
 
 

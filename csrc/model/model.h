@@ -453,7 +453,8 @@ class Model {
             const int N = int(std::min<int64_t>(B, n_rows - start));
             const bool team = may_share && (!chooser || chooser->team_next());
             const ThreadCap step_threads(team ? n_threads : 1);
-            const auto step_start = std::chrono::steady_clock::now();
+            using Clock = std::chrono::steady_clock;
+            const Clock::time_point step_start = chooser ? Clock::now() : Clock::time_point();
             // Row i of the batch draws its noise from its position i, wherever it is held.
             int n = 0;
             for (int i = 0; i < N; ++i) {
@@ -481,7 +482,7 @@ class Model {
             adam_update(params, grad.data(), m, v, *step, adam);
             *baseline = baseline_update(*baseline, st.mean_f, *step);
             if (chooser && N == B)  // a short last batch would read as a fast step
-                chooser->record(std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count());
+                chooser->record(std::chrono::duration<double>(Clock::now() - step_start).count());
             res.team_steps += team;
             res.recon += st.recon;
             res.kl += st.kl;
