@@ -254,7 +254,8 @@ def _imputer_from(path, header, contents, classes):
     from sklearn.impute import MissingIndicator
 
     vae = _inner_vae(path, header, contents, classes, "imputer", IMPUTER_FORMAT_VERSION)
-    imputer = _estimator_from_text(classes[IMPUTER_FORMAT_NAME], header["hyperparameters"])
+    # Files from before refine_steps imputed with the encoder's q as it is: they still do.
+    imputer = _estimator_from_text(classes[IMPUTER_FORMAT_NAME], {"refine_steps": 0, **header["hyperparameters"]})
     state = header["state"]
     try:
         kinds = list(state["column_kinds"])

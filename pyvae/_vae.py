@@ -1,5 +1,7 @@
 """The scikit-learn estimator around the C++ core."""
 
+from functools import partial
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
@@ -69,19 +71,15 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         column's mean (probabilities for the binary and categorical columns,
         rates for the counts) and ``sample`` draws of each kind.
     objective : {"elbo", "iwae"}, default="elbo"
-        What training maximizes. ``"elbo"``: the ELBO. ``"iwae"``: the
-        importance-weighted bound (Burda, Grosse & Salakhutdinov, 2015)
-        ``log (1/K) sum_k p(x, z_k) / q(z_k | x)`` of the K = ``n_mc_samples``
-        draws of each row, tighter than the ELBO as K grows, which pushes the
-        model toward a higher log p(x) (K = 1 is the ELBO with ``kl="mc"``);
-        with ``missing="mask"`` over the observed entries (MIWAE, Mattei &
-        Frellsen, 2019). The bound needs each draw's log q(z|x) - log p(z),
-        so training uses that Monte Carlo KL whatever ``kl`` says; ``kl``
-        still decides how the ELBO of the scores (``n_importance=1``) and
-        of the progress display is computed. Early stopping then compares
-        the held-out bound with K draws, and ``loss_curve_`` holds the
-        negative bound. Needs ``gradient_estimator="reparameterization"``
-        and ``device="cpu"`` (the CUDA engine trains on the ELBO only).
+        What training maximizes. ``"elbo"``: the ELBO. ``"iwae"``: the importance-weighted bound (Burda, Grosse
+        & Salakhutdinov, 2015) ``log (1/K) sum_k p(x, z_k) / q(z_k | x)`` of the K = ``n_mc_samples`` draws of
+        each row, tighter than the ELBO as K grows, which pushes the model toward a higher log p(x) (K = 1 is
+        the ELBO with ``kl="mc"``); with ``missing="mask"`` over the observed entries (MIWAE, Mattei & Frellsen,
+        2019). The bound needs each draw's log q(z|x) - log p(z), so training uses that Monte Carlo KL whatever
+        ``kl`` says; ``kl`` still decides how the ELBO of the scores (``n_importance=1``) and of the progress
+        display is computed. Early stopping then compares the held-out bound with K draws, and ``loss_curve_``
+        holds the negative bound. Needs ``gradient_estimator="reparameterization"`` and ``device="cpu"`` (the
+        CUDA engine trains on the ELBO only).
     kl : {"analytic", "mc"}, default="analytic"
         KL(q(z|x) || p(z)) in closed form, or estimated by Monte Carlo with
         the same draws as the reconstruction term (log p(z) - log q(z|x)).
@@ -95,22 +93,17 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``log p(x|z) - beta (log q(z|x) - log p(z))``).
         Scores always report the true ELBO (beta = 1).
     variance_floor : float, default=1e-6
-        Lower bound of the Gaussian likelihoods' variance, which is
-        ``variance_floor + exp(learned log-variance)``, in the units the core
-        sees (standardized ones by default: a millionth of each feature's
-        variance, as GaussianMixture's ``reg_covar``). Without it a feature the
-        decoder predicts exactly (a constant column) drives its variance and
-        the score toward infinity; with it that feature adds at most
+        Lower bound of the Gaussian likelihoods' variance, which is ``variance_floor + exp(learned
+        log-variance)``, in the units the core sees (standardized ones by default: a millionth of each feature's
+        variance, as GaussianMixture's ``reg_covar``). Without it a feature the decoder predicts exactly (a
+        constant column) drives its variance and the score toward infinity; with it that feature adds at most
         ``-0.5 * log(2 pi variance_floor)`` (about 6 nats) to a row's score.
     standardize : {"auto", True, False}, default="auto"
-        Center and scale each feature inside the model (statistics learned in
-        ``fit``, stored as ``mean_`` and ``scale_``) for the Gaussian
-        likelihoods and Gaussian columns ("auto"; the other kinds model the
-        data as it is: their mean is 0 and scale 1).
-        Every output is in the data's own units, and scores are densities of
-        the data itself (they include the log-determinant of the scaling), so
-        raw and standardized copies of a data set give equivalent models.
-        ``"gaussian_isotropic"`` uses one scale for all features, keeping its
+        Center and scale each feature inside the model (statistics learned in ``fit``, stored as ``mean_`` and
+        ``scale_``) for the Gaussian likelihoods and Gaussian columns ("auto"; the other kinds model the data as
+        it is: their mean is 0 and scale 1). Every output is in the data's own units, and scores are densities
+        of the data itself (they include the log-determinant of the scaling), so raw and standardized copies of
+        a data set give equivalent models. ``"gaussian_isotropic"`` uses one scale for all features, keeping its
         noise isotropic.
     posterior : {"gaussian", "logistic", "laplace"}, default="gaussian"
         Family of q(z | x). The Gaussian draws eps ~ N(0, I); the logistic
@@ -146,16 +139,13 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         L2 penalty on the weight matrices (a Gaussian prior; MAP estimate):
         ``alpha / 2 * ||W||^2`` is added to the per-row loss.
     tol : float, default=1e-4
-        Improvement in nats per row of the validation score (with early
-        stopping) or of the objective trained (``beta`` included) averaged over
-        5 epochs (without), below which an epoch counts as no progress. The average
-        keeps the Monte Carlo noise of single epochs from looking like progress.
+        Improvement in nats per row of the validation score (with early stopping) or of the objective trained
+        (``beta`` included) averaged over 5 epochs (without), below which an epoch counts as no progress. The
+        average keeps the Monte Carlo noise of single epochs from looking like progress.
     early_stopping : {"auto", True, False}, default="auto"
-        Hold out ``validation_fraction`` of the rows and judge progress by
-        their ELBO (with fixed noise, so it moves only with the parameters);
-        the best parameters are kept. "auto": on for data of at most 10,000
-        rows, where a nonlinear model can memorize the training rows.
-        ``partial_fit`` never holds out rows.
+        Hold out ``validation_fraction`` of the rows and judge progress by their ELBO (with fixed noise, so it
+        moves only with the parameters); the best parameters are kept. "auto": on for data of at most 10,000
+        rows, where a nonlinear model can memorize the training rows. ``partial_fit`` never holds out rows.
     validation_fraction : float, default=0.1
         Fraction of rows held out with early stopping.
     n_iter_no_change : int, default=20
@@ -375,17 +365,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if cached is not None and hasattr(cached[1], "release_data"):
             cached[1].release_data()
 
-    def _impute(self, X32, n_draws, seed, n_threads):
+    def _impute(self, X32, n_draws, seed, n_threads, refine_steps):
         """X32 (model units, NaN = missing) with each missing entry replaced by its
-        importance-weighted conditional mean over n_draws posterior draws; on the
-        core's threads n_threads asks for (a VAEImputer's: results do not depend on it)."""
-        return self._engine(resolve_threads(n_threads)).impute(self.params_, X32, int(n_draws), seed)
-
-    def _sample_imputations(self, X32, n_draws, n_imputations, seed, n_threads):
-        """(n_rows, n_imputations, n_features) completions of X32 (model units, NaN =
-        missing) by importance resampling of n_draws posterior draws; threads as in _impute."""
+        importance-weighted conditional mean over n_draws posterior draws (of q(z|x)
+        refined by refine_steps steps); on the core's threads n_threads asks for (a
+        VAEImputer's: results do not depend on it)."""
         engine = self._engine(resolve_threads(n_threads))
-        return engine.sample_imputations(self.params_, X32, int(n_draws), int(n_imputations), seed)
+        return engine.impute(self.params_, X32, int(n_draws), seed, int(refine_steps))
+
+    def _sample_imputations(self, X32, n_draws, n_imputations, seed, n_threads, refine_steps):
+        """(n_rows, n_imputations, n_features) completions of X32 (model units, NaN =
+        missing) by importance resampling of n_draws posterior draws; the rest as in _impute."""
+        engine = self._engine(resolve_threads(n_threads))
+        return engine.sample_imputations(self.params_, X32, int(n_draws), int(n_imputations), seed, int(refine_steps))
 
     def _gradient_draws(self, X, estimator, dtype, rng):
         """(draw, layout): draw() gives the training objective's loss and gradient
@@ -694,7 +686,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return self._user_units(engine.sample_observations(self.params_, z, seed ^ 0x9E3779B97F4A7C15), np.float64)
 
     @dask_blockwise(n_in=lambda est: est.n_features_in_, dtype=np.float64)
-    def score_samples(self, X, n_importance=1):
+    def score_samples(self, X, n_importance=1, refine_steps=0):
         """Per-row lower bound on log p(x), in nats.
 
         Parameters
@@ -705,6 +697,11 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             1 gives the ELBO (``n_mc_samples`` draws, the configured KL);
             K > 1 gives the importance-weighted bound with K draws, which
             tightens toward log p(x) as K grows.
+        refine_steps : int, default=0
+            Steps of Adam on each row's own ELBO that move the encoder's
+            q(z|x) before the draws (semi-amortized inference): still a lower
+            bound, tighter where the encoder is far from a row's best q (rows
+            unlike the training data). Each step costs two decoder passes.
 
         Returns
         -------
@@ -727,17 +724,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         X, X32 = self._prepare(X)
         check_hyperparameter("n_importance", n_importance, INT, (1, None))
-        K = int(n_importance)
-        engine = self._engine()
+        check_hyperparameter("refine_steps", refine_steps, INT, (0, None))
+        K, engine = int(n_importance), self._engine()
+        score = partial(engine.score, self.params_, n_draws=K, importance=K > 1, seed=self._seed,
+                        refine_steps=int(refine_steps))
         if not self.verbose or K == 1 or X32.shape[0] * K < _SCORE_PROGRESS_MIN_DRAWS:
-            return engine.score(self.params_, X32, K, K > 1, self._seed) + self._log_jacobian(X)
+            return score(X=X32) + self._log_jacobian(X)
         # Long call: score in slices of rows to show progress, each a whole number of
         # the core's own blocks of rows, so that the result is bit-identical.
-        parts = by_row_slices(lambda start, stop: engine.score(self.params_, X32[start:stop], K, True, self._seed),
-                              X32.shape[0], engine.score_block_rows(K), self.verbose, f"score_samples (K={K})")
+        parts = by_row_slices(lambda start, stop: score(X=X32[start:stop]), X32.shape[0],
+                              engine.score_block_rows(K), self.verbose, f"score_samples (K={K})")
         return np.concatenate(parts) + self._log_jacobian(X)
 
-    def score(self, X, y=None, n_importance=1):
+    def score(self, X, y=None, n_importance=1, refine_steps=0):
         """Mean per-row bound on log p(x) (the ELBO by default), in nats.
 
         Parameters
@@ -746,7 +745,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Data to score.
         y : Ignored
             Not used, present for API consistency by convention.
-        n_importance : int, default=1
+        n_importance, refine_steps : int, default=1, 0
             See :meth:`score_samples`.
 
         Returns
@@ -764,7 +763,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         >>> bool(trained.score(X) > untrained.score(X))
         True
         """
-        return float(np.mean(self.score_samples(X, n_importance=n_importance)))
+        return float(np.mean(self.score_samples(X, n_importance=n_importance, refine_steps=refine_steps)))
 
     def save(self, path):
         """Save the fitted model to ``path`` in pyvae's safe .npz format.

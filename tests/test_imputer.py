@@ -320,9 +320,9 @@ def test_complete_rows_are_left_out_of_the_draws_without_changing_a_bit(fitted):
     assert 0 < np.isnan(X_missing).any(axis=1).sum() < len(X_missing)  # both kinds of rows
     _, Xs = imputer._prepare(X_missing)
     vae = imputer.vae_
-    every_row = vae._impute(Xs, imputer.n_importance, imputer._seed, 1)
+    every_row = vae._impute(Xs, imputer.n_importance, imputer._seed, 1, imputer.refine_steps)
     assert np.array_equal(imputer.transform(X_missing), imputer._finish(X_missing, every_row))
-    draws = vae._sample_imputations(Xs, imputer.n_importance, 3, draw_seed(7), 1)
+    draws = vae._sample_imputations(Xs, imputer.n_importance, 3, draw_seed(7), 1, imputer.refine_steps)
     want = np.stack([imputer._finish(X_missing, draws[:, m]) for m in range(3)], axis=1)
     assert np.array_equal(imputer.sample_imputations(X_missing, 3, random_state=7), want)
 

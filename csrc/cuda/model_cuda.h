@@ -149,8 +149,9 @@ class ModelCuda {
     void sample_prior(int64_t n_rows, uint64_t seed, float* z);
     void sample_observations(const float* params, const float* Zs, int64_t n_rows, uint64_t seed, float* out);
     void sample_posterior(const float* params, const float* X, int64_t n_rows, int S, uint64_t seed, float* out);
+    // Refinement of q(z|x) before the draws (Model::refine_posterior) is the CPU engine's only.
     void score(const float* params, const float* X, int64_t n_rows, int K, bool importance, uint64_t seed,
-               double* out, const std::function<bool()>& interrupted);
+               double* out, const std::function<bool()>& interrupted, const Refinement& refine = {});
 
     bool graph_in_use() const { return graph_exec_ != nullptr; }
 

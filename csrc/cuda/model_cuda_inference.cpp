@@ -116,7 +116,9 @@ void ModelCuda::sample_posterior(const float* params, const float* X, int64_t n_
 }
 
 void ModelCuda::score(const float* params, const float* X, int64_t n_rows, int K, bool importance, uint64_t seed,
-                      double* out, const std::function<bool()>& interrupted) {
+                      double* out, const std::function<bool()>& interrupted, const Refinement& refine) {
+    if (refine.steps > 0)
+        throw std::invalid_argument("the CUDA engine scores with the encoder's q(z|x); refine_steps=0 there");
     std::lock_guard<std::mutex> lock(mutex_);
     const int D = config.n_features;
     const int S = importance ? K : config.n_mc_samples;

@@ -66,11 +66,20 @@ inline void importance_weights_forward(const double* recon, const double* kl, in
 
 // Encodes, decodes and weighs K draws for the chunk x (N, D): after the call
 // ws.dec_out.back() holds the decoder outputs (K*N, decoder_out_width) and weights (N, K) the
-// normalized importance weights. Returns the row keys (ws.keys).
+// normalized importance weights. Returns the row keys (ws.keys). With `refine`,
+// each row's q(z | x_o) is refined on its observed entries first
+// (Model::refine_posterior, in `refined` and the workspace ws_refine).
 template <class T>
 void weighted_draws_forward(const Model<T>& model, const T* params, const T* x, int N, int K, uint64_t seed,
-                            Workspace<T>& ws, double* weights) {
+                            Workspace<T>& ws, double* weights, const Refinement& refine, std::vector<T>& refined,
+                            Workspace<T>& ws_refine) {
     const T* head = model.draw_posterior(params, x, N, K, seed, ws);
+    if (refine.steps > 0) {
+        refined.assign(head, head + int64_t(N) * 2 * model.config.n_components);
+        model.refine_posterior(params, x, N, ws.keys.data(), refine, refined.data(), ws_refine);
+        head = refined.data();
+        model.reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, K);
+    }
     const T* out = model.decoder_forward(params, ws.z.data(), K * N, ws, Model<T>::Pass::inference);
     model.likelihood_forward(params, out, x, N, K, ws.recon.data());
     model.kl_forward(head, ws.eps.data(), ws.z.data(), N, K, ws.kl.data(), ws.kl_analytic.data());
@@ -81,15 +90,17 @@ void weighted_draws_forward(const Model<T>& model, const T* params, const T* x, 
 // does, and hands each chunk to body(x, start, n, dec (K*n, decoder_out_width), weights (n, K), ws).
 template <class T, class Body>
 void for_each_weighted_chunk(const Model<T>& model, const T* params, const T* X, int64_t n_rows, int K,
-                             uint64_t seed, const std::function<bool()>& interrupted, Body&& body) {
+                             uint64_t seed, const Refinement& refine, const std::function<bool()>& interrupted,
+                             Body&& body) {
     const int D = model.config.n_features, C = Model<T>::chunk_rows(K);
-    Workspace<T> ws;
+    Workspace<T> ws, ws_refine;
+    std::vector<T> refined;
     ws.reserve(model.config, model.layout, int(std::min<int64_t>(C, n_rows)), K);
     std::vector<double> weights(int64_t(std::min<int64_t>(C, n_rows)) * K);
     bool stop = false;
     Model<T>::for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
         if (stop) return;
-        weighted_draws_forward(model, params, x, n, K, seed, ws, weights.data());
+        weighted_draws_forward(model, params, x, n, K, seed, ws, weights.data(), refine, refined, ws_refine);
         body(x, start, n, static_cast<const T*>(ws.dec_out.back().data()), static_cast<const double*>(weights.data()),
              ws);
         stop = interrupted && interrupted();
@@ -100,11 +111,11 @@ void for_each_weighted_chunk(const Model<T>& model, const T* params, const T* X,
 // observed entries are copied unchanged. K draws per row.
 template <class T>
 void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t n_rows, int K, uint64_t seed,
-                    T* out, const std::function<bool()>& interrupted = nullptr) {
+                    T* out, const std::function<bool()>& interrupted = nullptr, const Refinement& refine = {}) {
     require_missing_mask(model);
     if (K < 1) throw std::invalid_argument("the number of importance draws must be >= 1");
     const int D = model.config.n_features, W = decoder_out_width(model.config);
-    for_each_weighted_chunk(model, params, X, n_rows, K, seed, interrupted,
+    for_each_weighted_chunk(model, params, X, n_rows, K, seed, refine, interrupted,
                             [&](const T* x, int64_t start, int n, const T* dec, const double* weights, Workspace<T>&) {
         // Rows are independent and each sums its draws in a fixed order:
         // the result does not depend on the thread count.
@@ -134,12 +145,13 @@ void impute_forward(const Model<T>& model, const T* params, const T* X, int64_t 
 // proposals; observed entries are copied unchanged.
 template <class T>
 void sample_imputations_forward(const Model<T>& model, const T* params, const T* X, int64_t n_rows, int K, int M,
-                                uint64_t seed, T* out, const std::function<bool()>& interrupted = nullptr) {
+                                uint64_t seed, T* out, const std::function<bool()>& interrupted = nullptr,
+                                const Refinement& refine = {}) {
     require_missing_mask(model);
     if (K < 1 || M < 1) throw std::invalid_argument("the numbers of importance draws and imputations must be >= 1");
     const int D = model.config.n_features, W = decoder_out_width(model.config);
     const std::vector<T> sd = model.observation_sd(params);
-    for_each_weighted_chunk(model, params, X, n_rows, K, seed, interrupted,
+    for_each_weighted_chunk(model, params, X, n_rows, K, seed, refine, interrupted,
                             [&](const T* x, int64_t start, int n, const T* dec, const double* weights, Workspace<T>& ws) {
         const uint64_t* keys = ws.keys.data();   // each row's key, from its bytes and the seed
         parallel_for(n, chunk_for(n), model.n_threads, int64_t(n) * M * D > kParallelEntries, [&](int64_t lo, int64_t hi) {

@@ -562,7 +562,12 @@ class Model {
     const T* draw_posterior(const T* params, const T* x, int N, int S, uint64_t seed, Workspace<T>& ws) const;
     void row_keys(const T* X, int N, uint64_t seed, uint64_t* keys) const;
     void score(const T* params, const T* X, int64_t n_rows, int K, bool importance, uint64_t seed, double* out,
-               const std::function<bool()>& interrupted) const;
+               const std::function<bool()>& interrupted, const Refinement& refine = {}) const;
+    void refine_posterior(const T* params, const T* x, int N, const uint64_t* keys, const Refinement& refine,
+                          T* head, Workspace<T>& ws) const;
+    void head_elbo_backward(const T* params, const T* x, int N, int S, const T* head, const T* noise, double* elbo,
+                            Workspace<T>& ws) const;
+    void decoder_input_backward_rowwise(const T* params, int M, const T* d_out, T* dz, Workspace<T>& ws) const;
 };
 
 }  // namespace pyvae

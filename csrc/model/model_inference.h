@@ -99,18 +99,27 @@ void Model<T>::row_keys(const T* X, int N, uint64_t seed, uint64_t* keys) const 
 // averaged, analytic or MC KL as configured; beta is not applied, the score
 // is a bound in nats), or with importance=true the importance-weighted bound
 // log (1/K) sum_k p(x, z_k) / q(z_k | x).
+// With `refine`, each row's q(z|x) is refined (refine_posterior) before the
+// draws: the bound of a better proposal, still a lower bound on log p(x).
 template <class T>
 void Model<T>::score(const T* params, const T* X, int64_t n_rows, int K, bool importance, uint64_t seed,
-           double* out, const std::function<bool()>& interrupted) const {
+           double* out, const std::function<bool()>& interrupted, const Refinement& refine) const {
     const int D = config.n_features;
     const int S = importance ? K : config.n_mc_samples;
     const int C = chunk_rows(S);
-    Workspace<T> ws;
+    Workspace<T> ws, ws_refine;
     ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), S);
+    std::vector<T> refined;
     bool stop = false;
     for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
         if (stop) return;
         const T* head = draw_posterior(params, x, n, S, seed, ws);
+        if (refine.steps > 0) {
+            refined.assign(head, head + int64_t(n) * 2 * config.n_components);
+            refine_posterior(params, x, n, ws.keys.data(), refine, refined.data(), ws_refine);
+            head = refined.data();
+            reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), n, S);
+        }
         const T* o = decoder_forward(params, ws.z.data(), S * n, ws, Pass::inference);
         likelihood_forward(params, o, x, n, S, ws.recon.data());
         kl_forward(head, ws.eps.data(), ws.z.data(), n, S, ws.kl.data(), ws.kl_analytic.data());
@@ -125,6 +134,119 @@ void Model<T>::score(const T* params, const T* X, int64_t n_rows, int K, bool im
         }
         stop = interrupted && interrupted();
     });
+}
+
+// Tag of the refinement's noise stream, apart from the draws that follow it.
+constexpr uint64_t kRefineStream = 0x5245464e5245464eULL;
+
+// Refines head (N, 2Z), each row's q(z|x) for x (N, D) (NaN: missing, left out
+// of p(x|z)), in place: refine.steps steps of Adam on the row's own ELBO
+// (head_elbo_backward) with refine.draws fresh draws each, the step size
+// falling linearly from refine.rate to 0. The encoder's q is amortized: one
+// network for every row, and far from the training data (a row in the tails,
+// a row with holes it never saw as such) it can sit far from the row's best q;
+// the importance-weighted bound and the conditional means of a better proposal
+// are tighter and less noisy (Cremer et al., 2018; Kim et al., 2018). The
+// noise of row i comes from keys[i] and the step only, and every product goes
+// row by row: a row's result does not depend on the rows beside it or on the
+// thread count. ws is the refinement's own workspace.
+template <class T>
+void Model<T>::refine_posterior(const T* params, const T* x, int N, const uint64_t* keys, const Refinement& refine,
+                                T* head, Workspace<T>& ws) const {
+    const int Z = config.n_components, S = refine.draws, H = 2 * Z;
+    ws.reserve(config, layout, N, S);
+    std::vector<T> m(size_t(N) * H, T(0)), v(size_t(N) * H, T(0));
+    std::vector<uint64_t> step_keys(N);
+    const bool uniform = base_noise_is_uniform(config.posterior);
+    const double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;
+    for (int t = 0; t < refine.steps; ++t) {
+        for (int i = 0; i < N; ++i) step_keys[i] = combine_keys(combine_keys(keys[i], kRefineStream), uint64_t(t));
+        fill_noise(ws.noise.data(), step_keys.data(), N, S, Z, uniform, n_threads);
+        head_elbo_backward(params, x, N, S, head, ws.noise.data(), nullptr, ws);
+        const double rate = refine.rate * (1.0 - double(t) / refine.steps);
+        const double c1 = 1.0 - std::pow(beta1, t + 1), c2 = 1.0 - std::pow(beta2, t + 1);
+        const T* g = ws.d_head.data();
+        for (int64_t k = 0; k < int64_t(N) * H; ++k) {
+            m[k] = T(beta1 * m[k] + (1 - beta1) * g[k]);
+            v[k] = T(beta2 * v[k] + (1 - beta2) * double(g[k]) * g[k]);
+            head[k] = T(head[k] - rate * (m[k] / c1) / (std::sqrt(v[k] / c2) + epsilon));
+        }
+        logvar_clamp_forward(head, N, Z);
+    }
+}
+
+// ws.d_head (N, 2Z) = d(-ELBO_i)/d head_i for each row i of x (N, D) and its
+// q(z|x_i) given by head (N, 2Z), the ELBO estimated with the S draws of the
+// base noise (S, N, Z):
+//     ELBO_i = (1/S) sum_s log p(x_i | z_si) - KL_i,
+// the KL in closed form for the Gaussian q, else by the same draws. With elbo,
+// elbo (N) = that estimate. The decoder's parameters are held fixed; every
+// product is row by row (decoder_forward's inference pass,
+// decoder_input_backward_rowwise). ws holds S draws per row for N rows.
+template <class T>
+void Model<T>::head_elbo_backward(const T* params, const T* x, int N, int S, const T* head, const T* noise,
+                                  double* elbo, Workspace<T>& ws) const {
+    const int Z = config.n_components;
+    const DrawWeights<T> w_draw(T(1) / T(S));
+    const bool analytic = config.posterior == Posterior::gaussian;
+    std::vector<T> d_noise(size_t(layout.n_noise_logvar) + 1);  // the likelihood's parameters: not refined
+    reparameterize(head, noise, ws.eps.data(), ws.z.data(), N, S);
+    const T* out = decoder_forward(params, ws.z.data(), S * N, ws, Pass::inference);
+    if (elbo) {
+        likelihood_forward(params, out, x, N, S, ws.recon.data());
+        kl_analytic_forward(ws.kl_analytic.data(), head, N, Z);
+        kl_mc_forward(ws.kl.data(), head, ws.eps.data(), ws.z.data(), N, S, Z, config.posterior, n_threads);
+        for (int i = 0; i < N; ++i) {
+            double recon = 0, kl = 0;
+            for (int s = 0; s < S; ++s) {
+                recon += ws.recon[int64_t(s) * N + i];
+                kl += ws.kl[int64_t(s) * N + i];
+            }
+            elbo[i] = recon / S - (analytic ? ws.kl_analytic[i] : kl / S);
+        }
+    }
+    T* d_out = ws.d_a.data();
+    likelihood_backward(params, out, x, N, S, w_draw, d_out, d_noise.data());
+    decoder_input_backward_rowwise(params, S * N, d_out, ws.dz.data(), ws);
+    if (analytic) kl_analytic_backward(ws.d_head.data(), head, N, Z, T(1), T(1));
+    else kl_mc_backward(ws.d_head.data(), ws.dz.data(), ws.z.data(), N, S, Z, T(1), T(1), w_draw, true);
+    reparameterize_backward(ws.d_head.data(), ws.dz.data(), head, ws.eps.data(), N, S, Z, n_threads);
+    logvar_clamp_backward(ws.d_head.data(), head, N, Z);
+}
+
+// dz (M, Z) = d(loss)/dz from d_out (M, decoder_out_width) through the decoder
+// of the last decoder_forward (its outputs in ws.dec_out): the input gradient
+// only, each element one multiply-add chain in a fixed order, so that a row's
+// result is the same bits in any chunk (dense_forward_rowwise's promise, for
+// the backward). Uses ws.d_a / ws.d_b as scratch; d_out may be either.
+template <class T>
+void Model<T>::decoder_input_backward_rowwise(const T* params, int M, const T* d_out, T* dz, Workspace<T>& ws) const {
+    const T* d = d_out;
+    for (int l = int(layout.decoder.size()) - 1; l >= 0; --l) {
+        const Dense& L = layout.decoder[l];
+        const T* W = params + L.w;  // (n_in, n_out)
+        T* d_inp = l > 0 ? (d == ws.d_a.data() ? ws.d_b.data() : ws.d_a.data()) : dz;
+        const T* y = l > 0 ? ws.dec_out[l - 1].data() : nullptr;  // the layer's input, activated
+        const int I = L.n_in, O = L.n_out;
+        const bool tanh = config.activation == Activation::tanh;
+        parallel_for(M, chunk_for(M), n_threads, int64_t(M) * I * O > kParallelEntries, [&](int64_t lo, int64_t hi) {
+            for (int64_t r = lo; r < hi; ++r) {
+                const T* dr = d + r * O;
+                for (int k = 0; k < I; ++k) {
+                    const T* w = W + int64_t(k) * O;
+                    T lanes[8] = {};
+                    int o = 0;
+                    for (; o + 8 <= O; o += 8)
+                        for (int q = 0; q < 8; ++q) lanes[q] += w[o + q] * dr[o + q];
+                    for (int q = 0; o < O; ++o, ++q) lanes[q] += w[o] * dr[o];
+                    T s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+                    if (y) s = tanh ? tanh_backward(s, y[r * I + k]) : relu_backward(s, y[r * I + k]);
+                    d_inp[r * I + k] = s;
+                }
+            }
+        });
+        d = d_inp;
+    }
 }
 
 }  // namespace pyvae

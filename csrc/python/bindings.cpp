@@ -63,7 +63,8 @@ EpochResult engine_train_epoch(const Model<T>& self, T* params, T* m, T* v, int6
 template <class T>
 void bind_imputation(py::class_<Model<T>>& cls) {
     using binding::In;
-    cls.def("impute", [](const Model<T>& self, In<T> params, In<T> X, int n_draws, uint64_t seed) {
+    cls.def("impute", [](const Model<T>& self, In<T> params, In<T> X, int n_draws, uint64_t seed, int refine_steps,
+                         double refine_rate, int refine_draws) {
            // X with its NaN entries replaced by importance-weighted conditional means.
            binding::check_cols(X, self.config.n_features, "X");
            if (params.size() != self.n_params()) throw std::invalid_argument("params has the wrong size");
@@ -72,13 +73,14 @@ void bind_imputation(py::class_<Model<T>>& cls) {
            {
                py::gil_scoped_release nogil;
                impute_forward(self, params.data(), X.data(), N, n_draws, seed, out.mutable_data(),
-                              binding::python_interrupted);
+                              binding::python_interrupted, Refinement{refine_steps, refine_rate, refine_draws});
            }
            if (PyErr_Occurred()) throw py::error_already_set();
            return out;
-       }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("seed"))
+       }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("seed"), py::arg("refine_steps") = 0,
+          py::arg("refine_rate") = Refinement().rate, py::arg("refine_draws") = Refinement().draws)
         .def("sample_imputations", [](const Model<T>& self, In<T> params, In<T> X, int n_draws, int n_imputations,
-                                      uint64_t seed) {
+                                      uint64_t seed, int refine_steps, double refine_rate, int refine_draws) {
             // (N, n_imputations, D) draws of the missing entries by importance resampling.
             binding::check_cols(X, self.config.n_features, "X");
             if (params.size() != self.n_params()) throw std::invalid_argument("params has the wrong size");
@@ -88,11 +90,30 @@ void bind_imputation(py::class_<Model<T>>& cls) {
             {
                 py::gil_scoped_release nogil;
                 sample_imputations_forward(self, params.data(), X.data(), N, n_draws, n_imputations, seed,
-                                           out.mutable_data(), binding::python_interrupted);
+                                           out.mutable_data(), binding::python_interrupted,
+                                           Refinement{refine_steps, refine_rate, refine_draws});
             }
             if (PyErr_Occurred()) throw py::error_already_set();
             return out;
-        }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("n_imputations"), py::arg("seed"));
+        }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("n_imputations"), py::arg("seed"),
+           py::arg("refine_steps") = 0, py::arg("refine_rate") = Refinement().rate, py::arg("refine_draws") = Refinement().draws)
+        .def("head_elbo_gradient", [](const Model<T>& self, In<T> params, In<T> X, In<T> head, In<T> noise) {
+            // (elbo (N), d_head (N, 2Z)): each row's ELBO with the draws of noise (S, N, Z) and
+            // d(-ELBO)/d head, the gradient refine_posterior follows (for the tests).
+            binding::check_cols(X, self.config.n_features, "X");
+            const int N = int(X.shape(0)), Z = self.config.n_components;
+            if (params.size() != self.n_params() || head.size() != int64_t(N) * 2 * Z || N < 1 ||
+                noise.size() % (int64_t(N) * Z) != 0 || noise.size() == 0)
+                throw std::invalid_argument("params, head or noise has the wrong size");
+            const int S = int(noise.size() / (int64_t(N) * Z));
+            Workspace<T> ws;
+            ws.reserve(self.config, self.layout, N, S);
+            py::array_t<double> elbo(N);
+            py::array_t<T> d_head({N, 2 * Z});
+            self.head_elbo_backward(params.data(), X.data(), N, S, head.data(), noise.data(), elbo.mutable_data(), ws);
+            std::copy(ws.d_head.begin(), ws.d_head.begin() + int64_t(N) * 2 * Z, d_head.mutable_data());
+            return py::make_tuple(elbo, d_head);
+        }, py::arg("params"), py::arg("X"), py::arg("head"), py::arg("noise"));
 }
 
 }  // namespace pyvae
