@@ -216,35 +216,33 @@ void Model<T>::head_elbo_backward(const T* params, const T* x, int N, int S, con
 
 // dz (M, Z) = d(loss)/dz from d_out (M, decoder_out_width) through the decoder
 // of the last decoder_forward (its outputs in ws.dec_out): the input gradient
-// only, each element one multiply-add chain in a fixed order, so that a row's
-// result is the same bits in any chunk (dense_forward_rowwise's promise, for
-// the backward). Uses ws.d_a / ws.d_b as scratch; d_out may be either.
+// only, d_inp = d @ W^T by the inference pass's row-wise product on W's
+// transpose, so that a row's result is the same bits in any chunk (the promise
+// of dense_forward_rowwise, for the backward), then the activation's
+// derivative. Uses ws.d_a / ws.d_b as scratch; d_out may be either.
 template <class T>
 void Model<T>::decoder_input_backward_rowwise(const T* params, int M, const T* d_out, T* dz, Workspace<T>& ws) const {
     const T* d = d_out;
+    std::vector<T> W_t, zero_bias;
     for (int l = int(layout.decoder.size()) - 1; l >= 0; --l) {
         const Dense& L = layout.decoder[l];
-        const T* W = params + L.w;  // (n_in, n_out)
-        T* d_inp = l > 0 ? (d == ws.d_a.data() ? ws.d_b.data() : ws.d_a.data()) : dz;
-        const T* y = l > 0 ? ws.dec_out[l - 1].data() : nullptr;  // the layer's input, activated
         const int I = L.n_in, O = L.n_out;
-        const bool tanh = config.activation == Activation::tanh;
-        parallel_for(M, chunk_for(M), n_threads, int64_t(M) * I * O > kParallelEntries, [&](int64_t lo, int64_t hi) {
-            for (int64_t r = lo; r < hi; ++r) {
-                const T* dr = d + r * O;
-                for (int k = 0; k < I; ++k) {
-                    const T* w = W + int64_t(k) * O;
-                    T lanes[8] = {};
-                    int o = 0;
-                    for (; o + 8 <= O; o += 8)
-                        for (int q = 0; q < 8; ++q) lanes[q] += w[o + q] * dr[o + q];
-                    for (int q = 0; o < O; ++o, ++q) lanes[q] += w[o] * dr[o];
-                    T s = ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
-                    if (y) s = tanh ? tanh_backward(s, y[r * I + k]) : relu_backward(s, y[r * I + k]);
-                    d_inp[r * I + k] = s;
-                }
-            }
-        });
+        const T* W = params + L.w;  // (I, O)
+        W_t.resize(size_t(I) * O);
+        for (int k = 0; k < I; ++k)
+            for (int o = 0; o < O; ++o) W_t[int64_t(o) * I + k] = W[int64_t(k) * O + o];
+        zero_bias.assign(I, T(0));
+        T* d_inp = l > 0 ? (d == ws.d_a.data() ? ws.d_b.data() : ws.d_a.data()) : dz;
+        dense_forward_rowwise(d_inp, d, W_t.data(), zero_bias.data(), M, O, I, /*hidden=*/false, config.activation,
+                              n_threads);
+        if (l > 0) {  // through the activation of the layer's input, from its saved output
+            const T* y = ws.dec_out[l - 1].data();
+            const int64_t n = int64_t(M) * I;
+            if (config.activation == Activation::tanh)
+                for (int64_t k = 0; k < n; ++k) d_inp[k] = tanh_backward(d_inp[k], y[k]);
+            else
+                for (int64_t k = 0; k < n; ++k) d_inp[k] = relu_backward(d_inp[k], y[k]);
+        }
         d = d_inp;
     }
 }
