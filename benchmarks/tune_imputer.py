@@ -262,12 +262,12 @@ def write_markdown(path, results, names):
              "min(10, d // 2)). Its other columns: worst pair 1.456 (1.427), beats BayesianRidge on 23 pairs (25), "
              "median ratio to BayesianRidge 0.953 (0.956).", "",
              "Issue 24's round, for accuracy: each row's q(z | x_o) from the encoder refined by Adam steps on the "
-             "row's own ELBO before the importance draws (`refine..`: VAEImputer's `refine_steps`; 2 draws a step, "
+             "row's own ELBO before the importance draws (`refine..`: VAEImputer's `refine_steps`; one draw a step, "
              "step size 0.1 falling to 0). Rule: the fewest steps within 0.005 of the best median ratio among "
              "them, if that fills more pairs within 10% than the default without costing more than 1.5x its "
-             f"median time pinned: `{CHOSEN_REFINED}` (median ratio 1.061 against 1.060 with 100 steps and 1.073 "
-             "with 20; 23 pairs within 10% against the default's 18, worst pair 1.323 against 1.456; about 1.08x the "
-             "default's time pinned: median ratios 0.94x against 0.87x in the second table), now the default "
+             f"median time pinned: `{CHOSEN_REFINED}` (median ratio 1.059, as with 100 steps, against 1.070 "
+             "with 20; 22 pairs within 10% against the default's 18, worst pair 1.320 against 1.456; about 1.06x the "
+             "default's time pinned: median ratios 0.90x against 0.85x in the second table), now the default "
              "(`refine_steps=50`). Fewer epochs with it (`e200`) lose what it gains.", "",
              "| candidate | settings | within 10% of best Iterative | median / worst RMSE vs best Iterative | "
              "beats BayesianRidge | median RMSE vs BR | median / worst time vs BR |",

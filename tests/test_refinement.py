@@ -190,3 +190,15 @@ def test_shapes_are_checked():
     with pytest.raises(ValueError, match="wrong size"):
         model.head_elbo_gradient(params, x, np.zeros((N, Z)), noise)
     assert D == x.shape[1] and S == noise.shape[0]
+
+
+@pytest.mark.parametrize("bad", [dict(refine_steps=-1), dict(refine_steps=5, refine_rate=0.0),
+                                 dict(refine_steps=5, refine_rate=float("nan")), dict(refine_steps=5, refine_draws=0)])
+def test_engine_refuses_bad_refinement_settings(bad):
+    model = make_model("gaussian", "analytic", "tanh", missing=True)
+    params = random_params(model)
+    x, _, _ = make_batch("gaussian", missing=True)
+    for call in (lambda: model.score(params, x, 10, True, 0, **bad), lambda: model.impute(params, x, 10, 0, **bad),
+                 lambda: model.sample_imputations(params, x, 10, 2, 0, **bad)):
+        with pytest.raises(ValueError, match="refine_steps must be >= 0"):
+            call()

@@ -176,13 +176,15 @@ inline Layout make_layout(const Config& c) {
 // Semi-amortized inference (Model::refine_posterior): before its importance
 // draws, each row's q(z|x) from the encoder takes `steps` Adam steps on the
 // row's own ELBO, `draws` draws each, the step size falling linearly from
-// `rate` to 0. 0 steps: the encoder's q as it is. The rate and draws: on the
-// evaluation suite's tuning tables (VAEImputer, 50 steps) rates 0.05 and 0.1
-// and 1, 2, 4 or 8 draws filled alike; 2 draws cost a quarter of 8.
+// `rate` to 0. 0 steps: the encoder's q as it is. The rate and draws: in trials
+// on the evaluation suite's tuning tables (VAEImputer, 50 steps) rates 0.05 and
+// 0.1 and 1, 2, 4 or 8 draws a step filled alike, and a step's cost grows with
+// its draws; so one draw, and more steps where more are needed (the decaying
+// step size averages their noise out).
 struct Refinement {
     int steps = 0;
     double rate = 0.1;
-    int draws = 2;
+    int draws = 1;
 };
 
 // Per-row results of one pass, kept for reporting and for scores.

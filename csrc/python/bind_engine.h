@@ -177,18 +177,19 @@ py::class_<M> bind_engine(py::module_& m, const char* name, const char* doc) {
         .def("score", [](M& self, In<T> params, In<T> X, int n_draws, bool importance, uint64_t seed,
                          int refine_steps, double refine_rate, int refine_draws) {
             check_cols(X, self.config.n_features, "X");
-            if (refine_steps < 0 || !(refine_rate > 0)) throw std::invalid_argument("bad refinement settings");
+            const Refinement refine = make_refinement(refine_steps, refine_rate, refine_draws);
             const int64_t N = X.shape(0);
             py::array_t<double> out(N);
             {
                 py::gil_scoped_release nogil;
                 self.score(params.data(), X.data(), N, n_draws, importance, seed, out.mutable_data(),
-                           python_interrupted, Refinement{refine_steps, refine_rate, refine_draws});
+                           python_interrupted, refine);
             }
             if (PyErr_Occurred()) throw py::error_already_set();
             return out;
         }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("importance"), py::arg("seed"),
-           py::arg("refine_steps") = 0, py::arg("refine_rate") = Refinement().rate, py::arg("refine_draws") = Refinement().draws)
+           py::arg("refine_steps") = 0, py::arg("refine_rate") = Refinement().rate,
+           py::arg("refine_draws") = Refinement().draws)
         .def("sample_prior", [](M& self, int64_t n, uint64_t seed) {
             py::array_t<T> z({n, int64_t(self.config.n_components)});
             {

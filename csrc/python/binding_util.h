@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,13 @@ E parse(const std::string& value, std::initializer_list<std::pair<const char*, E
     for (const auto& [name, e] : options)
         if (value == name) return e;
     throw std::invalid_argument(std::string("unknown ") + what + ": '" + value + "'");
+}
+
+// Refinement settings from Python, checked (model/config.h, Refinement).
+inline Refinement make_refinement(int steps, double rate, int draws) {
+    if (steps < 0 || !(rate > 0) || !std::isfinite(rate) || draws < 1)
+        throw std::invalid_argument("refine_steps must be >= 0, refine_rate finite and > 0, refine_draws >= 1");
+    return Refinement{steps, rate, draws};
 }
 
 inline Config make_config(int n_features, int n_components, std::vector<int> hidden, const std::string& activation,

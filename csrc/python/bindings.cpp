@@ -69,11 +69,12 @@ void bind_imputation(py::class_<Model<T>>& cls) {
            binding::check_cols(X, self.config.n_features, "X");
            if (params.size() != self.n_params()) throw std::invalid_argument("params has the wrong size");
            const int64_t N = X.shape(0);
+           const Refinement refine = binding::make_refinement(refine_steps, refine_rate, refine_draws);
            py::array_t<T> out({N, int64_t(self.config.n_features)});
            {
                py::gil_scoped_release nogil;
                impute_forward(self, params.data(), X.data(), N, n_draws, seed, out.mutable_data(),
-                              binding::python_interrupted, Refinement{refine_steps, refine_rate, refine_draws});
+                              binding::python_interrupted, refine);
            }
            if (PyErr_Occurred()) throw py::error_already_set();
            return out;
@@ -86,17 +87,18 @@ void bind_imputation(py::class_<Model<T>>& cls) {
             if (params.size() != self.n_params()) throw std::invalid_argument("params has the wrong size");
             if (n_imputations < 1) throw std::invalid_argument("n_imputations must be >= 1");
             const int64_t N = X.shape(0);
+            const Refinement refine = binding::make_refinement(refine_steps, refine_rate, refine_draws);
             py::array_t<T> out({N, int64_t(n_imputations), int64_t(self.config.n_features)});
             {
                 py::gil_scoped_release nogil;
                 sample_imputations_forward(self, params.data(), X.data(), N, n_draws, n_imputations, seed,
-                                           out.mutable_data(), binding::python_interrupted,
-                                           Refinement{refine_steps, refine_rate, refine_draws});
+                                           out.mutable_data(), binding::python_interrupted, refine);
             }
             if (PyErr_Occurred()) throw py::error_already_set();
             return out;
         }, py::arg("params"), py::arg("X"), py::arg("n_draws"), py::arg("n_imputations"), py::arg("seed"),
-           py::arg("refine_steps") = 0, py::arg("refine_rate") = Refinement().rate, py::arg("refine_draws") = Refinement().draws)
+           py::arg("refine_steps") = 0,
+           py::arg("refine_rate") = Refinement().rate, py::arg("refine_draws") = Refinement().draws)
         .def("head_elbo_gradient", [](const Model<T>& self, In<T> params, In<T> X, In<T> head, In<T> noise) {
             // (elbo (N), d_head (N, 2Z)): each row's ELBO with the draws of noise (S, N, Z) and
             // d(-ELBO)/d head, the gradient refine_posterior follows (for the tests).
