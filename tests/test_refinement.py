@@ -39,17 +39,35 @@ def test_head_gradient_matches_finite_differences(likelihood, activation, poster
     params = random_params(model)
     x, _, noise = make_batch(likelihood, posterior, missing=missing)
     head = random_head()
-    elbo, d_head = model.head_elbo_gradient(params, x, head, noise)
+    elbo, _ = model.head_elbo_gradient(params, x, head, noise)
+    assert np.all(np.isfinite(elbo))
+    d_head, numeric = head_gradient_and_differences(model, params, x, noise, head)
+    np.testing.assert_allclose(d_head, numeric, rtol=1e-6, atol=1e-6 * np.abs(numeric).max())
+
+
+def head_gradient_and_differences(model, params, x, noise, head, h=1e-6):
+    """(d_head, its central finite differences): d_head is the gradient of -ELBO_i, row by row."""
+    _, d_head = model.head_elbo_gradient(params, x, head, noise)
     numeric = np.empty_like(head)
-    h = 1e-6
     for index in np.ndindex(head.shape):
         up, down = head.copy(), head.copy()
         up[index] += h
         down[index] -= h
-        # d_head is the gradient of -ELBO_i, row by row
         numeric[index] = -(model.head_elbo_gradient(params, x, up, noise)[0][index[0]]
                            - model.head_elbo_gradient(params, x, down, noise)[0][index[0]]) / (2 * h)
-    assert np.all(np.isfinite(elbo))
+    return d_head, numeric
+
+
+@pytest.mark.parametrize("missing", [False, True])
+def test_head_gradient_with_per_column_kinds(missing):
+    from test_iwae import make_batch as mixed_batch
+    from test_iwae import make_model as make_mixed_model
+    from test_mixed import COLUMNS
+
+    model = make_mixed_model("mixed", objective="elbo", missing=missing, columns=COLUMNS,
+                             n_features=sum(w for _, w in COLUMNS))
+    x, _, noise = mixed_batch("mixed", missing=missing)
+    d_head, numeric = head_gradient_and_differences(model, random_params(model), x, noise, random_head())
     np.testing.assert_allclose(d_head, numeric, rtol=1e-6, atol=1e-6 * np.abs(numeric).max())
 
 
