@@ -27,6 +27,14 @@ CASES = [  # (likelihood, activation, posterior, kl)
 ]
 
 
+def with_params(fitted, **params):
+    """A copy of a fitted estimator with other hyperparameters and the same learned state."""
+    copy = clone(fitted).set_params(**params)
+    copy.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_") or k.startswith("_")})
+    copy.__dict__.pop("_engine_cache", None)
+    return copy
+
+
 def random_head(seed=3):
     rng = np.random.default_rng(seed)
     return np.column_stack([rng.normal(size=(N, Z)), rng.normal(scale=0.5, size=(N, Z)) - 0.5])
@@ -124,9 +132,7 @@ def test_refined_scores_do_not_depend_on_the_other_rows_or_the_threads(wine_vae)
     together = vae.score_samples(rows, n_importance=20, refine_steps=30)
     alone = np.array([vae.score_samples(rows[i:i + 1], n_importance=20, refine_steps=30)[0] for i in range(len(rows))])
     assert np.array_equal(together, alone)
-    two = clone(vae).set_params(n_threads=2)
-    two.__dict__.update({k: v for k, v in vae.__dict__.items() if k.endswith("_") or k.startswith("_")})
-    two.__dict__.pop("_engine_cache", None)
+    two = with_params(vae, n_threads=2)
     assert np.array_equal(two.score_samples(rows, n_importance=20, refine_steps=30), together)
 
 
@@ -150,8 +156,7 @@ def test_imputer_refines_by_default_and_zero_steps_is_the_encoders_q():
     settings = dict(hidden_layer_sizes=(16,), max_iter=30, n_importance=20, random_state=0, n_threads=1)
     refined = VAEImputer(**settings).fit(X_missing)
     assert refined.refine_steps == 50
-    plain = clone(refined).set_params(refine_steps=0)
-    plain.__dict__.update({k: v for k, v in refined.__dict__.items() if k.endswith("_") or k.startswith("_")})
+    plain = with_params(refined, refine_steps=0)
     a, b = refined.transform(X_missing), plain.transform(X_missing)
     observed = ~np.isnan(X_missing)
     assert np.array_equal(a[observed], b[observed])
@@ -196,9 +201,7 @@ def test_imputer_files_from_before_refinement_impute_as_they_did(tmp_path):
     loaded = pyvae.load(old)
     assert loaded.refine_steps == 0
     assert pyvae.load(path).refine_steps == 50
-    expected = clone(fitted).set_params(refine_steps=0)
-    expected.__dict__.update({k: v for k, v in fitted.__dict__.items() if k.endswith("_") or k.startswith("_")})
-    assert np.array_equal(loaded.transform(X_missing), expected.transform(X_missing))
+    assert np.array_equal(loaded.transform(X_missing), with_params(fitted, refine_steps=0).transform(X_missing))
 
 
 def test_shapes_are_checked():

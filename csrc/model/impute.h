@@ -67,19 +67,11 @@ inline void importance_weights_forward(const double* recon, const double* kl, in
 // Encodes, decodes and weighs K draws for the chunk x (N, D): after the call
 // ws.dec_out.back() holds the decoder outputs (K*N, decoder_out_width) and weights (N, K) the
 // normalized importance weights. Returns the row keys (ws.keys). With `refine`,
-// each row's q(z | x_o) is refined on its observed entries first
-// (Model::refine_posterior, in `refined` and the workspace ws_refine).
+// each row's q(z | x_o) is refined on its observed entries first (draw_posterior).
 template <class T>
 void weighted_draws_forward(const Model<T>& model, const T* params, const T* x, int N, int K, uint64_t seed,
-                            Workspace<T>& ws, double* weights, const Refinement& refine, std::vector<T>& refined,
-                            Workspace<T>& ws_refine) {
-    const T* head = model.draw_posterior(params, x, N, K, seed, ws);
-    if (refine.steps > 0) {
-        refined.assign(head, head + int64_t(N) * 2 * model.config.n_components);
-        model.refine_posterior(params, x, N, ws.keys.data(), refine, refined.data(), ws_refine);
-        head = refined.data();
-        model.reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, K);
-    }
+                            Workspace<T>& ws, double* weights, typename Model<T>::RefinedPosterior& refine) {
+    const T* head = model.draw_posterior(params, x, N, K, seed, ws, &refine);
     const T* out = model.decoder_forward(params, ws.z.data(), K * N, ws, Model<T>::Pass::inference);
     model.likelihood_forward(params, out, x, N, K, ws.recon.data());
     model.kl_forward(head, ws.eps.data(), ws.z.data(), N, K, ws.kl.data(), ws.kl_analytic.data());
@@ -93,14 +85,14 @@ void for_each_weighted_chunk(const Model<T>& model, const T* params, const T* X,
                              uint64_t seed, const Refinement& refine, const std::function<bool()>& interrupted,
                              Body&& body) {
     const int D = model.config.n_features, C = Model<T>::chunk_rows(K);
-    Workspace<T> ws, ws_refine;
-    std::vector<T> refined;
+    Workspace<T> ws;
+    typename Model<T>::RefinedPosterior refined{refine};
     ws.reserve(model.config, model.layout, int(std::min<int64_t>(C, n_rows)), K);
     std::vector<double> weights(int64_t(std::min<int64_t>(C, n_rows)) * K);
     bool stop = false;
     Model<T>::for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
         if (stop) return;
-        weighted_draws_forward(model, params, x, n, K, seed, ws, weights.data(), refine, refined, ws_refine);
+        weighted_draws_forward(model, params, x, n, K, seed, ws, weights.data(), refined);
         body(x, start, n, static_cast<const T*>(ws.dec_out.back().data()), static_cast<const double*>(weights.data()),
              ws);
         stop = interrupted && interrupted();

@@ -559,15 +559,29 @@ class Model {
     void sample_prior(int64_t n_rows, uint64_t seed, T* z) const;
     void sample_observations(const T* params, const T* Zs, int64_t n_rows, uint64_t seed, T* out) const;
     void sample_posterior(const T* params, const T* X, int64_t n_rows, int S, uint64_t seed, T* out) const;
-    const T* draw_posterior(const T* params, const T* x, int N, int S, uint64_t seed, Workspace<T>& ws) const;
+    // A refinement's settings, and the buffers it reuses from chunk to chunk of one call.
+    struct RefinedPosterior {
+        Refinement settings;
+        std::vector<T> head;  // (N, 2Z) the refined q
+        Workspace<T> ws;
+    };
+    // The decoder's weight matrices transposed, for decoder_input_backward_rowwise.
+    struct DecoderTransposes {
+        std::vector<std::vector<T>> W_t;  // per decoder layer, (n_out, n_in)
+        std::vector<T> zeros;             // a zero bias, as wide as the widest layer input
+    };
+    const T* draw_posterior(const T* params, const T* x, int N, int S, uint64_t seed, Workspace<T>& ws,
+                            RefinedPosterior* refine = nullptr) const;
     void row_keys(const T* X, int N, uint64_t seed, uint64_t* keys) const;
     void score(const T* params, const T* X, int64_t n_rows, int K, bool importance, uint64_t seed, double* out,
                const std::function<bool()>& interrupted, const Refinement& refine = {}) const;
     void refine_posterior(const T* params, const T* x, int N, const uint64_t* keys, const Refinement& refine,
                           T* head, Workspace<T>& ws) const;
-    void head_elbo_backward(const T* params, const T* x, int N, int S, const T* head, const T* noise, double* elbo,
-                            Workspace<T>& ws) const;
-    void decoder_input_backward_rowwise(const T* params, int M, const T* d_out, T* dz, Workspace<T>& ws) const;
+    DecoderTransposes decoder_transposes(const T* params) const;
+    void head_elbo_backward(const T* params, const DecoderTransposes& transposes, const T* x, int N, int S,
+                            const T* head, const T* noise, double* elbo, Workspace<T>& ws) const;
+    void decoder_input_backward_rowwise(const DecoderTransposes& transposes, int M, const T* d_out, T* dz,
+                                        Workspace<T>& ws) const;
 };
 
 }  // namespace pyvae

@@ -75,13 +75,22 @@ void Model<T>::sample_posterior(const T* params, const T* X, int64_t n_rows, int
     });
 }
 
-// Encodes x (N, D) and draws ws.z (S, N, Z) with noise keyed by each row's bytes.
+// Encodes x (N, D) and draws ws.z (S, N, Z) with noise keyed by each row's bytes;
+// returns the head of q(z|x) drawn from. With `refine` (and steps), each row's q
+// is refined first (refine_posterior; the head returned is refine->head): the
+// bound or the weights of a better proposal.
 template <class T>
-const T* Model<T>::draw_posterior(const T* params, const T* x, int N, int S, uint64_t seed, Workspace<T>& ws) const {
+const T* Model<T>::draw_posterior(const T* params, const T* x, int N, int S, uint64_t seed, Workspace<T>& ws,
+                                  RefinedPosterior* refine) const {
     row_keys(x, N, seed, ws.keys.data());
     fill_noise(ws.noise.data(), ws.keys.data(), N, S, config.n_components,
                base_noise_is_uniform(config.posterior), n_threads);
     const T* head = encoder_forward(params, contiguous_encoder_input(x, N, ws), N, ws, Pass::inference);
+    if (refine && refine->settings.steps > 0) {
+        refine->head.assign(head, head + int64_t(N) * 2 * config.n_components);
+        refine_posterior(params, x, N, ws.keys.data(), refine->settings, refine->head.data(), refine->ws);
+        head = refine->head.data();
+    }
     reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), N, S);
     return head;
 }
@@ -107,19 +116,13 @@ void Model<T>::score(const T* params, const T* X, int64_t n_rows, int K, bool im
     const int D = config.n_features;
     const int S = importance ? K : config.n_mc_samples;
     const int C = chunk_rows(S);
-    Workspace<T> ws, ws_refine;
+    Workspace<T> ws;
     ws.reserve(config, layout, int(std::min<int64_t>(C, n_rows)), S);
-    std::vector<T> refined;
+    RefinedPosterior refined{refine};
     bool stop = false;
     for_each_chunk(X, n_rows, D, C, [&](const T* x, int64_t start, int n) {
         if (stop) return;
-        const T* head = draw_posterior(params, x, n, S, seed, ws);
-        if (refine.steps > 0) {
-            refined.assign(head, head + int64_t(n) * 2 * config.n_components);
-            refine_posterior(params, x, n, ws.keys.data(), refine, refined.data(), ws_refine);
-            head = refined.data();
-            reparameterize(head, ws.noise.data(), ws.eps.data(), ws.z.data(), n, S);
-        }
+        const T* head = draw_posterior(params, x, n, S, seed, ws, &refined);
         const T* o = decoder_forward(params, ws.z.data(), S * n, ws, Pass::inference);
         likelihood_forward(params, o, x, n, S, ws.recon.data());
         kl_forward(head, ws.eps.data(), ws.z.data(), n, S, ws.kl.data(), ws.kl_analytic.data());
@@ -155,24 +158,36 @@ void Model<T>::refine_posterior(const T* params, const T* x, int N, const uint64
                                 T* head, Workspace<T>& ws) const {
     const int Z = config.n_components, S = refine.draws, H = 2 * Z;
     ws.reserve(config, layout, N, S);
+    const DecoderTransposes transposes = decoder_transposes(params);
     std::vector<T> m(size_t(N) * H, T(0)), v(size_t(N) * H, T(0));
     std::vector<uint64_t> step_keys(N);
     const bool uniform = base_noise_is_uniform(config.posterior);
-    const double beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8;
+    AdamSettings adam;
     for (int t = 0; t < refine.steps; ++t) {
         for (int i = 0; i < N; ++i) step_keys[i] = combine_keys(combine_keys(keys[i], kRefineStream), uint64_t(t));
         fill_noise(ws.noise.data(), step_keys.data(), N, S, Z, uniform, n_threads);
-        head_elbo_backward(params, x, N, S, head, ws.noise.data(), nullptr, ws);
-        const double rate = refine.rate * (1.0 - double(t) / refine.steps);
-        const double c1 = 1.0 - std::pow(beta1, t + 1), c2 = 1.0 - std::pow(beta2, t + 1);
+        head_elbo_backward(params, transposes, x, N, S, head, ws.noise.data(), nullptr, ws);
+        adam.learning_rate = refine.rate * (1.0 - double(t) / refine.steps);
+        const AdamStep<T> step = adam_step<T>(adam, t + 1);
         const T* g = ws.d_head.data();
-        for (int64_t k = 0; k < int64_t(N) * H; ++k) {
-            m[k] = T(beta1 * m[k] + (1 - beta1) * g[k]);
-            v[k] = T(beta2 * v[k] + (1 - beta2) * double(g[k]) * g[k]);
-            head[k] = T(head[k] - rate * (m[k] / c1) / (std::sqrt(v[k] / c2) + epsilon));
-        }
+        for (int64_t k = 0; k < int64_t(N) * H; ++k) adam_element(head[k], g[k], m[k], v[k], T(0), step);
         logvar_clamp_forward(head, N, Z);
     }
+}
+
+template <class T>
+typename Model<T>::DecoderTransposes Model<T>::decoder_transposes(const T* params) const {
+    DecoderTransposes t;
+    size_t widest = 0;
+    for (const Dense& L : layout.decoder) {
+        const T* W = params + L.w;  // (n_in, n_out)
+        std::vector<T>& W_t = t.W_t.emplace_back(size_t(L.n_in) * L.n_out);
+        for (int k = 0; k < L.n_in; ++k)
+            for (int o = 0; o < L.n_out; ++o) W_t[int64_t(o) * L.n_in + k] = W[int64_t(k) * L.n_out + o];
+        widest = std::max(widest, size_t(L.n_in));
+    }
+    t.zeros.assign(widest, T(0));
+    return t;
 }
 
 // ws.d_head (N, 2Z) = d(-ELBO_i)/d head_i for each row i of x (N, D) and its
@@ -184,8 +199,8 @@ void Model<T>::refine_posterior(const T* params, const T* x, int N, const uint64
 // product is row by row (decoder_forward's inference pass,
 // decoder_input_backward_rowwise). ws holds S draws per row for N rows.
 template <class T>
-void Model<T>::head_elbo_backward(const T* params, const T* x, int N, int S, const T* head, const T* noise,
-                                  double* elbo, Workspace<T>& ws) const {
+void Model<T>::head_elbo_backward(const T* params, const DecoderTransposes& transposes, const T* x, int N, int S,
+                                  const T* head, const T* noise, double* elbo, Workspace<T>& ws) const {
     const int Z = config.n_components;
     const DrawWeights<T> w_draw(T(1) / T(S));
     const bool analytic = config.posterior == Posterior::gaussian;
@@ -196,18 +211,12 @@ void Model<T>::head_elbo_backward(const T* params, const T* x, int N, int S, con
         likelihood_forward(params, out, x, N, S, ws.recon.data());
         kl_analytic_forward(ws.kl_analytic.data(), head, N, Z);
         kl_mc_forward(ws.kl.data(), head, ws.eps.data(), ws.z.data(), N, S, Z, config.posterior, n_threads);
-        for (int i = 0; i < N; ++i) {
-            double recon = 0, kl = 0;
-            for (int s = 0; s < S; ++s) {
-                recon += ws.recon[int64_t(s) * N + i];
-                kl += ws.kl[int64_t(s) * N + i];
-            }
-            elbo[i] = recon / S - (analytic ? ws.kl_analytic[i] : kl / S);
-        }
+        for (int i = 0; i < N; ++i)
+            elbo[i] = elbo_of(elbo_forward(ws.recon.data(), ws.kl.data(), ws.kl_analytic.data(), i, N, S, !analytic));
     }
     T* d_out = ws.d_a.data();
     likelihood_backward(params, out, x, N, S, w_draw, d_out, d_noise.data());
-    decoder_input_backward_rowwise(params, S * N, d_out, ws.dz.data(), ws);
+    decoder_input_backward_rowwise(transposes, S * N, d_out, ws.dz.data(), ws);
     if (analytic) kl_analytic_backward(ws.d_head.data(), head, N, Z, T(1), T(1));
     else kl_mc_backward(ws.d_head.data(), ws.dz.data(), ws.z.data(), N, S, Z, T(1), T(1), w_draw, true);
     reparameterize_backward(ws.d_head.data(), ws.dz.data(), head, ws.eps.data(), N, S, Z, n_threads);
@@ -219,22 +228,18 @@ void Model<T>::head_elbo_backward(const T* params, const T* x, int N, int S, con
 // only, d_inp = d @ W^T by the inference pass's row-wise product on W's
 // transpose, so that a row's result is the same bits in any chunk (the promise
 // of dense_forward_rowwise, for the backward), then the activation's
-// derivative. Uses ws.d_a / ws.d_b as scratch; d_out may be either.
+// derivative. transposes: decoder_transposes of the parameters. Uses ws.d_a /
+// ws.d_b as scratch; d_out may be either.
 template <class T>
-void Model<T>::decoder_input_backward_rowwise(const T* params, int M, const T* d_out, T* dz, Workspace<T>& ws) const {
+void Model<T>::decoder_input_backward_rowwise(const DecoderTransposes& transposes, int M, const T* d_out, T* dz,
+                                              Workspace<T>& ws) const {
     const T* d = d_out;
-    std::vector<T> W_t, zero_bias;
     for (int l = int(layout.decoder.size()) - 1; l >= 0; --l) {
         const Dense& L = layout.decoder[l];
         const int I = L.n_in, O = L.n_out;
-        const T* W = params + L.w;  // (I, O)
-        W_t.resize(size_t(I) * O);
-        for (int k = 0; k < I; ++k)
-            for (int o = 0; o < O; ++o) W_t[int64_t(o) * I + k] = W[int64_t(k) * O + o];
-        zero_bias.assign(I, T(0));
         T* d_inp = l > 0 ? (d == ws.d_a.data() ? ws.d_b.data() : ws.d_a.data()) : dz;
-        dense_forward_rowwise(d_inp, d, W_t.data(), zero_bias.data(), M, O, I, /*hidden=*/false, config.activation,
-                              n_threads);
+        dense_forward_rowwise(d_inp, d, transposes.W_t[l].data(), transposes.zeros.data(), M, O, I, /*hidden=*/false,
+                              config.activation, n_threads);
         if (l > 0) {  // through the activation of the layer's input, from its saved output
             const T* y = ws.dec_out[l - 1].data();
             const int64_t n = int64_t(M) * I;

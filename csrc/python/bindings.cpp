@@ -112,7 +112,8 @@ void bind_imputation(py::class_<Model<T>>& cls) {
             ws.reserve(self.config, self.layout, N, S);
             py::array_t<double> elbo(N);
             py::array_t<T> d_head({N, 2 * Z});
-            self.head_elbo_backward(params.data(), X.data(), N, S, head.data(), noise.data(), elbo.mutable_data(), ws);
+            self.head_elbo_backward(params.data(), self.decoder_transposes(params.data()), X.data(), N, S, head.data(),
+                                    noise.data(), elbo.mutable_data(), ws);
             std::copy(ws.d_head.begin(), ws.d_head.begin() + int64_t(N) * 2 * Z, d_head.mutable_data());
             return py::make_tuple(elbo, d_head);
         }, py::arg("params"), py::arg("X"), py::arg("head"), py::arg("noise"));
