@@ -257,7 +257,7 @@ def write_markdown(path, results, names):
              "the two-layer ones with more (19) take longer pinned (second table: the indicative column hides it). "
              "A smaller latent space (`z=`: n_components from the d columns, at most 10; the default's was d - 1) "
              f"qualifies: `{CHOSEN_LATENT}` and `z=d/2+1` fill as many pairs within 10% with a lower median ratio, "
-             "and the first is the faster pinned (0.85x the default's median time; the same on tables of 20 "
+             "and the first is the faster pinned (0.86x the default's median time; the same on tables of 20 "
              "columns, where both rules give 10). It is VAEImputer's default now (n_components=None: "
              "min(10, d // 2)). Its other columns: worst pair 1.456 (1.427), beats BayesianRidge on 23 pairs (25), "
              "median ratio to BayesianRidge 0.953 (0.956).", "",
@@ -266,8 +266,8 @@ def write_markdown(path, results, names):
              "step size 0.1 falling to 0). Rule: the fewest steps within 0.005 of the best median ratio among "
              "them, if that fills more pairs within 10% than the default without costing more than 1.5x its "
              f"median time pinned: `{CHOSEN_REFINED}` (median ratio 1.059, as with 100 steps, against 1.070 "
-             "with 20; 22 pairs within 10% against the default's 18, worst pair 1.320 against 1.456; about 1.06x the "
-             "default's time pinned: median ratios 0.90x against 0.85x in the second table), now the default "
+             "with 20; 22 pairs within 10% against the default's 18, worst pair 1.320 against 1.456; about 1.05x the "
+             "default's time pinned: median ratios 0.90x against 0.86x in the second table), now the default "
              "(`refine_steps=50`). Fewer epochs with it (`e200`) lose what it gains.", "",
              "| candidate | settings | within 10% of best Iterative | median / worst RMSE vs best Iterative | "
              "beats BayesianRidge | median RMSE vs BR | median / worst time vs BR |",

@@ -106,7 +106,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         holes, places q poorly for rows it never saw, and the conditional
         means of a better proposal are better: on the suite's tuning tables
         50 steps fill 22 of 36 (table, rate) pairs within 10% of the better
-        IterativeImputer against 18 without, in about 1.06 times the time
+        IterativeImputer against 18 without, in about 1.05 times the time
         (benchmarks/TUNE_IMPUTER.md). 0 uses the encoder's q as it is.
     objective : {"elbo", "iwae"}, default="elbo"
         What training maximizes over the observed entries (see :class:`VAE`):
