@@ -710,7 +710,9 @@ class Driver:
         env = dict(self.env)
         root = spec.pop("root", str(ROOT))
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [self.args.python, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+        # "script": another checkout's compare.py, whose trainers match that checkout's core
+        script = spec.pop("script", str(Path(__file__).resolve()))
+        cmd = [self.args.python, script, "--worker", json.dumps(spec)]
         try:
             # Its own session: with the kernel's autogroup scheduling (the default on
             # most desktops), a session is what shares the CPUs fairly with others.
