@@ -42,12 +42,13 @@ except ImportError as _exc:
     raise _core_import_error(_exc)
 from . import _persistence  # noqa: E402 (after the core)
 from ._vae import VAE
+from ._conditional import ConditionalVAEImputer
 from ._imputer import VAEImputer
 from ._synthesizer import MemorizationWarning, VAESynthesizer
 from .datasets import load_mnist
 from .diagnostics import gradient_variance
 
-__all__ = ["VAE", "VAEImputer", "VAESynthesizer", "MemorizationWarning", "gradient_variance", "load", "load_mnist",
+__all__ = ["VAE", "VAEImputer", "ConditionalVAEImputer", "VAESynthesizer", "MemorizationWarning", "gradient_variance", "load", "load_mnist",
            "show_config"]
 # Written once, in pyproject.toml; the build hands it to the core.
 __version__ = _core.__version__

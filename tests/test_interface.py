@@ -17,9 +17,11 @@ MODULES = sorted(name for name in os.listdir(PACKAGE) if name.endswith(".py"))
 MAX_LINES = 800
 # What reaches an engine (_core.Model32 or Model64, _cuda_core.ModelCuda): making
 # one, or VAE's handle on its own. Only VAE may, and the CUDA loader that makes
-# VAE's ModelCuda.
-ENGINE_NAMES = {"_engine", "_engine_cache", "Model32", "Model64", "ModelCuda", "load_engine"}
-ENGINE_NAMES_ALLOWED = {"_vae.py": ENGINE_NAMES, "_cuda.py": {"ModelCuda", "load_engine"}}
+# VAE's ModelCuda; the conditional model's engine belongs to its imputer alone.
+ENGINE_NAMES = {"_engine", "_engine_cache", "Model32", "Model64", "ModelCuda", "load_engine", "ConditionalModel32",
+                "ConditionalModel64"}
+ENGINE_NAMES_ALLOWED = {"_vae.py": ENGINE_NAMES, "_cuda.py": {"ModelCuda", "load_engine"},
+                        "_conditional.py": {"_engine", "ConditionalModel32"}}
 
 
 def interface_breaches(source, filename):

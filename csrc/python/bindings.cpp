@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "python/bind_conditional.h"
 #include "python/bind_engine.h"
 #include "model/impute.h"
 #include "python/kernels_binding.h"
@@ -132,6 +133,10 @@ PYBIND11_MODULE(_core, m) {
                                                                "The VAE on the CPU, float64 (gradient checks).");
     bind_imputation(model32);
     bind_imputation(model64);
+    binding::bind_conditional<float>(m, "ConditionalModel32",
+                                     "The VAE with arbitrary conditioning on the CPU, float32 (VAEImputer's model).");
+    binding::bind_conditional<double>(m, "ConditionalModel64",
+                                      "The VAE with arbitrary conditioning on the CPU, float64 (gradient checks).");
     binding::bind_kernels(m);
     // (n_nan, n_inf, min, max) of a contiguous array's values in one pass, min and
     // max over the values that are not NaN (VAE._validate_X).
