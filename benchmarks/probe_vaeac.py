@@ -21,7 +21,10 @@ and RMSE as benchmarks/tune_imputer.py (the suite's tuning part only, mask seed
 VAEImputer's default. One thread; the times are PyTorch's and say nothing
 about what the model would cost in the core, so the cost column is the
 multiply-adds of a row's forward pass through the trained networks over
-VAEImputer's default's (its encoder and decoder, the same measure).
+VAEImputer's default's (its encoder and decoder, the same measure). The
+last candidate is the model as then built in the core (pyvae's
+ConditionalVAEImputer at its defaults, the settings of the best one here): the
+same tables through pyvae, to check the port.
 
     python benchmarks/probe_vaeac.py --out benchmarks/PROBE_VAEAC.md   # about 35 minutes on 2 cores
 """
@@ -44,6 +47,7 @@ import suite  # noqa: E402
 import tune_imputer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PYVAE = "pyvae ConditionalVAEImputer()"
 BASE = dict(hidden=128, layers=1, epochs=300, learning_rate=3e-3, drop=0.2, draws=20)
 # name -> changes to BASE. Optimizer as VAEImputer's default: Adam, the step size falling linearly to 0,
 # its batch size rule; latent size VAEImputer's (d // 2, 1 to 10).
@@ -52,6 +56,8 @@ CANDIDATES = {
     "VAEAC 1x128 e300 drop0.5": dict(drop=0.5),
     "VAEAC 2x128 e300": dict(layers=2),
     "VAEAC 2x256 e600": dict(layers=2, hidden=256, epochs=600),
+    # The same model as built in the core afterwards, at its defaults (the settings of the line above).
+    PYVAE: dict(layers=2, hidden=256, epochs=600),
 }
 REFERENCE = tune_imputer.CHOSEN_REFINED  # VAEImputer's default, its rows cached by tune_imputer.py
 
@@ -143,7 +149,15 @@ def run_candidate(name):
             scale = X.std(axis=0)
             scale = np.where(scale > 0, scale, 1.0)
             started = time.perf_counter()
-            filled, work = vaeac_fill(X_missing, settings)
+            if name == PYVAE:
+                from pyvae import ConditionalVAEImputer
+                imputer = ConditionalVAEImputer(random_state=0, n_threads=1)
+                filled = imputer.fit_transform(X_missing)
+                d, k, widths = X.shape[1], imputer.n_components_, list(imputer.hidden_layer_sizes)
+                work = sum(sum(a * b for a, b in zip([n_in, *widths], [*widths, n_out]))
+                           for n_in, n_out in ((2 * d, 2 * k), (3 * d, 2 * k), (k + 2 * d, d)))
+            else:
+                filled, work = vaeac_fill(X_missing, settings)
             seconds = time.perf_counter() - started
             rmse = float(np.sqrt(np.mean((((filled - X) / scale)[hidden]) ** 2)))
             rows[f"{table}|{rate}"] = [rmse, seconds, work / default_multiply_adds(X_missing)]
