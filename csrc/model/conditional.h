@@ -109,7 +109,6 @@ class ConditionalModel {
     struct Buffers {
         std::vector<T> prior_in, proposal_in, decoder_in;  // (N, 2D), (N, 3D), (N, Z + 2D)
         std::vector<std::vector<T>> prior_out, proposal_out, decoder_out;
-        std::vector<T> eps;                                 // (N, Z)
         std::vector<T> d_prior, d_proposal, d_decoder_in, d_a, d_b;
     };
 
@@ -124,19 +123,14 @@ class ConditionalModel {
             const Dense& d = layers[l];
             const bool hidden = l + 1 < layers.size();
             outs[l].resize(size_t(N) * d.n_out);
-            if (rowwise)
-                dense_forward_rowwise(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out, hidden,
-                                      config.activation, n_threads);
-            else
-                dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out, hidden,
-                              config.activation, n_threads);
+            dense_layer_forward(outs[l].data(), inp, params, d, N, hidden, rowwise, config.activation, n_threads);
             inp = outs[l].data();
         }
         return inp;
     }
 
     // The networks' inputs for rows x (N, D; NaN where missing) with known (N, D; 1 known, 0 not):
-    // prior_in = [x*k | k], proposal_in = [x*o | o | k] (when not null), the decoder's last 2D columns [x*k | k].
+    // prior_in = [x*k | k], proposal_in = [x*o | o | k] (`with_proposal`), the decoder's last 2D columns [x*k | k].
     void build_inputs(const T* x, const T* known, int N, Buffers& b, bool with_proposal) const {
         const int D = config.n_features, Z = config.n_components;
         b.prior_in.resize(size_t(N) * 2 * D);

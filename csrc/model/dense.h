@@ -141,6 +141,17 @@ void dense_forward_rowwise(T* out, const T* inp, const T* W, const T* b, int N, 
     });
 }
 
+// A stack's layer d (its weights and bias in params): out (N, d.n_out) = act(inp @ W + b),
+// act applied when `hidden`; row by row (dense_forward_rowwise) when `rowwise`.
+template <class T>
+void dense_layer_forward(T* out, const T* inp, const T* params, const Dense& d, int N, bool hidden, bool rowwise,
+                         Activation act, int n_threads) {
+    if (rowwise)
+        dense_forward_rowwise(out, inp, params + d.w, params + d.b, N, d.n_in, d.n_out, hidden, act, n_threads);
+    else
+        dense_forward(out, inp, params + d.w, params + d.b, N, d.n_in, d.n_out, hidden, act, n_threads);
+}
+
 // db[lo, hi) += the column sums of d_pre (N, O) over those columns, rows in
 // order (one task per column block: the sums do not depend on the thread count).
 // The running sums of a strip of columns stay in registers over all rows:

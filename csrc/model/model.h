@@ -146,12 +146,9 @@ class Model {
             if (l == 0 && sparse_inp)
                 sparse_dense_forward(outs[l].data(), *sparse_inp, params + d.w, params + d.b, N, d.n_out, hidden,
                                      config.activation, n_threads, /*by_feature_too=*/true);
-            else if (pass == Pass::inference)
-                dense_forward_rowwise(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out, hidden,
-                                      config.activation, n_threads);
             else
-                dense_forward(outs[l].data(), inp, params + d.w, params + d.b, N, d.n_in, d.n_out, hidden,
-                              config.activation, n_threads);
+                dense_layer_forward(outs[l].data(), inp, params, d, N, hidden, pass == Pass::inference,
+                                    config.activation, n_threads);
             inp = outs[l].data();
         }
         return inp;
