@@ -48,8 +48,8 @@ from ._synthesizer import MemorizationWarning, VAESynthesizer
 from .datasets import load_mnist
 from .diagnostics import gradient_variance
 
-__all__ = ["VAE", "VAEImputer", "ConditionalVAEImputer", "VAESynthesizer", "MemorizationWarning", "gradient_variance", "load", "load_mnist",
-           "show_config"]
+__all__ = ["VAE", "VAEImputer", "ConditionalVAEImputer", "VAESynthesizer", "MemorizationWarning", "gradient_variance",
+           "load", "load_mnist", "show_config"]
 # Written once, in pyproject.toml; the build hands it to the core.
 __version__ = _core.__version__
 

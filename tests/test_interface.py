@@ -1,6 +1,7 @@
 """pyvae's modules meet VAE at one interface: only pyvae/_vae.py imports VAE's
-private names or reaches the C++ engine, no module outgrows 800 lines, and
-VAEImputer hands its VAE every hyperparameter they share."""
+private names or reaches the C++ engine (ConditionalVAEImputer's own engine,
+the conditional model, aside), no module outgrows 800 lines, and VAEImputer
+hands its VAE every hyperparameter they share."""
 
 import ast
 import os
