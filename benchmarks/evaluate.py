@@ -410,10 +410,11 @@ def write_markdown(path, results, names, part, args, check):
             ratios = np.array([r[ours][0] / r[peer][0] for r in imp])
             worst, best = int(np.argmax(ratios)), int(np.argmin(ratios))
             seconds = np.median([r[ours + "_seconds"] / max(r[peer + "_seconds"], 1e-3) for r in imp])
+            time_ratio = f"{seconds:.2f}x" if seconds < 1 else f"{seconds:.1f}x"
             lines.append(f"| {NAMES[peer] if peer != 'vae' else 'VAEImputer'} | {int((ratios < 1).sum())} | "
                          f"{int((ratios > 1).sum())} | {np.median(ratios):.3f} | {ratios[worst]:.3f} "
                          f"({imp[worst]['name']}, {imp[worst]['rate']:.0%}) | {ratios[best]:.3f} "
-                         f"({imp[best]['name']}, {imp[best]['rate']:.0%}) | {seconds:.1f}x |")
+                         f"({imp[best]['name']}, {imp[best]['rate']:.0%}) | {time_ratio} |")
     def warned_fits(imputer):
         return sum(results[f"{r['name']}|impute|{r['rate']}|{m}|{imputer}"]["warned"] for r in imp for m in masks)
 
