@@ -2,18 +2,20 @@
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from ._imputer import default_n_components
 from ._threads import _core, resolve_threads
-from ._validation import INT, REAL, STR, check_hyperparameter, draw_seed, unchanged_on_failure
+from ._training import DECAYING_SCHEDULES, resolved_batch_size
+from ._validation import (CONSTRAINTS, INT, REAL, check_hyperparameter, draw_seed, hidden_layer_tuple,
+                          unchanged_on_failure, validate_imputer_input)
 
+# VAE's constraints where the name means the same; the conditional model's own.
 _CONSTRAINTS = {
-    "activation": (STR, ("relu", "tanh")),
+    **{name: CONSTRAINTS[name] for name in ("activation", "max_iter", "variance_floor")},
     "hide_rate": (REAL, (0, 1, "open")),
     "n_draws": (INT, (1, None)),
     "learning_rate": (REAL, (0, None, "open")),
-    "max_iter": (INT, (1, None)),
-    "variance_floor": (REAL, (0, None)),
 }
 
 
@@ -138,31 +140,20 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         self.n_threads = n_threads
 
     def _check_params(self):
+        """The hidden layer sizes as a tuple, after ValueError for any hyperparameter out of its range."""
         for name, (kind, allowed) in _CONSTRAINTS.items():
             check_hyperparameter(name, getattr(self, name), kind, allowed)
         if self.n_components is not None:
             check_hyperparameter("n_components", self.n_components, INT, (1, None))
-        sizes = self.hidden_layer_sizes
-        if not isinstance(sizes, (tuple, list)) or not all(
-                isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 1 for h in sizes):
-            raise ValueError(f"hidden_layer_sizes must be a tuple of positive ints, got {sizes!r}.")
         if self.batch_size != "auto":
             check_hyperparameter("batch_size", self.batch_size, INT, (1, None))
         if self.n_threads is not None:
             check_hyperparameter("n_threads", self.n_threads, INT, (1, None))
+        return hidden_layer_tuple(self.hidden_layer_sizes)
 
-    def _validate_X(self, X, *, reset):
-        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32), ensure_all_finite="allow-nan",
-                          ensure_min_samples=1, copy=False)
-        if np.isinf(X).any():
-            raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
-        return X
-
-    def _engine(self, n_features):
-        return _core.ConditionalModel32(
-            n_features=n_features, n_components=self.n_components_, hidden_layer_sizes=list(self.hidden_layer_sizes),
-            activation=self.activation, hide_rate=float(self.hide_rate), variance_floor=float(self.variance_floor),
-            n_threads=resolve_threads(self.n_threads))
+    def _engine(self):
+        """The core's model of the fitted network (its shape as fit saw the hyperparameters)."""
+        return _core.ConditionalModel32(**self._fit_config, n_threads=resolve_threads(self.n_threads))
 
     def fit(self, X, y=None):
         """Train the model on the observed entries of X.
@@ -182,8 +173,8 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         return unchanged_on_failure(self, lambda: self._fit(X))
 
     def _fit(self, X):
-        self._check_params()
-        X = self._validate_X(X, reset=True)
+        hidden = self._check_params()
+        X = validate_imputer_input(self, X, reset=True)
         observed = ~np.isnan(X)
         empty = np.flatnonzero(~observed.any(axis=0))
         if empty.size:
@@ -193,17 +184,21 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         scale = np.nanstd(X, axis=0, dtype=np.float64)
         scale[~(scale > 0)] = 1.0  # a constant feature: its standardized values are 0 with any scale
         self.mean_, self.scale_ = mean, scale
-        self.n_components_ = int(self.n_components) if self.n_components is not None else max(1, min(d // 2, 10))
+        self.n_components_ = int(self.n_components) if self.n_components is not None else default_n_components(d)
+        self._fit_config = dict(n_features=d, n_components=self.n_components_, hidden_layer_sizes=list(hidden),
+                                activation=self.activation, hide_rate=float(self.hide_rate),
+                                variance_floor=float(self.variance_floor))
         Xs = np.ascontiguousarray((X - mean) / scale, dtype=np.float32)
-        engine = self._engine(d)
+        engine = self._engine()
         seed = draw_seed(self.random_state)
         params = engine.init_params(seed)
         m, v = np.zeros_like(params), np.zeros_like(params)
-        batch = min(128, max(8, n // 16)) if self.batch_size == "auto" else min(int(self.batch_size), n)
+        batch = resolved_batch_size(self, n)
         rows = np.arange(n, dtype=np.int64)
         step, losses = 0, []
         for epoch in range(int(self.max_iter)):
-            adam = _core.AdamSettings(learning_rate=float(self.learning_rate) * (1 - epoch / self.max_iter))
+            rate = float(self.learning_rate) * DECAYING_SCHEDULES["linear"](epoch / self.max_iter)
+            adam = _core.AdamSettings(learning_rate=rate)
             loss, step = engine.train_epoch(params, m, v, step, Xs, rows, batch, seed, adam)
             if not (np.isfinite(loss) and np.isfinite(params).all()):
                 raise FloatingPointError(
@@ -228,12 +223,12 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "params_")
         check_hyperparameter("n_draws", self.n_draws, INT, (1, None))
-        X = self._validate_X(X, reset=False)
+        X = validate_imputer_input(self, X, reset=False)
         out = X.copy()
         rows = np.flatnonzero(np.isnan(X).any(axis=1))
         if rows.size:
             Xs = np.ascontiguousarray((X[rows] - self.mean_) / self.scale_, dtype=np.float32)
-            filled = self._engine(X.shape[1]).impute(self.params_, Xs, int(self.n_draws), self._seed)
+            filled = self._engine().impute(self.params_, Xs, int(self.n_draws), self._seed)
             out[rows] = np.where(np.isnan(X[rows]), filled.astype(np.float64) * self.scale_ + self.mean_, X[rows])
         return out
 

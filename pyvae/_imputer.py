@@ -7,11 +7,12 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _persistence
 from ._progress import warn
-from ._validation import BOOL, INT, check_column_values, check_hyperparameter, draw_seed, unchanged_on_failure
+from ._validation import (BOOL, INT, check_column_values, check_hyperparameter, draw_seed, unchanged_on_failure,
+                          validate_imputer_input)
 from ._vae import VAE
 
 # The imputer's own hyperparameters; the training ones go to the VAE, which checks them.
@@ -39,6 +40,11 @@ _CONTINUOUS_KINDS = ("continuous", "heteroscedastic")
 # (None: any number; a categorical column's codes are checked against the
 # categories fit saw).
 _KIND_VALUES = {"continuous": None, "heteroscedastic": None, "binary": "binary", "count": "count", "categorical": None}
+
+
+def default_n_components(n_features):
+    """The imputers' latent size for n_features modeled columns: half of them, 1 to 10."""
+    return max(1, min(n_features // 2, 10))
 
 
 def _incomplete_rows(Xs):
@@ -302,17 +308,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         return list(self.column_kinds)
 
     def _validate_X(self, X, *, reset):
-        X = validate_data(
-            self,
-            X,
-            reset=reset,
-            dtype=(np.float64, np.float32),
-            ensure_all_finite="allow-nan",
-            ensure_min_samples=1,
-            copy=False,
-        )
-        if np.isinf(X).any():
-            raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+        X = validate_imputer_input(self, X, reset=reset)
         kinds = self._kinds(X.shape[1]) if reset else self._column_kinds
         check_column_values(X, [[_KIND_VALUES[kind], 1] for kind in kinds])
         for j, kind in enumerate(kinds):
@@ -328,9 +324,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         return X
 
     def _resolve_n_components(self, n_features):
-        if self.n_components is not None:
-            return int(self.n_components)
-        return max(1, min(n_features // 2, 10))
+        return int(self.n_components) if self.n_components is not None else default_n_components(n_features)
 
     # ------------------------------------------------------------------ fitting
 

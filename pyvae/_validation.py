@@ -136,16 +136,7 @@ def check_vae_hyperparameters(est):
     for name, (kind, allowed) in CONSTRAINTS.items():
         check_hyperparameter(name, getattr(est, name), kind, allowed)
     column_blocks(est.likelihood)  # a bad likelihood (name or column list) raises here
-    sizes = est.hidden_layer_sizes
-    if isinstance(sizes, (numbers.Integral,)) and not isinstance(sizes, bool):
-        sizes = (sizes,)
-    if not isinstance(sizes, (tuple, list)) or not all(
-        isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in sizes
-    ):
-        raise ValueError(
-            "The 'hidden_layer_sizes' parameter must be a tuple of ints >= 1 (or () for a linear model); "
-            f"got {est.hidden_layer_sizes!r}."
-        )
+    sizes = hidden_layer_tuple(est.hidden_layer_sizes)
     if est.n_threads is not None:
         check_hyperparameter("n_threads", est.n_threads, INT, (1, None))
     if est.batch_size != "auto":
@@ -188,7 +179,32 @@ def check_vae_hyperparameters(est):
             "to the N(0, I) prior has no closed form."
         )
     check_random_state(est.random_state)
+    return sizes
+
+
+def hidden_layer_tuple(sizes):
+    """hidden_layer_sizes as a tuple of ints (an int is one layer); ValueError unless each is >= 1."""
+    given = sizes
+    if isinstance(sizes, (numbers.Integral,)) and not isinstance(sizes, bool):
+        sizes = (sizes,)
+    if not isinstance(sizes, (tuple, list)) or not all(
+        isinstance(h, numbers.Integral) and not isinstance(h, bool) and h >= 1 for h in sizes
+    ):
+        raise ValueError(
+            "The 'hidden_layer_sizes' parameter must be a tuple of ints >= 1 (or () for a linear model); "
+            f"got {given!r}."
+        )
     return tuple(int(h) for h in sizes)
+
+
+def validate_imputer_input(est, X, *, reset):
+    """X as an imputer takes it (float32 or float64, 2-D, at least one row): NaN
+    marks a missing entry, infinity is refused."""
+    X = validate_data(est, X, reset=reset, dtype=(np.float64, np.float32), ensure_all_finite="allow-nan",
+                      ensure_min_samples=1, copy=False)
+    if np.isinf(X).any():
+        raise ValueError("Input X contains infinity; only NaN marks a missing entry.")
+    return X
 
 
 def validate_vae_input(est, X, *, reset):

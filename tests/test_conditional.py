@@ -254,3 +254,11 @@ def test_in_a_pipeline_and_pickled():
     imputer = quick().fit(X_missing)
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(imputer)).transform(X_missing),
                                   imputer.transform(X_missing))
+
+
+def test_transform_uses_the_network_fit_built():
+    _, X_missing = holes(n=60)
+    imputer = quick().fit(X_missing)
+    before = imputer.transform(X_missing)
+    imputer.set_params(hidden_layer_sizes=(8, 8), activation="relu", hide_rate=0.5)
+    np.testing.assert_array_equal(imputer.transform(X_missing), before)
