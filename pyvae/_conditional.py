@@ -15,8 +15,16 @@ _CONSTRAINTS = {
     **{name: CONSTRAINTS[name] for name in ("activation", "max_iter", "variance_floor")},
     "hide_rate": (REAL, (0, 1, "open")),
     "n_draws": (INT, (1, None)),
+    "n_bins": (INT, (0, None)),
     "learning_rate": (REAL, (0, None, "open")),
 }
+
+
+def quantile_edges(values, n_bins):
+    """The distinct quantiles 0, 1/n_bins, ..., 1 of values (standardized units); none when n_bins is 0."""
+    if n_bins == 0:
+        return np.empty(0)
+    return np.unique(np.quantile(values.astype(np.float64), np.linspace(0.0, 1.0, n_bins + 1)))
 
 
 class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
@@ -51,6 +59,13 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         Hidden layer widths of each of the three networks.
     activation : {"tanh", "relu"}, default="tanh"
         Hidden layer activation.
+    n_bins : int, default=0
+        Quantile bins of each column's piecewise-linear encoding: the
+        networks see an observed value as one unit per bin of its column,
+        0 below the bin, 1 above it, linear inside (Gorishniy et al., 2022),
+        so a step in one value, which a tree takes in one split, is one input
+        unit. Bins are the column's observed quantiles, merged where equal (a
+        binary column gets one); 0: the networks see the values as they are.
     hide_rate : float in (0, 1), default=0.2
         Probability that training hides an observed entry from the prior and
         the decoder, for that step.
@@ -82,6 +97,8 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         Latent dimensions used.
     mean_, scale_ : ndarray of shape (n_features_in_,)
         The standardization of each column (observed entries).
+    bin_edges_ : list of ndarray
+        Each column's bin edges (its units; empty with ``n_bins=0``).
     params_ : ndarray of shape (n_params,), float32
         Every weight, bias and noise log-variance of the three networks, in one
         flat buffer (csrc/model/conditional.h gives the layout).
@@ -98,6 +115,9 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
     ----------
     O. Ivanov, M. Figurnov and D. Vetrov, "Variational Autoencoder with
     Arbitrary Conditioning", ICLR 2019.
+
+    Y. Gorishniy, I. Rubachev and A. Babenko, "On Embeddings for Numerical
+    Features in Tabular Deep Learning", NeurIPS 2022.
 
     Examples
     --------
@@ -118,6 +138,7 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         n_components=None,
         hidden_layer_sizes=(256, 256),
         activation="tanh",
+        n_bins=0,
         hide_rate=0.2,
         n_draws=20,
         batch_size="auto",
@@ -130,6 +151,7 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.n_bins = n_bins
         self.hide_rate = hide_rate
         self.n_draws = n_draws
         self.batch_size = batch_size
@@ -185,10 +207,12 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         scale[~(scale > 0)] = 1.0  # a constant feature: its standardized values are 0 with any scale
         self.mean_, self.scale_ = mean, scale
         self.n_components_ = int(self.n_components) if self.n_components is not None else default_n_components(d)
+        Xs = np.ascontiguousarray((X - mean) / scale, dtype=np.float32)
+        edges = [quantile_edges(Xs[observed[:, j], j], int(self.n_bins)) for j in range(d)]
+        self.bin_edges_ = [e * scale[j] + mean[j] for j, e in enumerate(edges)]
         self._fit_config = dict(n_features=d, n_components=self.n_components_, hidden_layer_sizes=list(hidden),
                                 activation=self.activation, hide_rate=float(self.hide_rate),
-                                variance_floor=float(self.variance_floor))
-        Xs = np.ascontiguousarray((X - mean) / scale, dtype=np.float32)
+                                variance_floor=float(self.variance_floor), bin_edges=[e.tolist() for e in edges])
         engine = self._engine()
         seed = draw_seed(self.random_state)
         params = engine.init_params(seed)

@@ -32,5 +32,10 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)
 cmake -S . -B "$build" -G Ninja -DSKBUILD_PROJECT_NAME=pyvae -DSKBUILD_PROJECT_VERSION="$version" \
   -Dpybind11_DIR="$(python -m pybind11 --cmakedir)" "$@" >/dev/null
 cmake --build "$build"
-cp "$build"/_core*.so pyvae/
-if compgen -G "$build/_cuda_core*.so" >/dev/null; then cp "$build"/_cuda_core*.so pyvae/; fi
+# Copied beside, then renamed over the old one: a process that has the old one loaded (a benchmark)
+# keeps its mapping instead of crashing on a file rewritten under it.
+for library in "$build"/_core*.so "$build"/_cuda_core*.so; do
+  [ -e "$library" ] || continue
+  name=$(basename "$library")
+  cp "$library" "pyvae/.$name.new" && mv -f "pyvae/.$name.new" "pyvae/$name"
+done

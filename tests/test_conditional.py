@@ -10,10 +10,15 @@ from pyvae import _core
 D, Z = 4, 2
 
 
-def make(dtype=np.float64, hidden=(5,), activation="tanh", n_threads=1, hide_rate=0.3):
+# Bin edges per feature for the piecewise-linear encoding: three bins, one, the value itself, two.
+EDGES = [[-1.0, -0.2, 0.3, 1.5], [-0.5, 0.5], [], [0.0, 0.7, 2.0]]
+
+
+def make(dtype=np.float64, hidden=(5,), activation="tanh", n_threads=1, hide_rate=0.3, bin_edges=()):
     cls = _core.ConditionalModel64 if dtype == np.float64 else _core.ConditionalModel32
     return cls(n_features=D, n_components=Z, hidden_layer_sizes=list(hidden), activation=activation,
-               hide_rate=hide_rate, variance_floor=1e-6, n_threads=n_threads)
+               hide_rate=hide_rate, variance_floor=1e-6, bin_edges=[list(e) for e in bin_edges],
+               n_threads=n_threads)
 
 
 def rows(n=7, seed=0, missing=0.25):
@@ -25,10 +30,25 @@ def rows(n=7, seed=0, missing=0.25):
     return X, known, eps
 
 
-def reference_loss(params, X, known, eps, hidden, activation):
+def encode(X, mask, bin_edges):
+    """e(x) * mask spread over each feature's units, as the header defines it (the value itself without edges)."""
+    blocks = []
+    for j in range(D):
+        x = np.where(mask[:, j] > 0, X[:, j], 0.0)[:, None]
+        edges = np.asarray(bin_edges[j] if len(bin_edges) else [], dtype=float)
+        if len(edges) >= 2:
+            units = np.clip((x - edges[:-1]) / np.diff(edges), 0.0, 1.0)
+        else:
+            units = x
+        blocks.append(units * (mask[:, j:j + 1] > 0))
+    return np.hstack(blocks)
+
+
+def reference_loss(params, X, known, eps, hidden, activation, bin_edges=()):
     """Per-row loss written out from the layout the header documents (prior, proposal, decoder, log-variances)."""
     act = np.tanh if activation == "tanh" else (lambda a: np.maximum(a, 0))
     offset = 0
+    width = sum(max(1, len(e) - 1) for e in bin_edges) if len(bin_edges) else D
 
     def stack(n_in, n_out):
         nonlocal offset
@@ -46,16 +66,17 @@ def reference_loss(params, X, known, eps, hidden, activation):
             if depth + 1 < len(layers):
                 h = act(h)
         return h
-    prior, proposal, decoder = stack(2 * D, 2 * Z), stack(3 * D, 2 * Z), stack(Z + 2 * D, D)
+    prior, proposal, decoder = stack(width + D, 2 * Z), stack(width + 2 * D, 2 * Z), stack(Z + width + D, D)
     logvar = params[offset:offset + D]
+    assert offset + D == len(params)
     observed = ~np.isnan(X)
     x0 = np.where(observed, X, 0.0)
-    head_p = run(prior, np.hstack([x0 * known, known]))
-    head_q = run(proposal, np.hstack([x0, observed.astype(float), known]))
+    head_p = run(prior, np.hstack([encode(X, known, bin_edges), known]))
+    head_q = run(proposal, np.hstack([encode(X, observed, bin_edges), observed.astype(float), known]))
     mu_p, lv_p = head_p[:, :Z], np.clip(head_p[:, Z:], -30, 30)
     mu_q, lv_q = head_q[:, :Z], np.clip(head_q[:, Z:], -30, 30)
     z = mu_q + np.exp(lv_q / 2) * eps
-    mean = run(decoder, np.hstack([z, x0 * known, known]))
+    mean = run(decoder, np.hstack([z, encode(X, known, bin_edges), known]))
     var = 1e-6 + np.exp(logvar)
     nll = 0.5 * (np.log(2 * np.pi) + np.log(var) + (x0 - mean) ** 2 / var)
     reconstruct = observed & (known == 0)
@@ -63,20 +84,24 @@ def reference_loss(params, X, known, eps, hidden, activation):
     return np.where(reconstruct, nll, 0.0).sum(1) + kl.sum(1)
 
 
-@pytest.mark.parametrize("hidden, activation", [((5,), "tanh"), ((5, 3), "tanh"), ((6,), "relu")])
-def test_loss_matches_reference(hidden, activation):
-    model = make(hidden=hidden, activation=activation)
+ARCHITECTURES = [((5,), "tanh", ()), ((5, 3), "tanh", ()), ((6,), "relu", ()), ((5, 3), "tanh", EDGES),
+                 ((6,), "relu", EDGES)]
+
+
+@pytest.mark.parametrize("hidden, activation, bin_edges", ARCHITECTURES)
+def test_loss_matches_reference(hidden, activation, bin_edges):
+    model = make(hidden=hidden, activation=activation, bin_edges=bin_edges)
     params = model.init_params(3)
-    X, known, eps = rows()
+    X, known, eps = rows(n=40)  # enough rows that every bin of EDGES holds values, below and above
     loss, _, row_loss = model.loss_and_grad(params, X, known, eps)
-    want = reference_loss(params, X, known, eps, hidden, activation)
+    want = reference_loss(params, X, known, eps, hidden, activation, bin_edges)
     np.testing.assert_allclose(row_loss, want, rtol=1e-12, atol=1e-12)
     assert loss == pytest.approx(want.mean(), rel=1e-12)
 
 
-@pytest.mark.parametrize("hidden, activation", [((5,), "tanh"), ((5, 3), "tanh"), ((6,), "relu")])
-def test_gradient_matches_finite_differences(hidden, activation):
-    model = make(hidden=hidden, activation=activation)
+@pytest.mark.parametrize("hidden, activation, bin_edges", ARCHITECTURES)
+def test_gradient_matches_finite_differences(hidden, activation, bin_edges):
+    model = make(hidden=hidden, activation=activation, bin_edges=bin_edges)
     rng = np.random.default_rng(1)
     params = model.init_params(5)
     params[-D:] = rng.normal(scale=0.3, size=D)  # log-variances away from 0
@@ -92,6 +117,16 @@ def test_gradient_matches_finite_differences(hidden, activation):
     # every tensor receives a gradient: the prior's through the KL, the proposal's through z and the KL
     assert np.count_nonzero(grad) > 0.8 * len(grad)
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-8 * np.abs(numeric).max())
+
+
+def test_encoded_width_and_bad_edges():
+    assert make().encoded_width == D
+    assert make(bin_edges=EDGES).encoded_width == 3 + 1 + 1 + 2
+    with pytest.raises(ValueError, match="one list per feature"):
+        make(bin_edges=EDGES[:3])
+    for bad in ([0.0, 0.0], [1.0, 0.5], [0.0, np.inf], [np.nan, 1.0]):
+        with pytest.raises(ValueError, match="finite and increasing"):
+            make(bin_edges=[bad, [], [], []])
 
 
 def test_known_must_be_observed():
@@ -173,7 +208,7 @@ def quick(**kw):
     return ConditionalVAEImputer(**{**dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0), **kw})
 
 
-@parametrize_with_checks([quick(), quick(n_components=2, activation="relu")])
+@parametrize_with_checks([quick(), quick(n_components=2, activation="relu"), quick(n_bins=4)])
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
@@ -195,6 +230,23 @@ def test_fills_from_the_other_columns_in_their_own_units():
     mean_fill = (np.nanmean(X_missing, 0) - X)[hole] / np.broadcast_to(X.std(0), X.shape)[hole]
     assert np.sqrt(np.mean(error ** 2)) < 0.4 * np.sqrt(np.mean(mean_fill ** 2))
     assert len(imputer.loss_curve_) == imputer.n_iter_ == 80
+
+
+def test_binned_encoding_learns_a_step_the_values_alone_blur():
+    rng = np.random.default_rng(0)
+    x0 = rng.uniform(-1, 1, 300)
+    step = np.where(x0 > 0.1, 3.0, 0.0) + 0.05 * rng.normal(size=300)
+    X = np.column_stack([x0, step, rng.normal(size=300), rng.integers(0, 2, 300)])
+    X_missing = X.copy()
+    X_missing[rng.random(300) < 0.3, 1] = np.nan
+    hole = np.isnan(X_missing)
+    rmse = {}
+    for bins in (0, 8):
+        imputer = ConditionalVAEImputer(hidden_layer_sizes=(32,), max_iter=80, n_bins=bins, random_state=0)
+        rmse[bins] = np.sqrt(np.mean((imputer.fit_transform(X_missing) - X)[hole] ** 2))
+    assert rmse[8] < 0.7 * rmse[0]
+    assert len(imputer.bin_edges_[0]) == 9 and imputer.bin_edges_[0][0] == pytest.approx(X[:, 0].min(), rel=1e-6)
+    np.testing.assert_allclose(imputer.bin_edges_[3], [0.0, 1.0], atol=1e-6)  # a binary column: one bin
 
 
 def test_same_random_state_same_result_and_float32_kept():

@@ -8,9 +8,13 @@
 // Shapes: N rows in a batch, D features, Z latent dimensions. Per row, o is
 // the observed mask, k (a subset of o) the entries known to the prior and the
 // decoder, h = o - k the entries they must reconstruct:
-//   prior     p(z | x_k)      mlp [x*k | k]       (N, 2D)    -> (N, 2Z) [mu_p | logvar_p]
-//   proposal  q(z | x_o)      mlp [x*o | o | k]   (N, 3D)    -> (N, 2Z) [mu_q | logvar_q]
-//   decoder   p(x | z, x_k)   mlp [z | x*k | k]   (N, Z+2D)  -> (N, D) mean; a log-variance per feature
+//   prior     p(z | x_k)      mlp [e(x)*k | k]       (N, E+D)    -> (N, 2Z) [mu_p | logvar_p]
+//   proposal  q(z | x_o)      mlp [e(x)*o | o | k]   (N, E+2D)   -> (N, 2Z) [mu_q | logvar_q]
+//   decoder   p(x | z, x_k)   mlp [z | e(x)*k | k]   (N, Z+E+D)  -> (N, D) mean; a log-variance per feature
+// e(x) (N, E) is each value's encoding, its feature's mask spread over its units: the value itself
+// (one unit), or, with bin edges b_0 < ... < b_B for the feature, B units clamp((x - b_t) / (b_{t+1} -
+// b_t), 0, 1), the piecewise-linear encoding of Gorishniy, Rubachev and Babenko (NeurIPS 2022): a step
+// in one value, which a tree takes in one split, is one input unit (benchmarks/PROBE_VAEAC.md).
 // loss (per row) = sum over h of -log N(x_j; mean_j, var_j) + KL(q || p), z = mu_q + sd_q * eps.
 // Training draws k by hiding each observed entry with probability hide_rate;
 // imputation takes k = o, draws z from the prior and averages the decoder's means.
@@ -36,9 +40,50 @@ struct ConditionalConfig {
     std::vector<int> hidden_layer_sizes{128};
     Activation activation = Activation::tanh;
     double hide_rate = 0.2, variance_floor = 1e-6;
+    std::vector<std::vector<double>> bin_edges;  // per feature (empty for the value itself), or none at all
 };
 
+// Where each feature's value lands in e(x): units first[j] .. first[j + 1] - 1, each clamp((x - lower) *
+// inv_width, 0, 1) for a binned feature, x itself for the others.
+struct ValueEncoding {
+    std::vector<int> first{0};
+    std::vector<double> lower, inv_width;
+    std::vector<char> binned;
+    int width() const { return first.back(); }
+
+    template <class T>
+    void encode(int j, T value, T* units) const {
+        for (int u = first[j]; u < first[j + 1]; ++u)
+            units[u - first[j]] = binned[j] ? T(std::clamp((double(value) - lower[u]) * inv_width[u], 0.0, 1.0)) : value;
+    }
+};
+
+inline ValueEncoding make_value_encoding(const ConditionalConfig& c) {
+    if (!c.bin_edges.empty() && int(c.bin_edges.size()) != c.n_features)
+        throw std::invalid_argument("bin_edges must hold one list per feature");
+    ValueEncoding e;
+    for (int j = 0; j < c.n_features; ++j) {
+        const std::vector<double> none, &edges = c.bin_edges.empty() ? none : c.bin_edges[j];
+        for (size_t t = 0; t < edges.size(); ++t)
+            if (!std::isfinite(edges[t]) || (t > 0 && !(edges[t] > edges[t - 1])))
+                throw std::invalid_argument("each feature's bin edges must be finite and increasing");
+        e.binned.push_back(edges.size() >= 2);
+        if (edges.size() >= 2) {
+            for (size_t t = 0; t + 1 < edges.size(); ++t) {
+                e.lower.push_back(edges[t]);
+                e.inv_width.push_back(1.0 / (edges[t + 1] - edges[t]));
+            }
+        } else {
+            e.lower.push_back(0.0);
+            e.inv_width.push_back(1.0);
+        }
+        e.first.push_back(int(e.lower.size()));
+    }
+    return e;
+}
+
 struct ConditionalLayout {
+    ValueEncoding encoding;
     std::vector<Dense> prior, proposal, decoder;
     int64_t noise_logvar = 0, size = 0;
     Layout for_adam;  // the same tensors as adam.h walks them (weights decay, biases and log-variances not)
@@ -50,7 +95,8 @@ inline ConditionalLayout make_conditional_layout(const ConditionalConfig& c) {
     for (int h : c.hidden_layer_sizes)
         if (h < 1) throw std::invalid_argument("hidden layer sizes must be >= 1");
     ConditionalLayout L;
-    const int D = c.n_features, Z = c.n_components;
+    L.encoding = make_value_encoding(c);
+    const int D = c.n_features, Z = c.n_components, E = L.encoding.width();
     auto stack = [&](int n_in, int n_out) {
         std::vector<Dense> layers;
         std::vector<int> widths{n_in};
@@ -62,9 +108,9 @@ inline ConditionalLayout make_conditional_layout(const ConditionalConfig& c) {
         }
         return layers;
     };
-    L.prior = stack(2 * D, 2 * Z);
-    L.proposal = stack(3 * D, 2 * Z);
-    L.decoder = stack(Z + 2 * D, D);
+    L.prior = stack(E + D, 2 * Z);
+    L.proposal = stack(E + 2 * D, 2 * Z);
+    L.decoder = stack(Z + E + D, D);
     L.noise_logvar = L.size;
     L.size += D;
     L.for_adam.encoder = L.prior;
@@ -107,7 +153,7 @@ class ConditionalModel {
 
     // One pass's buffers: the three networks' inputs and layer outputs, and the gradients.
     struct Buffers {
-        std::vector<T> prior_in, proposal_in, decoder_in;  // (N, 2D), (N, 3D), (N, Z + 2D)
+        std::vector<T> prior_in, proposal_in, decoder_in;  // (N, E + D), (N, E + 2D), (N, Z + E + D)
         std::vector<std::vector<T>> prior_out, proposal_out, decoder_out;
         std::vector<T> d_prior, d_proposal, d_decoder_in, d_a, d_b;
     };
@@ -130,25 +176,30 @@ class ConditionalModel {
     }
 
     // The networks' inputs for rows x (N, D; NaN where missing) with known (N, D; 1 known, 0 not):
-    // prior_in = [x*k | k], proposal_in = [x*o | o | k] (`with_proposal`), the decoder's last 2D columns [x*k | k].
+    // prior_in = [e(x)*k | k], proposal_in = [e(x)*o | o | k] (`with_proposal`), the decoder's last E + D
+    // columns [e(x)*k | k].
     void build_inputs(const T* x, const T* known, int N, Buffers& b, bool with_proposal) const {
-        const int D = config.n_features, Z = config.n_components;
-        b.prior_in.resize(size_t(N) * 2 * D);
-        b.decoder_in.resize(size_t(N) * (Z + 2 * D));
-        if (with_proposal) b.proposal_in.resize(size_t(N) * 3 * D);
+        const ValueEncoding& enc = layout.encoding;
+        const int D = config.n_features, Z = config.n_components, E = enc.width();
+        b.prior_in.assign(size_t(N) * (E + D), T(0));
+        b.decoder_in.assign(size_t(N) * (Z + E + D), T(0));
+        if (with_proposal) b.proposal_in.assign(size_t(N) * (E + 2 * D), T(0));
         for (int i = 0; i < N; ++i) {
-            T* p = b.prior_in.data() + int64_t(i) * 2 * D;
-            T* dec = b.decoder_in.data() + int64_t(i) * (Z + 2 * D) + Z;
-            T* q = with_proposal ? b.proposal_in.data() + int64_t(i) * 3 * D : nullptr;
+            T* p = b.prior_in.data() + int64_t(i) * (E + D);
+            T* dec = b.decoder_in.data() + int64_t(i) * (Z + E + D) + Z;
+            T* q = with_proposal ? b.proposal_in.data() + int64_t(i) * (E + 2 * D) : nullptr;
             for (int j = 0; j < D; ++j) {
                 const T v = x[int64_t(i) * D + j], k = known[int64_t(i) * D + j];
                 const bool observed = !std::isnan(v);
-                p[j] = dec[j] = k != T(0) ? v : T(0);
-                p[D + j] = dec[D + j] = k;
+                if (k != T(0)) {
+                    enc.encode(j, v, p + enc.first[j]);
+                    std::copy(p + enc.first[j], p + enc.first[j + 1], dec + enc.first[j]);
+                }
+                p[E + j] = dec[E + j] = k;
                 if (q) {
-                    q[j] = observed ? v : T(0);
-                    q[D + j] = observed ? T(1) : T(0);
-                    q[2 * D + j] = k;
+                    if (observed) enc.encode(j, v, q + enc.first[j]);
+                    q[E + j] = observed ? T(1) : T(0);
+                    q[E + D + j] = k;
                 }
             }
         }
@@ -160,7 +211,7 @@ class ConditionalModel {
     // null. The loss of each row is written to row_loss (N) when not null.
     double loss_and_grad(const T* params, T* grad, const T* x, const T* known, const T* eps, int N, Buffers& b,
                          double* row_loss = nullptr) const {
-        const int D = config.n_features, Z = config.n_components, W = Z + 2 * D;
+        const int D = config.n_features, Z = config.n_components, W = Z + layout.encoding.width() + D;
         build_inputs(x, known, N, b, true);
         T* head_p = const_cast<T*>(mlp_forward(layout.prior, b.prior_out, params, b.prior_in.data(), N, false));
         T* head_q = const_cast<T*>(mlp_forward(layout.proposal, b.proposal_out, params, b.proposal_in.data(), N, false));
@@ -309,7 +360,7 @@ class ConditionalModel {
     // row's draws are keyed by its bytes and seed and its products run row by row,
     // so its result is the same bits alone, in any batch, with any thread count.
     void impute(const T* params, const T* x, int N, int draws, uint64_t seed, T* out) const {
-        const int D = config.n_features, Z = config.n_components, W = Z + 2 * D;
+        const int D = config.n_features, Z = config.n_components, W = Z + layout.encoding.width() + D;
         std::vector<T> known(size_t(N) * D);
         for (int64_t e = 0; e < int64_t(N) * D; ++e) known[e] = std::isnan(x[e]) ? T(0) : T(1);
         Buffers b;

@@ -18,7 +18,8 @@ void bind_conditional(py::module_& m, const char* name, const char* doc) {
     using M = ConditionalModel<T>;
     py::class_<M>(m, name, doc)
         .def(py::init([](int n_features, int n_components, std::vector<int> hidden, const std::string& activation,
-                         double hide_rate, double variance_floor, int n_threads) {
+                         double hide_rate, double variance_floor, std::vector<std::vector<double>> bin_edges,
+                         int n_threads) {
                  ConditionalConfig c;
                  c.n_features = n_features;
                  c.n_components = n_components;
@@ -27,14 +28,17 @@ void bind_conditional(py::module_& m, const char* name, const char* doc) {
                                                   "activation");
                  c.hide_rate = hide_rate;
                  c.variance_floor = variance_floor;
+                 c.bin_edges = std::move(bin_edges);
                  if (n_threads < 1) throw std::invalid_argument("n_threads must be >= 1");
                  auto model = std::make_unique<M>(c);
                  model->n_threads = n_threads;
                  return model;
              }),
              py::kw_only(), py::arg("n_features"), py::arg("n_components"), py::arg("hidden_layer_sizes"),
-             py::arg("activation"), py::arg("hide_rate"), py::arg("variance_floor"), py::arg("n_threads") = 1)
+             py::arg("activation"), py::arg("hide_rate"), py::arg("variance_floor"),
+             py::arg("bin_edges") = std::vector<std::vector<double>>{}, py::arg("n_threads") = 1)
         .def_property_readonly("n_params", &M::n_params)
+        .def_property_readonly("encoded_width", [](const M& self) { return self.layout.encoding.width(); })
         .def_readwrite("n_threads", &M::n_threads)
         .def("init_params", [](const M& self, uint64_t seed) {
             py::array_t<T> params(self.n_params());
