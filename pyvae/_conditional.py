@@ -66,6 +66,8 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         so a step in one value, which a tree takes in one split, is one input
         unit. Bins are the column's observed quantiles, merged where equal (a
         binary column gets one); 0: the networks see the values as they are.
+        Off by default: on the suite's tuning part 8 bins helped a lookup
+        table and lost on others (benchmarks/PROBE_VAEAC.md).
     hide_rate : float in (0, 1), default=0.2
         Probability that training hides an observed entry from the prior and
         the decoder, for that step.

@@ -43,19 +43,26 @@ PYVAE_HD inline void adam_element(T& p, T g, T& m, T& v, T decay, const AdamStep
 
 // Adam on elements [lo, hi) of the flat buffers, with weight decay `decay`:
 // the vectorized leaf kernel, one clone per instruction set (dispatch.h). With
-// kConsume, each gradient entry is set to zero once used: the loop is bound by
-// the divider (a square root and a division per entry), so the extra store is
-// nearly free, and the next step needs no pass to zero the gradient.
+// kConsume, the chunk's gradient is zeroed once used, while it is still in
+// cache, so the next step needs no pass over the whole buffer to zero it.
 template <class T, bool kConsume>
 void adam_chunk(T* __restrict p, std::conditional_t<kConsume, T, const T>* __restrict g,
                 T* __restrict mm, T* __restrict vv, int64_t lo, int64_t hi, T decay, AdamStep<T> s) {
     return per_isa([&]() PYVAE_KERNEL {
+        // Local copies: through the lambda's captured references the compiler cannot
+        // tell that the stores to p, m and v leave s and the other arrays alone, and it
+        // reloaded s's fields and p in every vector iteration.
+        T* __restrict pp = p;
+        const T* __restrict gg = g;
+        T* __restrict m_ = mm;
+        T* __restrict v_ = vv;
+        const AdamStep<T> st = s;
+        const T dc = decay;
 #pragma omp simd
-        for (int64_t k = lo; k < hi; ++k) {
-            const T gk = g[k];
-            if constexpr (kConsume) g[k] = T(0);
-            adam_element(p[k], gk, mm[k], vv[k], decay, s);
-        }
+        for (int64_t k = lo; k < hi; ++k) adam_element(pp[k], gg[k], m_[k], v_[k], dc, st);
+        // The gradient zeroed after the loop, while the chunk is in cache: as a fourth
+        // store stream inside it, Adam took 8.6% of a 784-400-20 step instead of 6.3%.
+        if constexpr (kConsume) std::fill(g + lo, g + hi, T(0));
     });
 }
 
