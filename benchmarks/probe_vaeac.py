@@ -30,7 +30,7 @@ piecewise-linear encoding of the observed values (``bins``, pyvae's
 ``n_bins``) and early stopping on a held-out tenth of the observed entries
 (``validation``).
 
-    python benchmarks/probe_vaeac.py --out benchmarks/PROBE_VAEAC.md   # about 35 minutes a pair of candidates on 2 cores
+    python benchmarks/probe_vaeac.py --out benchmarks/PROBE_VAEAC.md   # ~35 minutes per pair of candidates, 2 cores
 """
 
 import argparse

@@ -54,7 +54,8 @@ struct ValueEncoding {
     template <class T>
     void encode(int j, T value, T* units) const {
         for (int u = first[j]; u < first[j + 1]; ++u)
-            units[u - first[j]] = binned[j] ? T(std::clamp((double(value) - lower[u]) * inv_width[u], 0.0, 1.0)) : value;
+            units[u - first[j]] =
+                binned[j] ? T(std::clamp((double(value) - lower[u]) * inv_width[u], 0.0, 1.0)) : value;
     }
 };
 
