@@ -4,7 +4,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._imputer import default_n_components
+from ._imputer import resolved_n_components
 from ._threads import _core, resolve_threads
 from ._training import DECAYING_SCHEDULES, resolved_batch_size
 from ._validation import (CONSTRAINTS, INT, REAL, check_hyperparameter, draw_seed, hidden_layer_tuple,
@@ -208,7 +208,7 @@ class ConditionalVAEImputer(TransformerMixin, BaseEstimator):
         scale = np.nanstd(X, axis=0, dtype=np.float64)
         scale[~(scale > 0)] = 1.0  # a constant feature: its standardized values are 0 with any scale
         self.mean_, self.scale_ = mean, scale
-        self.n_components_ = int(self.n_components) if self.n_components is not None else default_n_components(d)
+        self.n_components_ = resolved_n_components(self.n_components, d)
         Xs = np.ascontiguousarray((X - mean) / scale, dtype=np.float32)
         edges = [quantile_edges(Xs[observed[:, j], j], int(self.n_bins)) for j in range(d)]
         self.bin_edges_ = [e * scale[j] + mean[j] for j, e in enumerate(edges)]

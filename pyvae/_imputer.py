@@ -42,9 +42,9 @@ _CONTINUOUS_KINDS = ("continuous", "heteroscedastic")
 _KIND_VALUES = {"continuous": None, "heteroscedastic": None, "binary": "binary", "count": "count", "categorical": None}
 
 
-def default_n_components(n_features):
-    """The imputers' latent size for n_features modeled columns: half of them, 1 to 10."""
-    return max(1, min(n_features // 2, 10))
+def resolved_n_components(n_components, n_features):
+    """The imputers' latent size: n_components, or for None half the n_features modeled columns, 1 to 10."""
+    return int(n_components) if n_components is not None else max(1, min(n_features // 2, 10))
 
 
 def _incomplete_rows(Xs):
@@ -323,9 +323,6 @@ class VAEImputer(TransformerMixin, BaseEstimator):
                     )
         return X
 
-    def _resolve_n_components(self, n_features):
-        return int(self.n_components) if self.n_components is not None else default_n_components(n_features)
-
     # ------------------------------------------------------------------ fitting
 
     def fit(self, X, y=None):
@@ -386,7 +383,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
                              "nothing to learn from.")
         Xm = self._model_matrix(X)
         n_features = int(self._modeled.sum())
-        n_components = self._resolve_n_components(n_features)
+        n_components = resolved_n_components(self.n_components, n_features)
         seed = draw_seed(self.random_state)
         vae = self._train(Xm, n_components, seed)
         indicator = None
