@@ -63,6 +63,10 @@ class _Local:
     def local_rows(self, X, rows):
         return X[rows]
 
+    def gather_rows(self, X):
+        """Every rank's rows, in rank order (the rows of the whole data set)."""
+        return X
+
     def mean(self, values):
         return float(np.mean(values))
 
@@ -186,6 +190,10 @@ class _MPI:
         """This rank's rows among the sorted global indices ``rows``."""
         lo, hi = np.searchsorted(rows, [self.first_row, self.first_row + len(X)])
         return X[rows[lo:hi] - self.first_row]
+
+    def gather_rows(self, X):
+        """Every rank's rows, in rank order (the rows of the whole data set)."""
+        return np.concatenate(self.comm.allgather(np.ascontiguousarray(X)))
 
     def mean(self, values):
         """Mean over every rank's values (float64)."""

@@ -33,7 +33,8 @@ _VERSION_1_DEFAULTS = {"variance_floor": 0.0, "standardize": False}
 
 # Fitted state stored as arrays, and scalars stored in the JSON header.
 _ARRAYS = ("params_", "_adam_m", "_adam_v")
-_STANDARDIZATION = ("mean_", "scale_")  # float64 arrays, or absent when the model does not standardize
+# float64 arrays, or absent when the model does not standardize (or has no power transform)
+_STANDARDIZATION = ("mean_", "scale_", "lambdas_", "power_mean_", "power_scale_")
 _SCALARS = ("n_features_in_", "n_iter_", "t_", "_baseline", "_seed", "best_loss_", "best_validation_score_",
             "active_units_", "loss_curve_", "validation_scores_", "latent_variance_")
 
@@ -231,6 +232,9 @@ def _vae_from(path, header, contents, estimator_class):
         setattr(model, name, None if array is None else np.array(array))
     if (model.mean_ is None) != (model.scale_ is None):
         raise ValueError(f"{path!r} is corrupted: it holds only one of mean_ and scale_.")
+    if len({model.lambdas_ is None, model.power_mean_ is None, model.power_scale_ is None}) > 1 or \
+            (model.lambdas_ is not None and model.mean_ is None):
+        raise ValueError(f"{path!r} is corrupted: its power transform is incomplete.")
     if "feature_names_in" in contents:
         model.feature_names_in_ = contents["feature_names_in"].astype(object)
     n_params = model._n_params()

@@ -10,7 +10,7 @@ from ._columns import (KINDS, NUMERIC_KINDS, blocks, codes_of, decode, encode, l
                        learn_column, model_width, numbers_of, read_table, row_fingerprints, to_series, with_labels)
 from ._progress import warn
 from ._vae import VAE
-from ._validation import BOOL, INT, check_hyperparameter, draw_seed, unchanged_on_failure
+from ._validation import BOOL, INT, check_hyperparameter, draw_seed, models_gaussian, unchanged_on_failure
 
 # Early stopping holds out a tenth of the rows: on fewer than 10 times this many, none.
 _MIN_HELD_OUT_ROWS = 2
@@ -232,6 +232,7 @@ class VAESynthesizer(BaseEstimator):
         n_components = self.n_components or int(np.clip(n_modelled // 2, 2, 32))
         vae = VAE(n_components=n_components, hidden_layer_sizes=self.hidden_layer_sizes, activation=self.activation,
                   likelihood=likelihood, missing="mask" if np.isnan(Xm).any() else "error", beta=self.beta,
+                  standardize=models_gaussian(likelihood),  # normal scores already: no power transform
                   learning_rate=self.learning_rate, batch_size=self.batch_size, max_iter=self.max_iter,
                   early_stopping=self.early_stopping if len(Xm) >= _MIN_HELD_OUT_ROWS * 10 else False,
                   n_iter_no_change=self.n_iter_no_change,

@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from . import _cuda, _mpi
+from . import _cuda, _mpi, _power
 from ._progress import EpochReporter, warn
 from ._validation import (GAUSSIAN, GAUSSIAN_KINDS, check_vae_hyperparameters, column_blocks, columns_of_kind, draw_seed,
                           models_gaussian, validate_vae_input)
@@ -95,6 +95,7 @@ def _train(est, X, incremental, ctx):
     else:
         est._configure(new_config(est, X, hidden, ctx))
         est.mean_, est.scale_ = learn_standardization(est, X, ctx)
+        est.lambdas_, est.power_mean_, est.power_scale_ = learn_power_transform(est, X, ctx)
         est._seed = ctx.bcast(draw_seed(est.random_state))
         state = TrainingState.fresh(est._initial_params())
     X32 = est._model_units(X)
@@ -303,6 +304,26 @@ def learn_standardization(est, X, ctx):
         gaussian = columns_of_kind(blocks, GAUSSIAN_KINDS)
         mean[~gaussian], scale[~gaussian] = 0.0, 1.0
     return mean, scale
+
+
+def learn_power_transform(est, X, ctx):
+    """(lambdas_, power_mean_, power_scale_) with standardize="auto": each standardized Gaussian
+    column's Yeo-Johnson exponent (1: left as it is), then the transformed columns' mean and
+    scale; (None, None, None) otherwise."""
+    if est.standardize != "auto" or est.mean_ is None or est.likelihood == "gaussian_isotropic":
+        return None, None, None
+    blocks = column_blocks(est.likelihood)
+    eligible = np.ones(X.shape[1], bool) if blocks is None else columns_of_kind(blocks, GAUSSIAN_KINDS)
+    Z = (X - est.mean_) / est.scale_
+    # The same rows, evenly spaced in the whole data, on one process or spread over several.
+    sample = np.unique(np.linspace(0, ctx.n_total - 1, min(_power.MAX_ROWS, ctx.n_total)).round().astype(np.int64))
+    lambdas = _power.fit_lambdas(ctx.gather_rows(ctx.local_rows(Z, sample)), eligible)
+    if (lambdas == 1.0).all():
+        return None, None, None
+    mean, var = ctx.column_moments(_power.yeo_johnson(Z, lambdas))
+    transformed = lambdas != 1.0
+    scale = np.where(transformed & (var > 0), np.sqrt(var), 1.0)
+    return lambdas, np.where(transformed, np.nan_to_num(mean), 0.0), scale
 
 
 def resolved_batch_size(est, n_train):

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from . import _cuda, _persistence, _training
+from . import _cuda, _persistence, _power, _training
 from ._dask import dask_blockwise
 from ._progress import by_row_slices, warn
 from ._threads import _core, resolve_threads
@@ -100,11 +100,17 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``-0.5 * log(2 pi variance_floor)`` (about 6 nats) to a row's score.
     standardize : {"auto", True, False}, default="auto"
         Center and scale each feature inside the model (statistics learned in ``fit``, stored as ``mean_`` and
-        ``scale_``) for the Gaussian likelihoods and Gaussian columns ("auto"; the other kinds model the data as
-        it is: their mean is 0 and scale 1). Every output is in the data's own units, and scores are densities
-        of the data itself (they include the log-determinant of the scaling), so raw and standardized copies of
-        a data set give equivalent models. ``"gaussian_isotropic"`` uses one scale for all features, keeping its
-        noise isotropic.
+        ``scale_``) for the Gaussian likelihoods and Gaussian columns; the other kinds model the data as it is
+        (their mean is 0 and scale 1). ``"auto"`` then applies a Yeo-Johnson power transform to each
+        Gaussian column that looks continuous (more than 10 distinct values, none in over 10% of the rows),
+        its exponent fitted by maximum likelihood (``lambdas_``; 1 leaves a column as it is), and standardizes
+        the result again (``power_mean_``, ``power_scale_``): a skewed or heavy-tailed column then costs the
+        Gaussian decoder no more than a symmetric one (benchmarks/POWER.md). ``True`` only standardizes.
+        Every output is in the data's own units, and scores are densities of the data itself (they include the
+        log-determinant of these maps), so raw and standardized copies of a data set give equivalent models.
+        ``"gaussian_isotropic"`` uses one scale for all features and no power transform, keeping its noise
+        isotropic. ``inverse_transform`` maps the decoder's mean back through the transform: with a power
+        transform that is the median of the decoder's distribution in the data's units, not its mean.
     posterior : {"gaussian", "logistic", "laplace"}, default="gaussian"
         Family of q(z | x). The Gaussian draws eps ~ N(0, I); the logistic
         and Laplace families draw eps ~ U(0, 1) and map it through their
@@ -190,6 +196,10 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Per-feature mean the model subtracts (``standardize``), else None.
     scale_ : ndarray of shape (n_features_in_,) or None
         Per-feature scale the model divides by (``standardize``), else None.
+    lambdas_ : ndarray of shape (n_features_in_,) or None
+        Yeo-Johnson exponent of each standardized feature (1: not transformed); None when no feature is.
+    power_mean_, power_scale_ : ndarray of shape (n_features_in_,) or None
+        Mean and scale of the power-transformed features, which the model subtracts and divides by.
     best_validation_score_ : float or None
         Best of ``validation_scores_``.
     best_loss_ : float
@@ -503,29 +513,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ units
 
     def _model_units(self, X, dtype=np.float32):
-        """X as the core sees it: C-contiguous, standardized when the model standardizes."""
-        mean, scale = self.__dict__.get("mean_"), self.__dict__.get("scale_")
-        if mean is None:
-            return np.ascontiguousarray(X, dtype=dtype)
-        return np.ascontiguousarray((X - mean) / scale, dtype=dtype)
+        """X as the core sees it: C-contiguous, standardized (and power-transformed) when the model does so."""
+        return np.ascontiguousarray(_power.to_model_units(self.__dict__, X), dtype=dtype)
 
     def _user_units(self, X_model, dtype):
         """Decoder outputs or draws (float32, model units) in the user's units and dtype."""
-        mean, scale = self.__dict__.get("mean_"), self.__dict__.get("scale_")
-        if mean is None:
-            return X_model.astype(dtype, copy=False)
-        return (X_model * scale + mean).astype(dtype, copy=False)
+        return _power.to_user_units(self.__dict__, X_model).astype(dtype, copy=False)
 
     def _log_jacobian(self, X):
-        """Per row, log |d x_model / d x| over the observed entries: what turns a
-        density of the standardized data into a density of X (in nats)."""
-        scale = self.__dict__.get("scale_")
-        if scale is None:
-            return np.zeros(X.shape[0])
-        log_scale = np.log(scale)
-        if not self._fit_config["missing"]:
-            return np.full(X.shape[0], -log_scale.sum())
-        return -((~np.isnan(X)) @ log_scale)
+        """Per row, log |d x_model / d x| over the observed entries (nats)."""
+        return _power.log_jacobian(self.__dict__, X, self._fit_config["missing"])
 
     # ------------------------------------------------------------------ inference
 
