@@ -87,6 +87,12 @@ def write_markdown(path, results, tables, candidates):
         lines.append(f"| {c} | {sum(g >= -0.5 for g in tuned.values())}/{len(tuned)} | "
                      f"{np.median(list(tuned.values())):+.3f} | {tuned[worst]:+.3f} ({worst}) | "
                      + (f"{towny:+.3f}" if towny is not None else "not run") + " |")
+    ranked = sorted(candidates, key=lambda c: (-sum(g >= -0.5 for t, g in gaps[c].items() if t in tables),
+                                               -np.median([g for t, g in gaps[c].items() if t in tables])))
+    lines += ["", f"By the rule (most tuning tables within 0.5 nats of FactorAnalysis, then the highest median gap): "
+              f"`{ranked[0]}`; pyvae's default is `{CHOSEN}` (pyvae._power.MIN_GAIN = {CANDIDATES[CHOSEN]}). "
+              "gt/towny (a reserve table, not used for the choice) shows what the transform is for: 20 census "
+              "columns that are near-exact functions of one another up to a long right tail."]
     lines += ["", "Every table: mean gap to FactorAnalysis over the splits (each split's gap in brackets).", "",
               "| table | FactorAnalysis | " + " | ".join(candidates) + " |",
               "|---|---|" + "---|" * len(candidates)]
