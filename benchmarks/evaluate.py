@@ -146,7 +146,9 @@ def units_check(X):
     fa = fit_fa((X_train - mean) / scale, k)
     standardized = fa.score((X_test - mean) / scale) - np.log(scale).sum()
     covariance = fa.get_covariance() * np.outer(scale, scale)  # the same model in raw units
-    raw_density = multivariate_normal(fa.mean_ * scale + mean, covariance).logpdf(X_test).mean()
+    # allow_singular: a table whose columns span many orders of magnitude has a covariance in raw units that
+    # fails SciPy's positive-definiteness test in floating point, though it is positive definite.
+    raw_density = multivariate_normal(fa.mean_ * scale + mean, covariance, allow_singular=True).logpdf(X_test).mean()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         fa_raw = fit_fa(X_train, k)
@@ -301,6 +303,7 @@ def write_markdown(path, results, names, part, args, check):
     imp = impute_rows(results, names, rates, masks)
     command = "python benchmarks/evaluate.py" + (f" --part {part}" if part != "evaluation" else "") + \
         (f" --n-reserve {len(names)}" if part == "reserve" else "") + \
+        (" --density-only" if not args.rates else "") + \
         (" --quick" if args.quick else "") + f" --out {os.path.relpath(path, os.path.join(HERE, '..'))}"
     import sklearn
 
@@ -315,7 +318,8 @@ def write_markdown(path, results, names, part, args, check):
         (f"({len(names)} tables, {part} part)" if part != "reserve" else f"(its reserve: the first {len(names)} "
          f"in the order RESERVE_SEED = {RESERVE_SEED} draws, fixed before any ran; no setting was chosen on them, "
          "but gt/towny's first run, with the VAE 18-28 nats per row behind FactorAnalysis, is why the VAE has a "
-         "power transform now: benchmarks/POWER.md)") + ". The protocol is benchmarks/evaluate.py's docstring; in short:",
+         "power transform now: benchmarks/POWER.md)")
+        + ". The protocol is benchmarks/evaluate.py's docstring; in short:",
         "",
         f"- Density: {len(splits)} seeded 75/25 splits (seeds {list(splits)}); held-out log-likelihood in nats per "
         f"row of the raw data; `VAE(n_components=k)` at its defaults scored with the importance-weighted bound "
@@ -325,6 +329,7 @@ def write_markdown(path, results, names, part, args, check):
         "(converged, exact SVD), `GaussianMixture` (full covariance, 1-5 components by BIC on the training split); "
         "k = min(5, d // 2). Mean ± standard deviation over the splits; a gap is the VAE's score minus the peer's, "
         "per split, then averaged (positive: the VAE is better).",
+        "- Imputation: not run (`--density-only`)." if not rates else
         f"- Imputation: {', '.join(f'{r:.0%}' for r in rates)} of the entries hidden at random, mask seeds "
         f"{list(masks)}; RMSE on the hidden entries in standardized units (mean ± standard deviation over the "
         "masks); `VAEImputer()` and `ConditionalVAEImputer()` at their defaults; `IterativeImputer(max_iter=25)` (BayesianRidge); "
@@ -398,58 +403,60 @@ def write_markdown(path, results, names, part, args, check):
             "the digits shown.",
             "",
         ]
-    lines += [
-        "## Imputation: RMSE on the hidden entries (standardized units, lower is better)",
-        "",
-        "| table | missing | mean | KNNImputer | Iterative (BayesianRidge) | Iterative (ExtraTrees) | VAEImputer "
-        "| ConditionalVAEImputer | VAE / best Iterative | Conditional / best Iterative "
-        "| fit s: KNN / BR / ET / VAE / Conditional |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in imp:
-        lines.append(
-            f"| {r['name']} | {r['rate']:.0%} | {fmt(r['mean'])} | {fmt(r['knn'])} | {fmt(r['ii_br'])} | "
-            f"{fmt(r['ii_et'])} | {fmt(r['vae'])} | {fmt(r['vaeac'])} | {r['vae'][0] / r['best_ii']:.3f} | "
-            f"{r['vaeac'][0] / r['best_ii']:.3f} | "
-            + " / ".join(f"{r[m + '_seconds']:.1f}" for m in ("knn", "ii_br", "ii_et", "vae", "vaeac")) + " |")
-    for ours in VAE_IMPUTERS:
-        lines += ["", f"| {IMPUTER_NAMES[ours]} against | wins | losses | median ratio | worst ratio (table, rate) "
-                  "| best ratio (table, rate) | median time ratio |", "|---|---|---|---|---|---|---|"]
-        for peer in ("ii_br", "ii_et", "knn", "mean", *(v for v in VAE_IMPUTERS if v != ours)):
-            ratios = np.array([r[ours][0] / r[peer][0] for r in imp])
-            worst, best = int(np.argmax(ratios)), int(np.argmin(ratios))
-            seconds = np.median([r[ours + "_seconds"] / max(r[peer + "_seconds"], 1e-3) for r in imp])
-            time_ratio = f"{seconds:.2f}x" if seconds < 1 else f"{seconds:.1f}x"
-            lines.append(f"| {NAMES[peer] if peer != 'vae' else 'VAEImputer'} | {int((ratios < 1).sum())} | "
-                         f"{int((ratios > 1).sum())} | {np.median(ratios):.3f} | {ratios[worst]:.3f} "
-                         f"({imp[worst]['name']}, {imp[worst]['rate']:.0%}) | {ratios[best]:.3f} "
-                         f"({imp[best]['name']}, {imp[best]['rate']:.0%}) | {time_ratio} |")
-    def warned_fits(imputer):
-        return sum(results[f"{r['name']}|impute|{r['rate']}|{m}|{imputer}"]["warned"] for r in imp for m in masks)
+    if imp:  # (none with --density-only)
+        lines += [
+            "## Imputation: RMSE on the hidden entries (standardized units, lower is better)",
+            "",
+            "| table | missing | mean | KNNImputer | Iterative (BayesianRidge) | Iterative (ExtraTrees) | VAEImputer "
+            "| ConditionalVAEImputer | VAE / best Iterative | Conditional / best Iterative "
+            "| fit s: KNN / BR / ET / VAE / Conditional |",
+            "|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in imp:
+            lines.append(
+                f"| {r['name']} | {r['rate']:.0%} | {fmt(r['mean'])} | {fmt(r['knn'])} | {fmt(r['ii_br'])} | "
+                f"{fmt(r['ii_et'])} | {fmt(r['vae'])} | {fmt(r['vaeac'])} | {r['vae'][0] / r['best_ii']:.3f} | "
+                f"{r['vaeac'][0] / r['best_ii']:.3f} | "
+                + " / ".join(f"{r[m + '_seconds']:.1f}" for m in ("knn", "ii_br", "ii_et", "vae", "vaeac")) + " |")
+        for ours in VAE_IMPUTERS:
+            lines += ["", f"| {IMPUTER_NAMES[ours]} against | wins | losses | median ratio | worst ratio (table, rate) "
+                      "| best ratio (table, rate) | median time ratio |", "|---|---|---|---|---|---|---|"]
+            for peer in ("ii_br", "ii_et", "knn", "mean", *(v for v in VAE_IMPUTERS if v != ours)):
+                ratios = np.array([r[ours][0] / r[peer][0] for r in imp])
+                worst, best = int(np.argmax(ratios)), int(np.argmin(ratios))
+                seconds = np.median([r[ours + "_seconds"] / max(r[peer + "_seconds"], 1e-3) for r in imp])
+                time_ratio = f"{seconds:.2f}x" if seconds < 1 else f"{seconds:.1f}x"
+                lines.append(f"| {NAMES[peer] if peer != 'vae' else 'VAEImputer'} | {int((ratios < 1).sum())} | "
+                             f"{int((ratios > 1).sum())} | {np.median(ratios):.3f} | {ratios[worst]:.3f} "
+                             f"({imp[worst]['name']}, {imp[worst]['rate']:.0%}) | {ratios[best]:.3f} "
+                             f"({imp[best]['name']}, {imp[best]['rate']:.0%}) | {time_ratio} |")
+        def warned_fits(imputer):
+            return sum(results[f"{r['name']}|impute|{r['rate']}|{m}|{imputer}"]["warned"] for r in imp for m in masks)
 
-    n = len(imp)
-    lines += [
-        "",
-        f"IterativeImputer warned that it had not converged (its `tol`) in {warned_fits('ii_et')} of "
-        f"{len(imp) * len(masks)} ExtraTrees fits and {warned_fits('ii_br')} of {len(imp) * len(masks)} BayesianRidge "
-        "fits; the numbers are those after its last round.",
-    ]
-    for ours in VAE_IMPUTERS:
-        to_best = np.array([r[ours][0] / r["best_ii"] for r in imp])
-        beats_all = sum(r[ours][0] < min(r["ii_br"][0], r["ii_et"][0], r["knn"][0]) for r in imp)
-        within10, within25 = int((to_best <= 1.10).sum()), int((to_best <= 1.25).sum())
-        over25 = [f"{r['name']} {r['rate']:.0%} ({x:.3f})" for r, x in zip(imp, to_best) if x > 1.25]
+        n = len(imp)
         lines += [
             "",
-            f"Targets (issue 24) for {IMPUTER_NAMES[ours]}, over the (table, missing rate) pairs:",
-            "",
-            f"- within 10% of the better IterativeImputer on at least 90%: {within10} of {n} ({within10 / n:.0%}): "
-            + ("**holds**." if within10 >= 0.9 * n else "**fails**."),
-            f"- never more than 25% behind it: {n - within25} pairs more than 25% behind: "
-            + ("**holds**." if not over25 else f"**fails** ({', '.join(over25)})."),
-            f"- beats both IterativeImputers and KNNImputer on most: on {beats_all} of {n}: "
-            + ("**holds**." if beats_all > n / 2 else "**fails**."),
+            f"IterativeImputer warned that it had not converged (its `tol`) in {warned_fits('ii_et')} of "
+            f"{len(imp) * len(masks)} ExtraTrees fits and {warned_fits('ii_br')} of {len(imp) * len(masks)} "
+            "BayesianRidge "
+            "fits; the numbers are those after its last round.",
         ]
+        for ours in VAE_IMPUTERS:
+            to_best = np.array([r[ours][0] / r["best_ii"] for r in imp])
+            beats_all = sum(r[ours][0] < min(r["ii_br"][0], r["ii_et"][0], r["knn"][0]) for r in imp)
+            within10, within25 = int((to_best <= 1.10).sum()), int((to_best <= 1.25).sum())
+            over25 = [f"{r['name']} {r['rate']:.0%} ({x:.3f})" for r, x in zip(imp, to_best) if x > 1.25]
+            lines += [
+                "",
+                f"Targets (issue 24) for {IMPUTER_NAMES[ours]}, over the (table, missing rate) pairs:",
+                "",
+                f"- within 10% of the better IterativeImputer on at least 90%: {within10} of {n} ({within10 / n:.0%}): "
+                + ("**holds**." if within10 >= 0.9 * n else "**fails**."),
+                f"- never more than 25% behind it: {n - within25} pairs more than 25% behind: "
+                + ("**holds**." if not over25 else f"**fails** ({', '.join(over25)})."),
+                f"- beats both IterativeImputers and KNNImputer on most: on {beats_all} of {n}: "
+                + ("**holds**." if beats_all > n / 2 else "**fails**."),
+            ]
     lines += [
         "",
         "## In plain words",
@@ -473,7 +480,7 @@ def plain_statement(dens, imp):
             by_table.setdefault(r["name"], []).append(test(r))
         return ", ".join(t for t, v in by_table.items() if all(v)) or "none"
 
-    return [
+    statements = [
         "- Density, VAE against converged FactorAnalysis: better on "
         f"{names(dens, lambda r: r['vae_minus_fa'][0] > 0)}; worse on "
         f"{names(dens, lambda r: r['vae_minus_fa'][0] < 0)}.",
@@ -482,6 +489,10 @@ def plain_statement(dens, imp):
         f"{names(dens, lambda r: r['vae_minus_gmm'][0] < 0)}.",
         "- Density, unstable across splits (a standard deviation over 2 nats/row for some model: a few test rows "
         f"scored far below the rest): {names(dens, lambda r: max(r[m][1] for m in DENSITY_MODELS) > 2)}.",
+    ]
+    if not imp:
+        return statements
+    return statements + [
         "- Imputation: VAEImputer has the lowest error of all five at every missing rate on "
         f"{tables(lambda r: r['vae'][0] <= min(r[m][0] for m in IMPUTERS if m != 'vaeac'))}; it is behind the better "
         f"IterativeImputer at every rate on {tables(lambda r: r['vae'][0] > r['best_ii'])}; and behind KNNImputer at "
@@ -512,6 +523,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("evaluation", "tuning", "both", "reserve"), default="evaluation")
     parser.add_argument("--n-reserve", type=int, default=8, help="with --part reserve: how many reserve tables")
+    parser.add_argument("--density-only", action="store_true", help="the density rows only, no imputation")
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 tables, 1 split, 20%% missing, 1 mask")
     parser.add_argument("--tables", nargs="+", default=None, help="only these tables (package/item)")
     parser.add_argument("--cache", default=None, help="JSON file keeping results between runs (resume)")
@@ -524,7 +536,7 @@ def main():
              "reserve": reserve_draw(split["reserve"], args.n_reserve)}[args.part]
     if args.tables:
         names = [n for n in names if n in args.tables]
-    args.splits, args.rates, args.masks = SPLITS, RATES, MASKS
+    args.splits, args.rates, args.masks = SPLITS, () if args.density_only else RATES, MASKS
     if args.quick:
         names, args.splits, args.rates, args.masks = names[:2], SPLITS[:1], (0.2,), MASKS[:1]
     results = {}
