@@ -315,7 +315,7 @@ def write_markdown(path, results, names, part, args, check):
         f"{sklearn.__version__}, {time.strftime('%Y-%m-%d')}; {results['seconds'] / 60:.0f} minutes of computing in "
         "all. One process, one thread "
         "everywhere (`n_threads=1`, `n_jobs=1`, BLAS and OpenMP at 1 thread). Tables: benchmarks/SUITE.md "
-        (f"({len(names)} tables, {part} part)" if part != "reserve" else f"(its reserve: the first {len(names)} "
+        + (f"({len(names)} tables, {part} part)" if part != "reserve" else f"(its reserve: the first {len(names)} "
          f"in the order RESERVE_SEED = {RESERVE_SEED} draws, fixed before any ran; no setting was chosen on them, "
          "but gt/towny's first run, with the VAE 18-28 nats per row behind FactorAnalysis, is why the VAE has a "
          "power transform now: benchmarks/POWER.md)")
