@@ -121,10 +121,20 @@ def suite_rows(results, names, splits):
         for m in ("fa", "gmm", "vae", *SUITE_SETTINGS):
             row[m] = mean_sd([r[m]["score"] for r in runs])[0]
         for m in ("vae", *SUITE_SETTINGS):
-            row[m + "_gmm"] = float(np.mean([r[m]["score"] - r["gmm"]["score"] for r in runs]))
-            row[m + "_fa"] = float(np.mean([r[m]["score"] - r["fa"]["score"] for r in runs]))
+            # A split whose training diverged (NaN) makes the table a loss, the worst gap there is.
+            row[m + "_gmm"] = _worst_if_nan(np.mean([r[m]["score"] - r["gmm"]["score"] for r in runs]))
+            row[m + "_fa"] = _worst_if_nan(np.mean([r[m]["score"] - r["fa"]["score"] for r in runs]))
         rows.append(row)
     return rows
+
+
+def _worst_if_nan(gap):
+    return -np.inf if np.isnan(gap) else float(gap)
+
+
+def _cell(value, sign=""):
+    """A score or gap for the tables; "diverged" where a split's training diverged."""
+    return f"{value:{sign}.3f}" if np.isfinite(value) else "diverged"
 
 
 def summary(rows, model):
@@ -187,20 +197,26 @@ def write_markdown(path, results, parts, args, chosen):
                   "|---" * (6 + 2 * len(SUITE_SETTINGS)) + "|"]
         for r in rows:
             lines.append(f"| {r['name']} | {r['shape'][0]} x {r['shape'][1]} | {r['fa']:.3f} | {r['gmm']:.3f} | "
-                         f"{r['vae']:.3f} | " + " | ".join(f"{r[m]:.3f}" for m in SUITE_SETTINGS)
-                         + f" | {r['vae_gmm']:+.3f} | " + " | ".join(f"{r[m + '_gmm']:+.3f}" for m in SUITE_SETTINGS)
-                         + " |")
+                         f"{_cell(r['vae'])} | " + " | ".join(_cell(r[m]) for m in SUITE_SETTINGS)
+                         + f" | {_cell(r['vae_gmm'], '+')} | "
+                         + " | ".join(_cell(r[m + '_gmm'], '+') for m in SUITE_SETTINGS) + " |")
         lines += ["", "| model | median gap to GMM | wins over GMM | median gap to FA | wins over FA | "
                   "median gap to the default VAE | wins over it |", "|---|---|---|---|---|---|---|"]
         for m in ("vae", *SUITE_SETTINGS):
             s = summary(rows, m)
             label = "VAE (default)" if m == "vae" else SUITE_NAMES[m]
-            to_default = np.array([r[m] - r["vae"] for r in rows])
-            lines.append(f"| {label} | {s['median_gmm']:+.3f} | {s['wins_gmm']} of {s['n']} | "
-                         f"{s['median_fa']:+.3f} | {s['wins_fa']} of {s['n']} | "
-                         + (" | " if m == "vae" else f"{np.median(to_default):+.3f} | {(to_default > 0).sum()} of {s['n']}")
-                         + " |")
+            to_default = np.array([_worst_if_nan(r[m] - r["vae"]) for r in rows])
+            lines.append(f"| {label} | {_cell(s['median_gmm'], '+')} | {s['wins_gmm']} of {s['n']} | "
+                         f"{_cell(s['median_fa'], '+')} | {s['wins_fa']} of {s['n']} | "
+                         + (" | " if m == "vae" else
+                            f"{_cell(np.median(to_default), '+')} | {(to_default > 0).sum()} of {s['n']}") + " |")
         lines.append("")
+        lines += [f"- {SUITE_NAMES.get(m, m)}, {name} split {seed}: \"{results[f'{name}|{seed}'][m]['diverged']}\""
+                  for name in names for seed in args.splits for m in SUITE_SETTINGS
+                  if "diverged" in results[f"{name}|{seed}"][m]]
+        lines += ["A table where a split's training diverged counts as a loss, below every other gap in the "
+                  "medians." if any("diverged" in results[f"{name}|{seed}"][m] for name in names
+                                    for seed in args.splits for m in SUITE_SETTINGS) else "", ""]
     if chosen:
         lines += ["## Chosen on the tuning part", "", chosen, ""]
     with open(path, "w") as f:
@@ -241,8 +257,8 @@ def main():
     tuning = suite_rows(results, args.names["tuning"], args.splits)
     medians = {m: summary(tuning, m)["median_gmm"] for m in ("vae", *SUITE_SETTINGS)}
     best = max(SUITE_SETTINGS, key=medians.get)
-    chosen = (f"Median gap to GaussianMixture on the tuning part: default VAE {medians['vae']:+.3f}, "
-              + ", ".join(f"{SUITE_NAMES[m]} {medians[m]:+.3f}" for m in SUITE_SETTINGS)
+    chosen = (f"Median gap to GaussianMixture on the tuning part: default VAE {_cell(medians['vae'], '+')}, "
+              + ", ".join(f"{SUITE_NAMES[m]} {_cell(medians[m], '+')}" for m in SUITE_SETTINGS)
               + f". Chosen: {SUITE_NAMES[best]}"
               + (" (better than the default there)." if medians[best] > medians["vae"] else
                  " (not better than the default there)."))
