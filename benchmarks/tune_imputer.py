@@ -129,6 +129,13 @@ CANDIDATES = {
     **{f"linear e300 lr3e-03 h128 z=d/2 refine{n}": dict(CHOSEN_KWARGS, latent="d/2", refine_steps=n)
        for n in (20, 50, 100)},
     "linear e200 lr3e-03 h128 z=d/2 refine50": dict(CHOSEN_KWARGS, max_iter=200, latent="d/2", refine_steps=50),
+    # Issue 24's second round: more capacity or more training on top of the refined default, for the pairs
+    # where the ExtraTrees IterativeImputer is far ahead (underfitting would show as gains here).
+    **{f"{CHOSEN_REFINED} {label}": {**CHOSEN_KWARGS, "latent": "d/2", "refine_steps": 50, **change} for label, change in [
+        ("e1000", dict(max_iter=1000)), ("z=d", dict(latent="d")), ("relu", dict(activation="relu")),
+        ("h128x2", dict(hidden_layer_sizes=(128, 128))), ("h256x2", dict(hidden_layer_sizes=(256, 256))),
+        ("miwae k5", dict(objective="iwae", n_mc_samples=5)), ("miwae k10", dict(objective="iwae", n_mc_samples=10)),
+        ("miwae k20", dict(objective="iwae", n_mc_samples=20))]},
 }
 
 
@@ -226,7 +233,8 @@ def summary(results, names, cand):
             vs_br.append(vae[0] / br[0])
             time_ratio.append(vae[1] / br[1])
     vs_best, vs_br, time_ratio = map(np.array, (vs_best, vs_br, time_ratio))
-    return dict(within10=int((vs_best <= 1.10).sum()), n=len(vs_best), med_best=np.median(vs_best),
+    return dict(within10=int((vs_best <= 1.10).sum()), over25=int((vs_best > 1.25).sum()), n=len(vs_best),
+                med_best=np.median(vs_best),
                 worst_best=vs_best.max(), beats_br=int((vs_br < 1).sum()), med_br=np.median(vs_br),
                 med_time=np.median(time_ratio), worst_time=time_ratio.max())
 
@@ -269,16 +277,33 @@ def write_markdown(path, results, names):
              "with 20; 22 pairs within 10% against the default's 18, worst pair 1.320 against 1.456; about 1.05x the "
              "default's time pinned: median ratios 0.90x against 0.86x in the second table), now the default "
              "(`refine_steps=50`). Fewer epochs with it (`e200`) lose what it gains.", "",
-             "| candidate | settings | within 10% of best Iterative | median / worst RMSE vs best Iterative | "
-             "beats BayesianRidge | median RMSE vs BR | median / worst time vs BR |",
-             "|---|---|---|---|---|---|---|"]
+             "Issue 24's second round, for accuracy where the ExtraTrees IterativeImputer leads: on top of the "
+             f"default (`{CHOSEN_REFINED}`), 1,000 epochs, a latent size of d, ReLU, two hidden layers of 128 or 256, "
+             "and training on the importance-weighted bound with K = 5, 10 or 20 draws per row (MIWAE's objective: "
+             "`objective=\"iwae\", n_mc_samples=K`). More capacity or epochs do not close the gap (two layers of "
+             "256: 23 pairs within 10%, worst 1.453). The IWAE objective narrows it: K = 10 fills 27 pairs within "
+             "10% and none more than 25% behind (the default: 22 and 3; worst 1.195 against 1.320) at the default's "
+             "median ratio (1.059). The rule, set after K = 5's rows and before K = 10 and 20 ran: the most pairs "
+             "within 10%, ties by the median ratio, among candidates with no more pairs over 25% behind than the "
+             "default, a median ratio no higher than its, and a median time below the ExtraTrees "
+             "IterativeImputer's. It takes K = 20 (26 pairs, one over 25%, median 1.057); K = 10's median is "
+             "0.0006 above the default's. Neither becomes the default: an IWAE epoch costs about K times an ELBO "
+             "epoch, and issue 27's time target for the default (at most 1.5x the BayesianRidge IterativeImputer's "
+             "median time, none over 5x) would fail. benchmarks/EVALUATION.md reports both K on the evaluation "
+             "part. This round ran on a slower CPU (AMD Zen 1) with 2 to 4 processes sharing 2 cores, while the "
+             "peers' times are from an earlier run: its time ratios overstate the cost (EVALUATION.md times both "
+             "on one machine).", "",
+             "| candidate | settings | within 10% of best Iterative | over 25% behind it | median / worst RMSE vs best "
+             "Iterative | beats BayesianRidge | median RMSE vs BR | median / worst time vs BR |",
+             "|---|---|---|---|---|---|---|---|"]
     for cand, kwargs in CANDIDATES.items():
         s = summary(results, names, cand)
         if s is None:
             continue
         settings = ", ".join(f"{k}=[{v!r}] * n_columns" if k == "column_kinds" and isinstance(v, str) else f"{k}={v!r}"
                              for k, v in kwargs.items()) or ", ".join(f"{k}={v!r}" for k, v in DEFAULTS_0_1.items())
-        lines.append(f"| {cand} | {settings} | {s['within10']}/{s['n']} | {s['med_best']:.3f} / {s['worst_best']:.3f} "
+        lines.append(f"| {cand} | {settings} | {s['within10']}/{s['n']} | {s['over25']} | "
+                     f"{s['med_best']:.3f} / {s['worst_best']:.3f} "
                      f"| {s['beats_br']}/{s['n']} | {s['med_br']:.3f} | {s['med_time']:.1f} / {s['worst_time']:.1f} |")
     pinned = [c for c in (CHOSEN, *PINNED_TIMES) if all(f"pinned|{t}|{c}" in results for t in names)]
     if len(pinned) > 1:
