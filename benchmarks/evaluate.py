@@ -437,7 +437,8 @@ def write_markdown(path, results, names, part, args, check):
                 worst, best = int(np.argmax(ratios)), int(np.argmin(ratios))
                 seconds = np.median([r[ours + "_seconds"] / max(r[peer + "_seconds"], 1e-3) for r in imp])
                 time_ratio = f"{seconds:.2f}x" if seconds < 1 else f"{seconds:.1f}x"
-                lines.append(f"| {IMPUTER_NAMES[peer] if peer in IMPUTER_NAMES else NAMES[peer]} | {int((ratios < 1).sum())} | "
+                label = IMPUTER_NAMES[peer] if peer in IMPUTER_NAMES else NAMES[peer]
+                lines.append(f"| {label} | {int((ratios < 1).sum())} | "
                              f"{int((ratios > 1).sum())} | {np.median(ratios):.3f} | {ratios[worst]:.3f} "
                              f"({imp[worst]['name']}, {imp[worst]['rate']:.0%}) | {ratios[best]:.3f} "
                              f"({imp[best]['name']}, {imp[best]['rate']:.0%}) | {time_ratio} |")
