@@ -133,7 +133,7 @@ CANDIDATES = {
     # where the ExtraTrees IterativeImputer is far ahead (underfitting would show as gains here).
     **{f"{CHOSEN_REFINED} {label}": {**CHOSEN_KWARGS, "latent": "d/2", "refine_steps": 50, **change}
        for label, change in [
-        ("e1000", dict(max_iter=1000)), ("z=d", dict(latent="d")), ("relu", dict(activation="relu")),
+        ("e1000", dict(max_iter=1000)), ("latent d", dict(latent="d")), ("relu", dict(activation="relu")),
         ("h128x2", dict(hidden_layer_sizes=(128, 128))), ("h256x2", dict(hidden_layer_sizes=(256, 256))),
         ("miwae k5", dict(objective="iwae", n_mc_samples=5)), ("miwae k10", dict(objective="iwae", n_mc_samples=10)),
         ("miwae k20", dict(objective="iwae", n_mc_samples=20))]},
