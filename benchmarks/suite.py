@@ -39,9 +39,9 @@ candidate with the reason it was kept or dropped):
 4. Draw and split: the kept tables in alphabetical order, permuted with
    ``numpy.random.default_rng(SEED)``; the first ``N_DRAWN`` are the suite,
    the first half of them the tuning part, the second half the evaluation
-   part. The others are a reserve: the first 8 of it in benchmarks/evaluate.py's
-   RESERVE_SEED order were run once as a check (benchmarks/RESERVE.md); nobody
-   has looked at the rest.
+   part. The others are a reserve: the first 16 of it in benchmarks/evaluate.py's
+   RESERVE_SEED order were run as a check, 8 at a time (benchmarks/RESERVE.md);
+   nobody has looked at the rest.
 5. Size caps, so a full evaluation fits 2 cores: the first ``MAX_COLUMNS``
    continuous columns in the table's order, and at most ``MAX_ROWS`` rows,
    drawn with a seed made from the table's name.
