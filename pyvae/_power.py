@@ -31,6 +31,18 @@ MIN_GAIN = 0.02
 MAX_ROWS = 2_000
 
 
+# Yeo-Johnson is a Box-Cox transform of 1 + |z| on each side of 0: exponent lambda for
+# z >= 0, and 2 - lambda, mirrored, for z < 0. These two are that transform and its inverse.
+def _box_cox_of_log1p(u, lam):
+    """((1 + u)^lam - 1) / lam for u >= 0; log(1 + u) at lam = 0."""
+    return np.log1p(u) if abs(lam) < 1e-12 else np.expm1(lam * np.log1p(u)) / lam
+
+
+def _box_cox_of_log1p_inverse(v, lam):
+    """The u >= 0 that _box_cox_of_log1p maps to v (NaN or inf beyond its range)."""
+    return np.expm1(v) if abs(lam) < 1e-12 else np.expm1(np.log1p(lam * v) / lam)
+
+
 def yeo_johnson(Z, lambdas):
     """Z (n, d) transformed column by column; NaN stays NaN, lambda == 1 is the identity."""
     Y = np.array(Z, dtype=np.float64)
@@ -39,14 +51,8 @@ def yeo_johnson(Z, lambdas):
             continue
         z = Y[:, j]
         positive, negative = z >= 0, z < 0
-        if abs(lam) < 1e-12:
-            z[positive] = np.log1p(z[positive])
-        else:
-            z[positive] = np.expm1(lam * np.log1p(z[positive])) / lam
-        if abs(lam - 2.0) < 1e-12:
-            z[negative] = -np.log1p(-z[negative])
-        else:
-            z[negative] = -np.expm1((2.0 - lam) * np.log1p(-z[negative])) / (2.0 - lam)
+        z[positive] = _box_cox_of_log1p(z[positive], lam)
+        z[negative] = -_box_cox_of_log1p(-z[negative], 2.0 - lam)
     return Y
 
 
@@ -61,14 +67,8 @@ def yeo_johnson_inverse(Y, lambdas):
                 continue
             y = Z[:, j]
             positive, negative = y >= 0, y < 0
-            if abs(lam) < 1e-12:
-                y[positive] = np.expm1(y[positive])
-            else:
-                y[positive] = np.expm1(np.log1p(lam * y[positive]) / lam)
-            if abs(lam - 2.0) < 1e-12:
-                y[negative] = -np.expm1(-y[negative])
-            else:
-                y[negative] = -np.expm1(np.log1p(-(2.0 - lam) * y[negative]) / (2.0 - lam))
+            y[positive] = _box_cox_of_log1p_inverse(y[positive], lam)
+            y[negative] = -_box_cox_of_log1p_inverse(-y[negative], 2.0 - lam)
             beyond = ~np.isfinite(y) & ~np.isnan(Y[:, j])
             y[beyond] = np.copysign(np.finfo(np.float64).max, Y[:, j][beyond])
     return Z
